@@ -1,0 +1,3 @@
+"""LUKE: Language Understanding with Knowledge-based Embeddings."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,5 @@
+import sys
+
+from luke.cli import main
+
+sys.exit(main())
