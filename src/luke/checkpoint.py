@@ -1,0 +1,423 @@
+"""Checkpoint I/O at one boundary: `transformers`-format folders, the original project's archives, and
+initialisation from BERT/RoBERTa `transformers` folders.
+
+State-dict keys are exactly ``transformers``' LUKE keys, so loading is the identity plus a few explicit,
+logged rules (``load_state_dict``):
+
+* ``luke.`` prefix added or stripped between headed models and the bare encoder;
+* entity-aware query weights (``w2e_query``/``e2w_query``/``e2e_query``) missing from a checkpoint are
+  copied from that layer's ``query`` (the original pretraining used vanilla attention);
+* tied weights (entity decoder = entity table, MLM decoder = word embeddings) are re-tied, and untied
+  when a checkpoint carries a different MLM decoder (as ``transformers`` 5.x does);
+* a tensor whose shape disagrees with the model raises an error naming it.
+
+``pytorch_model.bin`` files are read with ``torch.load(weights_only=True)``: no pickled code runs.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import tarfile
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from luke.config import LukeConfig
+from luke.modeling import MODEL_CLASSES, LukeForMaskedLM, LukeModel, LukePreTrainedModel
+
+logger = logging.getLogger(__name__)
+
+WEIGHTS_NAME = "model.safetensors"
+LEGACY_WEIGHTS_NAME = "pytorch_model.bin"
+_EA_QUERY = re.compile(
+    r"^(.*encoder\.layer\.\d+\.attention\.self\.)(w2e_query|e2w_query|e2e_query)\.(weight|bias)$"
+)
+
+
+@dataclass
+class LoadReport:
+    """What ``load_state_dict`` did besides copying tensors one to one."""
+
+    missing_keys: list[str] = field(default_factory=list)  # model tensors left at their initial values
+    unexpected_keys: list[str] = field(default_factory=list)  # checkpoint tensors nobody used
+    copied_queries: list[str] = field(default_factory=list)  # entity-aware queries copied from `query`
+    untied: list[str] = field(default_factory=list)  # tied weights that the checkpoint untied
+
+    def __bool__(self) -> bool:
+        return bool(self.missing_keys or self.unexpected_keys)
+
+
+# ----------------------------------------------------------------------------------------- reading
+
+
+def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """Read ``model.safetensors`` or ``pytorch_model.bin`` (a file, or a folder containing one)."""
+    path = Path(path)
+    if path.is_dir():
+        for name in (WEIGHTS_NAME, LEGACY_WEIGHTS_NAME):
+            if (path / name).is_file():
+                return read_state_dict(path / name)
+        raise FileNotFoundError(f"{path} contains neither {WEIGHTS_NAME} nor {LEGACY_WEIGHTS_NAME}")
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint file at {path}")
+    if path.suffix == ".safetensors":
+        return load_file(str(path))
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # unpickling errors have many types; report the file
+        raise ValueError(f"{path}: cannot read as a weights-only PyTorch checkpoint ({err})") from None
+    if isinstance(state, dict) and "module" in state and isinstance(state["module"], dict):
+        state = state["module"]  # DeepSpeed model-states file
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ValueError(f"{path}: expected a state dict of tensors")
+    return state
+
+
+def _normalise_keys(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Legacy spellings -> current ones: DDP ``module.``, TF-style ``gamma/beta``, BERT MLM head names."""
+    out = {}
+    for key, value in state.items():
+        if key.endswith(".position_ids"):  # a buffer old `transformers` versions saved
+            continue
+        key = key.removeprefix("module.")
+        key = re.sub(r"\.gamma$", ".weight", key)
+        key = re.sub(r"\.beta$", ".bias", key)
+        key = key.replace("cls.predictions.transform.LayerNorm.", "lm_head.layer_norm.")
+        key = key.replace("cls.predictions.transform.dense.", "lm_head.dense.")
+        key = key.replace("cls.predictions.decoder.", "lm_head.decoder.")
+        key = key.replace("cls.predictions.bias", "lm_head.bias")
+        out[key] = value
+    return out
+
+
+# ----------------------------------------------------------------------------------------- loading
+
+
+def load_state_dict(model: LukePreTrainedModel, state: dict[str, torch.Tensor]) -> LoadReport:
+    """Copy ``state`` into ``model`` following the rules in the module docstring; returns a report."""
+    state = _normalise_keys(state)
+    report = LoadReport()
+    own = model.state_dict()
+    headed = hasattr(model, "luke")
+    # Prefix: headed models keep the encoder under `luke.`; the bare encoder has no prefix.
+    renamed: dict[str, torch.Tensor] = {}
+    for key, value in state.items():
+        if headed and not key.startswith("luke.") and f"luke.{key}" in own:
+            key = f"luke.{key}"
+        elif not headed and key.startswith("luke."):
+            key = key[len("luke.") :]
+        renamed[key] = value
+    state = renamed
+    if "lm_head.decoder.bias" not in state and "lm_head.bias" in state:
+        state["lm_head.decoder.bias"] = state["lm_head.bias"]
+    state.pop("lm_head.bias", None)
+
+    # Entity-aware queries: copy `query` where a checkpoint has none; drop them if the model has none.
+    for key in list(own):
+        m = _EA_QUERY.match(key)
+        if m and key not in state:
+            source = f"{m.group(1)}query.{m.group(3)}"
+            if source in state:
+                state[key] = state[source].clone()
+                report.copied_queries.append(key)
+    for key in list(state):
+        if _EA_QUERY.match(key) and key not in own:
+            state.pop(key)
+            logger.info("ignoring %s: the model does not use entity-aware attention", key)
+
+    # Tied weights.
+    if isinstance(model, LukeForMaskedLM):
+        word = state.get("luke.embeddings.word_embeddings.weight")
+        decoder = state.get("lm_head.decoder.weight")
+        if decoder is not None and word is not None and model.config.tie_word_embeddings:
+            if decoder.shape != word.shape or not torch.equal(decoder, word):
+                model.config.tie_word_embeddings = False
+                model.lm_head.decoder.weight = nn.Parameter(model.lm_head.decoder.weight.detach().clone())
+                report.untied.append("lm_head.decoder.weight")
+                own = model.state_dict()
+        state.pop("entity_predictions.decoder.weight", None)
+
+    tied = _tied_keys(model)
+    with torch.no_grad():
+        params = dict(model.named_parameters(remove_duplicate=False)) | dict(model.named_buffers())
+        for key, target in own.items():
+            if key in tied or key == "lm_head.bias":
+                continue
+            if key not in state:
+                report.missing_keys.append(key)
+                continue
+            value = state[key]
+            if value.shape != target.shape:
+                raise ValueError(
+                    f"checkpoint tensor {key} has shape {tuple(value.shape)} but the model (config) expects "
+                    f"{tuple(target.shape)}"
+                )
+            params[key].copy_(value)
+    report.unexpected_keys = sorted(k for k in state if k not in own)
+    model.tie_weights()
+    if report.copied_queries:
+        logger.info("initialised %d entity-aware query tensors from `query`", len(report.copied_queries))
+    if report.missing_keys:
+        logger.warning("newly initialised (not in checkpoint): %s", ", ".join(report.missing_keys))
+    if report.unexpected_keys:
+        logger.warning("unused checkpoint tensors: %s", ", ".join(report.unexpected_keys))
+    return report
+
+
+def _tied_keys(model: nn.Module) -> set[str]:
+    """Keys that are aliases of another parameter (they are loaded through the tensor they alias)."""
+    seen: dict[int, str] = {}
+    aliases = set()
+    for name, param in model.named_parameters(remove_duplicate=False):
+        if id(param) in seen:
+            aliases.add(name)
+        else:
+            seen[id(param)] = name
+    return aliases
+
+
+def load_pretrained(
+    cls: type[LukePreTrainedModel],
+    folder: str | Path,
+    *,
+    config: LukeConfig | None = None,
+    output_loading_info: bool = False,
+    **config_overrides: Any,
+) -> Any:
+    """Build ``cls`` from ``folder/config.json`` (or ``config``) and load its weights.
+
+    Keyword arguments that are config fields (e.g. ``use_entity_aware_attention=False``,
+    ``id2label=...``) override the saved config. With ``output_loading_info=True`` returns
+    ``(model, LoadReport)``.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"model folder {folder} does not exist")
+    config = config or LukeConfig.from_pretrained(folder)
+    for key, value in config_overrides.items():
+        if not hasattr(config, key):
+            raise TypeError(f"unknown option {key!r} (not a LukeConfig field)")
+        setattr(config, key, value)
+    config.__post_init__()
+    model = cls(config)
+    report = load_state_dict(model, read_state_dict(folder))
+    model.eval()
+    return (model, report) if output_loading_info else model
+
+
+# ----------------------------------------------------------------------------------------- saving
+
+
+def save_pretrained(model: LukePreTrainedModel, folder: str | Path) -> None:
+    """Write ``config.json`` and ``model.safetensors`` (keys as ``transformers``), atomically per file."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    model.config.architectures = [type(model).__name__]
+    state = model.state_dict()
+    # Aliases: `lm_head.bias` is `lm_head.decoder.bias`; the entity decoder is the entity table. The MLM
+    # decoder is written even when tied, because transformers 5.x does not re-tie it on load.
+    for key in ("lm_head.bias", "entity_predictions.decoder.weight"):
+        state.pop(key, None)
+    tensors: dict[str, torch.Tensor] = {}
+    seen: set[int] = set()
+    for key, value in state.items():
+        ptr = value.untyped_storage().data_ptr()
+        value = value.detach().contiguous()
+        if ptr in seen:
+            value = value.clone()
+        seen.add(ptr)
+        tensors[key] = value
+    tmp = folder / f".{WEIGHTS_NAME}.tmp"
+    save_file(tensors, str(tmp), metadata={"format": "pt"})
+    tmp.replace(folder / WEIGHTS_NAME)
+    model.config.save_pretrained(folder)
+
+
+def model_class_for(config: LukeConfig, state_keys: set[str] | None = None) -> type[LukePreTrainedModel]:
+    """The model class named in ``config.architectures`` (or guessed from the weights)."""
+    for name in config.architectures or []:
+        if name in MODEL_CLASSES:
+            return MODEL_CLASSES[name]
+    if state_keys and any(k.startswith(("lm_head.", "entity_predictions.")) for k in state_keys):
+        return LukeForMaskedLM
+    return LukeModel
+
+
+# ---------------------------------------------------------------------------- word position schemes
+
+
+def convert_to_roberta_positions(model: LukePreTrainedModel) -> None:
+    """Turn a model with BERT-style (0-based) word positions into RoBERTa-style ones, in place.
+
+    ``transformers``' LUKE always numbers words from ``pad_token_id + 1``; shifting the position table
+    down by that offset (row ``p + pad + 1`` <- old row ``p``) gives identical outputs there. The entity
+    position table (0-based word indices, not shifted) is extended with unused rows to the same size.
+    """
+    config = model.config
+    if config.word_position_style == "roberta":
+        return
+    base: LukeModel = model.luke if hasattr(model, "luke") else model  # type: ignore[assignment]
+    offset = config.pad_token_id + 1
+    size = config.max_position_embeddings + offset
+    word_old = base.embeddings.position_embeddings.weight.detach()
+    word_new = torch.zeros(size, word_old.shape[1], dtype=word_old.dtype)
+    word_new[offset:] = word_old
+    ent_old = base.entity_embeddings.position_embeddings.weight.detach()
+    ent_new = torch.zeros(size, ent_old.shape[1], dtype=ent_old.dtype)
+    ent_new[: ent_old.shape[0]] = ent_old
+    config.max_position_embeddings = size
+    config.word_position_style = "roberta"
+    base.embeddings.position_embeddings = nn.Embedding.from_pretrained(
+        word_new, freeze=False, padding_idx=config.pad_token_id
+    )
+    base.entity_embeddings.position_embeddings = nn.Embedding.from_pretrained(ent_new, freeze=False)
+
+
+# ------------------------------------------------------------------------- BERT / RoBERTa folders
+
+
+def init_from_transformers(
+    folder: str | Path,
+    cls: type[LukePreTrainedModel] = LukeModel,
+    *,
+    entity_vocab_size: int,
+    entity_emb_size: int | None = 256,
+    use_entity_aware_attention: bool = True,
+    word_position_style: str = "roberta",
+    seed: int | None = None,
+    **config_overrides: Any,
+) -> tuple[LukePreTrainedModel, LoadReport]:
+    """Build a LUKE model whose word side comes from a BERT or RoBERTa ``transformers`` folder.
+
+    The entity side (table, projection, entity positions/types, entity head) is freshly initialised;
+    entity-aware queries start as copies of ``query``. BERT checkpoints number positions from 0; by
+    default their position table is shifted so the model is ``transformers``-compatible (see
+    ``convert_to_roberta_positions``); pass ``word_position_style="bert"`` to keep 0-based positions.
+    Returns the model and a report of unused (e.g. NSP head) and newly initialised tensors.
+    """
+    folder = Path(folder)
+    cfg_path = folder / "config.json"
+    if not cfg_path.is_file():
+        raise FileNotFoundError(f"{folder} has no config.json (expected a BERT/RoBERTa transformers folder)")
+    src = json.loads(cfg_path.read_text())
+    model_type = src.get("model_type")
+    if model_type not in ("bert", "roberta", "xlm-roberta", "camembert"):
+        raise ValueError(f"{cfg_path}: model_type {model_type!r} is not BERT or RoBERTa-like")
+    bert_style = model_type == "bert"
+    config = LukeConfig(
+        vocab_size=src["vocab_size"],
+        entity_vocab_size=entity_vocab_size,
+        hidden_size=src["hidden_size"],
+        entity_emb_size=entity_emb_size or src["hidden_size"],
+        num_hidden_layers=src["num_hidden_layers"],
+        num_attention_heads=src["num_attention_heads"],
+        intermediate_size=src["intermediate_size"],
+        hidden_act=src.get("hidden_act", "gelu"),
+        hidden_dropout_prob=src.get("hidden_dropout_prob", 0.1),
+        attention_probs_dropout_prob=src.get("attention_probs_dropout_prob", 0.1),
+        max_position_embeddings=src["max_position_embeddings"],
+        type_vocab_size=src.get("type_vocab_size", 2),
+        initializer_range=src.get("initializer_range", 0.02),
+        layer_norm_eps=src.get("layer_norm_eps", 1e-12),
+        use_entity_aware_attention=use_entity_aware_attention,
+        pad_token_id=src.get("pad_token_id", 0 if bert_style else 1),
+        bos_token_id=src.get("bos_token_id"),
+        eos_token_id=src.get("eos_token_id"),
+        word_position_style="bert" if bert_style else "roberta",
+        extra={"bert_model_name": str(src.get("_name_or_path", folder.name))},
+        **config_overrides,
+    )
+    if seed is not None:
+        torch.manual_seed(seed)
+    model = cls(config)
+    state = {}
+    for key, value in read_state_dict(folder).items():
+        for prefix in ("bert.", "roberta."):
+            key = key.removeprefix(prefix)
+        state[key] = value
+    report = load_state_dict(model, state)
+    entity_side = ("entity_embeddings.", "entity_predictions.", "classifier.", "pooler.")
+    report.missing_keys = [
+        k for k in report.missing_keys if not k.removeprefix("luke.").startswith(entity_side)
+    ]
+    if word_position_style == "roberta":
+        convert_to_roberta_positions(model)
+    return model, report
+
+
+# ------------------------------------------------------------------------- original LUKE archives
+
+
+@dataclass
+class OriginalArchive:
+    """An original-project model archive, loaded."""
+
+    model: LukePreTrainedModel
+    entity_vocab: Any  # luke.entity_vocab.EntityVocab
+    metadata: dict[str, Any]
+
+
+def load_original_archive(path: str | Path, *, use_entity_aware_attention: bool = True) -> OriginalArchive:
+    """Load an original LUKE archive: a ``.tar[.gz|.bz2|.xz]`` or a folder with ``pytorch_model.bin``,
+    ``metadata.json`` and ``entity_vocab.tsv`` / ``entity_vocab.jsonl`` (spec §4.2).
+
+    The model config comes from ``metadata["model_config"]``: RoBERTa-based models keep RoBERTa
+    positions (``pad_token_id=1``), BERT-based ones keep 0-based positions (convert with
+    ``convert_to_roberta_positions`` before exporting to ``transformers``).
+    """
+    from luke.entity_vocab import EntityVocab
+
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no archive at {path}")
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = path
+        if path.is_file():
+            try:
+                with tarfile.open(path) as tar:
+                    tar.extractall(tmp, filter="data")
+            except tarfile.TarError as err:
+                raise ValueError(f"{path}: not a readable tar archive ({err})") from None
+            folder = _find_archive_root(Path(tmp))
+        for name in ("metadata.json", LEGACY_WEIGHTS_NAME):
+            if not (folder / name).is_file():
+                raise FileNotFoundError(f"{path}: archive has no {name}")
+        metadata = json.loads((folder / "metadata.json").read_text())
+        vocab_file = next(
+            (folder / n for n in ("entity_vocab.jsonl", "entity_vocab.tsv") if (folder / n).is_file()), None
+        )
+        if vocab_file is None:
+            raise FileNotFoundError(f"{path}: archive has no entity_vocab.jsonl or entity_vocab.tsv")
+        entity_vocab = EntityVocab.load(vocab_file)
+        state = _normalise_keys(read_state_dict(folder / LEGACY_WEIGHTS_NAME))
+    if "model_config" not in metadata:
+        raise ValueError(f"{path}: metadata.json has no model_config")
+    mc = dict(metadata["model_config"])
+    roberta = "roberta" in str(mc.get("bert_model_name", ""))
+    known = set(LukeConfig.__dataclass_fields__) - {"extra", "architectures", "id2label", "label2id"}
+    kwargs = {k: v for k, v in mc.items() if k in known}
+    kwargs["entity_emb_size"] = mc.get("entity_emb_size") or mc["hidden_size"]
+    kwargs["pad_token_id"] = 1 if roberta else mc.get("pad_token_id", 0)
+    kwargs["word_position_style"] = "roberta" if roberta else "bert"
+    kwargs["use_entity_aware_attention"] = use_entity_aware_attention
+    extra = {k: v for k, v in mc.items() if k not in known and k in ("bert_model_name",)}
+    config = LukeConfig(**kwargs, extra=extra)
+    model = model_class_for(config, set(state))(config)
+    report = load_state_dict(model, state)
+    if report.missing_keys:
+        raise ValueError(f"{path}: checkpoint lacks tensors: {', '.join(report.missing_keys)}")
+    return OriginalArchive(model=model.eval(), entity_vocab=entity_vocab, metadata=metadata)
+
+
+def _find_archive_root(root: Path) -> Path:
+    for candidate in [root, *sorted(p for p in root.rglob("*") if p.is_dir())]:
+        if (candidate / "metadata.json").is_file():
+            return candidate
+    raise FileNotFoundError("archive has no metadata.json")

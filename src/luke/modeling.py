@@ -1,0 +1,770 @@
+"""The LUKE model: word + entity embeddings, an encoder with entity-aware self-attention, the
+pretraining heads (masked words, masked entities) and the entity task heads.
+
+Read top to bottom: embeddings -> attention kernels -> layer -> encoder -> LukeModel -> heads.
+Module and parameter names follow ``transformers``' LUKE exactly, so state dicts are interchangeable
+(``checkpoint.py`` does the file I/O). Shape letters used in comments:
+
+    B batch, L words, E entities, M max mention length, N = L + E, H hidden, h heads, d = H / h,
+    V word vocab, Ve entity vocab, De entity embedding size, C labels.
+
+Entity-aware attention (Yamada et al. 2020, §3.3) gives each (query type, key type) pair its own query
+projection: word->word uses ``query``, word->entity ``w2e_query``, entity->word ``e2w_query`` and
+entity->entity ``e2e_query``; keys and values are shared. We never build the four score blocks. Instead,
+all N queries are split into "to-word" queries ``q_tw = [query(words); e2w_query(entities)]`` and
+"to-entity" queries ``q_te = [w2e_query(words); e2e_query(entities)]``; one fused attention call attends
+``q_tw`` to word keys, another ``q_te`` to entity keys, and the two partial softmaxes are merged exactly
+through their log-sum-exp (see ``_SplitKeyAttention``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from luke.config import LukeConfig
+
+# --------------------------------------------------------------------------------------------- outputs
+
+
+@dataclass
+class _Output:
+    """Base of the output dataclasses: attribute access plus ``out["name"]`` like ``transformers``."""
+
+    def __getitem__(self, key: str) -> Any:
+        return getattr(self, key)
+
+    def keys(self) -> list[str]:
+        return [f.name for f in fields(self) if getattr(self, f.name) is not None]
+
+
+@dataclass
+class BaseLukeModelOutputWithPooling(_Output):
+    last_hidden_state: torch.Tensor  # (B, L, H)
+    pooler_output: torch.Tensor | None = None  # (B, H)
+    hidden_states: tuple[torch.Tensor, ...] | None = None  # num_layers + 1 x (B, L, H)
+    attentions: tuple[torch.Tensor, ...] | None = None  # num_layers x (B, h, N, N)
+    entity_last_hidden_state: torch.Tensor | None = None  # (B, E, H)
+    entity_hidden_states: tuple[torch.Tensor, ...] | None = None  # num_layers + 1 x (B, E, H)
+
+
+@dataclass
+class LukeMaskedLMOutput(_Output):
+    loss: torch.Tensor | None = None
+    mlm_loss: torch.Tensor | None = None
+    mep_loss: torch.Tensor | None = None
+    logits: torch.Tensor | None = None  # (B, L, V)
+    entity_logits: torch.Tensor | None = None  # (B, E, Ve)
+    hidden_states: tuple[torch.Tensor, ...] | None = None
+    entity_hidden_states: tuple[torch.Tensor, ...] | None = None
+    attentions: tuple[torch.Tensor, ...] | None = None
+
+
+@dataclass
+class EntityClassificationOutput(_Output):
+    loss: torch.Tensor | None = None
+    logits: torch.Tensor | None = None  # (B, C) or, for span classification, (B, E, C)
+    hidden_states: tuple[torch.Tensor, ...] | None = None
+    entity_hidden_states: tuple[torch.Tensor, ...] | None = None
+    attentions: tuple[torch.Tensor, ...] | None = None
+
+
+EntityPairClassificationOutput = EntityClassificationOutput
+EntitySpanClassificationOutput = EntityClassificationOutput
+
+# ------------------------------------------------------------------------------------------ embeddings
+
+
+class LukeEmbeddings(nn.Module):
+    """Word embeddings: token + absolute position + token type, then LayerNorm and dropout."""
+
+    def __init__(self, config: LukeConfig):
+        super().__init__()
+        self.config = config
+        self.word_embeddings = nn.Embedding(
+            config.vocab_size, config.hidden_size, padding_idx=config.pad_token_id
+        )
+        # RoBERTa-style positions reserve row `pad_token_id` for padding; BERT-style use row 0 for [CLS].
+        pos_pad = config.pad_token_id if config.word_position_style == "roberta" else None
+        self.position_embeddings = nn.Embedding(config.max_position_embeddings, config.hidden_size, pos_pad)
+        self.token_type_embeddings = nn.Embedding(config.type_vocab_size, config.hidden_size)
+        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def make_position_ids(self, input_ids: torch.Tensor) -> torch.Tensor:
+        if self.config.word_position_style == "bert":
+            return torch.arange(input_ids.shape[1], device=input_ids.device).expand_as(input_ids)
+        pad = self.config.pad_token_id
+        not_pad = input_ids.ne(pad).long()
+        return torch.cumsum(not_pad, dim=1) * not_pad + pad  # (B, L); padding -> pad row
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        token_type_ids: torch.Tensor,
+        position_ids: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        if position_ids is None:
+            position_ids = self.make_position_ids(input_ids)
+        x = self.word_embeddings(input_ids) + self.position_embeddings(position_ids)
+        x = x + self.token_type_embeddings(token_type_ids)
+        return self.dropout(self.LayerNorm(x))  # (B, L, H)
+
+
+class LukeEntityEmbeddings(nn.Module):
+    """Entity embeddings: a De-wide table (projected to H when De != H), plus the mean of the
+    position embeddings of the mention's word tokens, plus token type; LayerNorm and dropout.
+
+    Entity positions have their own table, indexed by 0-based word indices (0 = [CLS]/<s>), padded
+    with -1; an all -1 row (a padding entity) gets no position term.
+    """
+
+    def __init__(self, config: LukeConfig):
+        super().__init__()
+        self.config = config
+        self.entity_embeddings = nn.Embedding(config.entity_vocab_size, config.entity_emb_size, padding_idx=0)
+        if config.entity_emb_size != config.hidden_size:
+            self.entity_embedding_dense = nn.Linear(config.entity_emb_size, config.hidden_size, bias=False)
+        self.position_embeddings = nn.Embedding(config.max_position_embeddings, config.hidden_size)
+        self.token_type_embeddings = nn.Embedding(config.type_vocab_size, config.hidden_size)
+        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def forward(
+        self, entity_ids: torch.Tensor, position_ids: torch.Tensor, token_type_ids: torch.Tensor
+    ) -> torch.Tensor:
+        x = self.entity_embeddings(entity_ids)  # (B, E, De)
+        if self.config.entity_emb_size != self.config.hidden_size:
+            x = self.entity_embedding_dense(x)  # (B, E, H)
+        valid = (position_ids != -1).unsqueeze(-1)  # (B, E, M, 1)
+        pos = self.position_embeddings(position_ids.clamp(min=0)) * valid  # (B, E, M, H)
+        # Mean over valid mention positions; the clamp turns an all-padding row into a zero vector.
+        pos = pos.sum(dim=2) / valid.sum(dim=2).clamp(min=1e-7)  # (B, E, H)
+        x = x + pos + self.token_type_embeddings(token_type_ids)
+        return self.dropout(self.LayerNorm(x))
+
+
+# ----------------------------------------------------------------------------------- attention kernels
+
+
+def _cpu_flash(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor, scale: float):
+    """Fused CPU attention returning (output (B,h,Nq,d), log-sum-exp (B,h,Nq) in fp32)."""
+    return torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
+        q, k, v, 0.0, False, attn_mask=mask, scale=scale
+    )
+
+
+class _SplitKeyAttention(torch.autograd.Function):
+    """Exact softmax attention over [word keys ; entity keys] with a different query per key type.
+
+    Forward: ``(O1, L1) = attn(q_tw, K_w, V_w)``, ``(O2, L2) = attn(q_te, K_e, V_e)``;
+    ``L = logaddexp(L1, L2)``, ``O = exp(L1 - L) O1 + exp(L2 - L) O2`` equals softmax over all N keys.
+    Backward: each half's fused backward, fed with the *merged* (O, L), gives exactly the gradient of
+    the full softmax restricted to that half (the same identity blockwise/ring attention uses), so no
+    N x N matrix is ever stored. Masks are additive with ``finfo.min`` (never -inf: a fully masked half
+    must yield a huge negative LSE, not NaN), so an example without entities merges to its word half.
+    """
+
+    @staticmethod
+    def forward(ctx, q_tw, q_te, k_w, v_w, k_e, v_e, mask_w, mask_e, scale):  # type: ignore[override]
+        o_w, lse_w = _cpu_flash(q_tw, k_w, v_w, mask_w, scale)
+        o_e, lse_e = _cpu_flash(q_te, k_e, v_e, mask_e, scale)
+        lse = torch.logaddexp(lse_w, lse_e)  # (B, h, N) fp32
+        out = (torch.exp(lse_w - lse).unsqueeze(-1) * o_w + torch.exp(lse_e - lse).unsqueeze(-1) * o_e).to(
+            q_tw.dtype
+        )
+        ctx.save_for_backward(q_tw, q_te, k_w, v_w, k_e, v_e, mask_w, mask_e, out, lse)
+        ctx.scale = scale
+        return out  # (B, h, N, d)
+
+    @staticmethod
+    def backward(ctx, grad_out):  # type: ignore[override]
+        q_tw, q_te, k_w, v_w, k_e, v_e, mask_w, mask_e, out, lse = ctx.saved_tensors
+        bwd = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu_backward
+        grad_out = grad_out.contiguous()
+        dq_tw, dk_w, dv_w = bwd(
+            grad_out, q_tw, k_w, v_w, out, lse, 0.0, False, attn_mask=mask_w, scale=ctx.scale
+        )
+        dq_te, dk_e, dv_e = bwd(
+            grad_out, q_te, k_e, v_e, out, lse, 0.0, False, attn_mask=mask_e, scale=ctx.scale
+        )
+        return dq_tw, dq_te, dk_w, dv_w, dk_e, dv_e, None, None, None
+
+
+def attention_reference(
+    q_tw: torch.Tensor,
+    q_te: torch.Tensor | None,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    mask: torch.Tensor,
+    num_words: int,
+    scale: float,
+    dropout: nn.Module | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Plain attention that materialises the (B, h, N, N) probabilities.
+
+    Used when probabilities are requested, when attention-probability dropout is active (the fused CPU
+    kernel has no dropout), and as the reference the fast paths are tested against. ``q_te is None``
+    means vanilla attention (one query for all keys). Returns (output (B,h,N,d), probs (B,h,N,N)).
+    """
+    if q_te is None:
+        scores = q_tw @ k.transpose(-1, -2)
+    else:
+        scores = torch.cat(
+            [q_tw @ k[:, :, :num_words].transpose(-1, -2), q_te @ k[:, :, num_words:].transpose(-1, -2)],
+            dim=-1,
+        )
+    probs = torch.softmax(scores * scale + mask, dim=-1)  # (B, h, N, N)
+    dropped = dropout(probs) if dropout is not None else probs
+    return dropped @ v, probs
+
+
+class LukeSelfAttention(nn.Module):
+    def __init__(self, config: LukeConfig):
+        super().__init__()
+        self.num_heads = config.num_attention_heads
+        self.head_dim = config.head_dim
+        self.entity_aware = config.use_entity_aware_attention
+        H = config.hidden_size
+        self.query = nn.Linear(H, H)
+        self.key = nn.Linear(H, H)
+        self.value = nn.Linear(H, H)
+        if self.entity_aware:
+            self.w2e_query = nn.Linear(H, H)
+            self.e2w_query = nn.Linear(H, H)
+            self.e2e_query = nn.Linear(H, H)
+        self.dropout = nn.Dropout(config.attention_probs_dropout_prob)
+
+    def _heads(self, x: torch.Tensor) -> torch.Tensor:
+        B, N, _ = x.shape
+        return x.view(B, N, self.num_heads, self.head_dim).transpose(1, 2)  # (B, h, N, d)
+
+    def forward(
+        self, x: torch.Tensor, keep: torch.Tensor, num_words: int, output_attentions: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """x: (B, N, H) words then entities; keep: bool (B, 1, 1, N), False at padded keys.
+
+        Returns the attention output (B, N, H) and, if requested, the probabilities (B, h, N, N).
+        """
+        B, N, H = x.shape
+        k, v = self._heads(self.key(x)), self._heads(self.value(x))  # (B, h, N, d)
+        # Additive mask in the compute dtype (bf16 under autocast); finfo.min, never -inf (see
+        # _SplitKeyAttention), built in that dtype so it cannot overflow to -inf when cast.
+        mask = torch.zeros(keep.shape, dtype=k.dtype, device=x.device).masked_fill_(
+            ~keep, torch.finfo(k.dtype).min
+        )
+        scale = 1.0 / math.sqrt(self.head_dim)
+        use_ea = self.entity_aware and N > num_words
+        if use_ea:
+            xw, xe = x[:, :num_words], x[:, num_words:]  # (B, L, H), (B, E, H)
+            q_tw = self._heads(torch.cat([self.query(xw), self.e2w_query(xe)], dim=1))  # (B, h, N, d)
+            q_te = self._heads(torch.cat([self.w2e_query(xw), self.e2e_query(xe)], dim=1))
+        else:  # vanilla attention, or no entities in the batch: one query over all keys
+            q_tw, q_te = self._heads(self.query(x)), None
+        dropout_active = self.training and self.dropout.p > 0
+
+        probs = None
+        if output_attentions or (use_ea and dropout_active) or (use_ea and x.device.type != "cpu"):
+            # TODO(perf): on CUDA, the split-key merge can use the memory-efficient kernel's LSE as well.
+            out, probs = attention_reference(
+                q_tw, q_te, k, v, mask, num_words, scale, self.dropout if dropout_active else None
+            )
+        elif use_ea:
+            kw, ke = k[:, :, :num_words], k[:, :, num_words:]
+            vw, ve = v[:, :, :num_words], v[:, :, num_words:]
+            out = _SplitKeyAttention.apply(
+                q_tw, q_te, kw, vw, ke, ve, mask[..., :num_words], mask[..., num_words:], scale
+            )
+        else:
+            out = F.scaled_dot_product_attention(
+                q_tw, k, v, attn_mask=mask, dropout_p=self.dropout.p if dropout_active else 0.0, scale=scale
+            )
+        out = out.transpose(1, 2).reshape(B, N, H)
+        return out, (probs if output_attentions else None)
+
+
+# ------------------------------------------------------------------------------------- encoder layers
+
+
+class LukeSelfOutput(nn.Module):
+    def __init__(self, config: LukeConfig):
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def forward(self, x: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+        return self.LayerNorm(self.dropout(self.dense(x)) + residual)
+
+
+class LukeAttention(nn.Module):
+    def __init__(self, config: LukeConfig):
+        super().__init__()
+        self.self = LukeSelfAttention(config)
+        self.output = LukeSelfOutput(config)
+
+    def forward(self, x, mask, num_words, output_attentions=False):
+        out, probs = self.self(x, mask, num_words, output_attentions)
+        return self.output(out, x), probs
+
+
+class LukeIntermediate(nn.Module):
+    def __init__(self, config: LukeConfig):
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.intermediate_size)
+        self.act = _activation(config.hidden_act)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(self.dense(x))
+
+
+class LukeOutput(LukeSelfOutput):
+    def __init__(self, config: LukeConfig):
+        nn.Module.__init__(self)
+        self.dense = nn.Linear(config.intermediate_size, config.hidden_size)
+        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+
+class LukeLayer(nn.Module):
+    """Post-LN transformer block; words and entities share every weight except the extra queries."""
+
+    def __init__(self, config: LukeConfig):
+        super().__init__()
+        self.attention = LukeAttention(config)
+        self.intermediate = LukeIntermediate(config)
+        self.output = LukeOutput(config)
+
+    def forward(self, x, mask, num_words, output_attentions=False):
+        x, probs = self.attention(x, mask, num_words, output_attentions)
+        return self.output(self.intermediate(x), x), probs
+
+
+class LukeEncoder(nn.Module):
+    def __init__(self, config: LukeConfig):
+        super().__init__()
+        self.layer = nn.ModuleList(LukeLayer(config) for _ in range(config.num_hidden_layers))
+        self.gradient_checkpointing = False
+
+    def forward(self, x, mask, num_words, output_hidden_states=False, output_attentions=False):
+        states = [x] if output_hidden_states else None
+        attentions = [] if output_attentions else None
+        for layer in self.layer:
+            if self.gradient_checkpointing and self.training:
+                x, probs = torch.utils.checkpoint.checkpoint(
+                    layer, x, mask, num_words, output_attentions, use_reentrant=False
+                )
+            else:
+                x, probs = layer(x, mask, num_words, output_attentions)
+            if states is not None:
+                states.append(x)
+            if attentions is not None:
+                attentions.append(probs)
+        return x, states, attentions
+
+
+class LukePooler(nn.Module):
+    def __init__(self, config: LukeConfig):
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+
+    def forward(self, word_states: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.dense(word_states[:, 0]))  # (B, H)
+
+
+def _activation(name: str):
+    table = {
+        "gelu": F.gelu,
+        "relu": F.relu,
+        "gelu_new": lambda x: F.gelu(x, approximate="tanh"),
+        "silu": F.silu,
+    }
+    if name not in table:
+        raise ValueError(f"unsupported hidden_act {name!r}; choose one of {sorted(table)}")
+    return table[name]
+
+
+# --------------------------------------------------------------------------------------- base classes
+
+
+class LukePreTrainedModel(nn.Module):
+    """Common base: weight initialisation and ``from_pretrained``/``save_pretrained``.
+
+    ``base_model_prefix`` is ``"luke"`` as in ``transformers``: headed models keep the encoder under
+    ``self.luke`` so their state-dict keys start with ``luke.``.
+    """
+
+    base_model_prefix = "luke"
+
+    def __init__(self, config: LukeConfig):
+        super().__init__()
+        self.config = config
+
+    def init_weights(self) -> None:
+        """Initialise every parameter as the original code does (normal(0, initializer_range), zero biases
+        and padding rows, LayerNorm = identity), then re-tie shared weights."""
+        std = self.config.initializer_range
+        for module in self.modules():
+            if isinstance(module, nn.Linear):
+                nn.init.normal_(module.weight, std=std)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+            elif isinstance(module, nn.Embedding):
+                if module.embedding_dim == 1:
+                    nn.init.zeros_(module.weight)
+                else:
+                    nn.init.normal_(module.weight, std=std)
+                if module.padding_idx is not None:
+                    with torch.no_grad():
+                        module.weight[module.padding_idx].zero_()
+            elif isinstance(module, nn.LayerNorm):
+                nn.init.ones_(module.weight)
+                nn.init.zeros_(module.bias)
+            elif isinstance(module, (LukeLMHead, EntityPredictionHead)):
+                nn.init.zeros_(module.bias)
+        self.tie_weights()
+
+    def tie_weights(self) -> None:
+        """Re-establish tied parameters (no-op for models without output embeddings)."""
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in {id(p): p for p in self.parameters()}.values())
+
+    @classmethod
+    def from_pretrained(cls, folder: str | Path, **kwargs: Any):
+        """Load a model folder (``config.json`` + ``model.safetensors`` or ``pytorch_model.bin``), written
+        here or by ``transformers``. See ``luke.checkpoint.load_pretrained`` for the options."""
+        from luke.checkpoint import load_pretrained
+
+        return load_pretrained(cls, folder, **kwargs)
+
+    def save_pretrained(self, folder: str | Path) -> None:
+        """Write ``config.json`` + ``model.safetensors`` with ``transformers``' LUKE key names."""
+        from luke.checkpoint import save_pretrained
+
+        save_pretrained(self, folder)
+
+
+def _validate_inputs(config: LukeConfig, input_ids, attention_mask, token_type_ids, entity_ids, entity_pos):
+    """Shape and range checks with messages that name the argument (cheap next to the forward pass)."""
+    if input_ids.dim() != 2:
+        raise ValueError(f"input_ids must be (batch, length), got shape {tuple(input_ids.shape)}")
+    B, L = input_ids.shape
+    for name, t in (("attention_mask", attention_mask), ("token_type_ids", token_type_ids)):
+        if t is not None and t.shape != input_ids.shape:
+            raise ValueError(f"{name} has shape {tuple(t.shape)} but input_ids has {tuple(input_ids.shape)}")
+    if input_ids.numel() and (input_ids.max() >= config.vocab_size or input_ids.min() < 0):
+        raise ValueError(
+            f"input_ids must lie in [0, {config.vocab_size}) (vocab_size); got max {input_ids.max()}"
+        )
+    n_pos = L + (config.pad_token_id + 1 if config.word_position_style == "roberta" else 0)
+    if n_pos > config.max_position_embeddings:
+        raise ValueError(
+            f"sequence of {L} words needs {n_pos} word positions but max_position_embeddings is "
+            f"{config.max_position_embeddings}"
+        )
+    if entity_ids is None:
+        return
+    if entity_ids.dim() != 2 or entity_ids.shape[0] != B:
+        raise ValueError(f"entity_ids must be (batch={B}, entities), got shape {tuple(entity_ids.shape)}")
+    if entity_pos is None:
+        raise ValueError("entity_position_ids is required when entity_ids is given")
+    if entity_pos.dim() != 3 or entity_pos.shape[:2] != entity_ids.shape:
+        raise ValueError(
+            f"entity_position_ids must be (batch, entities, max_mention_length) = {tuple(entity_ids.shape)} + (M,),"
+            f" got {tuple(entity_pos.shape)}"
+        )
+    if entity_ids.numel():
+        if entity_ids.max() >= config.entity_vocab_size or entity_ids.min() < 0:
+            raise ValueError(
+                f"entity_ids must lie in [0, {config.entity_vocab_size}) (entity_vocab_size); "
+                f"got max {int(entity_ids.max())}"
+            )
+        if entity_pos.max() >= min(L, config.max_position_embeddings) or entity_pos.min() < -1:
+            raise ValueError(
+                f"entity_position_ids must be -1 (padding) or word indices in [0, {L}); got max "
+                f"{int(entity_pos.max())}, min {int(entity_pos.min())}"
+            )
+
+
+# ---------------------------------------------------------------------------------------- LukeModel
+
+
+class LukeModel(LukePreTrainedModel):
+    """The bare LUKE encoder: word and entity hidden states (+ pooled [CLS] output)."""
+
+    def __init__(self, config: LukeConfig, add_pooling_layer: bool = True):
+        super().__init__(config)
+        self.embeddings = LukeEmbeddings(config)
+        self.entity_embeddings = LukeEntityEmbeddings(config)
+        self.encoder = LukeEncoder(config)
+        self.pooler = LukePooler(config) if add_pooling_layer else None
+        self.init_weights()
+
+    def gradient_checkpointing_enable(self) -> None:
+        self.encoder.gradient_checkpointing = True
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        entity_ids: torch.Tensor | None = None,
+        entity_attention_mask: torch.Tensor | None = None,
+        entity_token_type_ids: torch.Tensor | None = None,
+        entity_position_ids: torch.Tensor | None = None,
+        output_attentions: bool = False,
+        output_hidden_states: bool = False,
+        **unused: Any,
+    ) -> BaseLukeModelOutputWithPooling:
+        """Encode words and (optionally) entities.
+
+        Args:
+            input_ids: (B, L) word ids.
+            attention_mask: (B, L) 1 for real tokens, 0 for padding (default all ones).
+            token_type_ids: (B, L) segment ids (default zeros).
+            position_ids: (B, L) word position ids (default derived per ``config.word_position_style``).
+            entity_ids: (B, E) entity ids, or None for a words-only forward.
+            entity_attention_mask: (B, E) 1 for real entities (default all ones).
+            entity_token_type_ids: (B, E) (default zeros).
+            entity_position_ids: (B, E, M) 0-based word indices of each mention, -1 padded.
+            output_attentions: also return per-layer attention probabilities (B, h, N, N).
+            output_hidden_states: also return the embeddings and every layer's word/entity states.
+        """
+        if unused:
+            unknown = sorted(k for k, v in unused.items() if v is not None and k != "return_dict")
+            if unknown:
+                raise TypeError(f"unexpected inputs: {unknown}")
+        if not (torch.jit.is_tracing() or torch.compiler.is_compiling()):
+            _validate_inputs(
+                self.config, input_ids, attention_mask, token_type_ids, entity_ids, entity_position_ids
+            )
+        B, L = input_ids.shape
+        device = input_ids.device
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        if token_type_ids is None:
+            token_type_ids = torch.zeros_like(input_ids)
+        x = self.embeddings(input_ids, token_type_ids, position_ids)  # (B, L, H)
+        masks = [attention_mask]
+        if entity_ids is not None:
+            if entity_attention_mask is None:
+                entity_attention_mask = torch.ones_like(entity_ids)
+            if entity_token_type_ids is None:
+                entity_token_type_ids = torch.zeros_like(entity_ids)
+            e = self.entity_embeddings(entity_ids, entity_position_ids, entity_token_type_ids)  # (B, E, H)
+            x = torch.cat([x, e], dim=1)  # (B, N, H)
+            masks.append(entity_attention_mask)
+        keep = torch.cat(masks, dim=1).to(device=device, dtype=torch.bool)[:, None, None, :]  # (B, 1, 1, N)
+
+        x, states, attentions = self.encoder(x, keep, L, output_hidden_states, output_attentions)
+        word, ent = x[:, :L], (x[:, L:] if entity_ids is not None else None)
+        return BaseLukeModelOutputWithPooling(
+            last_hidden_state=word,
+            pooler_output=self.pooler(word) if self.pooler is not None else None,
+            hidden_states=tuple(s[:, :L] for s in states) if states is not None else None,
+            attentions=tuple(attentions) if attentions is not None else None,
+            entity_last_hidden_state=ent,
+            entity_hidden_states=(
+                tuple(s[:, L:] for s in states) if states is not None and entity_ids is not None else None
+            ),
+        )
+
+
+# -------------------------------------------------------------------------------- pretraining heads
+
+
+class LukeLMHead(nn.Module):
+    """Masked-word head: dense -> GELU -> LayerNorm -> decoder (tied to the word embeddings)."""
+
+    def __init__(self, config: LukeConfig):
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+        self.layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.decoder = nn.Linear(config.hidden_size, config.vocab_size)
+        self.bias = self.decoder.bias  # one parameter under both names, as in transformers
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.decoder(self.layer_norm(F.gelu(self.dense(x))))  # (..., V)
+
+
+class EntityPredictionHeadTransform(nn.Module):
+    def __init__(self, config: LukeConfig):
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.entity_emb_size)
+        self.transform_act_fn = _activation(config.hidden_act)
+        self.LayerNorm = nn.LayerNorm(config.entity_emb_size, eps=config.layer_norm_eps)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.LayerNorm(self.transform_act_fn(self.dense(x)))  # (..., De)
+
+
+class EntityPredictionHead(nn.Module):
+    """Masked-entity head: transform to De, decoder tied to the De-wide entity table, own bias."""
+
+    def __init__(self, config: LukeConfig):
+        super().__init__()
+        self.transform = EntityPredictionHeadTransform(config)
+        self.decoder = nn.Linear(config.entity_emb_size, config.entity_vocab_size, bias=False)
+        self.bias = nn.Parameter(torch.zeros(config.entity_vocab_size))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.decoder(self.transform(x)) + self.bias  # (..., Ve)
+
+
+class LukeForMaskedLM(LukePreTrainedModel):
+    """LUKE with the pretraining heads: masked language modelling + masked entity prediction.
+
+    ``loss = mlm_loss + mep_loss`` (cross-entropy, label -100 ignored), as in ``transformers``.
+    """
+
+    def __init__(self, config: LukeConfig):
+        super().__init__(config)
+        self.luke = LukeModel(config)
+        self.lm_head = LukeLMHead(config)
+        self.entity_predictions = EntityPredictionHead(config)
+        self.init_weights()
+
+    def tie_weights(self) -> None:
+        if self.config.tie_word_embeddings:
+            self.lm_head.decoder.weight = self.luke.embeddings.word_embeddings.weight
+        self.entity_predictions.decoder.weight = self.luke.entity_embeddings.entity_embeddings.weight
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        labels: torch.Tensor | None = None,
+        entity_labels: torch.Tensor | None = None,
+        **inputs: Any,
+    ) -> LukeMaskedLMOutput:
+        """``labels`` (B, L) and ``entity_labels`` (B, E): target ids, -100 where not predicted."""
+        out = self.luke(input_ids, **inputs)
+        logits = self.lm_head(out.last_hidden_state)
+        mlm_loss = mep_loss = entity_logits = None
+        if labels is not None:
+            mlm_loss = F.cross_entropy(logits.view(-1, logits.shape[-1]), labels.view(-1))
+        if out.entity_last_hidden_state is not None:
+            entity_logits = self.entity_predictions(out.entity_last_hidden_state)
+            if entity_labels is not None:
+                mep_loss = F.cross_entropy(
+                    entity_logits.view(-1, entity_logits.shape[-1]), entity_labels.view(-1)
+                )
+        losses = [x for x in (mlm_loss, mep_loss) if x is not None]
+        return LukeMaskedLMOutput(
+            loss=sum(losses[1:], losses[0]) if losses else None,
+            mlm_loss=mlm_loss,
+            mep_loss=mep_loss,
+            logits=logits,
+            entity_logits=entity_logits,
+            hidden_states=out.hidden_states,
+            entity_hidden_states=out.entity_hidden_states,
+            attentions=out.attentions,
+        )
+
+
+# ---------------------------------------------------------------------------------------- task heads
+
+
+def _classification_loss(logits: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor | None:
+    """Cross-entropy for integer labels (one per row), BCE-with-logits for multi-hot label vectors."""
+    if labels is None:
+        return None
+    if labels.dim() == logits.dim() - 1:
+        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1))
+    return F.binary_cross_entropy_with_logits(logits.reshape(-1), labels.reshape(-1).type_as(logits))
+
+
+class _EntityHeadModel(LukePreTrainedModel):
+    """Shared plumbing of the entity task heads: encoder, dropout, classifier over entity features."""
+
+    feature_width = 1  # classifier input = feature_width * H
+    classifier_bias = True
+
+    def __init__(self, config: LukeConfig):
+        super().__init__(config)
+        self.luke = LukeModel(config)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        self.classifier = nn.Linear(
+            config.hidden_size * self.feature_width, config.num_labels, self.classifier_bias
+        )
+        self.init_weights()
+
+    def features(self, out: BaseLukeModelOutputWithPooling, **kw: Any) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, input_ids: torch.Tensor, labels: torch.Tensor | None = None, **inputs: Any):
+        head_kw = {
+            k: inputs.pop(k) for k in ("entity_start_positions", "entity_end_positions") if k in inputs
+        }
+        if inputs.get("entity_ids") is None:
+            raise ValueError(f"{type(self).__name__} needs entity_ids and entity_position_ids")
+        out = self.luke(input_ids, **inputs)
+        logits = self.classifier(self.dropout(self.features(out, **head_kw)))
+        return EntityClassificationOutput(
+            loss=_classification_loss(logits, labels),
+            logits=logits,
+            hidden_states=out.hidden_states,
+            entity_hidden_states=out.entity_hidden_states,
+            attentions=out.attentions,
+        )
+
+
+class LukeForEntityClassification(_EntityHeadModel):
+    """Entity typing: classifier on the first entity's state. logits (B, C)."""
+
+    def features(self, out, **kw):
+        return out.entity_last_hidden_state[:, 0]  # (B, H)
+
+
+class LukeForEntityPairClassification(_EntityHeadModel):
+    """Relation classification: bias-free classifier on [head entity; tail entity]. logits (B, C)."""
+
+    feature_width = 2
+    classifier_bias = False
+
+    def features(self, out, **kw):
+        e = out.entity_last_hidden_state
+        return torch.cat([e[:, 0], e[:, 1]], dim=-1)  # (B, 2H)
+
+
+class LukeForEntitySpanClassification(_EntityHeadModel):
+    """Span classification (NER): classifier on [start word; end word; entity] per span. logits (B, E, C).
+
+    Needs ``entity_start_positions`` and ``entity_end_positions`` (B, E): inclusive word indices.
+    """
+
+    feature_width = 3
+
+    def features(self, out, entity_start_positions=None, entity_end_positions=None, **kw):
+        if entity_start_positions is None or entity_end_positions is None:
+            raise ValueError(
+                "LukeForEntitySpanClassification needs entity_start_positions and entity_end_positions"
+            )
+        words = out.last_hidden_state  # (B, L, H)
+        H = words.shape[-1]
+        start = torch.gather(words, 1, entity_start_positions.unsqueeze(-1).expand(-1, -1, H))  # (B, E, H)
+        end = torch.gather(words, 1, entity_end_positions.unsqueeze(-1).expand(-1, -1, H))
+        return torch.cat([start, end, out.entity_last_hidden_state], dim=-1)  # (B, E, 3H)
+
+
+MODEL_CLASSES: dict[str, type[LukePreTrainedModel]] = {
+    cls.__name__: cls
+    for cls in (
+        LukeModel,
+        LukeForMaskedLM,
+        LukeForEntityClassification,
+        LukeForEntityPairClassification,
+        LukeForEntitySpanClassification,
+    )
+}
