@@ -481,7 +481,8 @@ def _validate_inputs(config: LukeConfig, input_ids, attention_mask, token_type_i
         raise ValueError("entity_position_ids is required when entity_ids is given")
     if entity_pos.dim() != 3 or entity_pos.shape[:2] != entity_ids.shape:
         raise ValueError(
-            f"entity_position_ids must be (batch, entities, max_mention_length) = {tuple(entity_ids.shape)} + (M,),"
+            f"entity_position_ids must be (batch, entities, max_mention_length) = "
+            f"{tuple(entity_ids.shape)} + (M,),"
             f" got {tuple(entity_pos.shape)}"
         )
     if entity_ids.numel():

@@ -1,0 +1,275 @@
+"""Model numerics: parity with transformers' LUKE on identical weights, the fused split-key attention
+against the plain formulation, entity embedding semantics, and input validation."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import transformers
+
+from luke import modeling
+from luke.config import LukeConfig
+from luke.modeling import LukeForMaskedLM, LukeModel, attention_reference
+
+TINY = dict(
+    vocab_size=99,
+    entity_vocab_size=10,
+    hidden_size=32,
+    entity_emb_size=6,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    intermediate_size=37,
+    max_position_embeddings=64,
+    type_vocab_size=2,
+    layer_norm_eps=1e-5,
+)
+
+
+def tiny_config(**overrides) -> LukeConfig:
+    return LukeConfig(**(TINY | overrides))
+
+
+def make_batch(B=3, L=11, E=4, M=5, pad=1, seed=0, with_entities=True):
+    """A padded batch: example 0 has padded words, example 1 padded entities, example 2 no entities."""
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randint(3, TINY["vocab_size"], (B, L), generator=g)
+    mask = torch.ones(B, L, dtype=torch.long)
+    ids[0, 7:], mask[0, 7:] = pad, 0
+    batch = dict(input_ids=ids, attention_mask=mask, token_type_ids=torch.randint(0, 2, (B, L), generator=g))
+    if with_entities:
+        ent = torch.randint(1, TINY["entity_vocab_size"], (B, E), generator=g)
+        emask = torch.ones(B, E, dtype=torch.long)
+        pos = torch.full((B, E, M), -1)
+        for b in range(B):
+            for e in range(E):
+                start = int(torch.randint(1, 6, (1,), generator=g))
+                length = int(torch.randint(1, 4, (1,), generator=g))
+                pos[b, e, :length] = torch.arange(start, start + length)
+        emask[1, 2:] = 0
+        ent[1, 2:] = 0
+        pos[1, 2:] = -1
+        emask[2, :] = 0
+        batch |= dict(
+            entity_ids=ent,
+            entity_attention_mask=emask,
+            entity_position_ids=pos,
+            entity_token_type_ids=torch.randint(0, 2, (B, E), generator=g),
+        )
+    return batch
+
+
+def hf_pair(entity_aware: bool, head: str = "LukeModel", dtype=torch.float32):
+    hf = getattr(transformers, head)(transformers.LukeConfig(use_entity_aware_attention=entity_aware, **TINY))
+    ours_cls = {"LukeModel": LukeModel, "LukeForMaskedLM": LukeForMaskedLM}[head]
+    ours = ours_cls(tiny_config(use_entity_aware_attention=entity_aware))
+    report = modeling_load(ours, hf.state_dict())
+    assert not report.missing_keys and not report.unexpected_keys
+    return hf.to(dtype).eval(), ours.to(dtype).eval()
+
+
+def modeling_load(model, state):
+    from luke.checkpoint import load_state_dict
+
+    return load_state_dict(model, state)
+
+
+@pytest.mark.parametrize("entity_aware", [True, False])
+@pytest.mark.parametrize("with_entities", [True, False])
+def test_luke_model_matches_transformers(entity_aware, with_entities):
+    hf, ours = hf_pair(entity_aware)
+    batch = make_batch(with_entities=with_entities)
+    with torch.no_grad():
+        a = hf(**batch, output_hidden_states=True)
+        b = ours(**batch, output_hidden_states=True)
+    torch.testing.assert_close(b.last_hidden_state, a.last_hidden_state, atol=1e-5, rtol=0)
+    torch.testing.assert_close(b.pooler_output, a.pooler_output, atol=1e-5, rtol=0)
+    assert len(b.hidden_states) == TINY["num_hidden_layers"] + 1
+    if with_entities:
+        torch.testing.assert_close(b.entity_last_hidden_state, a.entity_last_hidden_state, atol=1e-5, rtol=0)
+        torch.testing.assert_close(b.entity_hidden_states[-1], a.entity_hidden_states[-1], atol=1e-5, rtol=0)
+    else:
+        assert b.entity_last_hidden_state is None
+
+
+@pytest.mark.parametrize("entity_aware", [True, False])
+def test_gradients_match_transformers(entity_aware):
+    """fp64 so the comparison measures the formulation, not fp32 rounding (which at random init is
+    ~1e-2 relative even between two runs of the same fp32 model on a cancellation-prone loss)."""
+    hf, ours = hf_pair(entity_aware, dtype=torch.float64)
+    batch = make_batch()
+    g = torch.Generator().manual_seed(1)
+    w_word = torch.randn(3, 11, 32, generator=g, dtype=torch.float64)
+    w_ent = torch.randn(3, 4, 32, generator=g, dtype=torch.float64)
+    for model in (hf, ours):
+        out = model(**batch)
+        ((out.last_hidden_state * w_word).sum() + (out.entity_last_hidden_state * w_ent).sum()).backward()
+    hf_grads = dict(hf.named_parameters())
+    for name, p in ours.named_parameters():
+        ref = hf_grads[name].grad
+        if ref is None:
+            assert p.grad is None or p.grad.abs().max() == 0, name
+            continue
+        torch.testing.assert_close(p.grad, ref, atol=1e-10, rtol=1e-8, msg=name)
+
+
+@pytest.mark.parametrize("entity_aware", [True, False])
+def test_fp32_gradients_close_to_transformers(entity_aware):
+    hf, ours = hf_pair(entity_aware)
+    batch = make_batch()
+    w = torch.randn(3, 11, 32)
+    for model in (hf, ours):
+        out = model(**batch)
+        ((out.last_hidden_state * w).sum() + out.entity_last_hidden_state.sum()).backward()
+    hf_grads = dict(hf.named_parameters())
+    for name, p in ours.named_parameters():
+        if hf_grads[name].grad is not None:
+            torch.testing.assert_close(p.grad, hf_grads[name].grad, atol=1e-5, rtol=1e-4, msg=name)
+
+
+def test_masked_lm_matches_transformers():
+    hf, ours = hf_pair(True, head="LukeForMaskedLM")
+    batch = make_batch()
+    labels = torch.full_like(batch["input_ids"], -100)
+    labels[:, 2] = 5
+    entity_labels = torch.full_like(batch["entity_ids"], -100)
+    entity_labels[0, 0] = 3
+    with torch.no_grad():
+        a = hf(**batch, labels=labels, entity_labels=entity_labels)
+        b = ours(**batch, labels=labels, entity_labels=entity_labels)
+    for name in ("logits", "entity_logits", "loss", "mlm_loss", "mep_loss"):
+        torch.testing.assert_close(getattr(b, name), getattr(a, name), atol=1e-5, rtol=1e-5, msg=name)
+
+
+def test_entity_aware_with_copied_queries_equals_vanilla():
+    vanilla = LukeModel(tiny_config(use_entity_aware_attention=False)).eval()
+    aware = LukeModel(tiny_config(use_entity_aware_attention=True)).eval()
+    report = modeling_load(aware, vanilla.state_dict())
+    assert len(report.copied_queries) == 2 * 3 * TINY["num_hidden_layers"]
+    batch = make_batch()
+    with torch.no_grad():
+        a, b = vanilla(**batch), aware(**batch)
+    torch.testing.assert_close(b.last_hidden_state, a.last_hidden_state, atol=1e-6, rtol=0)
+    torch.testing.assert_close(b.entity_last_hidden_state, a.entity_last_hidden_state, atol=1e-6, rtol=0)
+
+
+def _random_attention_inputs(dtype, B=2, h=3, L=9, E=4, d=8, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    N = L + E
+    q_tw, q_te, k, v = (
+        torch.randn(B, h, N, d, generator=g, dtype=dtype, requires_grad=True) for _ in range(4)
+    )
+    keep = torch.ones(B, 1, 1, N, dtype=torch.bool)
+    keep[0, ..., 6:L] = False  # padded words
+    keep[1, ..., L:] = False  # an example with no entities at all
+    mask = torch.zeros(keep.shape, dtype=dtype).masked_fill_(~keep, torch.finfo(dtype).min)
+    return q_tw, q_te, k, v, mask, L
+
+
+@pytest.mark.parametrize("dtype,tol", [(torch.float32, 1e-5), (torch.float64, 1e-12)])
+def test_split_key_attention_matches_plain_formulation(dtype, tol):
+    q_tw, q_te, k, v, mask, L = _random_attention_inputs(dtype)
+    scale = 8**-0.5
+    fast = modeling._SplitKeyAttention.apply(
+        q_tw, q_te, k[:, :, :L], v[:, :, :L], k[:, :, L:], v[:, :, L:], mask[..., :L], mask[..., L:], scale
+    )
+    ref, _ = attention_reference(q_tw, q_te, k, v, mask, L, scale)
+    torch.testing.assert_close(fast, ref, atol=tol, rtol=0)
+    grad = torch.randn_like(fast)
+    fast_grads = torch.autograd.grad(fast, (q_tw, q_te, k, v), grad)
+    ref_grads = torch.autograd.grad(ref, (q_tw, q_te, k, v), grad)
+    for name, a, b in zip(("q_tw", "q_te", "k", "v"), fast_grads, ref_grads, strict=True):
+        torch.testing.assert_close(a, b, atol=tol, rtol=0, msg=name)
+
+
+def test_model_fast_path_equals_reference_path_with_grads():
+    """The whole model through the fused path vs output_attentions=True (which uses the plain path)."""
+    model = LukeModel(tiny_config()).eval()
+    batch = make_batch()
+    fast = model(**batch)
+    ref = model(**batch, output_attentions=True)
+    assert ref.attentions[0].shape == (3, 4, 15, 15)
+    torch.testing.assert_close(fast.last_hidden_state, ref.last_hidden_state, atol=1e-5, rtol=0)
+    torch.testing.assert_close(fast.entity_last_hidden_state, ref.entity_last_hidden_state, atol=1e-5, rtol=0)
+    g1 = torch.autograd.grad(
+        fast.entity_last_hidden_state.sum(), model.encoder.layer[0].attention.self.e2e_query.weight
+    )
+    g2 = torch.autograd.grad(
+        ref.entity_last_hidden_state.sum(), model.encoder.layer[0].attention.self.e2e_query.weight
+    )
+    torch.testing.assert_close(g1[0], g2[0], atol=1e-5, rtol=1e-4)
+
+
+def test_entity_embedding_averages_valid_positions_only():
+    config = tiny_config(hidden_dropout_prob=0.0)
+    emb = modeling.LukeEntityEmbeddings(config).eval()
+    pos_table = emb.position_embeddings.weight
+    ids = torch.tensor([[1, 2, 3]])
+    positions = torch.tensor([[[2, 3, -1], [4, -1, -1], [-1, -1, -1]]])
+    types = torch.zeros_like(ids)
+    out = emb(ids, positions, types)
+    base = emb.entity_embedding_dense(emb.entity_embeddings(ids)) + emb.token_type_embeddings(types)
+    expected_pos = torch.stack(
+        [(pos_table[2] + pos_table[3]) / 2, pos_table[4], torch.zeros_like(pos_table[0])]
+    )
+    torch.testing.assert_close(out, emb.LayerNorm(base + expected_pos[None]))
+
+
+def test_bf16_autocast_runs_and_is_close():
+    model = LukeModel(tiny_config()).eval()
+    batch = make_batch()
+    with torch.no_grad():
+        ref = model(**batch)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            low = model(**batch)
+    assert (low.last_hidden_state.float() - ref.last_hidden_state).abs().max() < 0.1
+    assert torch.isfinite(low.entity_last_hidden_state.float()).all()
+
+
+def test_training_mode_with_attention_dropout_backpropagates():
+    model = LukeForMaskedLM(tiny_config()).train()
+    batch = make_batch()
+    labels = batch["input_ids"].clone()
+    out = model(**batch, labels=labels)
+    out.loss.backward()
+    assert model.luke.encoder.layer[0].attention.self.w2e_query.weight.grad.abs().sum() > 0
+    # MLM decoder and word embeddings are one tensor.
+    assert model.lm_head.decoder.weight is model.luke.embeddings.word_embeddings.weight
+    assert model.entity_predictions.decoder.weight is model.luke.entity_embeddings.entity_embeddings.weight
+
+
+def test_bert_style_positions_are_zero_based():
+    model = LukeModel(tiny_config(word_position_style="bert", pad_token_id=0)).eval()
+    ids = torch.tensor([[5, 6, 7, 0]])
+    assert model.embeddings.make_position_ids(ids).tolist() == [[0, 1, 2, 3]]
+    roberta = LukeModel(tiny_config()).eval()
+    assert roberta.embeddings.make_position_ids(torch.tensor([[5, 6, 7, 1]])).tolist() == [[2, 3, 4, 1]]
+
+
+@pytest.mark.parametrize(
+    "change,message",
+    [
+        (lambda b: b.update(entity_ids=b["entity_ids"] + 100), "entity_vocab_size"),
+        (lambda b: b["entity_position_ids"].__setitem__((0, 0, 0), 11), "entity_position_ids"),
+        (lambda b: b.update(entity_position_ids=b["entity_position_ids"][:, :2]), "entity_position_ids"),
+        (lambda b: b.update(attention_mask=b["attention_mask"][:, :3]), "attention_mask"),
+        (lambda b: b.update(input_ids=b["input_ids"] + 1000), "vocab_size"),
+        (lambda b: b.pop("entity_position_ids"), "entity_position_ids is required"),
+    ],
+)
+def test_bad_inputs_raise_clear_errors(change, message):
+    model = LukeModel(tiny_config()).eval()
+    batch = make_batch()
+    change(batch)
+    with pytest.raises(ValueError, match=message):
+        model(**batch)
+
+
+def test_too_long_sequence_is_rejected():
+    model = LukeModel(tiny_config(max_position_embeddings=10)).eval()
+    with pytest.raises(ValueError, match="max_position_embeddings"):
+        model(torch.full((1, 9), 5))
+
+
+def test_config_validation():
+    with pytest.raises(ValueError, match="multiple of num_attention_heads"):
+        tiny_config(hidden_size=30)
