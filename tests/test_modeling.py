@@ -155,9 +155,7 @@ def test_entity_aware_with_copied_queries_equals_vanilla():
 def _random_attention_inputs(dtype, B=2, h=3, L=9, E=4, d=8, seed=0):
     g = torch.Generator().manual_seed(seed)
     N = L + E
-    q_tw, q_te, k, v = (
-        torch.randn(B, h, N, d, generator=g, dtype=dtype, requires_grad=True) for _ in range(4)
-    )
+    q_tw, q_te, k, v = (torch.randn(B, h, N, d, generator=g, dtype=dtype, requires_grad=True) for _ in range(4))
     keep = torch.ones(B, 1, 1, N, dtype=torch.bool)
     keep[0, ..., 6:L] = False  # padded words
     keep[1, ..., L:] = False  # an example with no entities at all
@@ -193,9 +191,7 @@ def test_model_fast_path_equals_reference_path_with_grads():
     g1 = torch.autograd.grad(
         fast.entity_last_hidden_state.sum(), model.encoder.layer[0].attention.self.e2e_query.weight
     )
-    g2 = torch.autograd.grad(
-        ref.entity_last_hidden_state.sum(), model.encoder.layer[0].attention.self.e2e_query.weight
-    )
+    g2 = torch.autograd.grad(ref.entity_last_hidden_state.sum(), model.encoder.layer[0].attention.self.e2e_query.weight)
     torch.testing.assert_close(g1[0], g2[0], atol=1e-5, rtol=1e-4)
 
 
@@ -208,9 +204,7 @@ def test_entity_embedding_averages_valid_positions_only():
     types = torch.zeros_like(ids)
     out = emb(ids, positions, types)
     base = emb.entity_embedding_dense(emb.entity_embeddings(ids)) + emb.token_type_embeddings(types)
-    expected_pos = torch.stack(
-        [(pos_table[2] + pos_table[3]) / 2, pos_table[4], torch.zeros_like(pos_table[0])]
-    )
+    expected_pos = torch.stack([(pos_table[2] + pos_table[3]) / 2, pos_table[4], torch.zeros_like(pos_table[0])])
     torch.testing.assert_close(out, emb.LayerNorm(base + expected_pos[None]))
 
 

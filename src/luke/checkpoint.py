@@ -36,9 +36,7 @@ logger = logging.getLogger(__name__)
 
 WEIGHTS_NAME = "model.safetensors"
 LEGACY_WEIGHTS_NAME = "pytorch_model.bin"
-_EA_QUERY = re.compile(
-    r"^(.*encoder\.layer\.\d+\.attention\.self\.)(w2e_query|e2w_query|e2e_query)\.(weight|bias)$"
-)
+_EA_QUERY = re.compile(r"^(.*encoder\.layer\.\d+\.attention\.self\.)(w2e_query|e2w_query|e2e_query)\.(weight|bias)$")
 
 
 @dataclass
@@ -344,9 +342,7 @@ def init_from_transformers(
         state[key] = value
     report = load_state_dict(model, state)
     entity_side = ("entity_embeddings.", "entity_predictions.", "classifier.", "pooler.")
-    report.missing_keys = [
-        k for k in report.missing_keys if not k.removeprefix("luke.").startswith(entity_side)
-    ]
+    report.missing_keys = [k for k in report.missing_keys if not k.removeprefix("luke.").startswith(entity_side)]
     if word_position_style == "roberta":
         convert_to_roberta_positions(model)
     return model, report

@@ -87,9 +87,7 @@ class LukeEmbeddings(nn.Module):
     def __init__(self, config: LukeConfig):
         super().__init__()
         self.config = config
-        self.word_embeddings = nn.Embedding(
-            config.vocab_size, config.hidden_size, padding_idx=config.pad_token_id
-        )
+        self.word_embeddings = nn.Embedding(config.vocab_size, config.hidden_size, padding_idx=config.pad_token_id)
         # RoBERTa-style positions reserve row `pad_token_id` for padding; BERT-style use row 0 for [CLS].
         pos_pad = config.pad_token_id if config.word_position_style == "roberta" else None
         self.position_embeddings = nn.Embedding(config.max_position_embeddings, config.hidden_size, pos_pad)
@@ -155,9 +153,7 @@ class LukeEntityEmbeddings(nn.Module):
 
 def _cpu_flash(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor, scale: float):
     """Fused CPU attention returning (output (B,h,Nq,d), log-sum-exp (B,h,Nq) in fp32)."""
-    return torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
-        q, k, v, 0.0, False, attn_mask=mask, scale=scale
-    )
+    return torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(q, k, v, 0.0, False, attn_mask=mask, scale=scale)
 
 
 class _SplitKeyAttention(torch.autograd.Function):
@@ -176,9 +172,7 @@ class _SplitKeyAttention(torch.autograd.Function):
         o_w, lse_w = _cpu_flash(q_tw, k_w, v_w, mask_w, scale)
         o_e, lse_e = _cpu_flash(q_te, k_e, v_e, mask_e, scale)
         lse = torch.logaddexp(lse_w, lse_e)  # (B, h, N) fp32
-        out = (torch.exp(lse_w - lse).unsqueeze(-1) * o_w + torch.exp(lse_e - lse).unsqueeze(-1) * o_e).to(
-            q_tw.dtype
-        )
+        out = (torch.exp(lse_w - lse).unsqueeze(-1) * o_w + torch.exp(lse_e - lse).unsqueeze(-1) * o_e).to(q_tw.dtype)
         ctx.save_for_backward(q_tw, q_te, k_w, v_w, k_e, v_e, mask_w, mask_e, out, lse)
         ctx.scale = scale
         return out  # (B, h, N, d)
@@ -188,12 +182,8 @@ class _SplitKeyAttention(torch.autograd.Function):
         q_tw, q_te, k_w, v_w, k_e, v_e, mask_w, mask_e, out, lse = ctx.saved_tensors
         bwd = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu_backward
         grad_out = grad_out.contiguous()
-        dq_tw, dk_w, dv_w = bwd(
-            grad_out, q_tw, k_w, v_w, out, lse, 0.0, False, attn_mask=mask_w, scale=ctx.scale
-        )
-        dq_te, dk_e, dv_e = bwd(
-            grad_out, q_te, k_e, v_e, out, lse, 0.0, False, attn_mask=mask_e, scale=ctx.scale
-        )
+        dq_tw, dk_w, dv_w = bwd(grad_out, q_tw, k_w, v_w, out, lse, 0.0, False, attn_mask=mask_w, scale=ctx.scale)
+        dq_te, dk_e, dv_e = bwd(grad_out, q_te, k_e, v_e, out, lse, 0.0, False, attn_mask=mask_e, scale=ctx.scale)
         return dq_tw, dq_te, dk_w, dv_w, dk_e, dv_e, None, None, None
 
 
@@ -256,9 +246,7 @@ class LukeSelfAttention(nn.Module):
         k, v = self._heads(self.key(x)), self._heads(self.value(x))  # (B, h, N, d)
         # Additive mask in the compute dtype (bf16 under autocast); finfo.min, never -inf (see
         # _SplitKeyAttention), built in that dtype so it cannot overflow to -inf when cast.
-        mask = torch.zeros(keep.shape, dtype=k.dtype, device=x.device).masked_fill_(
-            ~keep, torch.finfo(k.dtype).min
-        )
+        mask = torch.zeros(keep.shape, dtype=k.dtype, device=x.device).masked_fill_(~keep, torch.finfo(k.dtype).min)
         scale = 1.0 / math.sqrt(self.head_dim)
         use_ea = self.entity_aware and N > num_words
         if use_ea:
@@ -464,9 +452,7 @@ def _validate_inputs(config: LukeConfig, input_ids, attention_mask, token_type_i
         if t is not None and t.shape != input_ids.shape:
             raise ValueError(f"{name} has shape {tuple(t.shape)} but input_ids has {tuple(input_ids.shape)}")
     if input_ids.numel() and (input_ids.max() >= config.vocab_size or input_ids.min() < 0):
-        raise ValueError(
-            f"input_ids must lie in [0, {config.vocab_size}) (vocab_size); got max {input_ids.max()}"
-        )
+        raise ValueError(f"input_ids must lie in [0, {config.vocab_size}) (vocab_size); got max {input_ids.max()}")
     n_pos = L + (config.pad_token_id + 1 if config.word_position_style == "roberta" else 0)
     if n_pos > config.max_position_embeddings:
         raise ValueError(
@@ -548,9 +534,7 @@ class LukeModel(LukePreTrainedModel):
             if unknown:
                 raise TypeError(f"unexpected inputs: {unknown}")
         if not (torch.jit.is_tracing() or torch.compiler.is_compiling()):
-            _validate_inputs(
-                self.config, input_ids, attention_mask, token_type_ids, entity_ids, entity_position_ids
-            )
+            _validate_inputs(self.config, input_ids, attention_mask, token_type_ids, entity_ids, entity_position_ids)
         B, L = input_ids.shape
         device = input_ids.device
         if attention_mask is None:
@@ -658,9 +642,7 @@ class LukeForMaskedLM(LukePreTrainedModel):
         if out.entity_last_hidden_state is not None:
             entity_logits = self.entity_predictions(out.entity_last_hidden_state)
             if entity_labels is not None:
-                mep_loss = F.cross_entropy(
-                    entity_logits.view(-1, entity_logits.shape[-1]), entity_labels.view(-1)
-                )
+                mep_loss = F.cross_entropy(entity_logits.view(-1, entity_logits.shape[-1]), entity_labels.view(-1))
         losses = [x for x in (mlm_loss, mep_loss) if x is not None]
         return LukeMaskedLMOutput(
             loss=sum(losses[1:], losses[0]) if losses else None,
@@ -696,18 +678,14 @@ class _EntityHeadModel(LukePreTrainedModel):
         super().__init__(config)
         self.luke = LukeModel(config)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
-        self.classifier = nn.Linear(
-            config.hidden_size * self.feature_width, config.num_labels, self.classifier_bias
-        )
+        self.classifier = nn.Linear(config.hidden_size * self.feature_width, config.num_labels, self.classifier_bias)
         self.init_weights()
 
     def features(self, out: BaseLukeModelOutputWithPooling, **kw: Any) -> torch.Tensor:
         raise NotImplementedError
 
     def forward(self, input_ids: torch.Tensor, labels: torch.Tensor | None = None, **inputs: Any):
-        head_kw = {
-            k: inputs.pop(k) for k in ("entity_start_positions", "entity_end_positions") if k in inputs
-        }
+        head_kw = {k: inputs.pop(k) for k in ("entity_start_positions", "entity_end_positions") if k in inputs}
         if inputs.get("entity_ids") is None:
             raise ValueError(f"{type(self).__name__} needs entity_ids and entity_position_ids")
         out = self.luke(input_ids, **inputs)
@@ -749,9 +727,7 @@ class LukeForEntitySpanClassification(_EntityHeadModel):
 
     def features(self, out, entity_start_positions=None, entity_end_positions=None, **kw):
         if entity_start_positions is None or entity_end_positions is None:
-            raise ValueError(
-                "LukeForEntitySpanClassification needs entity_start_positions and entity_end_positions"
-            )
+            raise ValueError("LukeForEntitySpanClassification needs entity_start_positions and entity_end_positions")
         words = out.last_hidden_state  # (B, L, H)
         H = words.shape[-1]
         start = torch.gather(words, 1, entity_start_positions.unsqueeze(-1).expand(-1, -1, H))  # (B, E, H)
