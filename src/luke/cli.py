@@ -15,6 +15,7 @@ import sys
 
 COMMAND_MODULES: list[str] = [
     "luke.commands",
+    "luke.wikipedia.commands",
 ]
 
 

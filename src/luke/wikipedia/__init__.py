@@ -1,0 +1,15 @@
+"""Pretraining data from a Wikipedia dump.
+
+Three steps, each a ``luke`` sub-command (see ``docs/pretraining-data.md``):
+
+1. :func:`luke.wikipedia.dump_db.build_dump_db` — MediaWiki XML dump → SQLite "dump database" of plain
+   paragraphs with link annotations and the redirect table.
+2. :func:`luke.wikipedia.entity_vocab_builder.build_entity_vocab` — link counts after redirect resolution →
+   entity vocabulary (JSONL).
+3. :func:`luke.wikipedia.pretraining_dataset.build_pretraining_dataset` — sentences, link-aligned
+   tokenisation, greedy packing → sharded Arrow dataset (``datasets.save_to_disk``) + ``metadata.json``.
+"""
+
+from luke.wikipedia.dump_db import DumpDB, DumpError, Paragraph, WikiLink, build_dump_db, parse_wikitext
+
+__all__ = ["DumpDB", "DumpError", "Paragraph", "WikiLink", "build_dump_db", "parse_wikitext"]

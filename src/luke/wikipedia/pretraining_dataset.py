@@ -1,0 +1,557 @@
+"""Step 3: the pretraining dataset — sentences, link-aligned tokenisation, greedy packing, Arrow shards.
+
+Per page (spec §2.4, with the improvements noted):
+
+1. Links are resolved through the redirect table and mapped to entity ids; links to entities outside the
+   vocabulary become ``[UNK]`` (``include_unk_entities``, default) or are skipped (the anchor stays as text).
+2. Each paragraph is split into sentences (character spans; pysbd or ICU). Sentences that a link crosses are
+   merged, so no link is lost to a wrong sentence boundary.
+3. Each sentence is tokenised as segments cut at link boundaries, so an entity span always starts and ends on
+   a token boundary. A segment gets a leading space (RoBERTa ``Ġ``) when whitespace precedes it or it starts
+   the sentence.
+4. Sentences with fewer than ``min_sentence_length`` or more than ``max_seq_length - 2`` tokens are dropped;
+   the rest are packed greedily, in order, while the item stays within ``max_seq_length - 2`` tokens and
+   ``max_entity_length`` mentions (the original truncated mentions instead). An item is kept if it has at
+   least one mention (or always, with ``include_sentences_without_entities``).
+
+Items (one Arrow row each; ids *without* CLS/SEP, positions 0-based over ``word_ids``):
+
+``page_id`` int64 (Wikipedia page id), ``page_entity_id`` int32 (entity id of the page title, −1 if none),
+``word_ids`` list<int32>, ``entity_ids`` list<int32>, ``entity_position_ids`` list<list<int32>> (per mention
+its token positions, at most ``max_mention_length``, unpadded).
+
+Pages are shuffled with ``random.Random(seed)`` and processed in that order by any number of workers;
+results are consumed in page order, so the output is byte-identical whatever the worker count.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import multiprocessing
+import os
+import random
+import shutil
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from luke.entity_vocab import EntityVocab
+from luke.wikipedia.dump_db import DumpDB, Paragraph, resolve
+from luke.wikipedia.sentence_splitter import SentenceSplitter, get_sentence_splitter
+
+logger = logging.getLogger(__name__)
+
+FORMAT_NAME = "luke-pretraining-dataset"
+FORMAT_VERSION = 1
+EXCLUDED_TITLE_PREFIXES = ("image:", "file:", "category:")
+
+
+class TokenizerError(ValueError):
+    """The tokenizer folder/file cannot be used (missing files, not a fast tokenizer, ...)."""
+
+
+@dataclass
+class DatasetOptions:
+    """Options of :func:`build_pretraining_dataset` (all recorded in ``metadata.json``)."""
+
+    max_seq_length: int = 512
+    max_entity_length: int = 128
+    max_mention_length: int = 30
+    min_sentence_length: int = 5
+    include_unk_entities: bool = True
+    include_sentences_without_entities: bool = False
+    abstract_only: bool = False
+    sentence_splitter: str = "pysbd"
+    language: str = "en"
+    seed: int = 0
+    max_num_documents: int | None = None
+
+    def validate(self) -> None:
+        if self.max_seq_length < 3:
+            raise ValueError("--max-seq-length must be at least 3 (CLS, SEP and one token)")
+        for name in ("max_entity_length", "max_mention_length", "min_sentence_length"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"--{name.replace('_', '-')} must be at least 1")
+        if self.max_num_documents is not None and self.max_num_documents < 1:
+            raise ValueError("--max-num-documents must be at least 1")
+
+
+def features() -> Any:
+    """The ``datasets.Features`` of an item."""
+    import datasets
+
+    int32 = datasets.Value("int32")
+    return datasets.Features(
+        {
+            "page_id": datasets.Value("int64"),
+            "page_entity_id": int32,
+            "word_ids": datasets.Sequence(int32),
+            "entity_ids": datasets.Sequence(int32),
+            "entity_position_ids": datasets.Sequence(datasets.Sequence(int32)),
+        }
+    )
+
+
+# -------------------------------------------------------------------------------------------- tokenizer
+
+
+def load_tokenizer(path: str | os.PathLike[str]) -> Any:
+    """Load a fast ``transformers`` tokenizer from a local folder (``tokenizer.json``, or ``vocab.json`` +
+    ``merges.txt``, or ``vocab.txt``), or from a WordPiece ``*vocab.txt`` file (lower-cased when the file
+    name contains ``uncased``). Never contacts the Hub."""
+    p = Path(path)
+    if not p.exists():
+        raise TokenizerError(f"{p}: tokenizer folder not found")
+    from transformers import AutoTokenizer, BertTokenizer
+
+    if p.is_file():
+        if not p.name.endswith("vocab.txt"):
+            raise TokenizerError(f"{p}: expected a tokenizer folder or a WordPiece vocab.txt file")
+        try:
+            return BertTokenizer(vocab=str(p), do_lower_case="uncased" in p.name.lower())
+        except Exception as err:
+            raise TokenizerError(f"{p}: cannot load WordPiece vocabulary: {err}") from None
+    names = {x.name for x in p.iterdir()}
+    if "vocab.json" in names and "merges.txt" not in names and "tokenizer.json" not in names:
+        raise TokenizerError(f"{p}: tokenizer folder has vocab.json but is missing merges.txt")
+    if "merges.txt" in names and "vocab.json" not in names and "tokenizer.json" not in names:
+        raise TokenizerError(f"{p}: tokenizer folder has merges.txt but is missing vocab.json")
+    if not names & {"tokenizer.json", "vocab.json", "vocab.txt"}:
+        vocab_files = sorted(n for n in names if n.endswith("vocab.txt"))
+        hint = f" (pass the file itself, e.g. {p / vocab_files[0]})" if vocab_files else ""
+        raise TokenizerError(
+            f"{p}: no tokenizer files (need tokenizer.json, vocab.json + merges.txt, or vocab.txt){hint}"
+        )
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(p), local_files_only=True)
+    except Exception as err:
+        raise TokenizerError(f"{p}: cannot load tokenizer: {str(err).splitlines()[0]}") from None
+    if not getattr(tokenizer, "is_fast", False):
+        raise TokenizerError(f"{p}: {type(tokenizer).__name__} is not a fast (Rust) tokenizer")
+    return tokenizer
+
+
+# -------------------------------------------------------------------------------------------- per page
+
+
+@dataclass
+class _Sentence:
+    word_ids: list[int]
+    mentions: list[tuple[int, int, int]]  # (entity id, token start, token end), sentence-relative
+
+
+class PageProcessor:
+    """Turns one page of a :class:`DumpDB` into dataset items (used in-process or once per worker)."""
+
+    def __init__(
+        self,
+        db_path: str | os.PathLike[str],
+        tokenizer_json: str,
+        vocab: EntityVocab,
+        options: DatasetOptions,
+    ) -> None:
+        from tokenizers import Tokenizer
+
+        self.db = DumpDB(db_path)
+        self.tokenizer = Tokenizer.from_str(tokenizer_json)
+        self.vocab = vocab
+        self.options = options
+        self.splitter: SentenceSplitter = get_sentence_splitter(options.sentence_splitter, options.language)
+        self.max_num_tokens = options.max_seq_length - 2
+
+    def _redirects(self, titles: set[str]) -> dict[str, str]:
+        """Redirects among ``titles`` (and their targets, for double redirects), from the database."""
+        found: dict[str, str] = {}
+        pending = set(titles)
+        for _ in range(5):
+            if not pending:
+                break
+            keys = sorted(pending)
+            pending = set()
+            for i in range(0, len(keys), 500):
+                chunk = keys[i : i + 500]
+                query = f"SELECT title, target FROM redirects WHERE title IN ({','.join('?' * len(chunk))})"
+                for title, target in self.db.conn.execute(query, chunk):
+                    found[title] = target
+                    if target not in found:
+                        pending.add(target)
+        return found
+
+    def process(self, page_id: int) -> tuple[list[dict[str, Any]], Counter[str]]:
+        stats: Counter[str] = Counter()
+        title, paragraphs = self.db.get_page(page_id)
+        if self.options.abstract_only:
+            paragraphs = [p for p in paragraphs if p.abstract]
+        redirects = self._redirects({x.title for p in paragraphs for x in p.links})
+        unk_id = self.vocab.unk_id
+        sentences: list[_Sentence] = []
+        texts: list[str] = []
+        layouts: list[tuple[int, list[tuple[int, int, int]]]] = []  # (n segments, [(entity, seg from, seg to)])
+        for paragraph in paragraphs:
+            links = self._entity_links(paragraph, redirects, unk_id, stats)
+            for start, end, sent_links in self._sentences(paragraph.text, links, stats):
+                segments, mention_segments = _segments(paragraph.text, start, end, sent_links)
+                layouts.append((len(segments), mention_segments))
+                texts.extend(segments)
+        encodings = self.tokenizer.encode_batch(texts, add_special_tokens=False) if texts else []
+        cursor = 0
+        for n_segments, mention_segments in layouts:
+            ids_per_segment = [encodings[cursor + k].ids for k in range(n_segments)]
+            cursor += n_segments
+            offsets = [0]
+            for ids in ids_per_segment:
+                offsets.append(offsets[-1] + len(ids))
+            word_ids = [i for ids in ids_per_segment for i in ids]
+            mentions = []
+            for entity_id, seg in mention_segments:
+                if offsets[seg] < offsets[seg + 1]:
+                    mentions.append((entity_id, offsets[seg], offsets[seg + 1]))
+                else:
+                    stats["links_without_tokens"] += 1
+            if len(word_ids) < self.options.min_sentence_length:
+                stats["sentences_too_short"] += 1
+                stats["mentions_in_dropped_sentences"] += len(mentions)
+            elif len(word_ids) > self.max_num_tokens:
+                stats["sentences_too_long"] += 1
+                stats["mentions_in_dropped_sentences"] += len(mentions)
+            else:
+                stats["sentences"] += 1
+                sentences.append(_Sentence(word_ids, mentions))
+        page_entity_id = self.vocab.get_id(title, default=None)
+        items = self._pack(page_id, -1 if page_entity_id is None else page_entity_id, sentences, stats)
+        stats["pages"] += 1
+        return items, stats
+
+    def _entity_links(
+        self, paragraph: Paragraph, redirects: dict[str, str], unk_id: int, stats: Counter[str]
+    ) -> list[tuple[int, int, int]]:
+        links = []
+        last_end = 0
+        for link in sorted(paragraph.links, key=lambda x: (x.start, x.end)):
+            stats["links"] += 1
+            if link.start < last_end:
+                stats["links_overlapping"] += 1
+                continue
+            entity_id = self.vocab.get_id(resolve(link.title, redirects), default=None)
+            if entity_id is None:
+                if not self.options.include_unk_entities:
+                    stats["links_skipped_unknown"] += 1
+                    continue
+                entity_id = unk_id
+                stats["links_unknown_as_unk"] += 1
+            links.append((entity_id, link.start, link.end))
+            last_end = link.end
+        return links
+
+    def _sentences(
+        self, text: str, links: list[tuple[int, int, int]], stats: Counter[str]
+    ) -> Iterator[tuple[int, int, list[tuple[int, int, int]]]]:
+        spans = self.splitter(text)
+        # merge sentences that a link crosses
+        merged: list[list[int]] = []
+        link_index = 0
+        for start, end in spans:
+            if merged and link_index < len(links) and links[link_index][1] < merged[-1][1] < links[link_index][2]:
+                merged[-1][1] = end
+                stats["sentence_boundaries_inside_links"] += 1
+            else:
+                merged.append([start, end])
+            while link_index < len(links) and links[link_index][2] <= merged[-1][1]:
+                link_index += 1
+        link_index = 0
+        for start, end in merged:
+            inside = []
+            while link_index < len(links) and links[link_index][1] < end:
+                link = links[link_index]
+                if link[1] >= start and link[2] <= end:
+                    inside.append(link)
+                else:
+                    stats["links_outside_sentences"] += 1
+                link_index += 1
+            yield start, end, inside
+
+    def _pack(
+        self, page_id: int, page_entity_id: int, sentences: list[_Sentence], stats: Counter[str]
+    ) -> list[dict[str, Any]]:
+        opts = self.options
+        items: list[dict[str, Any]] = []
+        word_ids: list[int] = []
+        mentions: list[tuple[int, int, int]] = []
+
+        def emit() -> None:
+            if word_ids and (mentions or opts.include_sentences_without_entities):
+                items.append(
+                    {
+                        "page_id": page_id,
+                        "page_entity_id": page_entity_id,
+                        "word_ids": list(word_ids),
+                        "entity_ids": [m[0] for m in mentions],
+                        "entity_position_ids": [
+                            list(range(s, min(e, s + opts.max_mention_length))) for _, s, e in mentions
+                        ],
+                    }
+                )
+                stats["items"] += 1
+                stats["tokens"] += len(word_ids)
+                stats["mentions"] += len(mentions)
+                stats["unk_mentions"] += sum(1 for m in mentions if m[0] == self.vocab.unk_id)
+                stats["mentions_truncated"] += sum(1 for _, s, e in mentions if e - s > opts.max_mention_length)
+            elif word_ids:
+                stats["items_without_entities_dropped"] += 1
+
+        for sentence in sentences:
+            sentence_mentions = sentence.mentions
+            if len(sentence_mentions) > opts.max_entity_length:
+                stats["mentions_over_max_entity_length"] += len(sentence_mentions) - opts.max_entity_length
+                sentence_mentions = sentence_mentions[: opts.max_entity_length]
+            if word_ids and (
+                len(word_ids) + len(sentence.word_ids) > self.max_num_tokens
+                or len(mentions) + len(sentence_mentions) > opts.max_entity_length
+            ):
+                emit()
+                word_ids, mentions = [], []
+            offset = len(word_ids)
+            word_ids.extend(sentence.word_ids)
+            mentions.extend((e, s + offset, t + offset) for e, s, t in sentence_mentions)
+        emit()
+        return items
+
+
+def _segments(
+    text: str, start: int, end: int, links: Sequence[tuple[int, int, int]]
+) -> tuple[list[str], list[tuple[int, int]]]:
+    """Cut ``text[start:end]`` at link boundaries into segments to tokenise separately.
+
+    Returns the segment strings (with a leading space when whitespace precedes them or they start the
+    sentence, so byte-level BPE gets its ``Ġ``) and ``(entity id, segment index)`` per link.
+    """
+    segments: list[str] = []
+    mention_segments: list[tuple[int, int]] = []
+
+    def add(a: int, b: int) -> bool:
+        piece = text[a:b]
+        stripped = piece.lstrip()
+        lead = len(piece) - len(stripped)
+        stripped = stripped.rstrip()
+        if not stripped:
+            return False
+        at = a + lead
+        space = at == start or text[at - 1].isspace()
+        segments.append(" " + stripped if space else stripped)
+        return True
+
+    cursor = start
+    for entity_id, link_start, link_end in links:
+        add(cursor, link_start)
+        if add(link_start, link_end):
+            mention_segments.append((entity_id, len(segments) - 1))
+        cursor = link_end
+    add(cursor, end)
+    return segments, mention_segments
+
+
+_WORKER: PageProcessor | None = None
+
+
+def _init_worker(db_path: str, tokenizer_json: str, vocab: EntityVocab, options: DatasetOptions) -> None:
+    global _WORKER
+    os.environ["TOKENIZERS_PARALLELISM"] = "false"
+    _WORKER = PageProcessor(db_path, tokenizer_json, vocab, options)
+
+
+def _work(page_id: int) -> tuple[list[dict[str, Any]], Counter[str]]:
+    assert _WORKER is not None
+    return _WORKER.process(page_id)
+
+
+# ------------------------------------------------------------------------------------------------ build
+
+
+def select_pages(db: DumpDB, options: DatasetOptions) -> list[int]:
+    """Page ids to process, shuffled with ``random.Random(seed)`` (deterministic)."""
+    rows = db.conn.execute("SELECT page_id, title FROM pages ORDER BY page_id").fetchall()
+    page_ids = [pid for pid, title in rows if not title.lower().startswith(EXCLUDED_TITLE_PREFIXES)]
+    random.Random(options.seed).shuffle(page_ids)
+    if options.max_num_documents is not None:
+        page_ids = page_ids[: options.max_num_documents]
+    return page_ids
+
+
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def build_pretraining_dataset(
+    dump_db: str | os.PathLike[str],
+    tokenizer_path: str | os.PathLike[str],
+    entity_vocab_path: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    options: DatasetOptions | None = None,
+    *,
+    num_workers: int = 1,
+    chunk_size: int = 4,
+    num_shards: int | None = None,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Build the dataset in ``out_dir`` and return its metadata (also written to ``metadata.json``).
+
+    Everything is written to a temporary folder next to ``out_dir`` that is renamed into place only when
+    complete. ``out_dir`` must not exist unless ``overwrite``.
+    """
+    import datasets
+    from datasets.arrow_writer import ArrowWriter
+    from datasets.table import MemoryMappedTable
+
+    options = options or DatasetOptions()
+    options.validate()
+    out = Path(out_dir)
+    if out.exists() and not overwrite:
+        raise FileExistsError(f"{out}: output folder already exists (use --overwrite to replace it)")
+    if not out.parent.is_dir():
+        raise FileNotFoundError(f"{out.parent}: parent folder of the output does not exist")
+    db = DumpDB(dump_db)
+    tokenizer = load_tokenizer(tokenizer_path)
+    vocab_path = Path(entity_vocab_path)
+    if not vocab_path.is_file():
+        raise FileNotFoundError(f"{vocab_path}: entity vocabulary not found")
+    vocab = EntityVocab.load(vocab_path)
+    get_sentence_splitter(options.sentence_splitter, options.language)  # fail early if unavailable
+    tokenizer_json = tokenizer.backend_tokenizer.to_str()
+    page_ids = select_pages(db, options)
+
+    work = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    staging = out.with_name(f".{out.name}.staging-{os.getpid()}")
+    for path in (work, staging):
+        shutil.rmtree(path, ignore_errors=True)
+    staging.mkdir()
+    stats: Counter[str] = Counter()
+    try:
+        writer = ArrowWriter(features=features(), path=str(staging / "items.arrow"))
+        bar = tqdm(total=len(page_ids), unit="page", desc="build-pretraining-dataset", disable=not progress)
+        pool = None
+        if num_workers > 1:
+            pool = multiprocessing.get_context("fork").Pool(
+                num_workers, _init_worker, (str(db.path), tokenizer_json, vocab, options)
+            )
+            results: Iterator[tuple[list[dict[str, Any]], Counter[str]]] = pool.imap(
+                _work, page_ids, chunksize=chunk_size
+            )
+        else:
+            processor = PageProcessor(db.path, tokenizer_json, vocab, options)
+            results = map(processor.process, page_ids)
+        try:
+            for items, page_stats in results:
+                stats.update(page_stats)
+                for item in items:
+                    writer.write(item)
+                bar.update(1)
+                bar.set_postfix(items=stats["items"], refresh=False)
+        finally:
+            bar.close()
+            if pool is not None:
+                pool.terminate()
+                pool.join()
+        writer.finalize()
+        staged = staging / "items.arrow"
+        table = MemoryMappedTable.from_file(str(staged))
+        fingerprint = _sha256_file(staged)[:16]
+        dataset = datasets.Dataset(table, info=datasets.DatasetInfo(features=features()), fingerprint=fingerprint)
+        dataset.save_to_disk(str(work), num_shards=num_shards or max(1, -(-stats["tokens"] // 50_000_000)))
+        del dataset, table
+        tokenizer.save_pretrained(str(work / "tokenizer"))
+        shutil.copyfile(vocab_path, work / f"entity_vocab{vocab_path.suffix}")
+        metadata = {
+            "format": FORMAT_NAME,
+            "format_version": FORMAT_VERSION,
+            "number_of_items": stats["items"],
+            "number_of_pages": len(page_ids),
+            "counts": dict(sorted(stats.items())),
+            "max_seq_length": options.max_seq_length,
+            "max_entity_length": options.max_entity_length,
+            "max_mention_length": options.max_mention_length,
+            "min_sentence_length": options.min_sentence_length,
+            "word_ids_have_special_tokens": False,
+            "tokenizer": {
+                "class": type(tokenizer).__name__,
+                "source": str(tokenizer_path),
+                "vocab_size": len(tokenizer),
+                "sha256": hashlib.sha256(tokenizer_json.encode("utf-8")).hexdigest(),
+                "saved_to": "tokenizer/",
+            },
+            "entity_vocab": {
+                "source": str(entity_vocab_path),
+                "file": f"entity_vocab{vocab_path.suffix}",
+                "size": len(vocab),
+                "sha256": _sha256_file(vocab_path),
+                "special_ids": vocab.special_ids(),
+            },
+            "dump_db": {
+                "source": db.meta.get("source"),
+                "counts": {k[6:]: int(v) for k, v in sorted(db.meta.items()) if k.startswith("count.")},
+            },
+            "arguments": asdict(options),
+        }
+        (work / "metadata.json").write_text(json.dumps(metadata, indent=2, ensure_ascii=False) + "\n")
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(work, out)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        db.close()
+    return metadata
+
+
+# ------------------------------------------------------------------------------------------------ stats
+
+
+def dataset_stats(out_dir: str | os.PathLike[str]) -> dict[str, Any]:
+    """Items, tokens, entity mentions and entity coverage of a built dataset (computed from the Arrow
+    data, not copied from ``metadata.json``)."""
+    import datasets
+    import pyarrow.compute as pc
+
+    path = Path(out_dir)
+    meta_path = path / "metadata.json"
+    if not meta_path.is_file():
+        raise FileNotFoundError(f"{path}: not a pretraining dataset (no metadata.json)")
+    metadata = json.loads(meta_path.read_text())
+    try:
+        dataset = datasets.load_from_disk(str(path))
+    except Exception as err:
+        raise ValueError(f"{path}: cannot load the Arrow dataset: {err}") from None
+    table = dataset.data.table
+    word_lengths = pc.list_value_length(table.column("word_ids"))
+    entity_ids = pc.list_flatten(table.column("entity_ids"))
+    unk_id = metadata["entity_vocab"]["special_ids"].get("[UNK]")
+    items = dataset.num_rows
+    tokens = int(pc.sum(word_lengths).as_py() or 0)
+    mentions = len(entity_ids)
+    unk = int(pc.sum(pc.equal(entity_ids, unk_id)).as_py() or 0) if mentions and unk_id is not None else 0
+    distinct = len(pc.unique(entity_ids)) if mentions else 0
+    return {
+        "items": items,
+        "pages": len(pc.unique(table.column("page_id"))) if items else 0,
+        "tokens": tokens,
+        "tokens_per_item": tokens / items if items else 0.0,
+        "entity_mentions": mentions,
+        "entity_mentions_per_item": mentions / items if items else 0.0,
+        "unk_mentions": unk,
+        "entity_coverage": (mentions - unk) / mentions if mentions else 0.0,
+        "distinct_entities": distinct - (1 if unk else 0),
+        "entity_vocab_size": metadata["entity_vocab"]["size"],
+        "shards": len(dataset.cache_files),
+    }
