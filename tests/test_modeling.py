@@ -58,6 +58,14 @@ def make_batch(B=3, L=11, E=4, M=5, pad=1, seed=0, with_entities=True):
     return batch
 
 
+def assert_close_real(ours, ref, mask, atol=1e-5):
+    """Compare hidden states on real tokens only: ours are exactly zero at padding positions (the encoder
+    never computes them), transformers' are arbitrary values there."""
+    keep = mask.bool()
+    torch.testing.assert_close(ours[keep], ref[keep], atol=atol, rtol=0)
+    assert ours[~keep].abs().max() == 0 if (~keep).any() else True
+
+
 def hf_pair(entity_aware: bool, head: str = "LukeModel", dtype=torch.float32):
     hf = getattr(transformers, head)(transformers.LukeConfig(use_entity_aware_attention=entity_aware, **TINY))
     ours_cls = {"LukeModel": LukeModel, "LukeForMaskedLM": LukeForMaskedLM}[head]
@@ -81,12 +89,14 @@ def test_luke_model_matches_transformers(entity_aware, with_entities):
     with torch.no_grad():
         a = hf(**batch, output_hidden_states=True)
         b = ours(**batch, output_hidden_states=True)
-    torch.testing.assert_close(b.last_hidden_state, a.last_hidden_state, atol=1e-5, rtol=0)
+    assert_close_real(b.last_hidden_state, a.last_hidden_state, batch["attention_mask"])
     torch.testing.assert_close(b.pooler_output, a.pooler_output, atol=1e-5, rtol=0)
     assert len(b.hidden_states) == TINY["num_hidden_layers"] + 1
+    assert_close_real(b.hidden_states[1], a.hidden_states[1], batch["attention_mask"])
     if with_entities:
-        torch.testing.assert_close(b.entity_last_hidden_state, a.entity_last_hidden_state, atol=1e-5, rtol=0)
-        torch.testing.assert_close(b.entity_hidden_states[-1], a.entity_hidden_states[-1], atol=1e-5, rtol=0)
+        emask = batch["entity_attention_mask"]
+        assert_close_real(b.entity_last_hidden_state, a.entity_last_hidden_state, emask)
+        assert_close_real(b.entity_hidden_states[-1], a.entity_hidden_states[-1], emask)
     else:
         assert b.entity_last_hidden_state is None
 
@@ -98,8 +108,9 @@ def test_gradients_match_transformers(entity_aware):
     hf, ours = hf_pair(entity_aware, dtype=torch.float64)
     batch = make_batch()
     g = torch.Generator().manual_seed(1)
-    w_word = torch.randn(3, 11, 32, generator=g, dtype=torch.float64)
-    w_ent = torch.randn(3, 4, 32, generator=g, dtype=torch.float64)
+    # Loss weights are zero at padding positions: only real tokens' states are defined outputs.
+    w_word = torch.randn(3, 11, 32, generator=g, dtype=torch.float64) * batch["attention_mask"][..., None]
+    w_ent = torch.randn(3, 4, 32, generator=g, dtype=torch.float64) * batch["entity_attention_mask"][..., None]
     for model in (hf, ours):
         out = model(**batch)
         ((out.last_hidden_state * w_word).sum() + (out.entity_last_hidden_state * w_ent).sum()).backward()
@@ -116,10 +127,11 @@ def test_gradients_match_transformers(entity_aware):
 def test_fp32_gradients_close_to_transformers(entity_aware):
     hf, ours = hf_pair(entity_aware)
     batch = make_batch()
-    w = torch.randn(3, 11, 32)
+    w = torch.randn(3, 11, 32) * batch["attention_mask"][..., None]
+    w_ent = batch["entity_attention_mask"][..., None].float()
     for model in (hf, ours):
         out = model(**batch)
-        ((out.last_hidden_state * w).sum() + out.entity_last_hidden_state.sum()).backward()
+        ((out.last_hidden_state * w).sum() + (out.entity_last_hidden_state * w_ent).sum()).backward()
     hf_grads = dict(hf.named_parameters())
     for name, p in ours.named_parameters():
         if hf_grads[name].grad is not None:
@@ -137,7 +149,11 @@ def test_masked_lm_matches_transformers():
         a = hf(**batch, labels=labels, entity_labels=entity_labels)
         b = ours(**batch, labels=labels, entity_labels=entity_labels)
     for name in ("logits", "entity_logits", "loss", "mlm_loss", "mep_loss"):
-        torch.testing.assert_close(getattr(b, name), getattr(a, name), atol=1e-5, rtol=1e-5, msg=name)
+        x, y = getattr(b, name), getattr(a, name)
+        if name in ("logits", "entity_logits"):  # compare real tokens (padding rows differ, see above)
+            keep = batch["attention_mask" if name == "logits" else "entity_attention_mask"].bool()
+            x, y = x[keep], y[keep]
+        torch.testing.assert_close(x, y, atol=1e-5, rtol=1e-5, msg=name)
 
 
 def test_entity_aware_with_copied_queries_equals_vanilla():
@@ -148,8 +164,8 @@ def test_entity_aware_with_copied_queries_equals_vanilla():
     batch = make_batch()
     with torch.no_grad():
         a, b = vanilla(**batch), aware(**batch)
-    torch.testing.assert_close(b.last_hidden_state, a.last_hidden_state, atol=1e-6, rtol=0)
-    torch.testing.assert_close(b.entity_last_hidden_state, a.entity_last_hidden_state, atol=1e-6, rtol=0)
+    assert_close_real(b.last_hidden_state, a.last_hidden_state, batch["attention_mask"], atol=1e-6)
+    assert_close_real(b.entity_last_hidden_state, a.entity_last_hidden_state, batch["entity_attention_mask"], atol=1e-6)
 
 
 def _random_attention_inputs(dtype, B=2, h=3, L=9, E=4, d=8, seed=0):

@@ -215,6 +215,48 @@ def attention_reference(
     return dropped @ v, probs
 
 
+@dataclass
+class TokenLayout:
+    """Where the real (non-padding) tokens sit in the padded (B, N) grid.
+
+    Between attention calls the encoder keeps only real tokens, packed as rows ``[all words; all
+    entities]`` of a (T, H) matrix: projections, FFN and LayerNorms then spend no FLOPs on padding, and
+    the word and entity rows are contiguous slices for the entity-aware queries. Attention scatters its
+    inputs back into the padded (B, h, N, d) layout that the fused kernels need.
+    """
+
+    batch: int  # B
+    length: int  # N = L + E
+    num_words: int  # L
+    num_word_rows: int  # number of real words in the batch (packed rows [0, num_word_rows) are words)
+    index: torch.Tensor  # (T,) flat positions in the B*N grid of the packed rows
+    keep: torch.Tensor  # (B, 1, 1, N) bool, False at padded keys
+
+    @classmethod
+    def build(cls, word_mask: torch.Tensor, entity_mask: torch.Tensor | None) -> TokenLayout:
+        B, L = word_mask.shape
+        keep = word_mask.bool() if entity_mask is None else torch.cat([word_mask.bool(), entity_mask.bool()], 1)
+        N = keep.shape[1]
+        flat = torch.arange(B * N, device=keep.device).view(B, N)
+        words = flat[:, :L][keep[:, :L]]
+        index = words if entity_mask is None else torch.cat([words, flat[:, L:][keep[:, L:]]])
+        return cls(B, N, L, words.numel(), index, keep[:, None, None, :])
+
+    def pack(self, x: torch.Tensor) -> torch.Tensor:
+        return x.reshape(self.batch * self.length, -1).index_select(0, self.index)  # (B, N, H) -> (T, H)
+
+    def unpack(self, x: torch.Tensor) -> torch.Tensor:
+        """(T, H) -> (B, N, H) with zeros at padding positions."""
+        out = x.new_zeros(self.batch * self.length, x.shape[-1]).index_copy(0, self.index, x)
+        return out.view(self.batch, self.length, -1)
+
+    def heads(self, x: torch.Tensor, num_heads: int) -> torch.Tensor:
+        return self.unpack(x).view(self.batch, self.length, num_heads, -1).transpose(1, 2)  # (B, h, N, d)
+
+    def from_heads(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pack(x.transpose(1, 2))  # (B, h, N, d) -> (T, H)
+
+
 class LukeSelfAttention(nn.Module):
     def __init__(self, config: LukeConfig):
         super().__init__()
@@ -231,50 +273,41 @@ class LukeSelfAttention(nn.Module):
             self.e2e_query = nn.Linear(H, H)
         self.dropout = nn.Dropout(config.attention_probs_dropout_prob)
 
-    def _heads(self, x: torch.Tensor) -> torch.Tensor:
-        B, N, _ = x.shape
-        return x.view(B, N, self.num_heads, self.head_dim).transpose(1, 2)  # (B, h, N, d)
-
     def forward(
-        self, x: torch.Tensor, keep: torch.Tensor, num_words: int, output_attentions: bool = False
+        self, x: torch.Tensor, layout: TokenLayout, output_attentions: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """x: (B, N, H) words then entities; keep: bool (B, 1, 1, N), False at padded keys.
+        """x: (T, H) packed real tokens (see TokenLayout).
 
-        Returns the attention output (B, N, H) and, if requested, the probabilities (B, h, N, N).
+        Returns the attention output (T, H) and, if requested, the probabilities (B, h, N, N).
         """
-        B, N, H = x.shape
-        k, v = self._heads(self.key(x)), self._heads(self.value(x))  # (B, h, N, d)
-        # Additive mask in the compute dtype (bf16 under autocast); finfo.min, never -inf (see
-        # _SplitKeyAttention), built in that dtype so it cannot overflow to -inf when cast.
-        mask = torch.zeros(keep.shape, dtype=k.dtype, device=x.device).masked_fill_(~keep, torch.finfo(k.dtype).min)
-        scale = 1.0 / math.sqrt(self.head_dim)
-        use_ea = self.entity_aware and N > num_words
+        L, Tw = layout.num_words, layout.num_word_rows
+        use_ea = self.entity_aware and x.shape[0] > Tw
         if use_ea:
-            xw, xe = x[:, :num_words], x[:, num_words:]  # (B, L, H), (B, E, H)
-            q_tw = self._heads(torch.cat([self.query(xw), self.e2w_query(xe)], dim=1))  # (B, h, N, d)
-            q_te = self._heads(torch.cat([self.w2e_query(xw), self.e2e_query(xe)], dim=1))
+            xw, xe = x[:Tw], x[Tw:]  # (Tw, H) words, (Te, H) entities
+            q_tw = torch.cat([self.query(xw), self.e2w_query(xe)])  # (T, H) queries meeting word keys
+            q_te = torch.cat([self.w2e_query(xw), self.e2e_query(xe)])  # (T, H) queries meeting entity keys
+            q_tw, q_te = layout.heads(q_tw, self.num_heads), layout.heads(q_te, self.num_heads)  # (B, h, N, d)
         else:  # vanilla attention, or no entities in the batch: one query over all keys
-            q_tw, q_te = self._heads(self.query(x)), None
+            q_tw, q_te = layout.heads(self.query(x), self.num_heads), None
+        k, v = layout.heads(self.key(x), self.num_heads), layout.heads(self.value(x), self.num_heads)
+        # Additive mask in the compute dtype (bf16 under autocast), built in that dtype so finfo.min
+        # cannot round to -inf (see _SplitKeyAttention).
+        mask = torch.zeros(layout.keep.shape, dtype=k.dtype, device=x.device)
+        mask.masked_fill_(~layout.keep, torch.finfo(k.dtype).min)  # (B, 1, 1, N)
+        scale = 1.0 / math.sqrt(self.head_dim)
         dropout_active = self.training and self.dropout.p > 0
 
         probs = None
         if output_attentions or (use_ea and dropout_active) or (use_ea and x.device.type != "cpu"):
-            # TODO(perf): on CUDA, the split-key merge can use the memory-efficient kernel's LSE as well.
-            out, probs = attention_reference(
-                q_tw, q_te, k, v, mask, num_words, scale, self.dropout if dropout_active else None
-            )
+            # The fused CPU kernel has no dropout; on other devices the LSE merge is not wired up yet.
+            out, probs = attention_reference(q_tw, q_te, k, v, mask, L, scale, self.dropout if dropout_active else None)
         elif use_ea:
-            kw, ke = k[:, :, :num_words], k[:, :, num_words:]
-            vw, ve = v[:, :, :num_words], v[:, :, num_words:]
-            out = _SplitKeyAttention.apply(
-                q_tw, q_te, kw, vw, ke, ve, mask[..., :num_words], mask[..., num_words:], scale
-            )
+            kw, ke, vw, ve = k[:, :, :L], k[:, :, L:], v[:, :, :L], v[:, :, L:]
+            out = _SplitKeyAttention.apply(q_tw, q_te, kw, vw, ke, ve, mask[..., :L], mask[..., L:], scale)
         else:
-            out = F.scaled_dot_product_attention(
-                q_tw, k, v, attn_mask=mask, dropout_p=self.dropout.p if dropout_active else 0.0, scale=scale
-            )
-        out = out.transpose(1, 2).reshape(B, N, H)
-        return out, (probs if output_attentions else None)
+            p = self.dropout.p if dropout_active else 0.0
+            out = F.scaled_dot_product_attention(q_tw, k, v, attn_mask=mask, dropout_p=p, scale=scale)
+        return layout.from_heads(out), (probs if output_attentions else None)
 
 
 # ------------------------------------------------------------------------------------- encoder layers
@@ -297,8 +330,8 @@ class LukeAttention(nn.Module):
         self.self = LukeSelfAttention(config)
         self.output = LukeSelfOutput(config)
 
-    def forward(self, x, mask, num_words, output_attentions=False):
-        out, probs = self.self(x, mask, num_words, output_attentions)
+    def forward(self, x, layout, output_attentions=False):
+        out, probs = self.self(x, layout, output_attentions)
         return self.output(out, x), probs
 
 
@@ -329,8 +362,8 @@ class LukeLayer(nn.Module):
         self.intermediate = LukeIntermediate(config)
         self.output = LukeOutput(config)
 
-    def forward(self, x, mask, num_words, output_attentions=False):
-        x, probs = self.attention(x, mask, num_words, output_attentions)
+    def forward(self, x, layout, output_attentions=False):
+        x, probs = self.attention(x, layout, output_attentions)
         return self.output(self.intermediate(x), x), probs
 
 
@@ -340,16 +373,15 @@ class LukeEncoder(nn.Module):
         self.layer = nn.ModuleList(LukeLayer(config) for _ in range(config.num_hidden_layers))
         self.gradient_checkpointing = False
 
-    def forward(self, x, mask, num_words, output_hidden_states=False, output_attentions=False):
+    def forward(self, x, layout, output_hidden_states=False, output_attentions=False):
+        """x: (T, H) packed real tokens; returns them after every layer (+ per-layer states/probs)."""
         states = [x] if output_hidden_states else None
         attentions = [] if output_attentions else None
         for layer in self.layer:
             if self.gradient_checkpointing and self.training:
-                x, probs = torch.utils.checkpoint.checkpoint(
-                    layer, x, mask, num_words, output_attentions, use_reentrant=False
-                )
+                x, probs = torch.utils.checkpoint.checkpoint(layer, x, layout, output_attentions, use_reentrant=False)
             else:
-                x, probs = layer(x, mask, num_words, output_attentions)
+                x, probs = layer(x, layout, output_attentions)
             if states is not None:
                 states.append(x)
             if attentions is not None:
@@ -535,14 +567,13 @@ class LukeModel(LukePreTrainedModel):
                 raise TypeError(f"unexpected inputs: {unknown}")
         if not (torch.jit.is_tracing() or torch.compiler.is_compiling()):
             _validate_inputs(self.config, input_ids, attention_mask, token_type_ids, entity_ids, entity_position_ids)
-        B, L = input_ids.shape
+        L = input_ids.shape[1]
         device = input_ids.device
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
         if token_type_ids is None:
             token_type_ids = torch.zeros_like(input_ids)
         x = self.embeddings(input_ids, token_type_ids, position_ids)  # (B, L, H)
-        masks = [attention_mask]
         if entity_ids is not None:
             if entity_attention_mask is None:
                 entity_attention_mask = torch.ones_like(entity_ids)
@@ -550,10 +581,12 @@ class LukeModel(LukePreTrainedModel):
                 entity_token_type_ids = torch.zeros_like(entity_ids)
             e = self.entity_embeddings(entity_ids, entity_position_ids, entity_token_type_ids)  # (B, E, H)
             x = torch.cat([x, e], dim=1)  # (B, N, H)
-            masks.append(entity_attention_mask)
-        keep = torch.cat(masks, dim=1).to(device=device, dtype=torch.bool)[:, None, None, :]  # (B, 1, 1, N)
+        layout = TokenLayout.build(attention_mask.to(device), None if entity_ids is None else entity_attention_mask)
+        x, states, attentions = self.encoder(layout.pack(x), layout, output_hidden_states, output_attentions)
 
-        x, states, attentions = self.encoder(x, keep, L, output_hidden_states, output_attentions)
+        # Back to the padded grid; hidden states at padding positions are zeros.
+        x = layout.unpack(x)  # (B, N, H)
+        states = [layout.unpack(s) for s in states] if states is not None else None
         word, ent = x[:, :L], (x[:, L:] if entity_ids is not None else None)
         return BaseLukeModelOutputWithPooling(
             last_hidden_state=word,

@@ -1,0 +1,221 @@
+"""Model benchmark: our LukeModel vs transformers.LukeModel, identical weights and inputs, same process.
+
+Runs are interleaved (the two implementations alternate within every iteration, order flipped each
+time) and the median is reported, because timings on shared machines drift by +-15% over minutes.
+Peak memory is measured separately: each (implementation, case) runs once in a fresh subprocess and we
+report the growth of the process's peak RSS during that one step (CPU), or torch's peak allocated
+memory (CUDA).
+
+    python benchmarks/bench_model.py                      # all cases, base-size config
+    python benchmarks/bench_model.py --quick              # fewer iterations
+    python benchmarks/bench_model.py --cases infer-128 --dtypes fp32 --iters 3
+    python benchmarks/bench_model.py --device cuda --dtypes bf16   # on a GPU machine
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from contextlib import nullcontext
+
+import torch
+import transformers
+
+from luke.checkpoint import load_state_dict
+from luke.config import LukeConfig
+from luke.modeling import LukeModel
+
+BASE = dict(
+    vocab_size=50265,
+    entity_vocab_size=1000,
+    hidden_size=768,
+    entity_emb_size=256,
+    num_hidden_layers=12,
+    num_attention_heads=12,
+    intermediate_size=3072,
+    max_position_embeddings=514,
+    type_vocab_size=1,
+    layer_norm_eps=1e-5,
+)
+# name -> (mode, batch, words, entities)
+CASES = {
+    "infer-128": ("infer", 8, 128, 16),
+    "infer-512": ("infer", 4, 512, 64),
+    "train-128": ("train", 8, 128, 16),
+    "train-512": ("train", 4, 512, 64),
+}
+
+
+def make_inputs(B: int, L: int, E: int, device: str, M: int = 30, seed: int = 0) -> dict[str, torch.Tensor]:
+    """Random inputs with realistic padding: every other example has its last 10% of words and a quarter
+    of its entities padded; mentions are 1-4 tokens."""
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randint(3, BASE["vocab_size"], (B, L), generator=g)
+    mask = torch.ones(B, L, dtype=torch.long)
+    ent = torch.randint(3, BASE["entity_vocab_size"], (B, E), generator=g)
+    emask = torch.ones(B, E, dtype=torch.long)
+    pos = torch.full((B, E, M), -1)
+    for b in range(B):
+        n_words = L - (L // 10 if b % 2 else 0)
+        ids[b, n_words:], mask[b, n_words:] = 1, 0
+        n_ent = E - (E // 4 if b % 2 else 0)
+        ent[b, n_ent:], emask[b, n_ent:] = 0, 0
+        for e in range(n_ent):
+            start = int(torch.randint(1, n_words - 5, (1,), generator=g))
+            length = int(torch.randint(1, 5, (1,), generator=g))
+            pos[b, e, :length] = torch.arange(start, start + length)
+    batch = dict(
+        input_ids=ids, attention_mask=mask, entity_ids=ent, entity_attention_mask=emask, entity_position_ids=pos
+    )
+    return {k: v.to(device) for k, v in batch.items()}
+
+
+def build_models(device: str, entity_aware: bool = True, attention_dropout: float = 0.1):
+    torch.manual_seed(0)
+    kw = BASE | dict(use_entity_aware_attention=entity_aware, attention_probs_dropout_prob=attention_dropout)
+    hf = transformers.LukeModel(transformers.LukeConfig(**kw))
+    ours = LukeModel(LukeConfig(**kw))
+    report = load_state_dict(ours, hf.state_dict())
+    assert not report.missing_keys and not report.unexpected_keys
+    return {"transformers": hf.to(device), "luke": ours.to(device)}
+
+
+def step_fn(model, batch, mode: str, dtype: str, device: str):
+    autocast = torch.autocast(device, dtype=torch.bfloat16) if dtype == "bf16" else nullcontext()
+    if mode == "infer":
+        model.eval()
+
+        def run():
+            with torch.no_grad(), autocast:
+                model(**batch)
+
+    else:
+        model.train()
+
+        def run():
+            with autocast:
+                out = model(**batch)
+                loss = out.last_hidden_state.float().pow(2).mean() + out.entity_last_hidden_state.float().pow(2).mean()
+            loss.backward()
+            model.zero_grad(set_to_none=True)
+
+    return run
+
+
+def sync(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def time_case(models, case: str, dtype: str, device: str, iters: int) -> dict[str, list[float]]:
+    mode, B, L, E = CASES[case]
+    batch = make_inputs(B, L, E, device)
+    runs = {name: step_fn(m, batch, mode, dtype, device) for name, m in models.items()}
+    for run in runs.values():  # warm-up
+        run()
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    names = list(runs)
+    for i in range(iters):
+        for name in names if i % 2 == 0 else names[::-1]:
+            sync(device)
+            t0 = time.perf_counter()
+            runs[name]()
+            sync(device)
+            times[name].append(time.perf_counter() - t0)
+    return times
+
+
+def peak_memory_child(impl: str, case: str, dtype: str, device: str, attention_dropout: float) -> None:
+    """Run one step in this (fresh) process and print the peak memory it needed, in MiB."""
+    models = build_models(device, attention_dropout=attention_dropout)
+    model = models.pop(impl)
+    del models
+    mode, B, L, E = CASES[case]
+    run = step_fn(model, make_inputs(B, L, E, device), mode, dtype, device)
+    if device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+        before = torch.cuda.memory_allocated()
+        run()
+        peak = torch.cuda.max_memory_allocated() - before
+    else:
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        run()
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - before
+    print(json.dumps({"peak_mib": peak / 2**20}))
+
+
+def peak_memory(impl: str, case: str, dtype: str, device: str, attention_dropout: float) -> float:
+    cmd = [sys.executable, __file__, "--_child", impl, case, dtype, "--device", device]
+    cmd += ["--attention-dropout", str(attention_dropout)]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True, env=os.environ | {"PYTHONWARNINGS": "ignore"})
+    return json.loads(out.stdout.strip().splitlines()[-1])["peak_mib"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
+    parser.add_argument("--dtypes", nargs="+", default=["fp32", "bf16"], choices=["fp32", "bf16"])
+    parser.add_argument("--iters", type=int, default=5)
+    parser.add_argument("--quick", action="store_true", help="3 iterations, no memory measurement")
+    parser.add_argument("--no-memory", action="store_true")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
+    parser.add_argument(
+        "--attention-dropout",
+        type=float,
+        default=0.1,
+        help="attention_probs_dropout_prob of both models (matters for training steps only)",
+    )
+    parser.add_argument("--json", default=None, help="also write the results to this JSON file")
+    parser.add_argument("--_child", nargs=3, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args._child:
+        peak_memory_child(*args._child, args.device, args.attention_dropout)
+        return
+    iters = 3 if args.quick else args.iters
+    print(
+        f"# device={args.device} threads={torch.get_num_threads()} torch={torch.__version__} "
+        f"transformers={transformers.__version__} iters={iters} attention_dropout={args.attention_dropout}"
+    )
+    print("# base config: hidden 768, 12 layers, 12 heads, FFN 3072, entity emb 256, entity-aware attention")
+    models = build_models(args.device, attention_dropout=args.attention_dropout)
+    header = "| case | dtype | transformers ms | luke ms | luke tokens/s | speed-up | peak MiB hf / luke |"
+    print(header)
+    print("|---|---|---|---|---|---|---|")
+    results = []
+    for case in args.cases:
+        mode, B, L, E = CASES[case]
+        for dtype in args.dtypes:
+            times = time_case(models, case, dtype, args.device, iters)
+            hf_ms = statistics.median(times["transformers"]) * 1000
+            ours_ms = statistics.median(times["luke"]) * 1000
+            tokens = B * (L + E)
+            mem = "-"
+            row = dict(case=case, dtype=dtype, hf_ms=hf_ms, luke_ms=ours_ms, speedup=hf_ms / ours_ms)
+            if not (args.quick or args.no_memory):
+                m_hf = peak_memory("transformers", case, dtype, args.device, args.attention_dropout)
+                m_ours = peak_memory("luke", case, dtype, args.device, args.attention_dropout)
+                mem = f"{m_hf:.0f} / {m_ours:.0f}"
+                row |= dict(peak_mib_hf=m_hf, peak_mib_luke=m_ours)
+            results.append(row)
+            label = f"{mode} {B}x({L}+{E})"
+            print(
+                f"| {label} | {dtype} | {hf_ms:.0f} | {ours_ms:.0f} | {tokens / ours_ms * 1000:.0f} | "
+                f"{hf_ms / ours_ms:.2f}x | {mem} |",
+                flush=True,
+            )
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
