@@ -102,6 +102,7 @@ _CONVERT_RANGE = frozenset({"to", "-", "–", "and", "or", "by", "x", "&", "+"})
 _BEHAVIOUR_SWITCH = re.compile(r"__[A-Z]+__")
 _WHITESPACE = re.compile(r"\s+")
 _STYLE_QUOTES = re.compile(r"'{2,}")
+_OPEN_PAREN_TAIL = re.compile(r"\( ?$")
 _EMPTY_PARENS_TAIL = re.compile(r" ?\([\s,;:]*$")
 _REDIRECT_TEXT = re.compile(r"^\s*#redirect\s*:?\s*\[\[([^\]|]+)", re.IGNORECASE)
 
@@ -200,6 +201,10 @@ class _Builder:
             line = line[1:]
         if not line:
             return
+        if line[0] in ",;:" and self.parts and _OPEN_PAREN_TAIL.search(self.parts[-1]):
+            line = line[1:].lstrip(" ")  # "( ; 東京)" left by a dropped pronunciation template
+            if not line:
+                return
         if line[0] == ")" and self._drop_empty_parens():
             line = line[1:]
             if self.last_is_space and line.startswith(" "):
