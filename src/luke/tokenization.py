@@ -20,11 +20,13 @@ text (the usual case), the whole text is tokenized once, which gives identical t
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import os
 import re
 from collections.abc import Mapping, Sequence
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +45,12 @@ DEFAULT_MODEL_MAX_LENGTH = 512
 
 # One example after word tokenization: per segment (ids, offsets, entity token spans, entity ids,
 # original entity indices).
-_Segment = tuple[list[int], list[tuple[int, int]], list[tuple[int, int]], list[int], list[int]]
+_Segment = tuple[list[int], list[tuple[int, int]] | None, list[tuple[int, int]], list[int], list[int]]
+# One encoded window: ids, offsets, token types, entity ids, entity token spans (with special-token shift,
+# end exclusive), number of entities of the first text, original entity indices, number of dropped entities.
+_Row = tuple[
+    list[int], list[tuple[int, int]] | None, list[int] | None, list[int], list[tuple[int, int]], int, list[int], int
+]
 
 
 def _normalize_padding(padding: bool | str) -> str:
@@ -64,9 +71,7 @@ def _normalize_truncation(truncation: bool | str | None) -> str:
         return "do_not_truncate"
     truncation = str(getattr(truncation, "value", truncation))
     if truncation not in _TRUNCATION_STRATEGIES:
-        raise ValueError(
-            f"truncation must be True, False or one of {_TRUNCATION_STRATEGIES}, got {truncation!r}"
-        )
+        raise ValueError(f"truncation must be True, False or one of {_TRUNCATION_STRATEGIES}, got {truncation!r}")
     return truncation
 
 
@@ -147,10 +152,7 @@ class LukeTokenizer:
         missing = [t for t in (entity_1_token, entity_2_token) if t not in vocab]
         if missing:
             tokenizer.add_special_tokens(
-                [
-                    AddedToken(t, single_word=False, lstrip=False, rstrip=False, normalized=False)
-                    for t in missing
-                ]
+                [AddedToken(t, single_word=False, lstrip=False, rstrip=False, normalized=False) for t in missing]
             )
         self.cls_token_id = tokenizer.token_to_id(self.cls_token)
         self.sep_token_id = tokenizer.token_to_id(self.sep_token)
@@ -174,13 +176,12 @@ class LukeTokenizer:
             "Sequence",
         }
         self._byte_level = "ByteLevel" in pre_types
+        self._py_bpe = _PyByteLevelBPE(tokenizer) if _PyByteLevelBPE.applies_to(tokenizer) else None
 
     def _entity_special(self, name: str) -> int:
         entity_id = self.entity_vocab.get_id(name)
         if entity_id is None:
-            raise ValueError(
-                f"the entity vocabulary has no special entity {name!r} (add it with vocab.add({name!r}))"
-            )
+            raise ValueError(f"the entity vocabulary has no special entity {name!r} (add it with vocab.add({name!r}))")
         return entity_id
 
     # ------------------------------------------------------------------------------------ properties
@@ -450,6 +451,66 @@ class LukeTokenizer:
         Raises:
             ValueError: on bad input, naming the example index and the problem.
         """
+        # The batch allocates many small lists; the cyclic GC would rescan them repeatedly (no cycles here).
+        gc_was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            return self._call(
+                text,
+                text_pair,
+                entity_spans,
+                entity_spans_pair,
+                entities,
+                entities_pair,
+                task=task,
+                add_special_tokens=add_special_tokens,
+                padding=padding,
+                truncation=truncation,
+                max_length=max_length,
+                max_entity_length=max_entity_length,
+                max_mention_length=max_mention_length,
+                stride=stride,
+                pad_to_multiple_of=pad_to_multiple_of,
+                padding_side=padding_side,
+                return_tensors=return_tensors,
+                return_token_type_ids=return_token_type_ids,
+                return_attention_mask=return_attention_mask,
+                return_offsets_mapping=return_offsets_mapping,
+                return_overflowing_tokens=return_overflowing_tokens,
+                return_length=return_length,
+                entity_language=entity_language,
+            )
+        finally:
+            if gc_was_enabled:
+                gc.enable()
+
+    def _call(
+        self,
+        text,
+        text_pair,
+        entity_spans,
+        entity_spans_pair,
+        entities,
+        entities_pair,
+        *,
+        task,
+        add_special_tokens,
+        padding,
+        truncation,
+        max_length,
+        max_entity_length,
+        max_mention_length,
+        stride,
+        pad_to_multiple_of,
+        padding_side,
+        return_tensors,
+        return_token_type_ids,
+        return_attention_mask,
+        return_offsets_mapping,
+        return_overflowing_tokens,
+        return_length,
+        entity_language,
+    ):
         from transformers import BatchEncoding
 
         if task is ...:
@@ -457,9 +518,7 @@ class LukeTokenizer:
         if task is not None and task not in TASKS:
             raise ValueError(f"task must be None or one of {TASKS}, got {task!r}")
         if padding_side != "right":
-            raise ValueError(
-                "only padding_side='right' is supported (entity positions index the word sequence)"
-            )
+            raise ValueError("only padding_side='right' is supported (entity positions index the word sequence)")
         is_batch = isinstance(text, list | tuple)
         if is_batch:
             texts = list(text)
@@ -529,7 +588,7 @@ class LukeTokenizer:
             second_ids.append(self._entity_ids(None, s2, ents_pair[i], i, "entities_pair", entity_language))
 
         # ---- word tokenization (one Rust batch call, plus a second one for the rare fallback pieces)
-        seg1 = self._tokenize_segments(texts, first_spans, first_ids)
+        seg1 = self._tokenize_segments(texts, first_spans, first_ids, return_offsets_mapping)
         seg2: list[_Segment | None] = [None] * n
         pair_idx = [i for i in range(n) if pairs[i] is not None]
         if pair_idx:
@@ -537,6 +596,7 @@ class LukeTokenizer:
                 [pairs[i] for i in pair_idx],
                 [second_spans[i] for i in pair_idx],
                 [second_ids[i] for i in pair_idx],
+                return_offsets_mapping,
             )
             for i, seg in zip(pair_idx, encoded, strict=True):
                 seg2[i] = seg
@@ -546,7 +606,7 @@ class LukeTokenizer:
         # ---- windows / truncation, special tokens
         n_special_single = 2 if add_special_tokens else 0
         n_special_pair = (4 if self.double_separator else 3) if add_special_tokens else 0
-        rows: list[dict[str, Any]] = []
+        rows: list[_Row] = []
         sample_map: list[int] = []
         for i in range(n):
             a, b = seg1[i], seg2[i]
@@ -561,9 +621,7 @@ class LukeTokenizer:
                 return_overflowing_tokens,
             )
             for view in views:
-                rows.append(
-                    self._assemble(a, b, view, add_special_tokens, max_entity_length, mention_len, task)
-                )
+                rows.append(self._assemble(a, b, view, add_special_tokens, max_entity_length))
                 sample_map.append(i)
 
         # ---- padding and output
@@ -581,14 +639,26 @@ class LukeTokenizer:
             return_offsets_mapping=return_offsets_mapping,
             return_length=return_length,
             return_overflowing=return_overflowing_tokens,
+            as_arrays=return_tensors is not None or padding_strategy != "do_not_pad",
         )
         if return_overflowing_tokens:
             data["overflow_to_sample_mapping"] = sample_map
         batched_out = is_batch or return_overflowing_tokens or return_tensors is not None
+        if return_tensors is None:
+            data = {k: v.tolist() if hasattr(v, "tolist") else v for k, v in data.items()}
+            if "offset_mapping" in data:
+                data["offset_mapping"] = [[tuple(o) for o in row] for row in data["offset_mapping"]]
+        elif return_tensors == "pt":
+            import numpy as np
+            import torch
+
+            data = {k: torch.from_numpy(np.asarray(v, dtype=np.int64)) for k, v in data.items()}
+        else:
+            import numpy as np
+
+            data = {k: np.asarray(v, dtype=np.int64) for k, v in data.items()}
         if not batched_out:
             data = {k: v[0] for k, v in data.items()}
-        if return_tensors is not None:
-            data = _to_tensors(data, return_tensors, mention_len)
         return BatchEncoding(data)
 
     # ---------------------------------------------------------------- step helpers
@@ -616,9 +686,7 @@ class LukeTokenizer:
             return [self.entity_mask_token_id] * len(spans)
         if isinstance(entities, str) or len(entities) != len(spans):
             got = "a string" if isinstance(entities, str) else f"{len(entities)} entities"
-            raise ValueError(
-                f"example {index}: {name} must have one entry per span ({len(spans)} spans), got {got}"
-            )
+            raise ValueError(f"example {index}: {name} must have one entry per span ({len(spans)} spans), got {got}")
         out = []
         vocab = self.entity_vocab
         for e in entities:
@@ -629,16 +697,17 @@ class LukeTokenizer:
             elif isinstance(e, tuple | list) and len(e) == 2:
                 out.append(vocab.get_id(e[0], e[1], self.entity_unk_token_id))
             else:
-                raise ValueError(
-                    f"example {index}: {name} entries must be titles or (title, language), got {e!r}"
-                )
+                raise ValueError(f"example {index}: {name} entries must be titles or (title, language), got {e!r}")
         return out
 
     def _tokenize_segments(
-        self, texts: list[str], spans: list[list[tuple[int, int]] | None], entity_ids: list[list[int]]
+        self,
+        texts: list[str],
+        spans: list[list[tuple[int, int]] | None],
+        entity_ids: list[list[int]],
+        need_offsets: bool,
     ) -> list[_Segment]:
-        """Word-tokenize texts so that span boundaries are token boundaries."""
-        tok = self._tokenizer
+        """Word-tokenize texts so that span boundaries are token boundaries (see the module docstring)."""
         out: list[_Segment | None] = [None] * len(texts)
         split_points: list[list[tuple[int, int]]] = []
         for t, sp in zip(texts, spans, strict=True):
@@ -649,22 +718,45 @@ class LukeTokenizer:
                     points.append((pos, adj))
             split_points.append(points)
 
+        rust: list[int] = []
+        py = self._py_bpe
+        for k, t in enumerate(texts):
+            if py is not None and py.eligible(t):
+                ids, offsets, char_to_tok = py.encode_pieces(t, split_points[k], need_offsets)
+                sp = spans[k] or []
+                token_spans = [(char_to_tok[s], char_to_tok[e]) for s, e in sp]
+                if offsets is not None:
+                    offsets = self._trim(t, offsets, 0)
+                out[k] = (ids, offsets, token_spans, entity_ids[k], list(range(len(sp))))
+            else:
+                rust.append(k)
+        if rust:
+            self._tokenize_rust(texts, spans, entity_ids, split_points, rust, out)
+            if not need_offsets:
+                for k in rust:
+                    out[k] = (out[k][0], None, *out[k][2:])  # type: ignore[index]
+        return out  # type: ignore[return-value]
+
+    def _tokenize_rust(
+        self,
+        texts: list[str],
+        spans: list[list[tuple[int, int]] | None],
+        entity_ids: list[list[int]],
+        split_points: list[list[tuple[int, int]]],
+        todo: list[int],
+        out: list[_Segment | None],
+    ) -> None:
+        tok = self._tokenizer
         slow: list[int] = []
         if self._whole_text_ok:
-            encodings = tok.encode_batch(texts, add_special_tokens=False)
-            for k, enc in enumerate(encodings):
+            encodings = tok.encode_batch([texts[k] for k in todo], add_special_tokens=False)
+            for k, enc in zip(todo, encodings, strict=True):
                 ids = enc.ids
                 offsets = enc.offsets
                 points = split_points[k]
-                sp = spans[k]
+                sp = spans[k] or []
                 if not points:
-                    out[k] = (
-                        ids,
-                        self._trim(texts[k], offsets, 0),
-                        [],
-                        entity_ids[k],
-                        list(range(len(sp or ()))),
-                    )
+                    out[k] = (ids, self._trim(texts[k], offsets, 0), [], entity_ids[k], [])
                     continue
                 word_ids = enc.word_ids
                 char_to_tok: dict[int, int] = {}
@@ -682,49 +774,42 @@ class LukeTokenizer:
                     slow.append(k)
                     continue
                 token_spans = [(char_to_tok[s], char_to_tok[e]) for s, e in sp]
-                out[k] = (
-                    ids,
-                    self._trim(texts[k], offsets, 0),
-                    token_spans,
-                    entity_ids[k],
-                    list(range(len(sp))),
-                )
+                out[k] = (ids, self._trim(texts[k], offsets, 0), token_spans, entity_ids[k], list(range(len(sp))))
         else:
-            slow = list(range(len(texts)))
-
-        if slow:
-            pieces: list[str] = []
-            plan = []
-            for k in slow:
-                t = texts[k]
-                cur = 0
-                piece_plan = []
-                for pos, adj in split_points[k]:
-                    if adj != cur:
-                        pieces.append(t[cur:adj])
-                        piece_plan.append(cur)
-                        cur = adj
-                    piece_plan.append(("mark", pos))
-                pieces.append(t[cur:])
-                piece_plan.append(cur)
-                plan.append(piece_plan)
-            encodings = tok.encode_batch(pieces, add_special_tokens=False) if pieces else []
-            e_iter = iter(encodings)
-            for k, piece_plan in zip(slow, plan, strict=True):
-                ids: list[int] = []
-                offsets: list[tuple[int, int]] = []
-                char_to_tok = {}
-                for item in piece_plan:
-                    if isinstance(item, tuple):
-                        char_to_tok[item[1]] = len(ids)
-                        continue
-                    enc = next(e_iter)
-                    ids.extend(enc.ids)
-                    offsets.extend(self._trim(texts[k], enc.offsets, item))
-                sp = spans[k] or []
-                token_spans = [(char_to_tok[s], char_to_tok[e]) for s, e in sp]
-                out[k] = (ids, offsets, token_spans, entity_ids[k], list(range(len(sp))))
-        return out  # type: ignore[return-value]
+            slow = list(todo)
+        if not slow:
+            return
+        pieces: list[str] = []
+        plan = []
+        for k in slow:
+            t = texts[k]
+            cur = 0
+            piece_plan: list[Any] = []
+            for pos, adj in split_points[k]:
+                if adj != cur:
+                    pieces.append(t[cur:adj])
+                    piece_plan.append(cur)
+                    cur = adj
+                piece_plan.append(("mark", pos))
+            pieces.append(t[cur:])
+            piece_plan.append(cur)
+            plan.append(piece_plan)
+        encodings = tok.encode_batch(pieces, add_special_tokens=False)
+        e_iter = iter(encodings)
+        for k, piece_plan in zip(slow, plan, strict=True):
+            ids: list[int] = []
+            offsets: list[tuple[int, int]] = []
+            char_to_tok = {}
+            for item in piece_plan:
+                if isinstance(item, tuple):
+                    char_to_tok[item[1]] = len(ids)
+                    continue
+                enc = next(e_iter)
+                ids.extend(enc.ids)
+                offsets.extend(self._trim(texts[k], enc.offsets, item))
+            sp = spans[k] or []
+            token_spans = [(char_to_tok[s], char_to_tok[e]) for s, e in sp]
+            out[k] = (ids, offsets, token_spans, entity_ids[k], list(range(len(sp))))
 
     def _trim(self, text: str, offsets: list[tuple[int, int]], shift: int) -> list[tuple[int, int]]:
         """Shift offsets into the full text and drop leading spaces from byte-level tokens (``ĠLos``)."""
@@ -742,7 +827,7 @@ class LukeTokenizer:
     def _insert_markers(self, task: str, seg: _Segment) -> _Segment:
         """Insert ``<ent>`` (and ``<ent2>``) around the task spans, as transformers does."""
         ids, offsets, spans, ent_ids, ent_idx = seg
-        markers = [self.entity_1_token_id, self.entity_2_token_id]
+        markers = (self.entity_1_token_id, self.entity_2_token_id)
         # At one token position: closing markers of non-empty spans, then empty spans (open, close), then
         # opening markers of non-empty spans.
         events = []
@@ -752,26 +837,29 @@ class LukeTokenizer:
             events.append((e, 2 if empty else 0, False, k))
         events.sort()
         new_ids: list[int] = []
-        new_offsets: list[tuple[int, int]] = []
+        new_offsets: list[tuple[int, int]] | None = None if offsets is None else []
         new_spans = [[0, 0] for _ in spans]
         cur = 0
+        n_ids = len(ids)
         for pos, _, is_open, k in events:
-            new_ids.extend(ids[cur:pos])
-            new_offsets.extend(offsets[cur:pos])
+            new_ids += ids[cur:pos]
+            if new_offsets is not None:
+                new_offsets += offsets[cur:pos]
+                if is_open and pos < n_ids:
+                    char = offsets[pos][0]
+                else:
+                    char = offsets[pos - 1][1] if pos > 0 else 0
+                new_offsets.append((char, char))
             cur = pos
-            if is_open and pos < len(ids):
-                char = offsets[pos][0]
-            else:
-                char = offsets[pos - 1][1] if pos > 0 else 0
             if is_open:
                 new_spans[k][0] = len(new_ids)
             new_ids.append(markers[k])
-            new_offsets.append((char, char))
             if not is_open:
                 new_spans[k][1] = len(new_ids)
-        new_ids.extend(ids[cur:])
-        new_offsets.extend(offsets[cur:])
-        return new_ids, new_offsets, [tuple(s) for s in new_spans], ent_ids, ent_idx
+        new_ids += ids[cur:]
+        if new_offsets is not None:
+            new_offsets += offsets[cur:]
+        return new_ids, new_offsets, [(s, e) for s, e in new_spans], ent_ids, ent_idx
 
     def _views(
         self,
@@ -809,9 +897,7 @@ class LukeTokenizer:
             b -= (remove + 1) // 2
             a -= remove // 2
             if a < 0 or b < 0:
-                raise ValueError(
-                    f"example {index}: max_length={max_length} is too small for the special tokens"
-                )
+                raise ValueError(f"example {index}: max_length={max_length} is too small for the special tokens")
             return [(0, a, 0, b)]
         window_second = len_b is not None and truncation != "only_first"
         if len_b is None and truncation == "only_second":
@@ -829,9 +915,7 @@ class LukeTokenizer:
             starts = [0]
         else:
             if stride >= size:
-                raise ValueError(
-                    f"example {index}: stride={stride} must be smaller than the window size {size}"
-                )
+                raise ValueError(f"example {index}: stride={stride} must be smaller than the window size {size}")
             starts = [0]
             while starts[-1] + size < long_len:
                 starts.append(starts[-1] + size - stride)
@@ -848,41 +932,51 @@ class LukeTokenizer:
         view: tuple[int, int, int, int],
         add_special_tokens: bool,
         max_entity_length: int,
-        mention_len: int,
-        task: str | None,
-    ) -> dict[str, Any]:
+    ) -> _Row:
+        """Add special tokens to one window and keep the entities that lie inside it (re-based)."""
         a0, a1, b0, b1 = view
         a_ids, a_off, a_spans, a_ent, a_idx = a
+        full_a = a0 == 0 and a1 == len(a_ids)
         if add_special_tokens:
-            ids = [self.cls_token_id, *a_ids[a0:a1], self.sep_token_id]
-            offsets = [(0, 0), *a_off[a0:a1], (0, 0)]
+            ids = [self.cls_token_id, *(a_ids if full_a else a_ids[a0:a1]), self.sep_token_id]
             shift_a = 1 - a0
         else:
             ids = a_ids[a0:a1]
-            offsets = a_off[a0:a1]
             shift_a = -a0
-        types = None
-        ent_ids: list[int] = []
-        ent_spans: list[tuple[int, int]] = []
-        ent_idx: list[int] = []
-        for (s, e), eid, k in zip(a_spans, a_ent, a_idx, strict=True):
-            if s >= a0 and e <= a1:
-                ent_spans.append((s + shift_a, e + shift_a))
-                ent_ids.append(eid)
-                ent_idx.append(k)
+        offsets = None
+        if a_off is not None:
+            offsets = [*((0, 0),) * add_special_tokens, *a_off[a0:a1], *((0, 0),) * add_special_tokens]
+        if full_a:
+            ent_ids = list(a_ent)
+            ent_spans = [(s + shift_a, e + shift_a) for s, e in a_spans]
+            ent_idx = a_idx
+        else:
+            ent_ids, ent_spans, ent_idx = [], [], []
+            for (s, e), eid, k in zip(a_spans, a_ent, a_idx, strict=True):
+                if s >= a0 and e <= a1:
+                    ent_spans.append((s + shift_a, e + shift_a))
+                    ent_ids.append(eid)
+                    ent_idx.append(k)
         n_first = len(ent_ids)
+        n_all = len(a_spans)
+        types = None
         if b is not None:
             b_ids, b_off, b_spans, b_ent, b_idx = b
+            n_all += len(b_spans)
+            ent_idx = list(ent_idx)
             if add_special_tokens and self.double_separator:
                 ids.append(self.sep_token_id)
-                offsets.append((0, 0))
-            shift_b = len(ids) - b0
+                if offsets is not None:
+                    offsets.append((0, 0))
             len_first = len(ids)
-            ids.extend(b_ids[b0:b1])
-            offsets.extend(b_off[b0:b1])
+            shift_b = len_first - b0
+            ids += b_ids[b0:b1]
+            if offsets is not None:
+                offsets += b_off[b0:b1]
             if add_special_tokens:
                 ids.append(self.sep_token_id)
-                offsets.append((0, 0))
+                if offsets is not None:
+                    offsets.append((0, 0))
             if not self.double_separator:
                 types = [0] * len_first + [1] * (len(ids) - len_first)
             for (s, e), eid, k in zip(b_spans, b_ent, b_idx, strict=True):
@@ -890,32 +984,16 @@ class LukeTokenizer:
                     ent_spans.append((s + shift_b, e + shift_b))
                     ent_ids.append(eid)
                     ent_idx.append(k)
-        n_all = len(a_spans) + (0 if b is None else len(b[2]))
         if len(ent_ids) > max_entity_length:
-            del ent_ids[max_entity_length:], ent_spans[max_entity_length:], ent_idx[max_entity_length:]
-        dropped = n_all - len(ent_ids)
-        positions = []
-        for s, e in ent_spans:
-            row = list(range(s, min(e, s + mention_len)))
-            if len(row) < mention_len:
-                row.extend([-1] * (mention_len - len(row)))
-            positions.append(row)
-        return {
-            "ids": ids,
-            "offsets": offsets,
-            "types": types,
-            "entity_ids": ent_ids,
-            "entity_positions": positions,
-            "entity_spans": ent_spans,
-            "entity_types": [0] * min(n_first, len(ent_ids))
-            + [0 if self.double_separator else 1] * max(0, len(ent_ids) - n_first),
-            "entity_indices": ent_idx,
-            "dropped": dropped,
-        }
+            ent_ids = ent_ids[:max_entity_length]
+            ent_spans = ent_spans[:max_entity_length]
+            ent_idx = ent_idx[:max_entity_length]
+            n_first = min(n_first, max_entity_length)
+        return ids, offsets, types, ent_ids, ent_spans, n_first, ent_idx, n_all - len(ent_ids)
 
     def _collate(
         self,
-        rows: list[dict[str, Any]],
+        rows: list[_Row],
         *,
         has_entities: bool,
         task: str | None,
@@ -929,79 +1007,253 @@ class LukeTokenizer:
         return_offsets_mapping: bool,
         return_length: bool,
         return_overflowing: bool,
-    ) -> dict[str, list[Any]]:
+        as_arrays: bool,
+    ) -> dict[str, Any]:
+        """Pad the rows; NumPy arrays when ``as_arrays`` (needs equal lengths after padding), else lists."""
+        n_rows = len(rows)
+        lengths = [len(r[0]) for r in rows]
+        n_ents = [len(r[3]) for r in rows]
         if padding == "max_length":
-            word_len = max_length
-            ent_len = max_entity_length
+            word_len = max(max_length, *lengths) if rows else max_length
+            ent_len = max(max_entity_length, *n_ents) if rows else max_entity_length
         elif padding == "longest":
-            word_len = max((len(r["ids"]) for r in rows), default=0)
-            ent_len = max((len(r["entity_ids"]) for r in rows), default=0)
+            word_len = max(lengths, default=0)
+            ent_len = max(n_ents, default=0)
         else:
             word_len = ent_len = None
         if pad_to_multiple_of and word_len is not None:
             word_len = -(-word_len // pad_to_multiple_of) * pad_to_multiple_of
             ent_len = -(-ent_len // pad_to_multiple_of) * pad_to_multiple_of
-        dropped = sum(r["dropped"] for r in rows)
+        dropped = sum(r[7] for r in rows)
         if dropped and not return_overflowing:
             logger.warning("%d entities were dropped because their mention was truncated away", dropped)
 
-        pad_id = self.pad_token_id
-        input_ids, attention, types, offsets, lengths = [], [], [], [], []
-        e_ids, e_pos, e_mask, e_types, e_start, e_end, e_idx = [], [], [], [], [], [], []
-        pad_row = [-1] * mention_len
-        ent_pad = self.entity_pad_token_id
-        for r in rows:
-            ids = r["ids"]
-            n = len(ids)
-            w = n if word_len is None else max(word_len, n)
-            extra = w - n
-            input_ids.append(ids + [pad_id] * extra if extra else ids)
-            if return_attention_mask:
-                attention.append([1] * n + [0] * extra)
-            if return_token_type_ids:
-                t = r["types"]
-                types.append((t + [0] * extra) if t is not None else [0] * w)
-            if return_offsets_mapping:
-                offsets.append(r["offsets"] + [(0, 0)] * extra)
-            if return_length:
-                lengths.append(n)
-            if has_entities:
-                m = len(r["entity_ids"])
-                el = m if ent_len is None else max(ent_len, m)
-                ex = el - m
-                e_ids.append(r["entity_ids"] + [ent_pad] * ex)
-                e_pos.append(r["entity_positions"] + [pad_row] * ex)
-                if return_attention_mask:
-                    e_mask.append([1] * m + [0] * ex)
-                if return_token_type_ids:
-                    e_types.append(r["entity_types"] + [0] * ex)
-                if task == "entity_span_classification":
-                    e_start.append([s for s, _ in r["entity_spans"]] + [0] * ex)
-                    e_end.append([e - 1 for _, e in r["entity_spans"]] + [0] * ex)
-                if return_overflowing:
-                    e_idx.append(r["entity_indices"] + [-1] * ex)
-        data: dict[str, list[Any]] = {"input_ids": input_ids}
+        if word_len is None and as_arrays:
+            if len(set(lengths)) > 1 or (has_entities and len(set(n_ents)) > 1):
+                raise ValueError(
+                    "cannot return tensors for examples of different lengths without padding; use padding=True"
+                )
+            word_len = lengths[0] if rows else 0
+            ent_len = n_ents[0] if rows else 0
+        if word_len is None:
+            return self._collate_lists(
+                rows,
+                has_entities,
+                task,
+                mention_len,
+                return_token_type_ids,
+                return_attention_mask,
+                return_offsets_mapping,
+                return_length,
+                return_overflowing,
+            )
+
+        import numpy as np
+
+        lens = np.asarray(lengths, dtype=np.int64)
+        row_idx = np.repeat(np.arange(n_rows), lens)
+        starts = np.cumsum(lens) - lens
+        col_idx = np.arange(int(lens.sum())) - np.repeat(starts, lens)
+        input_ids = np.full((n_rows, word_len), self.pad_token_id, dtype=np.int64)
+        input_ids[row_idx, col_idx] = list(chain.from_iterable(r[0] for r in rows))
+        data: dict[str, Any] = {"input_ids": input_ids}
+        arange_w = np.arange(word_len)
         if return_attention_mask:
-            data["attention_mask"] = attention
+            data["attention_mask"] = (arange_w[None, :] < lens[:, None]).astype(np.int64)
         if return_token_type_ids:
+            types = np.zeros((n_rows, word_len), dtype=np.int64)
+            for i, r in enumerate(rows):
+                if r[2] is not None:
+                    types[i, : len(r[2])] = r[2]
             data["token_type_ids"] = types
         if return_offsets_mapping:
+            offsets = np.zeros((n_rows, word_len, 2), dtype=np.int64)
+            offsets[row_idx, col_idx] = np.asarray(
+                list(chain.from_iterable(r[1] for r in rows)), dtype=np.int64
+            ).reshape(-1, 2)
             data["offset_mapping"] = offsets
         if return_length:
-            data["length"] = lengths
+            data["length"] = lens
         if has_entities:
-            data["entity_ids"] = e_ids
-            data["entity_position_ids"] = e_pos
+            elens = np.asarray(n_ents, dtype=np.int64)
+            e_row = np.repeat(np.arange(n_rows), elens)
+            e_starts = np.cumsum(elens) - elens
+            e_col = np.arange(int(elens.sum())) - np.repeat(e_starts, elens)
+            entity_ids = np.full((n_rows, ent_len), self.entity_pad_token_id, dtype=np.int64)
+            entity_ids[e_row, e_col] = list(chain.from_iterable(r[3] for r in rows))
+            data["entity_ids"] = entity_ids
+            spans = np.asarray(list(chain.from_iterable(r[4] for r in rows)), dtype=np.int64).reshape(-1, 2)
+            arange_m = np.arange(mention_len)
+            pos = spans[:, :1] + arange_m[None, :]
+            pos[arange_m[None, :] >= (spans[:, 1:] - spans[:, :1])] = -1
+            positions = np.full((n_rows, ent_len, mention_len), -1, dtype=np.int64)
+            positions[e_row, e_col] = pos
+            data["entity_position_ids"] = positions
             if return_attention_mask:
-                data["entity_attention_mask"] = e_mask
+                data["entity_attention_mask"] = (np.arange(ent_len)[None, :] < elens[:, None]).astype(np.int64)
             if return_token_type_ids:
-                data["entity_token_type_ids"] = e_types
+                etypes = np.zeros((n_rows, ent_len), dtype=np.int64)
+                if not self.double_separator:
+                    for i, r in enumerate(rows):
+                        etypes[i, r[5] : len(r[3])] = 1
+                data["entity_token_type_ids"] = etypes
             if task == "entity_span_classification":
-                data["entity_start_positions"] = e_start
-                data["entity_end_positions"] = e_end
+                start = np.zeros((n_rows, ent_len), dtype=np.int64)
+                end = np.zeros((n_rows, ent_len), dtype=np.int64)
+                start[e_row, e_col] = spans[:, 0]
+                end[e_row, e_col] = spans[:, 1] - 1
+                data["entity_start_positions"] = start
+                data["entity_end_positions"] = end
             if return_overflowing:
-                data["entity_indices"] = e_idx
+                idx = np.full((n_rows, ent_len), -1, dtype=np.int64)
+                idx[e_row, e_col] = list(chain.from_iterable(r[6] for r in rows))
+                data["entity_indices"] = idx
         return data
+
+    def _collate_lists(
+        self,
+        rows: list[_Row],
+        has_entities: bool,
+        task: str | None,
+        mention_len: int,
+        return_token_type_ids: bool,
+        return_attention_mask: bool,
+        return_offsets_mapping: bool,
+        return_length: bool,
+        return_overflowing: bool,
+    ) -> dict[str, Any]:
+        """Unpadded output as Python lists."""
+        data: dict[str, Any] = {"input_ids": [r[0] for r in rows]}
+        if return_attention_mask:
+            data["attention_mask"] = [[1] * len(r[0]) for r in rows]
+        if return_token_type_ids:
+            data["token_type_ids"] = [r[2] if r[2] is not None else [0] * len(r[0]) for r in rows]
+        if return_offsets_mapping:
+            data["offset_mapping"] = [r[1] for r in rows]
+        if return_length:
+            data["length"] = [len(r[0]) for r in rows]
+        if has_entities:
+            data["entity_ids"] = [r[3] for r in rows]
+            positions = []
+            for r in rows:
+                row_pos = []
+                for s, e in r[4]:
+                    p = list(range(s, min(e, s + mention_len)))
+                    p += [-1] * (mention_len - len(p))
+                    row_pos.append(p)
+                positions.append(row_pos)
+            data["entity_position_ids"] = positions
+            if return_attention_mask:
+                data["entity_attention_mask"] = [[1] * len(r[3]) for r in rows]
+            if return_token_type_ids:
+                one = 0 if self.double_separator else 1
+                data["entity_token_type_ids"] = [[0] * r[5] + [one] * (len(r[3]) - r[5]) for r in rows]
+            if task == "entity_span_classification":
+                data["entity_start_positions"] = [[s for s, _ in r[4]] for r in rows]
+                data["entity_end_positions"] = [[e - 1 for _, e in r[4]] for r in rows]
+            if return_overflowing:
+                data["entity_indices"] = [list(r[6]) for r in rows]
+        return data
+
+
+# GPT-2 / RoBERTa pre-tokenization regex restricted to ASCII text (\p{L} = [A-Za-z], \p{N} = [0-9]).
+_GPT2_ASCII = re.compile(r"""'s|'t|'re|'ve|'m|'ll|'d| ?[A-Za-z]+| ?[0-9]+| ?[^\sA-Za-z0-9]+|\s+(?!\S)|\s+""", re.ASCII)
+_NOT_PLAIN_ASCII = re.compile(r"[^\x20-\x7e\t\n\r]")
+
+
+class _PyByteLevelBPE:
+    """Byte-level BPE for plain ASCII text: the GPT-2 pre-tokenizer in Python plus a word cache.
+
+    Each pre-token is BPE-encoded once by the Rust tokenizer and cached, so tokenizing a sentence costs a
+    regex scan and a few dict look-ups instead of a call into Rust per piece.  Only used for texts
+    without non-ASCII or control characters and without added-token strings (``<s>``, ``<ent>``, ...);
+    other texts go through the Rust tokenizer.  Results are identical (tested on the real data sets).
+    """
+
+    MAX_CACHE = 1_000_000
+
+    def __init__(self, tokenizer: Tokenizer) -> None:
+        self._tokenizer = tokenizer
+        self._cache = _WordCache(tokenizer, self.MAX_CACHE)
+        added = sorted((t.content for t in tokenizer.get_added_tokens_decoder().values()), key=len, reverse=True)
+        self._added = re.compile("|".join(re.escape(t) for t in added)) if added else None
+
+    @staticmethod
+    def applies_to(tokenizer: Tokenizer) -> bool:
+        """Whether the tokenizer is a plain byte-level BPE (RoBERTa/GPT-2 style, no normalizer)."""
+        spec = json.loads(tokenizer.to_str())
+        pre = spec.get("pre_tokenizer") or {}
+        model = spec.get("model") or {}
+        return (
+            spec.get("normalizer") is None
+            and pre.get("type") == "ByteLevel"
+            and not pre.get("add_prefix_space")
+            and pre.get("use_regex", True)
+            and model.get("type") == "BPE"
+            and not model.get("dropout")
+            and not model.get("continuing_subword_prefix")
+            and not model.get("end_of_word_suffix")
+        )
+
+    def eligible(self, text: str) -> bool:
+        """Whether ``text`` can take the Python path."""
+        if not text.isascii() or _NOT_PLAIN_ASCII.search(text):
+            return False
+        return self._added is None or self._added.search(text) is None
+
+    def encode_pieces(
+        self, text: str, points: list[tuple[int, int]], need_offsets: bool
+    ) -> tuple[list[int], list[tuple[int, int]] | None, dict[int, int]]:
+        """Encode ``text`` piecewise, split at the adjusted points; returns ids, offsets, char→token map."""
+        cache = self._cache
+        ids: list[int] = []
+        char_to_tok: dict[int, int] = {}
+        if not need_offsets:
+            findall = _GPT2_ASCII.findall
+            getitem = cache.__getitem__
+            cur = 0
+            for pos, adj in points:
+                if adj != cur:
+                    for entry in map(getitem, findall(text, cur, adj)):
+                        ids += entry[0]
+                    cur = adj
+                char_to_tok[pos] = len(ids)
+            for entry in map(getitem, findall(text, cur)):
+                ids += entry[0]
+            return ids, None, char_to_tok
+        finditer = _GPT2_ASCII.finditer
+        offsets: list[tuple[int, int]] = []
+        cur = 0
+        for pos, adj in [*points, (None, len(text))]:
+            if adj != cur:
+                for m in finditer(text, cur, adj):
+                    entry = cache[m.group()]
+                    ids += entry[0]
+                    p = m.start()
+                    for n in entry[1]:
+                        offsets.append((p, p + n))
+                        p += n
+                cur = adj
+            if pos is not None:
+                char_to_tok[pos] = len(ids)
+        return ids, offsets, char_to_tok
+
+
+class _WordCache(dict):
+    """``word → (ids, token lengths)``, filled from the Rust tokenizer on a miss."""
+
+    def __init__(self, tokenizer: Tokenizer, max_size: int) -> None:
+        super().__init__()
+        self._tokenizer = tokenizer
+        self._max_size = max_size
+
+    def __missing__(self, word: str) -> tuple[list[int], list[int]]:
+        enc = self._tokenizer.encode(word, add_special_tokens=False)
+        entry = (enc.ids, [e - s for s, e in enc.offsets])
+        if len(self) >= self._max_size:
+            self.clear()
+        self[word] = entry
+        return entry
 
 
 # ---------------------------------------------------------------------------------------------- helpers
@@ -1015,9 +1267,7 @@ def _as_entity_vocab(value: str | os.PathLike[str] | EntityVocab | Mapping[str, 
 
 def _byte_level_bpe(vocab: Path, merges: Path) -> Tokenizer:
     """RoBERTa/GPT-2 byte-level BPE, configured like transformers' LukeTokenizer backend."""
-    tok = Tokenizer(
-        models.BPE.from_file(str(vocab), str(merges), continuing_subword_prefix="", end_of_word_suffix="")
-    )
+    tok = Tokenizer(models.BPE.from_file(str(vocab), str(merges), continuing_subword_prefix="", end_of_word_suffix=""))
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
     vocab_map = tok.get_vocab()
@@ -1071,9 +1321,7 @@ def _check_spans(spans: Any, text: str, index: int, name: str) -> list[tuple[int
         if s > e:
             raise ValueError(f"example {index}: {name}[{k}] = ({s}, {e}) is reversed (start > end)")
         if s < 0 or e > n:
-            raise ValueError(
-                f"example {index}: {name}[{k}] = ({s}, {e}) is out of range for a text of {n} characters"
-            )
+            raise ValueError(f"example {index}: {name}[{k}] = ({s}, {e}) is out of range for a text of {n} characters")
         if s == e:
             raise ValueError(f"example {index}: {name}[{k}] = ({s}, {e}) is empty")
         out.append((s, e))
@@ -1083,14 +1331,11 @@ def _check_spans(spans: Any, text: str, index: int, name: str) -> list[tuple[int
 def _check_task_spans(task: str, spans: list[tuple[int, int]] | None, index: int) -> None:
     n = 0 if spans is None else len(spans)
     if task == "entity_classification" and n != 1:
-        raise ValueError(
-            f"example {index}: task 'entity_classification' needs exactly 1 entity span, got {n}"
-        )
+        raise ValueError(f"example {index}: task 'entity_classification' needs exactly 1 entity span, got {n}")
     if task == "entity_pair_classification":
         if n != 2:
             raise ValueError(
-                f"example {index}: task 'entity_pair_classification' needs exactly 2 entity spans (head, tail), "
-                f"got {n}"
+                f"example {index}: task 'entity_pair_classification' needs exactly 2 entity spans (head, tail), got {n}"
             )
         (s1, e1), (s2, e2) = spans  # type: ignore[misc]
         if s1 < e2 and s2 < e1:
@@ -1100,24 +1345,3 @@ def _check_task_spans(task: str, spans: list[tuple[int, int]] | None, index: int
             )
     if task == "entity_span_classification" and n == 0:
         raise ValueError(f"example {index}: task 'entity_span_classification' needs at least 1 entity span")
-
-
-def _to_tensors(data: dict[str, list[Any]], kind: str, mention_len: int) -> dict[str, Any]:
-    import numpy as np
-
-    out: dict[str, Any] = {}
-    for key, value in data.items():
-        try:
-            arr = np.asarray(value, dtype=np.int64)
-        except ValueError:
-            raise ValueError(
-                f"cannot make a tensor from {key!r}: the examples have different lengths; use padding=True"
-            ) from None
-        if key == "entity_position_ids" and arr.ndim == 2:  # no entities at all
-            arr = arr.reshape(arr.shape[0], 0, mention_len)
-        if kind == "pt":
-            import torch
-
-            arr = torch.from_numpy(arr)
-        out[key] = arr
-    return out
