@@ -467,7 +467,15 @@ def build_pretraining_dataset(
         table = MemoryMappedTable.from_file(str(staged))
         fingerprint = _sha256_file(staged)[:16]
         dataset = datasets.Dataset(table, info=datasets.DatasetInfo(features=features()), fingerprint=fingerprint)
-        dataset.save_to_disk(str(work), num_shards=num_shards or max(1, -(-stats["tokens"] // 50_000_000)))
+        was_disabled = datasets.are_progress_bars_disabled()
+        if not progress:
+            datasets.disable_progress_bars()
+        try:
+            shards = num_shards or max(1, -(-stats["tokens"] // 50_000_000))
+            dataset.save_to_disk(str(work), num_shards=min(shards, max(1, len(dataset))))
+        finally:
+            if not progress and not was_disabled:
+                datasets.enable_progress_bars()
         del dataset, table
         tokenizer.save_pretrained(str(work / "tokenizer"))
         shutil.copyfile(vocab_path, work / f"entity_vocab{vocab_path.suffix}")
