@@ -157,14 +157,10 @@ def test_tsv_errors(tmp_path: Path) -> None:
 
 def test_jsonl_errors(tmp_path: Path) -> None:
     p = tmp_path / "v.jsonl"
-    p.write_text(
-        '{"id": 0, "entities": [["[PAD]", null]], "count": 0}\n{"id": 2, "entities": [["A", null]]}\n'
-    )
+    p.write_text('{"id": 0, "entities": [["[PAD]", null]], "count": 0}\n{"id": 2, "entities": [["A", null]]}\n')
     with pytest.raises(ValueError, match="id 1 is missing"):
         EntityVocab.load(p)
-    p.write_text(
-        '{"id": 0, "entities": [["[PAD]", null]], "count": 0}\n{"id": 1, "entities": [["[PAD]", null]]}\n'
-    )
+    p.write_text('{"id": 0, "entities": [["[PAD]", null]], "count": 0}\n{"id": 1, "entities": [["[PAD]", null]]}\n')
     with pytest.raises(ValueError, match=r"v\.jsonl:2: duplicate title '\[PAD\]'"):
         EntityVocab.load(p)
     p.write_text('{"id": 0, "entities": [["[PAD]", null]], "count": 0}\n{"id": 1, "entities": [["A"]]}\n')

@@ -83,9 +83,7 @@ class EntityVocab:
             raise ValueError(f"{prefix}entity id {entity_id} has no titles")
         for title, language in entities:
             if not isinstance(title, str) or not title:
-                raise ValueError(
-                    f"{prefix}entity id {entity_id}: title must be a non-empty string, got {title!r}"
-                )
+                raise ValueError(f"{prefix}entity id {entity_id}: title must be a non-empty string, got {title!r}")
             if language is not None and not isinstance(language, str):
                 raise ValueError(f"{prefix}entity id {entity_id}: language must be a string or null")
             key = (title, language)
@@ -186,9 +184,7 @@ class EntityVocab:
             return cls._load_jsonl(path)
         if suffix == ".json":
             return cls._load_json(path, multilingual=multilingual)
-        raise ValueError(
-            f"{path}: unknown entity vocabulary format {suffix!r} (expected .tsv, .jsonl or .json)"
-        )
+        raise ValueError(f"{path}: unknown entity vocabulary format {suffix!r} (expected .tsv, .jsonl or .json)")
 
     @classmethod
     def _load_tsv(cls, path: Path) -> EntityVocab:
@@ -198,9 +194,7 @@ class EntityVocab:
                 line = raw.rstrip("\n").rstrip("\r")
                 where = f"{path}:{line_no}"
                 if not line.strip():
-                    raise ValueError(
-                        f"{where}: empty line (the TSV format has one 'title<TAB>count' per line)"
-                    )
+                    raise ValueError(f"{where}: empty line (the TSV format has one 'title<TAB>count' per line)")
                 parts = line.split("\t")
                 if len(parts) != 2:
                     raise ValueError(f"{where}: expected 'title<TAB>count', got {line!r}")
@@ -235,9 +229,7 @@ class EntityVocab:
                 entities: list[Entity] = []
                 for item in raw_entities:
                     if not isinstance(item, list | tuple) or len(item) != 2:
-                        raise ValueError(
-                            f"{where}: each entity must be a [title, language] pair, got {item!r}"
-                        )
+                        raise ValueError(f"{where}: each entity must be a [title, language] pair, got {item!r}")
                     entities.append((item[0], item[1]))
                 count = obj.get("count", 0)
                 if isinstance(count, bool) or not isinstance(count, int):
@@ -307,9 +299,7 @@ class EntityVocab:
         elif suffix == ".json":
             text = json.dumps(self.to_dict(), ensure_ascii=False, indent=2) + "\n"
         else:
-            raise ValueError(
-                f"{path}: unknown entity vocabulary format {suffix!r} (expected .tsv, .jsonl or .json)"
-            )
+            raise ValueError(f"{path}: unknown entity vocabulary format {suffix!r} (expected .tsv, .jsonl or .json)")
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
 
@@ -381,12 +371,8 @@ class EntityVocab:
             hint = ""
             ids = self._title_to_ids.get(title)
             if ids and language is None:
-                langs = sorted(
-                    {lang_ for i in ids for t, lang_ in self._id_to_entities[i] if t == title}, key=str
-                )
-                hint = (
-                    f"; the title exists with languages {langs}, pass one (vocab.get_id(title, language=...))"
-                )
+                langs = sorted({lang_ for i in ids for t, lang_ in self._id_to_entities[i] if t == title}, key=str)
+                hint = f"; the title exists with languages {langs}, pass one (vocab.get_id(title, language=...))"
             raise KeyError(f"entity {title!r}{lang} is not in the entity vocabulary ({len(self)} ids){hint}")
         return entity_id
 
@@ -395,18 +381,14 @@ class EntityVocab:
         try:
             return list(self._id_to_entities[entity_id])
         except KeyError:
-            raise KeyError(
-                f"entity id {entity_id} is out of range (vocabulary has {len(self)} ids)"
-            ) from None
+            raise KeyError(f"entity id {entity_id} is out of range (vocabulary has {len(self)} ids)") from None
 
     def count(self, entity_id: int) -> int:
         """The hyperlink count of an id (0 for special entities and for vocabularies without counts)."""
         try:
             return self._counts[entity_id]
         except KeyError:
-            raise KeyError(
-                f"entity id {entity_id} is out of range (vocabulary has {len(self)} ids)"
-            ) from None
+            raise KeyError(f"entity id {entity_id} is out of range (vocabulary has {len(self)} ids)") from None
 
     def items(self) -> Iterator[tuple[Entity, int]]:
         """Iterate over ``((title, language), id)`` in id order."""

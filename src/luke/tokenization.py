@@ -819,7 +819,7 @@ class LukeTokenizer:
         for s, e in offsets:
             s += shift
             e += shift
-            while s < e - 1 and text[s] == " ":
+            while s < e and text[s] == " ":
                 s += 1
             out.append((s, e))
         return out
