@@ -7,11 +7,13 @@ surrounding whitespace, in order and non-overlapping.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
 SentenceSplitter = Callable[[str], list[tuple[int, int]]]
 SPLITTERS = ("pysbd", "icu")
+_TERMINATORS = re.compile(r"[.!?;:…。！？\n]")
 
 
 def _strip_span(text: str, start: int, end: int) -> tuple[int, int]:
@@ -32,6 +34,10 @@ class PySBDSentenceSplitter:
         self.segmenter = pysbd.Segmenter(language=language, clean=False, char_span=False)
 
     def __call__(self, text: str) -> list[tuple[int, int]]:
+        whole = _strip_span(text, 0, len(text))
+        if not _TERMINATORS.search(text, 0, max(0, whole[1] - 1)):
+            # no sentence terminator before the last character: one sentence (pysbd is slow; skip it)
+            return [whole] if whole[0] < whole[1] else []
         spans: list[tuple[int, int]] = []
         cursor = 0
         for sentence in self.segmenter.segment(text):
