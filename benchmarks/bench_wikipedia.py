@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import tempfile
 import time
 from pathlib import Path
@@ -37,9 +38,19 @@ CORES = 32
 TARGET_HOURS = 12
 
 
+CPU: dict[str, float] = {}
+
+
+def _cpu() -> float:
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 def _timed(fn, *args, **kwargs) -> tuple[float, object]:
-    start = time.perf_counter()
+    """Wall seconds of ``fn``; its CPU seconds (this process + reaped workers) go to ``CPU[fn.__name__ + workers]``."""
+    start, cpu = time.perf_counter(), _cpu()
     result = fn(*args, **kwargs)
+    CPU[f"{getattr(fn, '__name__', 'fn')}/{kwargs.get('num_workers', 1)}"] = _cpu() - cpu
     return time.perf_counter() - start, result
 
 
@@ -112,6 +123,13 @@ def main() -> None:
             f"  step 3 build-pretraining   {w} worker(s): {step3[w]:6.2f} s  {articles / step3[w]:7.1f} pages/s  "
             f"{tokens / step3[w]:9,.0f} tokens/s"
         )
+    for name in ("build_dump_db", "build_pretraining_dataset"):
+        cpu = {w: CPU[f"{name}/{w}"] for w in args.workers}
+        print(
+            f"  CPU seconds of {name} (all processes): " + ", ".join(f"{w} worker(s) {c:.2f}" for w, c in cpu.items())
+        )
+    results["cpu_seconds"] = CPU
+    print(f"  load average during the run: {os.getloadavg()[0]:.2f} (cores: {os.cpu_count()})")
     speedup1, speedup3 = step1[w_lo] / step1[w_hi], step3[w_lo] / step3[w_hi]
     print(f"  scaling {w_lo}->{w_hi} workers: step 1 x{speedup1:.2f}, step 3 x{speedup3:.2f}")
 
