@@ -203,14 +203,14 @@ def attention_reference(
     kernel has no dropout), and as the reference the fast paths are tested against. ``q_te is None``
     means vanilla attention (one query for all keys). Returns (output (B,h,N,d), probs (B,h,N,N)).
     """
+    # Scale the (N, d) queries rather than the (N, N) scores, and add the mask in place: fewer N x N
+    # temporaries (on CPU, fresh large allocations cost page faults).
     if q_te is None:
-        scores = q_tw @ k.transpose(-1, -2)
+        scores = (q_tw * scale) @ k.transpose(-1, -2)
     else:
-        scores = torch.cat(
-            [q_tw @ k[:, :, :num_words].transpose(-1, -2), q_te @ k[:, :, num_words:].transpose(-1, -2)],
-            dim=-1,
-        )
-    probs = torch.softmax(scores * scale + mask, dim=-1)  # (B, h, N, N)
+        kw, ke = k[:, :, :num_words], k[:, :, num_words:]
+        scores = torch.cat([(q_tw * scale) @ kw.transpose(-1, -2), (q_te * scale) @ ke.transpose(-1, -2)], dim=-1)
+    probs = torch.softmax(scores.add_(mask), dim=-1)  # (B, h, N, N)
     dropped = dropout(probs) if dropout is not None else probs
     return dropped @ v, probs
 
@@ -229,32 +229,48 @@ class TokenLayout:
     length: int  # N = L + E
     num_words: int  # L
     num_word_rows: int  # number of real words in the batch (packed rows [0, num_word_rows) are words)
-    index: torch.Tensor  # (T,) flat positions in the B*N grid of the packed rows
+    rows: torch.Tensor  # (T,) batch index of each packed row
+    cols: torch.Tensor  # (T,) position in [0, N) of each packed row
+    pad_rows: torch.Tensor  # (P,) batch index of each padding position
+    pad_cols: torch.Tensor  # (P,) its position in [0, N)
     keep: torch.Tensor  # (B, 1, 1, N) bool, False at padded keys
 
     @classmethod
     def build(cls, word_mask: torch.Tensor, entity_mask: torch.Tensor | None) -> TokenLayout:
         B, L = word_mask.shape
         keep = word_mask.bool() if entity_mask is None else torch.cat([word_mask.bool(), entity_mask.bool()], 1)
-        N = keep.shape[1]
-        flat = torch.arange(B * N, device=keep.device).view(B, N)
-        words = flat[:, :L][keep[:, :L]]
-        index = words if entity_mask is None else torch.cat([words, flat[:, L:][keep[:, L:]]])
-        return cls(B, N, L, words.numel(), index, keep[:, None, None, :])
+        rows, cols = keep[:, :L].nonzero(as_tuple=True)
+        num_word_rows = rows.numel()
+        if entity_mask is not None:
+            e_rows, e_cols = keep[:, L:].nonzero(as_tuple=True)
+            rows, cols = torch.cat([rows, e_rows]), torch.cat([cols, e_cols + L])
+        pad_rows, pad_cols = (~keep).nonzero(as_tuple=True)
+        return cls(B, keep.shape[1], L, num_word_rows, rows, cols, pad_rows, pad_cols, keep[:, None, None, :])
 
     def pack(self, x: torch.Tensor) -> torch.Tensor:
-        return x.reshape(self.batch * self.length, -1).index_select(0, self.index)  # (B, N, H) -> (T, H)
+        return x[self.rows, self.cols]  # (B, N, H) -> (T, H)
 
-    def unpack(self, x: torch.Tensor) -> torch.Tensor:
-        """(T, H) -> (B, N, H) with zeros at padding positions."""
-        out = x.new_zeros(self.batch * self.length, x.shape[-1]).index_copy(0, self.index, x)
-        return out.view(self.batch, self.length, -1)
+    def unpack(self, *parts: torch.Tensor) -> torch.Tensor:
+        """Packed rows (T, ...), possibly given as consecutive parts, -> (B, N, ...) with zeros at padding.
 
-    def heads(self, x: torch.Tensor, num_heads: int) -> torch.Tensor:
-        return self.unpack(x).view(self.batch, self.length, num_heads, -1).transpose(1, 2)  # (B, h, N, d)
+        Padding rows must be finite, not merely ignored: the fused attention backward multiplies them."""
+        x0 = parts[0]
+        out = x0.new_empty(self.batch, self.length, *x0.shape[1:])
+        out[self.pad_rows, self.pad_cols] = 0
+        start = 0
+        for part in parts:
+            stop = start + part.shape[0]
+            out[self.rows[start:stop], self.cols[start:stop]] = part
+            start = stop
+        return out
+
+    def heads(self, *parts: torch.Tensor, num_heads: int) -> torch.Tensor:
+        parts = tuple(p.view(p.shape[0], num_heads, -1) for p in parts)
+        return self.unpack(*parts).transpose(1, 2)  # (B, h, N, d)
 
     def from_heads(self, x: torch.Tensor) -> torch.Tensor:
-        return self.pack(x.transpose(1, 2))  # (B, h, N, d) -> (T, H)
+        out = x.transpose(1, 2)[self.rows, self.cols]  # (B, h, N, d) -> (T, h, d), one gather
+        return out.reshape(out.shape[0], -1)
 
 
 class LukeSelfAttention(nn.Module):
@@ -284,12 +300,15 @@ class LukeSelfAttention(nn.Module):
         use_ea = self.entity_aware and x.shape[0] > Tw
         if use_ea:
             xw, xe = x[:Tw], x[Tw:]  # (Tw, H) words, (Te, H) entities
-            q_tw = torch.cat([self.query(xw), self.e2w_query(xe)])  # (T, H) queries meeting word keys
-            q_te = torch.cat([self.w2e_query(xw), self.e2e_query(xe)])  # (T, H) queries meeting entity keys
-            q_tw, q_te = layout.heads(q_tw, self.num_heads), layout.heads(q_te, self.num_heads)  # (B, h, N, d)
+            h = self.num_heads
+            q_tw = layout.heads(self.query(xw), self.e2w_query(xe), num_heads=h)  # (B, h, N, d) meet word keys
+            q_te = layout.heads(self.w2e_query(xw), self.e2e_query(xe), num_heads=h)  # ... meet entity keys
         else:  # vanilla attention, or no entities in the batch: one query over all keys
-            q_tw, q_te = layout.heads(self.query(x), self.num_heads), None
-        k, v = layout.heads(self.key(x), self.num_heads), layout.heads(self.value(x), self.num_heads)
+            q_tw, q_te = layout.heads(self.query(x), num_heads=self.num_heads), None
+        k, v = (
+            layout.heads(self.key(x), num_heads=self.num_heads),
+            layout.heads(self.value(x), num_heads=self.num_heads),
+        )
         # Additive mask in the compute dtype (bf16 under autocast), built in that dtype so finfo.min
         # cannot round to -inf (see _SplitKeyAttention).
         mask = torch.zeros(layout.keep.shape, dtype=k.dtype, device=x.device)
