@@ -3,8 +3,9 @@
 Runs are interleaved (the two implementations alternate within every iteration, order flipped each
 time) and the median is reported, because timings on shared machines drift by +-15% over minutes.
 Peak memory is measured separately: each (implementation, case) runs once in a fresh subprocess and we
-report the growth of the process's peak RSS during that one step (CPU), or torch's peak allocated
-memory (CUDA).
+report how far the process's resident memory rose above its level before that one step (CPU; first
+step, so it includes one-time allocations such as gradient buffers), or torch's peak allocated memory
+(CUDA).
 
     python benchmarks/bench_model.py                      # all cases, base-size config
     python benchmarks/bench_model.py --quick              # fewer iterations
@@ -17,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -131,11 +131,24 @@ def time_case(models, case: str, dtype: str, device: str, iters: int) -> dict[st
     return times
 
 
+def _rss_kib(field: str) -> int:
+    for line in open("/proc/self/status"):
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise RuntimeError(f"{field} not in /proc/self/status")
+
+
 def peak_memory_child(impl: str, case: str, dtype: str, device: str, attention_dropout: float) -> None:
-    """Run one step in this (fresh) process and print the peak memory it needed, in MiB."""
-    models = build_models(device, attention_dropout=attention_dropout)
-    model = models.pop(impl)
-    del models
+    """Run one step in this (fresh) process and print the extra memory it needed at its peak, in MiB.
+
+    CPU: the kernel's peak-RSS counter is reset just before the step (``/proc/self/clear_refs``), after
+    returning freed heap memory to the OS, so model construction does not hide the step's own peak."""
+    torch.manual_seed(0)
+    kw = BASE | dict(use_entity_aware_attention=True, attention_probs_dropout_prob=attention_dropout)
+    model = (
+        transformers.LukeModel(transformers.LukeConfig(**kw)) if impl == "transformers" else LukeModel(LukeConfig(**kw))
+    )
+    model = model.to(device)
     mode, B, L, E = CASES[case]
     run = step_fn(model, make_inputs(B, L, E, device), mode, dtype, device)
     if device == "cuda":
@@ -144,16 +157,26 @@ def peak_memory_child(impl: str, case: str, dtype: str, device: str, attention_d
         run()
         peak = torch.cuda.max_memory_allocated() - before
     else:
-        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        import ctypes
+        import gc
+
+        gc.collect()
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        before = _rss_kib("VmRSS")
         run()
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - before
+        peak = (_rss_kib("VmHWM") - before) * 1024
     print(json.dumps({"peak_mib": peak / 2**20}))
 
 
 def peak_memory(impl: str, case: str, dtype: str, device: str, attention_dropout: float) -> float:
     cmd = [sys.executable, __file__, "--_child", impl, case, dtype, "--device", device]
     cmd += ["--attention-dropout", str(attention_dropout)]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True, env=os.environ | {"PYTHONWARNINGS": "ignore"})
+    # glibc: serve every allocation >= 64 KiB with its own mapping, returned on free, so resident memory
+    # tracks live tensors and the peak is not blurred by the allocator's caching (tested: +-1 MiB).
+    env = os.environ | {"PYTHONWARNINGS": "ignore", "MALLOC_MMAP_THRESHOLD_": "65536", "MALLOC_TRIM_THRESHOLD_": "0"}
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env)
     return json.loads(out.stdout.strip().splitlines()[-1])["peak_mib"]
 
 

@@ -283,3 +283,17 @@ def test_too_long_sequence_is_rejected():
 def test_config_validation():
     with pytest.raises(ValueError, match="multiple of num_attention_heads"):
         tiny_config(hidden_size=30)
+
+
+def test_resize_token_embeddings_keeps_rows_and_ties():
+    model = LukeForMaskedLM(tiny_config()).eval()
+    old = model.luke.embeddings.word_embeddings.weight.detach().clone()
+    old_bias = model.lm_head.decoder.bias.detach().clone()
+    model.resize_token_embeddings(101, init_from={99: 5, 100: 7})
+    w = model.luke.embeddings.word_embeddings.weight
+    assert w.shape == (101, 32) and model.config.vocab_size == 101
+    assert torch.equal(w[:99], old) and torch.equal(w[99], old[5]) and torch.equal(w[100], old[7])
+    assert model.lm_head.decoder.weight is w and model.lm_head.bias is model.lm_head.decoder.bias
+    assert torch.equal(model.lm_head.decoder.bias[99], old_bias[5])
+    out = model(torch.tensor([[0, 99, 100, 2]]))
+    assert out.logits.shape == (1, 4, 101)

@@ -235,3 +235,18 @@ def test_real_sample_dump_end_to_end(tmp_path: Path) -> None:
         assert len(row["word_ids"]) <= 510
         for positions in row["entity_position_ids"]:
             assert tokenizer.decode([row["word_ids"][i] for i in positions]).strip()
+
+
+def test_saved_padding_in_tokenizer_json_is_ignored(inputs: tuple[Path, Path, Path], tmp_path: Path) -> None:
+    """The real MiniLM tokenizer.json pads every encoding to 128 tokens; the builder must encode pieces
+    as they are (a regression: items used to fill up with [PAD] ids and short budgets produced nothing)."""
+    from conftest import minilm_folder
+
+    db, _, vocab_path = inputs
+    folder = minilm_folder()
+    options = DatasetOptions(max_seq_length=64, include_sentences_without_entities=True)
+    build_pretraining_dataset(db, folder, vocab_path, tmp_path / "ds", options, progress=False)
+    rows = _rows(tmp_path / "ds")
+    assert rows
+    pad_id = 0  # [PAD] in the BERT uncased vocabulary
+    assert all(pad_id not in row["word_ids"] for row in rows)

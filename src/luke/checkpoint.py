@@ -36,6 +36,7 @@ logger = logging.getLogger(__name__)
 
 WEIGHTS_NAME = "model.safetensors"
 LEGACY_WEIGHTS_NAME = "pytorch_model.bin"
+_HEAD_PREFIXES = ("lm_head.", "entity_predictions.", "classifier.", "qa_outputs.")
 _EA_QUERY = re.compile(r"^(.*encoder\.layer\.\d+\.attention\.self\.)(w2e_query|e2w_query|e2e_query)\.(weight|bias)$")
 
 
@@ -98,8 +99,13 @@ def _normalise_keys(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 # ----------------------------------------------------------------------------------------- loading
 
 
-def load_state_dict(model: LukePreTrainedModel, state: dict[str, torch.Tensor]) -> LoadReport:
-    """Copy ``state`` into ``model`` following the rules in the module docstring; returns a report."""
+def load_state_dict(
+    model: LukePreTrainedModel, state: dict[str, torch.Tensor], expected_missing: tuple[str, ...] = ()
+) -> LoadReport:
+    """Copy ``state`` into ``model`` following the rules in the module docstring; returns a report.
+
+    Missing tensors whose names (without ``luke.``) start with one of ``expected_missing`` are left out
+    of the report and not warned about (e.g. the entity side when starting from a BERT checkpoint)."""
     state = _normalise_keys(state)
     report = LoadReport()
     own = model.state_dict()
@@ -159,13 +165,20 @@ def load_state_dict(model: LukePreTrainedModel, state: dict[str, torch.Tensor]) 
                 )
             params[key].copy_(value)
     report.unexpected_keys = sorted(k for k in state if k not in own)
+    if expected_missing:
+        fresh = [k for k in report.missing_keys if k.removeprefix("luke.").startswith(expected_missing)]
+        report.missing_keys = [k for k in report.missing_keys if k not in fresh]
+        logger.info("freshly initialised as expected: %d tensors", len(fresh))
     model.tie_weights()
     if report.copied_queries:
         logger.info("initialised %d entity-aware query tensors from `query`", len(report.copied_queries))
     if report.missing_keys:
         logger.warning("newly initialised (not in checkpoint): %s", ", ".join(report.missing_keys))
-    if report.unexpected_keys:
-        logger.warning("unused checkpoint tensors: %s", ", ".join(report.unexpected_keys))
+    heads = [k for k in report.unexpected_keys if not headed and k.startswith(_HEAD_PREFIXES)]
+    if heads:  # a headed checkpoint loaded into the bare encoder: normal, like transformers
+        logger.info("ignoring %d task/pretraining head tensors", len(heads))
+    if len(heads) < len(report.unexpected_keys):
+        logger.warning("unused checkpoint tensors: %s", ", ".join(k for k in report.unexpected_keys if k not in heads))
     return report
 
 
@@ -340,9 +353,9 @@ def init_from_transformers(
         for prefix in ("bert.", "roberta."):
             key = key.removeprefix(prefix)
         state[key] = value
-    report = load_state_dict(model, state)
-    entity_side = ("entity_embeddings.", "entity_predictions.", "classifier.", "pooler.")
-    report.missing_keys = [k for k in report.missing_keys if not k.removeprefix("luke.").startswith(entity_side)]
+    report = load_state_dict(
+        model, state, expected_missing=("entity_embeddings.", "entity_predictions.", "classifier.")
+    )
     if word_position_style == "roberta":
         convert_to_roberta_positions(model)
     return model, report

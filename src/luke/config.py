@@ -64,9 +64,7 @@ class LukeConfig:
                 f"({self.num_attention_heads})"
             )
         if self.word_position_style not in ("roberta", "bert"):
-            raise ValueError(
-                f"word_position_style must be 'roberta' or 'bert', got {self.word_position_style!r}"
-            )
+            raise ValueError(f"word_position_style must be 'roberta' or 'bert', got {self.word_position_style!r}")
         for name in (
             "vocab_size",
             "entity_vocab_size",

@@ -141,7 +141,7 @@ class LukeEntityEmbeddings(nn.Module):
         if self.config.entity_emb_size != self.config.hidden_size:
             x = self.entity_embedding_dense(x)  # (B, E, H)
         valid = (position_ids != -1).unsqueeze(-1)  # (B, E, M, 1)
-        pos = self.position_embeddings(position_ids.clamp(min=0)) * valid  # (B, E, M, H)
+        pos = self.position_embeddings(position_ids.clamp(min=0)).mul_(valid)  # (B, E, M, H), in place: peak memory
         # Mean over valid mention positions; the clamp turns an all-padding row into a zero vector.
         pos = pos.sum(dim=2) / valid.sum(dim=2).clamp(min=1e-7)  # (B, E, H)
         x = x + pos + self.token_type_embeddings(token_type_ids)
@@ -172,7 +172,8 @@ class _SplitKeyAttention(torch.autograd.Function):
         o_w, lse_w = _cpu_flash(q_tw, k_w, v_w, mask_w, scale)
         o_e, lse_e = _cpu_flash(q_te, k_e, v_e, mask_e, scale)
         lse = torch.logaddexp(lse_w, lse_e)  # (B, h, N) fp32
-        out = (torch.exp(lse_w - lse).unsqueeze(-1) * o_w + torch.exp(lse_e - lse).unsqueeze(-1) * o_e).to(q_tw.dtype)
+        # In place: the partial outputs are not needed afterwards (the backward uses the merged ones).
+        out = o_w.mul_(torch.exp(lse_w - lse).unsqueeze(-1)).add_(o_e.mul_(torch.exp(lse_e - lse).unsqueeze(-1)))
         ctx.save_for_backward(q_tw, q_te, k_w, v_w, k_e, v_e, mask_w, mask_e, out, lse)
         ctx.scale = scale
         return out  # (B, h, N, d)
@@ -471,6 +472,44 @@ class LukePreTrainedModel(nn.Module):
 
     def tie_weights(self) -> None:
         """Re-establish tied parameters (no-op for models without output embeddings)."""
+
+    def resize_token_embeddings(self, new_size: int, init_from: dict[int, int] | None = None) -> None:
+        """Grow (or shrink) the word vocabulary to ``new_size`` rows, e.g. after a tokenizer added the
+        ``<ent>``/``<ent2>`` markers. New rows are initialised normally, or copied from the rows given in
+        ``init_from`` (new id -> existing id; the original code starts ``<ent>`` from "@", ``<ent2>`` from
+        "#"). An MLM head's decoder and bias follow."""
+        base: LukeModel = self.luke if hasattr(self, "luke") else self  # type: ignore[assignment]
+        old = base.embeddings.word_embeddings
+        if new_size == old.num_embeddings:
+            return
+        weight = old.weight.new_empty(new_size, old.embedding_dim).normal_(std=self.config.initializer_range)
+        keep = min(new_size, old.num_embeddings)
+        with torch.no_grad():
+            weight[:keep] = old.weight[:keep]
+            for new_id, src_id in (init_from or {}).items():
+                weight[new_id] = old.weight[src_id]
+        base.embeddings.word_embeddings = nn.Embedding.from_pretrained(
+            weight, freeze=False, padding_idx=old.padding_idx
+        )
+        head = getattr(self, "lm_head", None)
+        if head is not None:
+            bias = head.decoder.bias.new_zeros(new_size)
+            with torch.no_grad():
+                bias[:keep] = head.decoder.bias[:keep]
+                for new_id, src_id in (init_from or {}).items():
+                    bias[new_id] = head.decoder.bias[src_id]
+            decoder = nn.Linear(old.embedding_dim, new_size)
+            decoder.bias = nn.Parameter(bias)
+            if not self.config.tie_word_embeddings:
+                w = head.decoder.weight.new_empty(new_size, old.embedding_dim).normal_(
+                    std=self.config.initializer_range
+                )
+                with torch.no_grad():
+                    w[:keep] = head.decoder.weight[:keep]
+                decoder.weight = nn.Parameter(w)
+            head.decoder, head.bias = decoder, decoder.bias
+        self.config.vocab_size = new_size
+        self.tie_weights()
 
     @property
     def device(self) -> torch.device:

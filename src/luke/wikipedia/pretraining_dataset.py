@@ -160,6 +160,10 @@ class PageProcessor:
 
         self.db = DumpDB(db_path)
         self.tokenizer = Tokenizer.from_str(tokenizer_json)
+        # A tokenizer.json may carry saved padding/truncation (sentence-transformers' MiniLM pads every
+        # encoding to 128): pieces must be encoded as they are.
+        self.tokenizer.no_padding()
+        self.tokenizer.no_truncation()
         self.vocab = vocab
         self.options = options
         self.splitter: SentenceSplitter = get_sentence_splitter(options.sentence_splitter, options.language)
