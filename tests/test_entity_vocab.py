@@ -3,23 +3,19 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
 
+from conftest import SHARED_DATA, require_shared
 from luke.entity_vocab import EntityVocab
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+DATA = SHARED_DATA
 FIXTURE = DATA / "luke_fixtures" / "enwiki_20181220_entvocab_100.tsv"
 
 
 def _require(path: Path) -> Path:
-    if not path.exists():
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"shared data missing: {path}")
-        pytest.skip(f"shared data missing: {path}")
-    return path
+    return require_shared(str(path.relative_to(SHARED_DATA)))
 
 
 @pytest.fixture(scope="module")

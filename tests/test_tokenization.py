@@ -11,12 +11,13 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from conftest import SHARED_DATA, require_shared
 from luke.entity_vocab import EntityVocab
 from luke.tokenization import LukeTokenizer
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+DATA = SHARED_DATA
 ROBERTA = DATA / "tokenizers" / "roberta-base"
 BERT_CASED = DATA / "tokenizers" / "bert" / "bert-base-cased-vocab.txt"
 BERT_UNCASED = DATA / "tokenizers" / "bert" / "bert-base-uncased-vocab.txt"
@@ -26,11 +27,7 @@ N_REAL = 300  # examples per data set compared with transformers
 
 
 def _require(path: Path) -> Path:
-    if not path.exists():
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"shared data missing: {path}")
-        pytest.skip(f"shared data missing: {path}")
-    return path
+    return require_shared(str(path.relative_to(SHARED_DATA)))
 
 
 # ---------------------------------------------------------------------------------------------- data

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import bz2
-import os
 import sqlite3
 from pathlib import Path
 
 import pytest
 
+from conftest import require_shared
 from luke.cli import main
 from luke.wikipedia.dump_db import (
     DumpDB,
@@ -21,17 +21,11 @@ from luke.wikipedia.dump_db import (
 
 FIXTURES = Path(__file__).parent / "fixtures" / "wikipedia"
 TINY = FIXTURES / "tiny-export-0.10.xml"
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
 def shared(relative: str) -> Path:
     """A file under shared/data: skipped locally when absent, a failure under CI."""
-    path = SHARED / relative
-    if not path.exists():
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"shared data missing under CI: {path}")
-        pytest.skip(f"shared data not available: {path}")
-    return path
+    return require_shared(relative)
 
 
 def spans(paragraph):

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import require_shared
 from luke.cli import main
 from luke.entity_vocab import EntityVocab
 from luke.wikipedia.dump_db import build_dump_db
@@ -27,17 +28,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 TINY = Path(__file__).parent / "fixtures" / "wikipedia" / "tiny-export-0.10.xml"
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
 def shared(relative: str) -> Path:
     """A file under shared/data: skipped locally when absent, a failure under CI."""
-    path = SHARED / relative
-    if not path.exists():
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"shared data missing under CI: {path}")
-        pytest.skip(f"shared data not available: {path}")
-    return path
+    return require_shared(relative)
 
 
 @pytest.fixture(scope="module")
