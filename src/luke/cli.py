@@ -16,6 +16,8 @@ import sys
 COMMAND_MODULES: list[str] = [
     "luke.commands",
     "luke.wikipedia.commands",
+    "luke.finetuning.commands",
+    "luke.pretraining.commands",
 ]
 
 

@@ -1,0 +1,128 @@
+"""``luke pretrain``, ``evaluate-pretraining``, ``plot-training`` and ``split-pretraining-dataset``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from luke.cli import UserError
+
+_DOC = "See docs/pretraining.md for the configuration keys and a worked example."
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the pretraining commands to the ``luke`` parser."""
+    p = sub.add_parser(
+        "pretrain",
+        help="pretrain LUKE (masked words + masked entities, two stages) on a pretraining dataset",
+        description=(
+            "Train LukeForMaskedLM on a dataset from `luke build-pretraining-dataset`, starting from a BERT/RoBERTa "
+            "transformers folder (word side) or a LUKE folder. CONFIG is a YAML or JSON file; KEY=VALUE arguments "
+            "override it (dotted paths, e.g. stages.0.max_steps=100 optimizer.bias_correction=false). For several "
+            "processes, start it with `accelerate launch -m luke pretrain ...` or `torchrun --nproc_per_node N -m "
+            f"luke pretrain ...`. {_DOC}"
+        ),
+    )
+    p.add_argument("config", type=Path, help="YAML or JSON config file")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides")
+    p.add_argument("--resume", action="store_true", help="continue from the latest complete checkpoint in output_dir")
+    p.set_defaults(func=_pretrain)
+
+    p = sub.add_parser(
+        "evaluate-pretraining",
+        help="held-out masked-word and masked-entity loss/accuracy of a LUKE model on a pretraining dataset",
+        description=(
+            "Mask the dataset once (fixed seed, the training masking rules) and report MLM and masked-entity "
+            "loss and accuracy, and the accuracy of always predicting the most frequent masked entity. "
+            f"{_DOC}"
+        ),
+    )
+    p.add_argument("model", type=Path, help="LUKE model folder (e.g. OUTPUT/final of luke pretrain)")
+    p.add_argument("dataset", type=Path, help="pretraining dataset folder")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--max-items", type=int, default=None, help="evaluate only the first N items")
+    p.add_argument("--seed", type=int, default=0, help="masking seed (default 0)")
+    p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=_evaluate)
+
+    p = sub.add_parser(
+        "plot-training",
+        help="PNG of the training and held-out curves of a luke pretrain output folder",
+        description="Read RUN_DIR/metrics.jsonl and write a PNG of losses and accuracies (needs matplotlib).",
+    )
+    p.add_argument("run_dir", type=Path)
+    p.add_argument("--out", type=Path, default=None, help="PNG to write (default RUN_DIR/training_curves.png)")
+    p.set_defaults(func=_plot)
+
+    p = sub.add_parser(
+        "split-pretraining-dataset",
+        help="split a pretraining dataset by article into train and held-out datasets",
+        description="Hold out a random share of articles (page ids): two complete dataset folders.",
+    )
+    p.add_argument("dataset", type=Path)
+    p.add_argument("train_out", type=Path)
+    p.add_argument("heldout_out", type=Path)
+    p.add_argument("--heldout-fraction", type=float, default=0.1)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_split)
+
+
+def _pretrain(args: argparse.Namespace) -> int:
+    from luke.pretraining.config import PretrainingConfig
+    from luke.pretraining.trainer import Trainer
+
+    config = PretrainingConfig.load(args.config, args.overrides)
+    result = Trainer(config, resume=args.resume).run()
+    if result:
+        print(json.dumps(result, indent=2))
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from luke.modeling import LukeForMaskedLM
+    from luke.pretraining.data import PretrainingDataset
+    from luke.pretraining.trainer import check_model_matches_dataset, evaluate
+
+    if not (args.model / "config.json").is_file():
+        raise UserError(f"{args.model}: not a model folder (no config.json)")
+    dataset = PretrainingDataset(args.dataset)
+    model = LukeForMaskedLM.from_pretrained(args.model)
+    if model.config.entity_vocab_size != len(dataset.entity_vocab):
+        raise UserError(
+            f"{args.dataset} has {len(dataset.entity_vocab)} entities but the model has entity_vocab_size "
+            f"{model.config.entity_vocab_size}: different entity vocabularies"
+        )
+    check_model_matches_dataset(args.model, dataset, model.config.vocab_size)
+    result = evaluate(
+        model,
+        dataset,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        max_items=args.max_items,
+        precision=args.precision,
+        progress=not args.no_progress,
+    )
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        for key, value in result.items():
+            print(f"{key:32s} {value:.4f}" if isinstance(value, float) else f"{key:32s} {value}")
+    return 0
+
+
+def _plot(args: argparse.Namespace) -> int:
+    from luke.pretraining.plot import plot_training
+
+    print(f"wrote {plot_training(args.run_dir, args.out)}")
+    return 0
+
+
+def _split(args: argparse.Namespace) -> int:
+    from luke.pretraining.data import split_by_page
+
+    train, held = split_by_page(args.dataset, args.train_out, args.heldout_out, args.heldout_fraction, args.seed)
+    print(f"train: {train} items -> {args.train_out}; held-out: {held} items -> {args.heldout_out}")
+    return 0

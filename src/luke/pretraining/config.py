@@ -1,0 +1,311 @@
+"""Pretraining configuration: one dataclass tree, read from YAML or JSON, with ``key=value`` overrides.
+
+Example (YAML)::
+
+    dataset: enwiki-train            # built by `luke build-pretraining-dataset`
+    eval_dataset: enwiki-heldout     # optional: evaluated at every checkpoint and at the end
+    model: ./bert-base-uncased       # a BERT/RoBERTa transformers folder, or a LUKE folder
+    output_dir: runs/luke
+    batch_size: 256                  # items per optimiser step, over all processes
+    gradient_accumulation_steps: 4
+    stages:
+      - {name: stage1, trainable: entity, max_steps: 1000, learning_rate: 5.0e-4, warmup_steps: 100}
+      - {name: stage2, trainable: all, max_steps: 1000, learning_rate: 1.0e-5, warmup_steps: 100}
+
+Overrides use dotted paths, list items by index: ``batch_size=64``, ``stages.0.max_steps=10``,
+``masking.whole_word_masking=false``. Values are parsed as YAML scalars (``1e-4``, ``true``, ``null``).
+An unknown key is an error that names the closest existing key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import typing
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+
+class ConfigError(ValueError):
+    """A configuration file or override that cannot be used (unknown key, wrong type, bad value)."""
+
+
+@dataclass
+class MaskingConfig:
+    """Dynamic masking (spec §2.6). Entities are always replaced by ``[MASK]``."""
+
+    masked_lm_prob: float = 0.15
+    random_word_prob: float = 0.1
+    unmasked_word_prob: float = 0.1
+    whole_word_masking: bool = True
+    masked_entity_prob: float = 0.15
+
+
+@dataclass
+class OptimizerConfig:
+    """AdamW with decoupled weight decay (no decay on biases and LayerNorm weights)."""
+
+    weight_decay: float = 0.01
+    beta1: float = 0.9
+    beta2: float = 0.999
+    eps: float = 1e-6
+    bias_correction: bool = True  # the original LUKE recipe trained without (set false to reproduce it)
+    max_grad_norm: float = 1.0  # 0 disables clipping
+
+
+@dataclass
+class StageConfig:
+    """One training stage. ``trainable: entity`` freezes the word side (spec §2.9, stage 1)."""
+
+    name: str = "stage"
+    trainable: Literal["entity", "all"] = "all"
+    max_steps: int = 100
+    learning_rate: float = 1e-4
+    warmup_steps: int = 0
+    lr_schedule: Literal["warmup_linear", "warmup_constant"] = "warmup_linear"
+    # With trainable: entity, parameter-name prefixes that train as well (e.g. ["lm_head.dense.",
+    # "lm_head.layer_norm."] when the word checkpoint has no MLM head, like sentence-transformers' MiniLM).
+    extra_trainable: list[str] = field(default_factory=list)
+
+
+@dataclass
+class PretrainingConfig:
+    """Everything ``luke pretrain`` needs; saved as ``config.json`` in the output folder."""
+
+    dataset: str = ""
+    model: str = ""
+    output_dir: str = ""
+    eval_dataset: str | None = None
+    # Initialising from a BERT/RoBERTa folder: the new entity side.
+    entity_emb_size: int = 256
+    use_entity_aware_attention: bool = False  # the original pretrained with vanilla attention (spec §8)
+    hidden_dropout_prob: float | None = None  # None keeps the model's values
+    attention_probs_dropout_prob: float | None = None
+    seed: int = 0
+    batch_size: int = 32  # items per optimiser step, summed over processes and accumulation steps
+    gradient_accumulation_steps: int = 1
+    precision: Literal["fp32", "bf16"] = "fp32"  # bf16 = autocast, fp32 master weights
+    masking: MaskingConfig = field(default_factory=MaskingConfig)
+    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+    stages: list[StageConfig] = field(
+        default_factory=lambda: [
+            StageConfig(name="stage1", trainable="entity", learning_rate=5e-4),
+            StageConfig(name="stage2", trainable="all", learning_rate=1e-5),
+        ]
+    )
+    save_every_steps: int = 500  # global optimiser steps between checkpoints (0: only at stage ends);
+    # the eval dataset is evaluated at every checkpoint and at the end of each stage
+    keep_checkpoints: int = 2
+    log_every_steps: int = 10
+    eval_batch_size: int = 16
+    eval_max_items: int | None = None
+    num_workers: int = 1  # DataLoader worker processes per training process (0 = in the main process)
+    progress: bool = True
+    tensorboard: bool = True
+
+    # ---------------------------------------------------------------------------------------- checks
+
+    def validate(self) -> None:
+        """Raise :class:`ConfigError` for values that cannot work (before anything is loaded)."""
+        for name in ("dataset", "model", "output_dir"):
+            if not getattr(self, name):
+                raise ConfigError(f"config key {name!r} is required")
+        if self.batch_size < 1 or self.gradient_accumulation_steps < 1:
+            raise ConfigError("batch_size and gradient_accumulation_steps must be at least 1")
+        if self.batch_size % self.gradient_accumulation_steps:
+            raise ConfigError(
+                f"batch_size {self.batch_size} is not divisible by gradient_accumulation_steps "
+                f"{self.gradient_accumulation_steps}"
+            )
+        m = self.masking
+        for name in ("masked_lm_prob", "masked_entity_prob", "random_word_prob", "unmasked_word_prob"):
+            if not 0.0 <= getattr(m, name) <= 1.0:
+                raise ConfigError(f"masking.{name} must lie in [0, 1]")
+        if m.random_word_prob + m.unmasked_word_prob > 1.0:
+            raise ConfigError("masking.random_word_prob + masking.unmasked_word_prob must be at most 1")
+        if not self.stages:
+            raise ConfigError("stages: at least one stage is needed")
+        for i, stage in enumerate(self.stages):
+            if stage.trainable not in ("entity", "all"):
+                raise ConfigError(f"stages.{i}.trainable must be 'entity' or 'all', got {stage.trainable!r}")
+            if stage.lr_schedule not in ("warmup_linear", "warmup_constant"):
+                raise ConfigError(f"stages.{i}.lr_schedule must be warmup_linear or warmup_constant")
+            if stage.max_steps < 1 or stage.warmup_steps < 0 or stage.learning_rate <= 0:
+                raise ConfigError(f"stages.{i}: max_steps >= 1, warmup_steps >= 0 and learning_rate > 0 required")
+        if self.precision not in ("fp32", "bf16"):
+            raise ConfigError(f"precision must be fp32 or bf16, got {self.precision!r}")
+        if self.keep_checkpoints < 1:
+            raise ConfigError("keep_checkpoints must be at least 1")
+        if self.save_every_steps < 0 or self.log_every_steps < 1:
+            raise ConfigError("save_every_steps must be >= 0 and log_every_steps >= 1")
+
+    # ------------------------------------------------------------------------------------------ I/O
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PretrainingConfig:
+        config = _build(cls, data, "")
+        return config
+
+    @classmethod
+    def load(cls, path: str | Path | None, overrides: list[str] | tuple[str, ...] = ()) -> PretrainingConfig:
+        """Read a YAML/JSON file (or start from defaults when ``path`` is None), apply ``key=value``
+        overrides, validate."""
+        data: dict[str, Any] = {}
+        if path is not None:
+            p = Path(path)
+            if not p.is_file():
+                raise ConfigError(f"{p}: config file not found")
+            text = p.read_text()
+            try:
+                if p.suffix == ".json":
+                    data = json.loads(text)
+                else:
+                    import yaml
+
+                    data = yaml.safe_load(text) or {}
+            except Exception as err:
+                raise ConfigError(f"{p}: cannot parse: {err}") from None
+            if not isinstance(data, dict):
+                raise ConfigError(f"{p}: the top level must be a mapping of keys to values")
+        for item in overrides:
+            _apply_override(data, item)
+        config = cls.from_dict(data)
+        config.validate()
+        return config
+
+
+# ------------------------------------------------------------------------------------------ helpers
+
+
+def _suggest(key: str, choices: list[str]) -> str:
+    close = difflib.get_close_matches(key, choices, n=1, cutoff=0.5)
+    return f"; did you mean {close[0]!r}?" if close else f"; known keys: {', '.join(sorted(choices))}"
+
+
+def _build(cls: type, data: Any, where: str) -> Any:
+    """Build dataclass ``cls`` from a mapping, checking keys and types (nested dataclasses, lists)."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where or 'config'}: expected a mapping, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    kwargs = {}
+    for key, value in data.items():
+        path = f"{where}{key}"
+        if key not in names:
+            raise ConfigError(f"unknown config key {path!r}{_suggest(str(key), names)}")
+        kwargs[key] = _convert(hints[key], value, path)
+    return cls(**kwargs)
+
+
+def _convert(tp: Any, value: Any, path: str) -> Any:
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, value, f"{path}.")
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{path}: expected a list, got {value!r}")
+        return [_convert(args[0], v, f"{path}.{i}") for i, v in enumerate(value)]
+    if origin is Literal:
+        if value not in args:
+            raise ConfigError(f"{path}: expected one of {list(args)}, got {value!r}")
+        return value
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _convert(inner[0], value, path)
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{path}: expected true or false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{path}: expected an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, str):  # YAML 1.1 reads "1e-5" (no dot) as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{path}: expected a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+            raise ConfigError(f"{path}: expected a string, got {value!r}")
+        return str(value)
+    return value
+
+
+def _parse_scalar(text: str) -> Any:
+    import yaml
+
+    try:
+        value = yaml.safe_load(text)
+    except Exception:
+        return text
+    if isinstance(value, str) and value.lower() in ("inf", "nan"):
+        return text
+    # YAML 1.1 reads "1e-4" as a string; accept it as a number.
+    if isinstance(value, str):
+        try:
+            return float(value) if any(c in value for c in ".eE") else int(value)
+        except ValueError:
+            return value
+    return value
+
+
+def _apply_override(data: dict[str, Any], item: str) -> None:
+    """Apply one ``dotted.key=value`` override to the raw config mapping (checked later by ``_build``)."""
+    if "=" not in item:
+        raise ConfigError(f"override {item!r} is not of the form key=value")
+    key, raw = item.split("=", 1)
+    parts = key.strip().split(".")
+    value = _parse_scalar(raw)
+    # Walk the dataclass tree alongside the data so that unknown keys are reported with suggestions.
+    cls: Any = PretrainingConfig
+    node: Any = data
+    for depth, part in enumerate(parts):
+        last = depth == len(parts) - 1
+        path = ".".join(parts[: depth + 1])
+        if isinstance(node, list):
+            if not part.isdigit():
+                raise ConfigError(f"override {key!r}: {path!r} must be a list index")
+            index = int(part)
+            if index >= len(node):
+                if index == len(node):
+                    node.append({})
+                else:
+                    raise ConfigError(f"override {key!r}: index {index} is past the end of the list")
+            if last:
+                node[index] = value
+                return
+            if not isinstance(node[index], dict):
+                node[index] = dataclasses.asdict(node[index]) if dataclasses.is_dataclass(node[index]) else {}
+            node, cls = node[index], typing.get_args(cls)[0]
+            continue
+        names = [f.name for f in dataclasses.fields(cls)]
+        if part not in names:
+            raise ConfigError(f"unknown config key {path!r}{_suggest(part, names)}")
+        hint = typing.get_type_hints(cls)[part]
+        if last:
+            node[part] = value
+            return
+        if part not in node:
+            default = getattr(cls(), part)
+            node[part] = (
+                [dataclasses.asdict(s) for s in default]
+                if isinstance(default, list)
+                else (dataclasses.asdict(default) if dataclasses.is_dataclass(default) else {})
+            )
+        node, cls = node[part], hint

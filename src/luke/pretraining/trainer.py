@@ -1,0 +1,734 @@
+"""The pretraining loop: two stages, accelerate (DDP), exact resume, atomic checkpoints, logs, export.
+
+Loss normalisation. Each optimiser step sums the cross-entropy of every masked word (entity) over all
+micro-batches of all processes and divides by the *global* number of masked words (entities), so the
+gradient of a global batch does not depend on how it is split over processes or accumulation steps
+(``1 process × micro-batch 8`` and ``2 processes × 4`` compute the same loss). The counts are known before
+the forward pass (they are in the labels) and are summed over processes with one small all-reduce.
+
+Checkpoints (``OUTPUT/checkpoints/step-NNNNNNNN/``): ``model.pt``, ``optimizer.pt``, ``scheduler.pt``,
+``rng-rankR.pt`` (torch, numpy, python RNG per process) and ``trainer_state.json`` (stage, step), written
+into a temporary folder, flushed to disk and renamed; then ``checkpoints/latest`` is replaced atomically.
+Only complete checkpoints are ever named by ``latest``, so a crash or a full disk during a write leaves the
+previous checkpoint as the resume point. The data position is the global step (see ``luke.pretraining.data``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import shutil
+import signal
+import time
+from collections.abc import Iterator
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from luke.entity_vocab import EntityVocab
+from luke.modeling import LukeForMaskedLM
+from luke.pretraining.collator import IGNORE_INDEX
+from luke.pretraining.config import PretrainingConfig, StageConfig
+from luke.pretraining.data import DatasetError, EvalBatches, MicroBatches, PretrainingDataset, StreamLayout
+from luke.pretraining.optim import LukeAdamW, WarmupSchedule, parameter_groups
+
+logger = logging.getLogger(__name__)
+
+ENTITY_PREFIXES = ("luke.entity_embeddings.", "entity_predictions.")
+FROZEN_ALWAYS = ("luke.pooler.",)  # not used by the pretraining losses (the original excluded it too)
+CHECKPOINT_DIR = "checkpoints"
+# Settings that may change between a run and its resumption.
+RESUMABLE_KEYS = {"progress", "num_workers", "tensorboard", "keep_checkpoints", "eval_batch_size", "log_every_steps"}
+
+
+# ------------------------------------------------------------------------------------------- the model
+
+
+class PretrainingModule(nn.Module):
+    """Wraps :class:`LukeForMaskedLM`: runs the encoder once and the heads only at masked positions.
+
+    Returns summed losses and accuracy counts; the caller normalises (see the module docstring)."""
+
+    def __init__(self, model: LukeForMaskedLM) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        model = self.model
+        out = model.luke(
+            batch["input_ids"],
+            attention_mask=batch["attention_mask"],
+            entity_ids=batch["entity_ids"],
+            entity_attention_mask=batch["entity_attention_mask"],
+            entity_position_ids=batch["entity_position_ids"],
+        )
+        labels, entity_labels = batch["labels"], batch["entity_labels"]
+        word_sel = labels != IGNORE_INDEX
+        word_targets = labels[word_sel]
+        word_logits = model.lm_head(out.last_hidden_state[word_sel]).float()  # (Nw, V)
+        ent_sel = entity_labels != IGNORE_INDEX
+        ent_targets = entity_labels[ent_sel]
+        ent_logits = model.entity_predictions(out.entity_last_hidden_state[ent_sel]).float()  # (Ne, Ve)
+        return {
+            "mlm_sum": F.cross_entropy(word_logits, word_targets, reduction="sum"),
+            "mep_sum": F.cross_entropy(ent_logits, ent_targets, reduction="sum"),
+            "mlm_correct": (word_logits.argmax(-1) == word_targets).sum(),
+            "mep_correct": (ent_logits.argmax(-1) == ent_targets).sum(),
+            "mep_predictions": ent_logits.detach().argmax(-1),
+            "mep_targets": ent_targets,
+        }
+
+
+def _set_dropout(model: nn.Module, hidden: float | None, attention: float | None) -> None:
+    from luke.modeling import LukeSelfAttention
+
+    if hidden is not None:
+        model.config.hidden_dropout_prob = hidden
+    if attention is not None:
+        model.config.attention_probs_dropout_prob = attention
+    for module in model.modules():
+        if isinstance(module, LukeSelfAttention):
+            if attention is not None:
+                module.dropout.p = attention
+        elif hidden is not None:
+            for child in module.children():
+                if isinstance(child, nn.Dropout) and not isinstance(module, LukeSelfAttention):
+                    child.p = hidden
+
+
+def _tokenizer_vocab(folder: Path) -> dict[str, int] | None:
+    """The word vocabulary of a tokenizer stored in ``folder`` (None when there is none)."""
+    if (folder / "tokenizer.json").is_file():
+        from tokenizers import Tokenizer
+
+        return Tokenizer.from_file(str(folder / "tokenizer.json")).get_vocab(with_added_tokens=True)
+    if (folder / "vocab.txt").is_file():
+        lines = (folder / "vocab.txt").read_text(encoding="utf-8").splitlines()
+        return {token: i for i, token in enumerate(lines)}
+    if (folder / "vocab.json").is_file():
+        return json.loads((folder / "vocab.json").read_text(encoding="utf-8"))
+    return None
+
+
+def check_model_matches_dataset(folder: Path, dataset: PretrainingDataset, model_vocab_size: int) -> None:
+    """Raise :class:`DatasetError` when the dataset was built with another tokenizer than the model's."""
+    data_vocab = dataset.tokenizer.get_vocab()
+    if len(data_vocab) > model_vocab_size:
+        raise DatasetError(
+            f"{dataset.path} was built with a tokenizer of {len(data_vocab)} tokens "
+            f"({dataset.metadata.get('tokenizer', {}).get('source')}) but the model {folder} has "
+            f"vocab_size {model_vocab_size}: the dataset and model use different tokenizers"
+        )
+    stamp = folder / "pretraining_metadata.json"
+    if stamp.is_file():
+        saved = json.loads(stamp.read_text()).get("tokenizer_sha256")
+        if saved and dataset.tokenizer_sha256 and saved != dataset.tokenizer_sha256:
+            raise DatasetError(
+                f"{dataset.path} was built with a different tokenizer (sha256 {dataset.tokenizer_sha256[:12]}…) "
+                f"than the model {folder} was pretrained with ({saved[:12]}…)"
+            )
+    model_vocab = _tokenizer_vocab(folder)
+    if model_vocab is not None:
+        differing = [t for t, i in data_vocab.items() if model_vocab.get(t, i) != i or t not in model_vocab]
+        if len(differing) > 0.01 * len(data_vocab):
+            raise DatasetError(
+                f"{dataset.path} was built with a different tokenizer than the one in {folder} "
+                f"({len(differing)} of {len(data_vocab)} tokens differ, e.g. {differing[:3]}); rebuild the dataset "
+                f"with `luke build-pretraining-dataset ... {folder}`"
+            )
+
+
+def load_model(config: PretrainingConfig, dataset: PretrainingDataset) -> tuple[LukeForMaskedLM, str]:
+    """Build the model: a LUKE folder (continued pretraining) or a BERT/RoBERTa folder (word side).
+
+    Returns (model, "luke" | "transformers"). Checks vocabulary sizes and tokenizer identity against the
+    dataset's metadata."""
+    from luke.checkpoint import init_from_transformers
+
+    folder = Path(config.model)
+    cfg_path = folder / "config.json"
+    if not cfg_path.is_file():
+        raise FileNotFoundError(f"{folder}: model folder has no config.json")
+    model_type = json.loads(cfg_path.read_text()).get("model_type")
+    vocab = dataset.entity_vocab
+    if model_type == "luke":
+        model = LukeForMaskedLM.from_pretrained(folder)
+        kind = "luke"
+        if model.config.entity_vocab_size != len(vocab):
+            raise DatasetError(
+                f"{dataset.path} has an entity vocabulary of {len(vocab)} entities but the model {folder} has "
+                f"entity_vocab_size {model.config.entity_vocab_size}: the dataset and model use different entity "
+                "vocabularies"
+            )
+        for name in ("entity_vocab.json", "entity_vocab.jsonl", "entity_vocab.tsv"):
+            if (folder / name).is_file():
+                other = EntityVocab.load(folder / name)
+                if other.to_dict() != vocab.to_dict():
+                    raise DatasetError(
+                        f"{dataset.path} was built with a different entity vocabulary than {folder / name} "
+                        "(same size, different titles or ids)"
+                    )
+                break
+    else:
+        model, _ = init_from_transformers(
+            folder,
+            LukeForMaskedLM,
+            entity_vocab_size=len(vocab),
+            entity_emb_size=config.entity_emb_size,
+            use_entity_aware_attention=config.use_entity_aware_attention,
+            seed=config.seed,
+        )
+        kind = "transformers"
+    check_model_matches_dataset(folder, dataset, model.config.vocab_size)
+    _set_dropout(model, config.hidden_dropout_prob, config.attention_probs_dropout_prob)
+    return model, kind
+
+
+def set_trainable(model: LukeForMaskedLM, stage: StageConfig) -> int:
+    """Freeze according to the stage; returns the number of trainable parameters."""
+    for name, param in model.named_parameters():
+        if name.startswith(FROZEN_ALWAYS):
+            param.requires_grad_(False)
+        elif stage.trainable == "entity":
+            param.requires_grad_(name.startswith(ENTITY_PREFIXES + tuple(stage.extra_trainable)))
+        else:
+            param.requires_grad_(True)
+    return sum(p.numel() for p in {id(p): p for p in model.parameters() if p.requires_grad}.values())
+
+
+# --------------------------------------------------------------------------------------- checkpoints
+
+
+def _fault(point: str) -> None:
+    """Test hook: ``LUKE_FAULT=point`` kills this process with SIGKILL at that point (e.g. ``step:5``)."""
+    if os.environ.get("LUKE_FAULT") == point:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _fsync_tree(folder: Path) -> None:
+    for path in folder.rglob("*"):
+        if path.is_file():
+            with open(path, "rb") as f:
+                os.fsync(f.fileno())
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_text_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _rng_state() -> dict[str, Any]:
+    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def latest_checkpoint(output_dir: Path) -> Path | None:
+    """The checkpoint named by ``checkpoints/latest`` if complete, else the newest complete one."""
+    root = output_dir / CHECKPOINT_DIR
+    if not root.is_dir():
+        return None
+    pointer = root / "latest"
+    if pointer.is_file():
+        candidate = root / pointer.read_text().strip()
+        if (candidate / "trainer_state.json").is_file():
+            return candidate
+    complete = sorted(p for p in root.glob("step-*") if (p / "trainer_state.json").is_file())
+    return complete[-1] if complete else None
+
+
+@dataclass
+class TrainerState:
+    global_step: int = 0  # optimiser steps done in the whole run
+    stage: int = 0  # index of the current stage
+    stage_step: int = 0  # optimiser steps done in the current stage
+    tokens: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+# ------------------------------------------------------------------------------------------- logging
+
+
+class MetricsLog:
+    """``metrics.jsonl`` (one JSON object per logged step, used by ``luke plot-training``) + TensorBoard."""
+
+    def __init__(self, output_dir: Path, enabled: bool, tensorboard: bool, resume_step: int | None) -> None:
+        self.enabled = enabled
+        self.path = output_dir / "metrics.jsonl"
+        self.writer = None
+        if not enabled:
+            return
+        if resume_step is not None and self.path.is_file():  # drop what the interrupted run logged afterwards
+            kept = [
+                line for line in self.path.read_text().splitlines() if line and json.loads(line)["step"] <= resume_step
+            ]
+            _write_text_atomic(self.path, "".join(x + "\n" for x in kept))
+        elif resume_step is None:
+            self.path.write_text("")
+        if tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self.writer = SummaryWriter(str(output_dir / "tensorboard"), purge_step=resume_step)
+            except ImportError:
+                logger.warning("tensorboard is not installed; writing metrics.jsonl only (pip install tensorboard)")
+
+    def log(self, record: dict[str, Any]) -> None:
+        if not self.enabled:
+            return
+        with open(self.path, "a") as f:
+            f.write(json.dumps(record) + "\n")
+        if self.writer is not None:
+            for key, value in record.items():
+                if isinstance(value, (int, float)) and key != "step":
+                    self.writer.add_scalar(key.replace("eval_", "eval/"), value, record["step"])
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+# ---------------------------------------------------------------------------------------- evaluation
+
+
+@torch.no_grad()
+def evaluate(
+    model: LukeForMaskedLM,
+    dataset: PretrainingDataset,
+    *,
+    batch_size: int = 16,
+    seed: int = 0,
+    masking: Any = None,
+    max_items: int | None = None,
+    precision: str = "fp32",
+    progress: bool = False,
+) -> dict[str, float]:
+    """Held-out masked-word and masked-entity loss/accuracy (fixed masking: epoch 0 of ``seed``), plus the
+    accuracy of always predicting the most frequent masked entity of this set (an upper bound on the
+    "most frequent entity" baseline) and the same restricted to non-``[UNK]`` targets."""
+    from tqdm import tqdm
+
+    from luke.pretraining.config import MaskingConfig
+
+    masking = masking or MaskingConfig()
+    words = dataset.word_info(model.config.vocab_size)
+    entities = dataset.entity_info()
+    batches = EvalBatches(dataset, batch_size, seed, masking, words, entities, max_items)
+    module = PretrainingModule(model)
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    sums = dict.fromkeys(("mlm_sum", "mep_sum", "mlm_correct", "mep_correct", "mlm_n", "mep_n"), 0.0)
+    unk = dataset.entity_vocab.unk_id
+    targets: list[np.ndarray] = []
+    correct_known = known = 0
+    for k in tqdm(range(len(batches)), desc="evaluate", unit="batch", disable=not progress):
+        batch = {key: v.to(device) for key, v in batches[k].items()}
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
+            out = module(batch)
+        for key in ("mlm_sum", "mep_sum", "mlm_correct", "mep_correct"):
+            sums[key] += float(out[key])
+        sums["mlm_n"] += int((batch["labels"] != IGNORE_INDEX).sum())
+        labels = batch["entity_labels"][batch["entity_labels"] != IGNORE_INDEX].cpu().numpy()
+        sums["mep_n"] += len(labels)
+        targets.append(labels)
+        known_sel = out["mep_targets"] != unk
+        correct_known += int((out["mep_predictions"][known_sel] == out["mep_targets"][known_sel]).sum())
+        known += int(known_sel.sum())
+    model.train(was_training)
+    all_targets = np.concatenate(targets) if targets else np.zeros(0, dtype=np.int64)
+    majority = np.bincount(all_targets).max() / len(all_targets) if len(all_targets) else 0.0
+    known_targets = all_targets[all_targets != unk]
+    majority_known = np.bincount(known_targets).max() / len(known_targets) if len(known_targets) else 0.0
+    n_w, n_e = max(sums["mlm_n"], 1), max(sums["mep_n"], 1)
+    return {
+        "mlm_loss": sums["mlm_sum"] / n_w,
+        "mlm_accuracy": sums["mlm_correct"] / n_w,
+        "mep_loss": sums["mep_sum"] / n_e,
+        "mep_accuracy": sums["mep_correct"] / n_e,
+        "mep_majority_accuracy": float(majority),
+        "mep_accuracy_non_unk": correct_known / known if known else 0.0,
+        "mep_majority_accuracy_non_unk": float(majority_known),
+        "masked_words": int(sums["mlm_n"]),
+        "masked_entities": int(sums["mep_n"]),
+        "masked_entities_non_unk": int(known),
+    }
+
+
+# ----------------------------------------------------------------------------------------- training
+
+
+class Trainer:
+    """Runs :class:`PretrainingConfig` (``luke pretrain``). Use :meth:`run`."""
+
+    def __init__(self, config: PretrainingConfig, resume: bool = False) -> None:
+        config.validate()
+        self.config = config
+        self.resume = resume
+        self.output_dir = Path(config.output_dir)
+
+    # -- setup ----------------------------------------------------------------------------------
+
+    def _setup(self) -> None:
+        from accelerate import Accelerator
+
+        cfg = self.config
+        self.accelerator = Accelerator(cpu=not torch.cuda.is_available())
+        acc = self.accelerator
+        self.rank, self.world = acc.process_index, acc.num_processes
+        self.is_main = acc.is_main_process
+        # Inputs are checked before any heavy work (and on every rank, so all fail alike).
+        self.dataset = PretrainingDataset(cfg.dataset)
+        self.eval_dataset = PretrainingDataset(cfg.eval_dataset) if cfg.eval_dataset else None
+        if self.eval_dataset is not None and self.eval_dataset.tokenizer_sha256 != self.dataset.tokenizer_sha256:
+            raise DatasetError(f"{cfg.eval_dataset} was built with a different tokenizer than {cfg.dataset}")
+        self.layout = StreamLayout(
+            len(self.dataset), cfg.batch_size, cfg.gradient_accumulation_steps, self.world, cfg.seed
+        )
+        self.layout.check()
+        torch.manual_seed(cfg.seed)
+        self.model, self.init_kind = load_model(cfg, self.dataset)
+        self.model.to(acc.device)
+        self.words = self.dataset.word_info(self.model.config.vocab_size)
+        self.entities = self.dataset.entity_info()
+
+        self.checkpoint: Path | None = None
+        if self.resume:
+            self.checkpoint = latest_checkpoint(self.output_dir)
+            if self.checkpoint is None:
+                raise FileNotFoundError(f"--resume: no complete checkpoint in {self.output_dir / CHECKPOINT_DIR}")
+            saved = json.loads((self.output_dir / "config.json").read_text())
+            current = cfg.to_dict()
+            changed = sorted(k for k in current if k not in RESUMABLE_KEYS and saved.get(k) != current[k])
+            if changed:
+                raise ValueError(f"--resume: the config differs from the interrupted run's in {changed}")
+        elif self.is_main:
+            ckpts = self.output_dir / CHECKPOINT_DIR
+            if ckpts.is_dir() and any(ckpts.iterdir()):
+                raise FileExistsError(
+                    f"{self.output_dir} already holds checkpoints; pass --resume to continue or use a new output_dir"
+                )
+            self.output_dir.mkdir(parents=True, exist_ok=True)
+            cfg.save(self.output_dir / "config.json")
+        acc.wait_for_everyone()
+
+    def _stage_objects(self, stage: StageConfig) -> None:
+        cfg = self.config
+        n = set_trainable(self.model, stage)
+        if self.is_main:
+            logger.info("stage %s: %s trainable parameters (%s)", stage.name, f"{n:,}", stage.trainable)
+        wrapper = PretrainingModule(self.model)
+        self.module = wrapper
+        if self.world > 1:
+            # A fresh DDP wrapper per stage: DDP registers only the parameters that require gradients, and the
+            # set changes between stages. (accelerate set up the process group and devices; wrapping directly
+            # lets the previous stage's wrapper and its gradient hooks be dropped.)
+            self.module = None  # release the previous wrapper first
+            self.module = nn.parallel.DistributedDataParallel(
+                wrapper, find_unused_parameters=True, broadcast_buffers=False
+            )
+        o = cfg.optimizer
+        self.optimizer = LukeAdamW(
+            parameter_groups(self.model, o.weight_decay),
+            lr=stage.learning_rate,
+            betas=(o.beta1, o.beta2),
+            eps=o.eps,
+            bias_correction=o.bias_correction,
+        )
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, WarmupSchedule(stage.warmup_steps, stage.max_steps, stage.lr_schedule)
+        )
+
+    # -- checkpoints ----------------------------------------------------------------------------
+
+    def _save_checkpoint(self, state: TrainerState) -> None:
+        acc = self.accelerator
+        root = self.output_dir / CHECKPOINT_DIR
+        name = f"step-{state.global_step:08d}"
+        tmp = root / f".tmp-{name}"
+        if self.is_main:
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir(parents=True)
+        acc.wait_for_everyone()
+        torch.save(_rng_state(), tmp / f"rng-rank{self.rank}.pt")
+        if self.is_main:
+            torch.save(self.model.state_dict(), tmp / "model.pt")
+            torch.save(self.optimizer.state_dict(), tmp / "optimizer.pt")
+            torch.save(self.scheduler.state_dict(), tmp / "scheduler.pt")
+            _fault(f"checkpoint:{state.global_step}")
+        acc.wait_for_everyone()
+        if self.is_main:
+            (tmp / "trainer_state.json").write_text(json.dumps(state.__dict__, indent=2) + "\n")
+            _fsync_tree(tmp)
+            final = root / name
+            if final.exists():
+                shutil.rmtree(final)
+            os.replace(tmp, final)
+            _write_text_atomic(root / "latest", name + "\n")
+            complete = sorted(p for p in root.glob("step-*") if (p / "trainer_state.json").is_file())
+            for old in complete[: -self.config.keep_checkpoints]:
+                shutil.rmtree(old, ignore_errors=True)
+        acc.wait_for_everyone()
+
+    def _load_checkpoint(self, path: Path) -> TrainerState:
+        state = TrainerState(**json.loads((path / "trainer_state.json").read_text()))
+        self.model.load_state_dict(torch.load(path / "model.pt", map_location=self.accelerator.device))
+        return state
+
+    def _load_optimizer(self, path: Path) -> None:
+        self.optimizer.load_state_dict(torch.load(path / "optimizer.pt", map_location=self.accelerator.device))
+        self.scheduler.load_state_dict(torch.load(path / "scheduler.pt", weights_only=False))
+        rng = path / f"rng-rank{self.rank}.pt"
+        if not rng.is_file():
+            raise FileNotFoundError(f"{rng}: the checkpoint was written by fewer processes; resume with the same count")
+        _set_rng_state(torch.load(rng, weights_only=False))
+
+    # -- export ---------------------------------------------------------------------------------
+
+    def export(self, folder: Path) -> None:
+        """Write a ``transformers``-loadable LUKE folder with tokenizer and entity vocabulary."""
+        export_model(self.model, self.dataset, folder, self.config)
+
+    # -- the loop -------------------------------------------------------------------------------
+
+    def _batches(self, start_step: int, num_steps: int) -> Iterator[dict[str, torch.Tensor]]:
+        cfg = self.config
+        micro = MicroBatches(
+            self.dataset, self.layout, self.rank, start_step, num_steps, cfg.masking, self.words, self.entities
+        )
+        loader = torch.utils.data.DataLoader(
+            micro,
+            batch_size=None,
+            shuffle=False,
+            num_workers=cfg.num_workers,
+            prefetch_factor=4 if cfg.num_workers > 0 else None,
+            persistent_workers=False,
+            generator=torch.Generator().manual_seed(cfg.seed),  # never draw from the global RNG
+        )
+        return iter(loader)
+
+    def run(self) -> dict[str, Any]:
+        """Train all stages (or the rest of them after ``--resume``); returns the final metrics."""
+        self._setup()
+        cfg, acc = self.config, self.accelerator
+        state = TrainerState()
+        if self.checkpoint is not None:
+            state = self._load_checkpoint(self.checkpoint)
+            if self.is_main:
+                logger.info("resuming from %s (global step %d)", self.checkpoint, state.global_step)
+        log = MetricsLog(
+            self.output_dir,
+            self.is_main,
+            cfg.tensorboard,
+            state.global_step if self.checkpoint is not None else None,
+        )
+        final_eval: dict[str, Any] = {}
+        stage_offsets = np.cumsum([0] + [s.max_steps for s in cfg.stages])
+        try:
+            for stage_index in range(state.stage, len(cfg.stages)):
+                stage = cfg.stages[stage_index]
+                self._stage_objects(stage)
+                if self.checkpoint is not None and stage_index == state.stage and state.stage_step > 0:
+                    self._load_optimizer(self.checkpoint)
+                elif self.checkpoint is not None and stage_index == state.stage:
+                    _set_rng_state(torch.load(self.checkpoint / f"rng-rank{self.rank}.pt", weights_only=False))
+                start = state.stage_step if stage_index == state.stage else 0
+                state.stage, state.stage_step = stage_index, start
+                state.global_step = int(stage_offsets[stage_index]) + start
+                final_eval = self._train_stage(stage, state, log)
+                if self.is_main:
+                    self.export(self.output_dir / stage.name)
+                state.stage, state.stage_step = stage_index + 1, 0
+                self._save_checkpoint(state)
+            if self.is_main:
+                self.export(self.output_dir / "final")
+        finally:
+            log.close()
+        acc.wait_for_everyone()
+        acc.end_training()
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+        return final_eval
+
+    def _train_stage(self, stage: StageConfig, state: TrainerState, log: MetricsLog) -> dict[str, Any]:
+        from tqdm import tqdm
+
+        cfg, acc = self.config, self.accelerator
+        A = cfg.gradient_accumulation_steps
+        remaining = stage.max_steps - state.stage_step
+        batches = self._batches(state.global_step, remaining)
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        autocast = torch.autocast(acc.device.type, dtype=torch.bfloat16) if cfg.precision == "bf16" else nullcontext()
+        bar = tqdm(
+            total=stage.max_steps,
+            initial=state.stage_step,
+            desc=stage.name,
+            unit="step",
+            disable=not (cfg.progress and self.is_main),
+        )
+        self.model.train()
+        window = {"time": 0.0, "wait": 0.0, "tokens": 0, "steps": 0}
+        window_sums = torch.zeros(6, dtype=torch.float64)
+        last_eval: dict[str, Any] = {}
+        for _ in range(remaining):
+            t0 = time.perf_counter()
+            micro_batches = []
+            for _ in range(A):
+                t_wait = time.perf_counter()
+                micro_batches.append({k: v.to(acc.device) for k, v in next(batches).items()})
+                window["wait"] += time.perf_counter() - t_wait
+            counts = torch.tensor(
+                [
+                    sum(int((b["labels"] != IGNORE_INDEX).sum()) for b in micro_batches),
+                    sum(int((b["entity_labels"] != IGNORE_INDEX).sum()) for b in micro_batches),
+                ],
+                dtype=torch.float64,
+                device=acc.device,
+            )
+            if self.world > 1:
+                counts = acc.reduce(counts, "sum")
+            n_words, n_ents = float(counts[0]), float(counts[1])
+            step_sums = torch.zeros(4, dtype=torch.float64)
+            for j, batch in enumerate(micro_batches):
+                sync = j == A - 1 or self.world == 1
+                with nullcontext() if sync else acc.no_sync(self.module), autocast:
+                    out = self.module(batch)
+                loss = out["mlm_sum"] * (self.world / max(n_words, 1.0))
+                if n_ents > 0:
+                    loss = loss + out["mep_sum"] * (self.world / n_ents)
+                with nullcontext() if sync else acc.no_sync(self.module):
+                    loss.backward()
+                step_sums += torch.stack(
+                    [out[k].detach().double().cpu() for k in ("mlm_sum", "mep_sum", "mlm_correct", "mep_correct")]
+                )
+                window["tokens"] += int(batch["attention_mask"].sum() + batch["entity_attention_mask"].sum())
+            if cfg.optimizer.max_grad_norm > 0:
+                torch.nn.utils.clip_grad_norm_(params, cfg.optimizer.max_grad_norm)
+            lr = self.scheduler.get_last_lr()[0]
+            self.optimizer.step()
+            self.scheduler.step()
+            self.optimizer.zero_grad(set_to_none=True)
+            state.global_step += 1
+            state.stage_step += 1
+            if self.world > 1:
+                step_sums = acc.reduce(step_sums.to(acc.device), "sum").cpu()
+            window_sums += torch.cat([step_sums, torch.tensor([n_words, n_ents], dtype=torch.float64)])
+            window["time"] += time.perf_counter() - t0
+            window["steps"] += 1
+            bar.update(1)
+            _fault(f"step:{state.global_step}")
+
+            if state.stage_step % cfg.log_every_steps == 0 or state.stage_step == stage.max_steps:
+                w, e = max(float(window_sums[4]), 1.0), max(float(window_sums[5]), 1.0)
+                record = {
+                    "step": state.global_step,
+                    "stage": stage.name,
+                    "loss": float(window_sums[0]) / w + float(window_sums[1]) / e,
+                    "mlm_loss": float(window_sums[0]) / w,
+                    "mlm_accuracy": float(window_sums[2]) / w,
+                    "mep_loss": float(window_sums[1]) / e,
+                    "mep_accuracy": float(window_sums[3]) / e,
+                    "learning_rate": lr,
+                    "tokens_per_second": window["tokens"] * self.world / max(window["time"], 1e-9),
+                    "data_wait_fraction": window["wait"] / max(window["time"], 1e-9),
+                    "step_time": window["time"] / window["steps"],
+                }
+                log.log(record)
+                bar.set_postfix(
+                    loss=f"{record['loss']:.3f}",
+                    mlm_acc=f"{record['mlm_accuracy']:.3f}",
+                    mep_acc=f"{record['mep_accuracy']:.3f}",
+                    tok_s=f"{record['tokens_per_second']:.0f}",
+                    refresh=False,
+                )
+                window = {"time": 0.0, "wait": 0.0, "tokens": 0, "steps": 0}
+                window_sums.zero_()
+            at_save = cfg.save_every_steps and state.global_step % cfg.save_every_steps == 0
+            at_end = state.stage_step == stage.max_steps
+            if self.eval_dataset is not None and (at_save or at_end):
+                last_eval = self._evaluate(state, log)
+            if at_save and not at_end:
+                self._save_checkpoint(state)
+        bar.close()
+        return last_eval
+
+    def _evaluate(self, state: TrainerState, log: MetricsLog) -> dict[str, Any]:
+        cfg = self.config
+        if not self.is_main:
+            self.accelerator.wait_for_everyone()
+            return {}
+        assert self.eval_dataset is not None
+        result = evaluate(
+            self.model,
+            self.eval_dataset,
+            batch_size=cfg.eval_batch_size,
+            seed=cfg.seed,
+            masking=cfg.masking,
+            max_items=cfg.eval_max_items,
+            precision=cfg.precision,
+        )
+        log.log({"step": state.global_step, **{f"eval_{k}": v for k, v in result.items()}})
+        logger.info(
+            "step %d held-out: mlm loss %.4f acc %.4f | entity loss %.4f acc %.4f (majority %.4f)",
+            state.global_step,
+            result["mlm_loss"],
+            result["mlm_accuracy"],
+            result["mep_loss"],
+            result["mep_accuracy"],
+            result["mep_majority_accuracy"],
+        )
+        self.accelerator.wait_for_everyone()
+        return result
+
+
+def export_model(model: LukeForMaskedLM, dataset: PretrainingDataset, folder: Path, config: Any = None) -> None:
+    """``save_pretrained`` + the dataset's tokenizer (as a LUKE tokenizer with the entity vocabulary) +
+    ``pretraining_metadata.json``, written to a temporary folder and renamed."""
+    from luke.tokenization import LukeTokenizer
+
+    folder = Path(folder)
+    tmp = folder.with_name(f".{folder.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp)
+    tokenizer_dir = dataset.path / dataset.metadata.get("tokenizer", {}).get("saved_to", "tokenizer/")
+    tokenizer = LukeTokenizer.from_pretrained(tokenizer_dir, entity_vocab=dataset.entity_vocab)
+    tokenizer.save_pretrained(tmp)
+    meta = {
+        "dataset": str(dataset.path),
+        "tokenizer_sha256": dataset.tokenizer_sha256,
+        "entity_vocab_sha256": dataset.entity_vocab_sha256,
+        "max_seq_length": dataset.metadata.get("max_seq_length"),
+        "max_entity_length": dataset.metadata.get("max_entity_length"),
+        "max_mention_length": dataset.metadata.get("max_mention_length"),
+        "pretraining_config": config.to_dict() if config is not None else None,
+    }
+    (tmp / "pretraining_metadata.json").write_text(json.dumps(meta, indent=2) + "\n")
+    if folder.exists():
+        shutil.rmtree(folder)
+    os.replace(tmp, folder)
