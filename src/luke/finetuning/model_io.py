@@ -1,0 +1,153 @@
+"""Building the model + tokenizer a task starts from, and loading fine-tuned folders.
+
+Starting points (``--model``):
+
+* a BERT/RoBERTa ``transformers`` folder (e.g. MiniLM): word side loaded, entity side new
+  (:func:`luke.checkpoint.init_from_transformers`);
+* a LUKE folder (ours or ``transformers``'), with its ``entity_vocab.json``: entity-table surgery below.
+
+Vocabulary surgery (spec §3.0, ``transformers`` flavour): the word vocabulary gets the markers ``<ent>``
+(initialised from ``@``) and ``<ent2>`` (from ``#``); the entity table is replaced by a 4-row table
+``[PAD], [UNK], [MASK], [MASK2]`` copied from the pretrained rows (``[MASK2]`` from ``[MASK]`` when the
+checkpoint has none).  The legacy code kept ``[PAD], [MASK]`` (+ a second ``[MASK]`` copy for relations)
+and used ``[ENTITY]``/``[HEAD]``/``[TAIL]`` markers; we follow ``transformers`` so that fine-tuned folders
+work with its LUKE classes and tokenizer conventions, and keep ``[UNK]`` because both tokenizers require it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from luke.checkpoint import init_from_transformers, load_state_dict, read_state_dict
+from luke.cli import UserError
+from luke.config import LukeConfig
+from luke.entity_vocab import EntityVocab
+from luke.modeling import MODEL_CLASSES, LukePreTrainedModel
+from luke.tokenization import LukeTokenizer
+
+__all__ = ["build_for_finetuning", "load_finetuned", "to_transformers"]
+
+logger = logging.getLogger(__name__)
+TASK_FILE = "luke_task.json"
+
+
+def _model_type(folder: Path) -> str:
+    path = folder / "config.json"
+    if not path.is_file():
+        raise UserError(f"{folder} is not a model folder (no config.json)")
+    try:
+        return str(json.loads(path.read_text(encoding="utf-8")).get("model_type", ""))
+    except json.JSONDecodeError as err:
+        raise UserError(f"{path}: invalid JSON at line {err.lineno}: {err.msg}") from None
+
+
+def _marker_init(tokenizer: LukeTokenizer) -> dict[int, int]:
+    init = {}
+    for marker_id, source in ((tokenizer.entity_1_token_id, "@"), (tokenizer.entity_2_token_id, "#")):
+        src = tokenizer.convert_tokens_to_ids(source)
+        if src is not None:
+            init[marker_id] = src
+    return init
+
+
+def build_for_finetuning(
+    model_path: str | Path,
+    model_class_name: str,
+    labels: list[str],
+    *,
+    seed: int = 0,
+    max_mention_length: int = 30,
+) -> tuple[LukePreTrainedModel, LukeTokenizer]:
+    """The model to fine-tune (``model_class_name`` head with ``len(labels)`` classes) and its tokenizer."""
+    folder = Path(model_path)
+    if not folder.is_dir():
+        raise UserError(f"model folder {folder} does not exist")
+    cls = MODEL_CLASSES[model_class_name]
+    id2label = dict(enumerate(labels))
+    vocab = EntityVocab.from_counts([])  # [PAD], [UNK], [MASK], [MASK2]
+    kind = _model_type(folder)
+    if kind == "luke":
+        old_vocab_path = next((folder / n for n in ("entity_vocab.json", "entity_vocab.jsonl", "entity_vocab.tsv")
+                               if (folder / n).is_file()), None)  # fmt: skip
+        if old_vocab_path is None:
+            raise UserError(f"{folder}: a LUKE folder needs its entity_vocab.json for the entity-table surgery")
+        old_vocab = EntityVocab.load(old_vocab_path)
+        tokenizer = LukeTokenizer.from_pretrained(folder, entity_vocab=vocab, max_mention_length=max_mention_length)
+        config = LukeConfig.from_pretrained(folder)
+        config.entity_vocab_size, config.id2label = len(vocab), id2label
+        config.label2id, config.architectures = None, None
+        config.__post_init__()
+        state = {k.removeprefix("luke."): v for k, v in read_state_dict(folder).items()}
+        table = state["entity_embeddings.entity_embeddings.weight"]
+        rows = [old_vocab.pad_id, old_vocab.unk_id, old_vocab.mask_id, old_vocab.mask2_id or old_vocab.mask_id]
+        state["entity_embeddings.entity_embeddings.weight"] = table[rows].clone()
+        state = {k: v for k, v in state.items() if not k.startswith(("classifier.", "lm_head.", "entity_predictions."))}
+        torch.manual_seed(seed)
+        model = cls(config)
+        n_words = state["embeddings.word_embeddings.weight"].shape[0]
+        if n_words != config.vocab_size:
+            raise UserError(f"{folder}: {n_words} word embeddings but config.vocab_size is {config.vocab_size}")
+        load_state_dict(model, state, expected_missing=("classifier.",))
+    elif kind in ("bert", "roberta", "xlm-roberta", "camembert"):
+        tokenizer = LukeTokenizer.from_pretrained(folder, entity_vocab=vocab, max_mention_length=max_mention_length)
+        src = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+        model, _ = init_from_transformers(
+            folder, cls, entity_vocab_size=len(vocab), entity_emb_size=src["hidden_size"], seed=seed, id2label=id2label
+        )
+        with torch.no_grad():  # [MASK2] starts as a copy of [MASK], as transformers' conversion does
+            table = model.luke.entity_embeddings.entity_embeddings.weight
+            table[vocab.mask2_id] = table[vocab.mask_id]
+    else:
+        raise UserError(f"{folder}: model_type {kind!r} is neither LUKE nor BERT/RoBERTa-like")
+    if len(tokenizer) != model.config.vocab_size:
+        model.resize_token_embeddings(len(tokenizer), init_from=_marker_init(tokenizer))
+    model.train()
+    return model, tokenizer
+
+
+def load_finetuned(
+    model_path: str | Path, model_class_name: str, task_name: str, tokenizer_path: str | Path | None = None
+) -> tuple[LukePreTrainedModel, LukeTokenizer, dict[str, Any]]:
+    """A fine-tuned folder (written here or by ``transformers``) for ``task_name``: model, tokenizer and the
+    saved task state (``luke_task.json``; labels fall back to ``config.id2label``)."""
+    folder = Path(model_path)
+    if not folder.is_dir():
+        raise UserError(f"model folder {folder} does not exist")
+    if _model_type(folder) != "luke":
+        raise UserError(f"{folder} is not a fine-tuned LUKE model folder (model_type is not 'luke')")
+    config = LukeConfig.from_pretrained(folder)
+    archs = config.architectures or []
+    state: dict[str, Any] = {}
+    if (folder / TASK_FILE).is_file():
+        state = json.loads((folder / TASK_FILE).read_text(encoding="utf-8"))
+    if model_class_name not in archs or (state.get("task") not in (None, task_name)):
+        found = state.get("task") or (archs[0] if archs else "no head")
+        raise UserError(f"{folder} holds a model for {found}, not for task {task_name} ({model_class_name})")
+    if not config.id2label:
+        raise UserError(f"{folder}/config.json has no id2label: not a fine-tuned classification model")
+    model = MODEL_CLASSES[model_class_name].from_pretrained(folder)
+    tok_folder = Path(tokenizer_path) if tokenizer_path is not None else folder
+    try:
+        tokenizer = LukeTokenizer.from_pretrained(tok_folder)
+    except ValueError as err:
+        raise UserError(f"cannot load the tokenizer from {tok_folder} ({err}); pass --tokenizer FOLDER") from None
+    labels = state.get("labels") or [config.id2label[i] for i in range(len(config.id2label))]
+    state["labels"] = labels
+    return model, tokenizer, state
+
+
+def to_transformers(model: nn.Module, tmp_dir: str | Path) -> nn.Module:
+    """The same weights in the matching ``transformers`` LUKE class (saved to and loaded from ``tmp_dir``)."""
+    import transformers
+
+    model.save_pretrained(tmp_dir)
+    cls = getattr(transformers, type(model).__name__)
+    out = cls.from_pretrained(str(tmp_dir))
+    out.train(model.training)
+    return out

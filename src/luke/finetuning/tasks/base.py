@@ -1,0 +1,228 @@
+"""The task interface: everything task-specific, and nothing else.
+
+A :class:`Task` turns data files into examples (``read``), examples into model features (``featurize``),
+features into padded batches (``collate``), per-feature logits back into per-example predictions
+(``decode``), and predictions into the task's official score (``score``).  The one training loop in
+:mod:`luke.finetuning.trainer` drives all tasks through this interface; no task has a loop of its own.
+
+Features are plain dicts of NumPy arrays (one per model input, unpadded) plus ``labels``; ``collate``
+pads a list of them into the ``transformers``-named tensors that both our models and ``transformers``'
+LUKE classes take.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from luke.finetuning.data import DataError, find_split_file
+
+__all__ = ["Task", "TaskDefaults", "Feature", "collate_features", "UNSEEN_LABEL_POLICIES"]
+
+logger = logging.getLogger(__name__)
+
+Feature = dict[str, Any]
+#: What to do with a dev/test gold label that train does not have: ``error`` (default) stops with the
+#: file and line; ``keep`` keeps it in the gold data for scoring (the model can never predict it, so it
+#: counts as a miss) and ignores it in the dev loss.
+UNSEEN_LABEL_POLICIES = ("error", "keep")
+IGNORE_INDEX = -100
+
+
+@dataclass(frozen=True)
+class TaskDefaults:
+    """Paper hyper-parameters (spec §3.6) used when the command line does not override them."""
+
+    learning_rate: float = 1e-5
+    train_batch_size: int = 2
+    gradient_accumulation_steps: int = 2
+    num_train_epochs: float = 3
+    seed: int = 12
+    select_best: bool = True  # keep the weights of the best dev epoch (else the last)
+    eval_batch_size: int = 32
+
+
+class Task(ABC):
+    """One fine-tuning task.  Subclasses set the class attributes and implement the abstract methods.
+
+    Args:
+        labels: the label list (index = class id); ``None`` until :meth:`set_labels_from` sees train data.
+        unseen_labels: policy for dev/test labels missing from train (see :data:`UNSEEN_LABEL_POLICIES`).
+    """
+
+    name: ClassVar[str]
+    model_class_name: ClassVar[str]  # the luke.modeling / transformers head class
+    defaults: ClassVar[TaskDefaults]
+    #: data file names tried for each split, in order
+    split_files: ClassVar[dict[str, tuple[str, ...]]]
+    main_metric: ClassVar[str] = "f1"
+    label_kind: ClassVar[str] = "class"  # "class" (one id per feature), "multilabel", "entity" (one id per entity)
+
+    def __init__(self, labels: Sequence[str] | None = None, unseen_labels: str = "error", **options: Any) -> None:
+        if unseen_labels not in UNSEEN_LABEL_POLICIES:
+            raise ValueError(f"unseen_labels must be one of {UNSEEN_LABEL_POLICIES}, got {unseen_labels!r}")
+        self.labels: list[str] | None = list(labels) if labels is not None else None
+        self.unseen_labels = unseen_labels
+        self.options: dict[str, Any] = dict(options)
+
+    # ------------------------------------------------------------------------------------------ data
+    @abstractmethod
+    def read(self, path: str | Path) -> list[Any]:
+        """Read one data file into examples; raise :class:`DataError` (file:line) on malformed input."""
+
+    def load_splits(self, data_dir: str | Path, splits: Sequence[str] = ("train", "dev", "test")) -> dict[str, list]:
+        """Examples of each requested split that exists in ``data_dir`` (train is required when asked for)."""
+        data_dir = Path(data_dir)
+        if not data_dir.is_dir():
+            raise DataError(data_dir, "data directory does not exist")
+        out: dict[str, list] = {}
+        for split in splits:
+            path = find_split_file(data_dir, self.split_files[split])
+            if path is None:
+                if split == "train":
+                    names = ", ".join(self.split_files["train"])
+                    raise DataError(data_dir, f"no training file for task {self.name} (looked for {names})")
+                continue
+            out[split] = self.read(path)
+            if not out[split]:
+                raise DataError(path, "no examples in file")
+        return out
+
+    @abstractmethod
+    def gold_labels(self, example: Any) -> list[str]:
+        """All label strings of one example (used to build and check the label set)."""
+
+    def build_labels(self, train: Sequence[Any]) -> list[str]:
+        """The label list from the training examples (sorted; subclasses put a negative class first)."""
+        return sorted({label for ex in train for label in self.gold_labels(ex)})
+
+    def set_labels_from(self, train: Sequence[Any]) -> None:
+        self.labels = self.build_labels(train)
+        if not self.labels:
+            raise DataError("train", "the training data has no labels")
+
+    def check_labels(self, examples: Sequence[Any], split: str) -> None:
+        """Apply the unseen-label policy to dev/test examples."""
+        known = set(self.labels or ())
+        for ex in examples:
+            unseen = [label for label in self.gold_labels(ex) if label not in known]
+            if unseen:
+                if self.unseen_labels == "error":
+                    raise DataError(
+                        getattr(ex, "path", split),
+                        f"label {unseen[0]!r} does not occur in the training data (it could never be predicted); "
+                        "pass --unseen-labels keep to score such gold labels as misses",
+                        getattr(ex, "line", None),
+                    )
+                logger.warning("%s: gold label(s) %s unseen in train are kept as unpredictable", split, unseen)
+
+    @property
+    def label2id(self) -> dict[str, int]:
+        if self.labels is None:
+            raise RuntimeError("the task has no labels yet")
+        return {label: i for i, label in enumerate(self.labels)}
+
+    # ------------------------------------------------------------------------------------------ features
+    @abstractmethod
+    def featurize(self, examples: Sequence[Any], tokenizer: Any) -> list[Feature]:
+        """Model features (each with ``example_index``); a long example may give several features."""
+
+    def collate(self, features: Sequence[Feature], pad_token_id: int) -> dict[str, torch.Tensor]:
+        """Pad features into a batch of tensors (model inputs + ``labels``)."""
+        return collate_features(features, pad_token_id, self.label_kind)
+
+    # ------------------------------------------------------------------------------------------ outputs
+    @abstractmethod
+    def decode(self, examples: Sequence[Any], features: Sequence[Feature], logits: Sequence[np.ndarray]) -> list:
+        """Per-example predictions from the logits of each feature (same order as ``features``)."""
+
+    @abstractmethod
+    def score(self, examples: Sequence[Any], predictions: Sequence[Any]) -> dict[str, Any]:
+        """The task's official metric(s) (``self.main_metric`` among them)."""
+
+    @abstractmethod
+    def write_predictions(self, path: str | Path, examples: Sequence[Any], predictions: Sequence[Any]) -> None:
+        """Write a predictions file that ``luke score`` reads back."""
+
+    @abstractmethod
+    def score_files(self, gold: str | Path | None, predictions: str | Path) -> dict[str, Any]:
+        """Score a predictions file against a gold data file (``luke score``)."""
+
+    @abstractmethod
+    def examples_from_raw(self, records: Sequence[tuple[int, Any]], path: Path) -> list[Any]:
+        """Examples from ``luke predict`` input records ``(line, object)``: raw text plus spans."""
+
+    @abstractmethod
+    def format_prediction(self, example: Any, prediction: Any) -> dict[str, Any]:
+        """One JSON-serialisable ``luke predict`` output record."""
+
+    # ------------------------------------------------------------------------------------------ persistence
+    def state(self) -> dict[str, Any]:
+        """What a fine-tuned model folder records about the task (``luke_task.json``)."""
+        return {"task": self.name, "labels": self.labels, "options": self.options}
+
+    def save(self, folder: str | Path) -> None:
+        Path(folder, "luke_task.json").write_text(json.dumps(self.state(), indent=2) + "\n", encoding="utf-8")
+
+
+def _pad_stack(rows: Sequence[np.ndarray], value: int, dtype=np.int64) -> np.ndarray:
+    """Stack 1-D arrays of different lengths into (B, max_len), padding with ``value``."""
+    out = np.full((len(rows), max((len(r) for r in rows), default=0)), value, dtype=dtype)
+    for i, r in enumerate(rows):
+        out[i, : len(r)] = r
+    return out
+
+
+def collate_features(features: Sequence[Feature], pad_token_id: int, label_kind: str) -> dict[str, torch.Tensor]:
+    """Pad a list of features to the longest word / entity / mention length in the batch.
+
+    Entity position ids are either given per feature (``entity_position_ids`` (E, M), −1 padded) or
+    derived from ``entity_start_positions``/``entity_end_positions`` (inclusive token spans).
+    """
+    B = len(features)
+    words = [f["input_ids"] for f in features]
+    input_ids = _pad_stack(words, pad_token_id)
+    attention_mask = _pad_stack([np.ones(len(w), np.int64) for w in words], 0)
+    entity_ids = _pad_stack([f["entity_ids"] for f in features], 0)
+    entity_attention_mask = _pad_stack([np.ones(len(f["entity_ids"]), np.int64) for f in features], 0)
+    E = entity_ids.shape[1]
+    batch: dict[str, np.ndarray] = {
+        "input_ids": input_ids,
+        "attention_mask": attention_mask,
+        "token_type_ids": np.zeros_like(input_ids),
+        "entity_ids": entity_ids,
+        "entity_attention_mask": entity_attention_mask,
+        "entity_token_type_ids": np.zeros_like(entity_ids),
+    }
+    if "entity_start_positions" in features[0]:
+        starts = _pad_stack([f["entity_start_positions"] for f in features], 0)
+        ends = _pad_stack([f["entity_end_positions"] for f in features], 0)
+        batch["entity_start_positions"], batch["entity_end_positions"] = starts, ends
+    if "entity_position_ids" in features[0]:
+        M = max(int((f["entity_position_ids"] >= 0).sum(-1).max(initial=1)) for f in features)
+        pos = np.full((B, E, M), -1, np.int64)
+        for i, f in enumerate(features):
+            p = f["entity_position_ids"][:, :M]
+            pos[i, : p.shape[0]] = p
+    else:  # spans: start + arange(M), -1 past the end
+        width = np.where(entity_attention_mask > 0, ends - starts + 1, 0)
+        M = max(int(width.max(initial=1)), 1)
+        pos = starts[:, :, None] + np.arange(M)[None, None, :]
+        pos = np.where(np.arange(M)[None, None, :] < width[:, :, None], pos, -1)
+    batch["entity_position_ids"] = pos
+    if "labels" in features[0]:
+        if label_kind == "entity":
+            batch["labels"] = _pad_stack([f["labels"] for f in features], IGNORE_INDEX)
+        elif label_kind == "multilabel":
+            batch["labels"] = np.stack([f["labels"] for f in features]).astype(np.float32)
+        else:
+            batch["labels"] = np.array([f["labels"] for f in features], np.int64)
+    return {k: torch.from_numpy(v) for k, v in batch.items()}

@@ -1,0 +1,226 @@
+"""Relation classification: TACRED JSON and the SemEval-2010 Task 8 stand-in (TACRED-style fields).
+
+Input layout (``transformers``' convention, spec §3.7; the legacy code used ``[HEAD]``/``[TAIL]`` and two
+identical ``[MASK]`` rows): ``<ent>`` around the subject, ``<ent2>`` around the object, in text order;
+entities ``[MASK]`` (subject) and ``[MASK2]`` (object), each covering its marker-to-marker span.  Head:
+bias-free ``Linear(2H, C)`` on [subject; object].  Labels: the negative class (``no_relation``, or
+``Other`` for SemEval) first, then the other training labels sorted.
+
+Metrics: TACRED micro-F1 excluding the negative class; when the labels look like SemEval's
+(``Type(e1,e2)``), also the official SemEval score (``semeval_f1``: macro-F1 over the 9 relation types,
+directionality taken into account, ``Other`` excluded) — it is then the main metric.
+
+A data folder without a dev file (SemEval) gets a dev set held out from train: ``dev_ratio`` of it,
+chosen by a fixed seed (``dev_seed``), so every run sees the same split.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from luke.finetuning.data import DataError, iter_json_records, require
+from luke.finetuning.metrics import relation_micro_f1, semeval_official_f1
+from luke.finetuning.tasks.base import IGNORE_INDEX, Feature, Task, TaskDefaults
+
+__all__ = ["RelationClassificationTask", "RelationExample"]
+
+logger = logging.getLogger(__name__)
+NEGATIVE_LABELS = ("no_relation", "Other")
+
+
+@dataclass
+class RelationExample:
+    """A sentence with a subject and an object mention (character offsets, end exclusive)."""
+
+    text: str
+    subj: tuple[int, int]
+    obj: tuple[int, int]
+    relation: str | None = None
+    path: str = ""
+    line: int | None = None
+
+
+def _spans_from_tokens(tokens: list[str], spans: list[tuple[int, int]]) -> tuple[str, list[tuple[int, int]]]:
+    """Join tokens with single spaces; inclusive token spans -> character spans."""
+    starts, pos = [], 0
+    for t in tokens:
+        starts.append(pos)
+        pos += len(t) + 1
+    text = " ".join(tokens)
+    return text, [(starts[s], starts[e] + len(tokens[e])) for s, e in spans]
+
+
+class RelationClassificationTask(Task):
+    """TACRED-style relation classification (``luke finetune relation_classification``)."""
+
+    name = "relation_classification"
+    model_class_name = "LukeForEntityPairClassification"
+    defaults = TaskDefaults(
+        learning_rate=1e-5, train_batch_size=4, gradient_accumulation_steps=8, num_train_epochs=5, seed=42
+    )
+    split_files = {
+        "train": ("train.json", "train.jsonl"),
+        "dev": ("dev.json", "dev.jsonl"),
+        "test": ("test.json", "test.jsonl"),
+    }
+
+    def read(self, path: str | Path) -> list[RelationExample]:
+        path = Path(path)
+        out = []
+        fields = {"token": list, "subj_start": int, "subj_end": int, "obj_start": int, "obj_end": int}
+        for line, rec in iter_json_records(path):
+            require(rec, fields | {"relation": str}, path, line)
+            tokens = rec["token"]
+            if not tokens or not all(isinstance(t, str) and t for t in tokens):
+                raise DataError(path, "field 'token' must be a non-empty list of non-empty strings", line)
+            spans = []
+            for who in ("subj", "obj"):
+                s, e = rec[f"{who}_start"], rec[f"{who}_end"]
+                if not 0 <= s <= e < len(tokens):
+                    raise DataError(
+                        path, f"{who} span [{s}, {e}] (inclusive) is out of range for {len(tokens)} tokens", line
+                    )
+                spans.append((s, e))
+            if spans[0][0] <= spans[1][1] and spans[1][0] <= spans[0][1]:
+                raise DataError(path, f"subject {list(spans[0])} and object {list(spans[1])} overlap", line)
+            text, (subj, obj) = _spans_from_tokens(tokens, spans)
+            out.append(RelationExample(text, subj, obj, rec["relation"], str(path), line))
+        return out
+
+    def load_splits(self, data_dir, splits=("train", "dev", "test")) -> dict[str, list]:
+        out = super().load_splits(data_dir, splits)
+        if "dev" in splits and "dev" not in out and "train" in out:
+            ratio = float(self.options.get("dev_ratio", 0.1))
+            seed = int(self.options.get("dev_seed", 0))
+            train = out["train"]
+            if ratio > 0 and len(train) > 1:
+                # The label set comes from the full train file, so a held-out label is never "unseen".
+                self.set_labels_from(train)
+                order = list(range(len(train)))
+                random.Random(seed).shuffle(order)
+                n_dev = max(1, int(round(len(train) * ratio)))
+                dev_ids = set(order[:n_dev])
+                out["dev"] = [ex for i, ex in enumerate(train) if i in dev_ids]
+                out["train"] = [ex for i, ex in enumerate(train) if i not in dev_ids]
+                logger.info("no dev file: held out %d of %d training examples (seed %d)", n_dev, len(train), seed)
+        return out
+
+    def gold_labels(self, example: RelationExample) -> list[str]:
+        return [example.relation] if example.relation is not None else []
+
+    def build_labels(self, train) -> list[str]:
+        labels = sorted({ex.relation for ex in train})
+        negative = self.negative_label(labels)
+        return ([negative] if negative else []) + [x for x in labels if x != negative]
+
+    def set_labels_from(self, train) -> None:
+        if self.labels is None:
+            super().set_labels_from(train)
+
+    @staticmethod
+    def negative_label(labels: Sequence[str]) -> str | None:
+        for name in NEGATIVE_LABELS:
+            if name in labels:
+                return name
+        return None
+
+    @property
+    def is_semeval(self) -> bool:
+        return bool(self.labels) and any(label.endswith(("(e1,e2)", "(e2,e1)")) for label in self.labels or ())
+
+    @property
+    def main_metric(self) -> str:  # type: ignore[override]
+        return "semeval_f1" if self.is_semeval else "f1"
+
+    def featurize(self, examples: Sequence[RelationExample], tokenizer: Any) -> list[Feature]:
+        enc = tokenizer(
+            [ex.text for ex in examples],
+            entity_spans=[[ex.subj, ex.obj] for ex in examples],
+            task="entity_pair_classification",
+        )
+        label2id = self.label2id
+        max_len = int(self.options.get("max_seq_length", 512))
+        feats = []
+        for i, ex in enumerate(examples):
+            ids = np.asarray(enc["input_ids"][i], np.int64)
+            if len(ids) > max_len:
+                raise DataError(ex.path, f"{len(ids)} tokens, more than --max-seq-length {max_len}", ex.line)
+            feats.append(
+                {
+                    "input_ids": ids,
+                    "entity_ids": np.asarray(enc["entity_ids"][i], np.int64),
+                    "entity_position_ids": np.asarray(enc["entity_position_ids"][i], np.int64),
+                    "labels": label2id.get(ex.relation, IGNORE_INDEX) if ex.relation is not None else IGNORE_INDEX,
+                    "example_index": i,
+                }
+            )
+        return feats
+
+    def decode(self, examples, features, logits) -> list[str]:
+        labels = self.labels or []
+        preds = [""] * len(examples)
+        for f, row in zip(features, logits, strict=True):
+            preds[f["example_index"]] = labels[int(np.argmax(row))]
+        return preds
+
+    def _score(self, gold: Sequence[str], predicted: Sequence[str]) -> dict[str, Any]:
+        labels = sorted(set(gold) | set(self.labels or ()))
+        out = relation_micro_f1(gold, predicted, self.negative_label(labels))
+        if any(x.endswith(("(e1,e2)", "(e2,e1)")) for x in labels):
+            official = semeval_official_f1(gold, predicted, other=self.negative_label(labels) or "Other")
+            out["semeval_f1"] = official["f1"]
+            out["semeval_precision"], out["semeval_recall"] = official["precision"], official["recall"]
+            out["semeval_per_type_f1"] = official["per_type_f1"]
+        return out
+
+    def score(self, examples, predictions) -> dict[str, Any]:
+        return self._score([ex.relation for ex in examples], predictions)
+
+    def write_predictions(self, path, examples, predictions) -> None:
+        with open(path, "w", encoding="utf-8") as f:
+            for i, (ex, pred) in enumerate(zip(examples, predictions, strict=True)):
+                rec = {"index": i, "gold": ex.relation, "relation": pred}
+                f.write(json.dumps(rec, ensure_ascii=False) + "\n")
+
+    def score_files(self, gold, predictions) -> dict[str, Any]:
+        predictions = Path(predictions)
+        preds, golds = [], []
+        for line, rec in iter_json_records(predictions):
+            require(rec, {"relation": str}, predictions, line)
+            preds.append(rec["relation"])
+            golds.append(rec.get("gold"))
+        if gold is not None:
+            golds = [ex.relation for ex in self.read(gold)]
+        elif any(g is None for g in golds):
+            raise DataError(predictions, "no 'gold' field in the predictions; pass --gold FILE")
+        if len(golds) != len(preds):
+            raise DataError(predictions, f"{len(preds)} predictions but {len(golds)} gold examples")
+        if self.labels is None:
+            self.labels = self.build_labels([RelationExample("", (0, 1), (0, 1), g) for g in golds])
+        return self._score(golds, preds)
+
+    def examples_from_raw(self, records, path) -> list[RelationExample]:
+        out = []
+        for line, rec in records:
+            require(rec, {"text": str, "head": list, "tail": list}, path, line)
+            spans = []
+            for key in ("head", "tail"):
+                span = rec[key]
+                if len(span) != 2 or not all(isinstance(x, int) for x in span):
+                    raise DataError(path, f"field {key!r} must be [start, end] character offsets", line)
+                if not 0 <= span[0] < span[1] <= len(rec["text"]):
+                    raise DataError(path, f"{key} span {span} is out of range for the text", line)
+                spans.append((span[0], span[1]))
+            out.append(RelationExample(rec["text"], spans[0], spans[1], None, str(path), line))
+        return out
+
+    def format_prediction(self, example: RelationExample, prediction: str) -> dict[str, Any]:
+        return {"text": example.text, "head": list(example.subj), "tail": list(example.obj), "relation": prediction}

@@ -1,0 +1,413 @@
+"""The one fine-tuning loop, on ``accelerate``: single process, multi-process DDP (``accelerate launch`` /
+``torchrun``), bf16/fp16 autocast, gradient accumulation, resumable, TensorBoard, progress bars.
+
+Optimiser and schedule follow the paper recipe (spec §3.0): AdamW β=(0.9, 0.98), ε=1e-6, weight decay
+0.01 except biases and LayerNorm weights, linear warm-up over 6 % of the steps then linear decay, no
+gradient clipping by default.  (``torch.optim.AdamW`` is bias-corrected, like the 2021 code; the 2020
+code had bias correction off.)
+
+Each epoch ends with a dev evaluation when a dev set is given; with ``select_best`` the weights of the
+best dev epoch are kept (in ``OUTPUT/best/``) and restored at the end.  State for resuming is written to
+``OUTPUT/checkpoint/`` at every epoch end (and every ``save_steps`` optimiser steps); ``resume=True``
+continues from it, mid-epoch included (the epoch's shuffling is a function of the seed and the epoch).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from accelerate import Accelerator
+from accelerate.data_loader import prepare_data_loader
+from accelerate.utils import set_seed
+from torch import nn
+from torch.utils.data import DataLoader, Sampler
+from tqdm.auto import tqdm
+
+from luke.finetuning.tasks.base import Feature, Task
+
+__all__ = ["TrainingArguments", "Trainer", "predict_logits", "make_accelerator"]
+
+logger = logging.getLogger(__name__)
+_NO_DECAY = ("bias", "LayerNorm.weight", "layer_norm.weight")
+
+
+@dataclass
+class TrainingArguments:
+    """Loop settings (``luke finetune`` flags of the same names)."""
+
+    output_dir: Path
+    learning_rate: float = 1e-5
+    train_batch_size: int = 2
+    eval_batch_size: int = 32
+    gradient_accumulation_steps: int = 1
+    num_train_epochs: float = 3
+    seed: int = 0
+    select_best: bool = True
+    warmup_ratio: float = 0.06
+    weight_decay: float = 0.01
+    adam_beta1: float = 0.9
+    adam_beta2: float = 0.98
+    adam_epsilon: float = 1e-6
+    max_grad_norm: float = 0.0  # 0 = no clipping (paper)
+    mixed_precision: str = "no"  # "no", "bf16", "fp16"
+    cpu: bool = False
+    save_steps: int = 0  # also checkpoint every N optimiser steps (0 = epoch ends only)
+    resume: bool = False
+    logging_steps: int = 20
+    tensorboard: bool = True
+    progress: bool = True
+    max_steps: int = 0  # stop after N optimiser steps (0 = run all epochs); the schedule still spans the epochs
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def make_accelerator(args: TrainingArguments | None = None, **kw: Any) -> Accelerator:
+    """An ``Accelerator`` for the loop (TensorBoard tracking when the ``tensorboard`` package is present)."""
+    if args is None:
+        return Accelerator(cpu=kw.pop("cpu", False), mixed_precision=kw.pop("mixed_precision", "no"), **kw)
+    log_with = None
+    if args.tensorboard:
+        try:
+            import tensorboard  # noqa: F401
+
+            log_with = "tensorboard"
+        except ImportError:
+            logger.warning("the tensorboard package is not installed: no TensorBoard logs (pip install tensorboard)")
+    return Accelerator(
+        cpu=args.cpu,
+        mixed_precision=args.mixed_precision,
+        gradient_accumulation_steps=args.gradient_accumulation_steps,
+        log_with=log_with,
+        project_dir=str(args.output_dir),
+    )
+
+
+class EpochShuffler(Sampler[int]):
+    """A permutation of ``range(n)`` that is a pure function of (seed, epoch): resuming mid-epoch replays
+    the same order, and every DDP process sees the same one (accelerate then shards the batches)."""
+
+    def __init__(self, n: int, seed: int) -> None:
+        self.n, self.seed, self.epoch = n, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self):
+        return iter(np.random.RandomState(self.seed + self.epoch).permutation(self.n).tolist())
+
+    def __len__(self) -> int:
+        return self.n
+
+
+def _loader(
+    features: Sequence[Feature],
+    order: Sequence[int] | Sampler[int],
+    batch_size: int,
+    collate: Callable,
+    indexed: bool = False,
+) -> DataLoader:
+    """Batches of ``features`` in ``order`` (a list or a sampler); with ``indexed`` each batch also carries
+    ``feature_index``."""
+
+    def fn(idx: list[int]) -> dict[str, torch.Tensor]:
+        batch = collate([features[i] for i in idx])
+        if indexed:
+            batch["feature_index"] = torch.tensor(idx)
+        return batch
+
+    # Own generator: starting an epoch must not draw from the global RNG (dropout), or a resumed run would
+    # see different dropout masks than an uninterrupted one.
+    generator = torch.Generator().manual_seed(0)
+    if isinstance(order, Sampler):
+        return DataLoader(
+            range(len(features)), batch_size=batch_size, sampler=order, collate_fn=fn, generator=generator
+        )
+    return DataLoader(list(order), batch_size=batch_size, shuffle=False, collate_fn=fn, generator=generator)
+
+
+def _num_tokens(f: Feature) -> int:
+    return len(f["input_ids"]) + len(f["entity_ids"])
+
+
+@torch.no_grad()
+def predict_logits(
+    model: nn.Module,
+    task: Task,
+    features: Sequence[Feature],
+    batch_size: int,
+    pad_token_id: int,
+    accelerator: Accelerator | None = None,
+    progress: bool = True,
+    desc: str = "eval",
+) -> list[np.ndarray]:
+    """Logits of every feature (in ``features`` order; per-entity rows trimmed to the feature's entities).
+
+    Features are batched by length (less padding); under DDP each process scores a shard and the results
+    are gathered."""
+    accelerator = accelerator or Accelerator(cpu=True)
+    was_training = model.training
+    model.eval()
+    order = sorted(range(len(features)), key=lambda i: _num_tokens(features[i]))
+    # Not registered with the accelerator (no state to checkpoint); shards batches under DDP.
+    loader = prepare_data_loader(
+        _loader(features, order, batch_size, partial(task.collate, pad_token_id=pad_token_id), indexed=True),
+        device=accelerator.device,
+        num_processes=accelerator.num_processes,
+        process_index=accelerator.process_index,
+    )
+    out: list[np.ndarray | None] = [None] * len(features)
+    for batch in tqdm(loader, desc=desc, disable=not (progress and accelerator.is_local_main_process), leave=False):
+        index = batch.pop("feature_index")
+        batch.pop("labels", None)
+        logits = model(**batch).logits.float()
+        if accelerator.num_processes > 1:
+            logits = accelerator.pad_across_processes(logits, dim=1) if logits.dim() == 3 else logits
+            logits, index = accelerator.gather_for_metrics((logits, index))
+        logits = logits.cpu().numpy()
+        for row, i in zip(logits, index.tolist(), strict=True):
+            n = len(features[i]["entity_ids"])
+            out[i] = row[:n] if row.ndim == 2 else row
+    model.train(was_training)
+    return out  # type: ignore[return-value]
+
+
+def evaluate(
+    model: nn.Module,
+    task: Task,
+    examples: Sequence[Any],
+    features: Sequence[Feature],
+    batch_size: int,
+    pad_token_id: int,
+    accelerator: Accelerator | None = None,
+    progress: bool = True,
+    desc: str = "eval",
+) -> tuple[dict[str, Any], list]:
+    """(metrics, predictions) of ``model`` on ``examples``."""
+    logits = predict_logits(model, task, features, batch_size, pad_token_id, accelerator, progress, desc)
+    predictions = task.decode(examples, features, logits)
+    return task.score(examples, predictions), predictions
+
+
+class Trainer:
+    """Fine-tunes ``model`` on ``train_features`` for ``task`` (see the module docstring).
+
+    Args:
+        model: a ``luke.modeling`` head model, or the matching ``transformers`` class (same inputs).
+        task: the task (collate, decode, score).
+        args: loop settings.
+        train_features: training features.
+        pad_token_id: word padding id.
+        dev: optional ``(examples, features)`` evaluated at every epoch end.
+        save_model: ``save_model(model, folder)`` writes a model folder (default ``model.save_pretrained``).
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        task: Task,
+        args: TrainingArguments,
+        train_features: Sequence[Feature],
+        pad_token_id: int,
+        dev: tuple[Sequence[Any], Sequence[Feature]] | None = None,
+        save_model: Callable[[nn.Module, Path], None] | None = None,
+    ) -> None:
+        if not train_features:
+            raise ValueError("no training features")
+        if args.mixed_precision == "fp16" and (args.cpu or not torch.cuda.is_available()):
+            raise ValueError("fp16 autocast needs a GPU; use --mixed-precision bf16 on CPU")
+        self.task, self.args, self.features, self.dev = task, args, list(train_features), dev
+        self.pad_token_id = pad_token_id
+        self.save_model = save_model or (lambda m, folder: m.save_pretrained(folder))
+        self.accelerator = make_accelerator(args)
+        if not logger.isEnabledFor(logging.DEBUG):  # accelerate logs every file of every checkpoint at INFO
+            logging.getLogger("accelerate").setLevel(logging.WARNING)
+        set_seed(args.seed)
+        self.collate = partial(task.collate, pad_token_id=pad_token_id)
+        self.batches_per_epoch = math.ceil(
+            len(self.features) / (args.train_batch_size * self.accelerator.num_processes)
+        )
+        self.steps_per_epoch = max(1, math.ceil(self.batches_per_epoch / args.gradient_accumulation_steps))
+        self.total_steps = max(1, int(math.ceil(self.steps_per_epoch * args.num_train_epochs)))
+        self.model = model
+        self.optimizer = torch.optim.AdamW(
+            self._param_groups(model),
+            lr=args.learning_rate,
+            betas=(args.adam_beta1, args.adam_beta2),
+            eps=args.adam_epsilon,
+        )
+        warmup = int(self.total_steps * args.warmup_ratio)
+
+        def schedule(step: int) -> float:
+            if step < warmup:
+                return (step + 1) / (warmup + 1)
+            return max(0.0, (self.total_steps - step) / max(1, self.total_steps - warmup))
+
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, schedule)
+        self.sampler = EpochShuffler(len(self.features), args.seed)
+        self.model, self.optimizer, self.loader = self.accelerator.prepare(
+            self.model, self.optimizer, _loader(self.features, self.sampler, args.train_batch_size, self.collate)
+        )
+        self.accelerator.register_for_checkpointing(self.scheduler)
+        self.state: dict[str, Any] = {"global_step": 0, "best_metric": None, "best_epoch": None, "history": []}
+
+    def _param_groups(self, model: nn.Module) -> list[dict[str, Any]]:
+        decay, no_decay = [], []
+        for name, p in model.named_parameters():
+            if p.requires_grad:
+                (no_decay if name.endswith(_NO_DECAY) else decay).append(p)
+        return [
+            {"params": decay, "weight_decay": self.args.weight_decay},
+            {"params": no_decay, "weight_decay": 0.0},
+        ]
+
+    # ------------------------------------------------------------------------------------ state
+    @property
+    def checkpoint_dir(self) -> Path:
+        return Path(self.args.output_dir) / "checkpoint"
+
+    @property
+    def best_dir(self) -> Path:
+        return Path(self.args.output_dir) / "best"
+
+    def _save_checkpoint(self) -> None:
+        self.accelerator.wait_for_everyone()
+        self.accelerator.save_state(str(self.checkpoint_dir))
+        if self.accelerator.is_main_process:
+            (self.checkpoint_dir / "trainer_state.json").write_text(json.dumps(self.state, indent=2) + "\n")
+
+    def _try_resume(self) -> None:
+        state_file = self.checkpoint_dir / "trainer_state.json"
+        if not self.args.resume:
+            return
+        if not state_file.is_file():
+            logger.info("no checkpoint in %s: starting from scratch", self.checkpoint_dir)
+            return
+        self.accelerator.load_state(str(self.checkpoint_dir))
+        self.state = json.loads(state_file.read_text())
+        logger.info("resumed from %s at optimiser step %d", self.checkpoint_dir, self.state["global_step"])
+
+    def _log(self, values: dict[str, float], step: int) -> None:
+        if self.accelerator.trackers:
+            self.accelerator.log(values, step=step)
+
+    # ------------------------------------------------------------------------------------ loop
+    def train(self) -> dict[str, Any]:
+        """Run the loop; returns the trainer state (history of losses and dev metrics, best epoch, time)."""
+        args, acc = self.args, self.accelerator
+        Path(args.output_dir).mkdir(parents=True, exist_ok=True)
+        if getattr(acc, "log_with", None):
+            hp = {k: v for k, v in asdict(args).items() if isinstance(v, int | float | str | bool)}
+            acc.init_trackers("tensorboard", config=hp)
+        self._try_resume()
+        start = time.perf_counter()
+        step = self.state["global_step"]
+        n_epochs = math.ceil(args.num_train_epochs)
+        metric = self.task.main_metric
+        main = acc.is_local_main_process and args.progress
+        bar = tqdm(total=self.total_steps, initial=step, desc=f"train {self.task.name}", disable=not main)
+        running, n_running = 0.0, 0
+        self.model.train()
+        stop = False
+        for epoch in range(step // self.steps_per_epoch, n_epochs):
+            self.sampler.set_epoch(epoch)
+            loader = self.loader
+            done_batches = (step - epoch * self.steps_per_epoch) * args.gradient_accumulation_steps
+            if done_batches > 0:
+                loader = acc.skip_first_batches(loader, done_batches)
+            for batch in loader:
+                with acc.accumulate(self.model):
+                    loss = self.model(**batch).loss
+                    acc.backward(loss)
+                    if acc.sync_gradients and args.max_grad_norm > 0:
+                        acc.clip_grad_norm_(self.model.parameters(), args.max_grad_norm)
+                    self.optimizer.step()
+                    self.optimizer.zero_grad(set_to_none=True)
+                running += float(loss.detach())
+                n_running += 1
+                if not acc.sync_gradients:
+                    continue
+                self.scheduler.step()
+                step += 1
+                self.state["global_step"] = step
+                bar.update(1)
+                if step % args.logging_steps == 0 or step == self.total_steps:
+                    avg = running / max(n_running, 1)
+                    bar.set_postfix(loss=f"{avg:.4f}")
+                    self._log({"train/loss": avg, "train/lr": self.scheduler.get_last_lr()[0]}, step)
+                    self.state["history"].append({"step": step, "epoch": epoch, "loss": avg})
+                    running, n_running = 0.0, 0
+                if args.save_steps and step % args.save_steps == 0:
+                    self._save_checkpoint()
+                if step >= self.total_steps or (args.max_steps and step >= args.max_steps):
+                    stop = True
+                    break
+            self._end_epoch(epoch, metric)
+            self._save_checkpoint()
+            if stop:
+                break
+        bar.close()
+        self.state["train_seconds"] = self.state.get("train_seconds", 0.0) + time.perf_counter() - start
+        if args.select_best and self.dev is not None and self.best_dir.is_dir():
+            self._restore_best()
+        acc.end_training()
+        return self.state
+
+    def _end_epoch(self, epoch: int, metric: str) -> None:
+        if self.dev is None:
+            return
+        examples, features = self.dev
+        scores, _ = evaluate(
+            self.unwrapped,
+            self.task,
+            examples,
+            features,
+            self.args.eval_batch_size,
+            self.pad_token_id,
+            self.accelerator,
+            self.args.progress,
+            desc=f"dev epoch {epoch + 1}",
+        )
+        value = float(scores[metric])
+        entry = {"epoch": epoch + 1, "step": self.state["global_step"], f"dev_{metric}": value}
+        self.state["history"].append(entry)
+        self._log({f"dev/{metric}": value}, self.state["global_step"])
+        logger.info("epoch %d: dev %s = %.4f", epoch + 1, metric, value)
+        best = self.state["best_metric"]
+        if self.args.select_best and (best is None or value > best):
+            self.state["best_metric"], self.state["best_epoch"] = value, epoch + 1
+            if self.accelerator.is_main_process:
+                self.save_model(self.unwrapped, self.best_dir)
+            self.accelerator.wait_for_everyone()
+
+    def _restore_best(self) -> None:
+        from safetensors.torch import load_file
+
+        weights = self.best_dir / "model.safetensors"
+        if weights.is_file():
+            state = load_file(str(weights))
+            own = self.unwrapped.state_dict()
+            missing = [k for k in own if k not in state]
+            self.unwrapped.load_state_dict({k: state.get(k, v) for k, v in own.items()})
+            if missing:
+                logger.debug("restoring best weights: kept %d tied/alias tensors", len(missing))
+            logger.info("restored the best dev weights (epoch %s)", self.state["best_epoch"])
+
+    @property
+    def unwrapped(self) -> nn.Module:
+        return self.accelerator.unwrap_model(self.model)
+
+    def cleanup(self) -> None:
+        """Remove the resume checkpoint and the best-weights copy (after the final model was saved)."""
+        if self.accelerator.is_main_process:
+            for folder in (self.checkpoint_dir, self.best_dir):
+                shutil.rmtree(folder, ignore_errors=True)
