@@ -60,6 +60,9 @@ def assert_same_outputs(name: str, ours, ref, batch) -> None:
 @pytest.mark.parametrize("name,extra", HEADS)
 def test_ours_to_transformers_to_ours(tmp_path, name, extra):
     ours = getattr(modeling, name)(tiny_config(**extra)).eval()
+    with torch.no_grad():  # every tensor random (biases start at zero, which would hide a bias not loaded)
+        for param in ours.parameters():
+            param.normal_(std=0.2)
     ours.save_pretrained(tmp_path / "ours")
     hf, info = getattr(transformers, name).from_pretrained(tmp_path / "ours", output_loading_info=True)
     assert not info["missing_keys"] and not info["unexpected_keys"] and not info["mismatched_keys"], info

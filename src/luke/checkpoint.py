@@ -152,7 +152,9 @@ def load_state_dict(
     with torch.no_grad():
         params = dict(model.named_parameters(remove_duplicate=False)) | dict(model.named_buffers())
         for key, target in own.items():
-            if key in tied or key == "lm_head.bias":
+            # `lm_head.bias` and `lm_head.decoder.bias` are one parameter; named_parameters() lists the former
+            # first, so the latter counts as the alias, yet it is the key the state dict carries (see above).
+            if (key in tied and key != "lm_head.decoder.bias") or key == "lm_head.bias":
                 continue
             if key not in state:
                 report.missing_keys.append(key)
