@@ -4,7 +4,11 @@ tasks, transformers interchange both ways, resume, bad input), plus one short re
 from __future__ import annotations
 
 import json
+import os
 import re
+import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -26,10 +30,9 @@ TASK_FILES = {"entity_typing": "test.json", "relation_classification": "test.jso
 PRED_FILES = {"entity_typing": "jsonl", "relation_classification": "jsonl", "ner": "conll"}
 
 
-@pytest.fixture(scope="module")
-def tiny_bert(tmp_path_factory) -> Path:
+def make_tiny_bert(folder: Path, dropout: float = 0.1) -> Path:
     """A tiny random BERT folder whose WordPiece vocabulary covers the fixture words."""
-    folder = tmp_path_factory.mktemp("tiny_bert")
+    folder.mkdir(parents=True, exist_ok=True)
     words = set()
     for p in FIXTURES.rglob("*"):
         if p.is_file():
@@ -44,10 +47,17 @@ def tiny_bert(tmp_path_factory) -> Path:
         num_attention_heads=4,
         intermediate_size=37,
         max_position_embeddings=128,
+        hidden_dropout_prob=dropout,
+        attention_probs_dropout_prob=dropout,
     )
     torch.manual_seed(0)
     transformers.BertModel(config).save_pretrained(folder)
     return folder
+
+
+@pytest.fixture(scope="module")
+def tiny_bert(tmp_path_factory) -> Path:
+    return make_tiny_bert(tmp_path_factory.mktemp("tiny_bert"))
 
 
 def _args(task: str, model: Path, out: Path, *extra: str) -> list[str]:
@@ -212,6 +222,38 @@ def test_gradient_accumulation_and_bf16_run(tiny_bert, tmp_path):
     results = json.loads((out / "results.json").read_text())
     assert results["training"]["gradient_accumulation_steps"] == 3
     assert results["history"][-1]["step"] == 3  # 8 train examples, batch 1, accumulation 3 -> 3 optimiser steps
+
+
+def test_two_processes_match_one_process(tmp_path):
+    """DDP on CPU (torchrun, gloo): 2 processes x batch 1 give the weights and test scores of 1 process x
+    batch 2 (dropout off, since each process draws its own masks)."""
+    model = make_tiny_bert(tmp_path / "bert", dropout=0.0)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    runs = {}
+    for name, procs, batch in (("one", 1, "2"), ("two", 2, "1")):
+        args = _args("relation_classification", model, tmp_path / name, "--train-batch-size", batch,
+                     "--gradient-accumulation-steps", "1", "--dev-ratio", "0.2", "--cpu")  # fmt: skip
+        if procs == 1:
+            cmd = [sys.executable, "-m", "luke", *args]
+        else:
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", 0))
+                port = s.getsockname()[1]
+            cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(port),
+                   "-m", "luke", *args]  # fmt: skip
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        runs[name] = json.loads((tmp_path / name / "results.json").read_text())
+    assert runs["one"]["examples"] == runs["two"]["examples"] == {"train": 8, "dev": 2, "test": 3}
+    assert runs["two"]["history"][-1]["step"] == runs["one"]["history"][-1]["step"] == 8  # 4 steps x 2 epochs
+    a = load_file(str(tmp_path / "one" / "model.safetensors"))
+    b = load_file(str(tmp_path / "two" / "model.safetensors"))
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-5, msg=key)
+    assert runs["one"]["test"]["accuracy"] == runs["two"]["test"]["accuracy"]
+    assert (tmp_path / "one" / "test_predictions.jsonl").read_text() == (
+        tmp_path / "two" / "test_predictions.jsonl"
+    ).read_text()
 
 
 # ---------------------------------------------------------------------------------------------- real data

@@ -91,7 +91,8 @@ def finetune(
         task.model_class_name,
         list(task.labels or []),
         seed=args.seed,
-        max_mention_length=int(task.options.get("max_mention_length", 30)),
+        # Typing/relations: mentions are never cut (the legacy code did not truncate them).
+        max_mention_length=int(task.options.get("max_mention_length", task.options.get("max_seq_length", 512))),
     )
     tmp = tempfile.TemporaryDirectory()
     if backend == "transformers":
@@ -142,8 +143,7 @@ def finetune(
     results["wall_seconds"] = time.perf_counter() - wall
     if acc.is_main_process:
         (out / "results.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
-        if not keep_checkpoints:
-            trainer.cleanup()
+    trainer.cleanup(remove_checkpoints=not keep_checkpoints)
     tmp.cleanup()
     return results
 

@@ -238,6 +238,11 @@ class Trainer:
         )
         self.steps_per_epoch = max(1, math.ceil(self.batches_per_epoch / args.gradient_accumulation_steps))
         self.total_steps = max(1, int(math.ceil(self.steps_per_epoch * args.num_train_epochs)))
+        # The [CLS] pooler is part of the checkpoint format but no entity head uses it: freeze it, so DDP
+        # does not wait for gradients that never come (and AdamW's weight decay does not shrink it).
+        for name, param in model.named_parameters():
+            if name.startswith(("luke.pooler.", "pooler.")):
+                param.requires_grad_(False)
         self.model = model
         self.optimizer = torch.optim.AdamW(
             self._param_groups(model),
@@ -359,7 +364,6 @@ class Trainer:
         self.state["train_seconds"] = self.state.get("train_seconds", 0.0) + time.perf_counter() - start
         if args.select_best and self.dev is not None and self.best_dir.is_dir():
             self._restore_best()
-        acc.end_training()
         return self.state
 
     def _end_epoch(self, epoch: int, metric: str) -> None:
@@ -406,8 +410,11 @@ class Trainer:
     def unwrapped(self) -> nn.Module:
         return self.accelerator.unwrap_model(self.model)
 
-    def cleanup(self) -> None:
-        """Remove the resume checkpoint and the best-weights copy (after the final model was saved)."""
-        if self.accelerator.is_main_process:
+    def cleanup(self, remove_checkpoints: bool = True) -> None:
+        """End tracking (and the process group) and, by default, remove the resume checkpoint and the
+        best-weights copy (call after the final model was saved and evaluated)."""
+        self.accelerator.wait_for_everyone()
+        if remove_checkpoints and self.accelerator.is_main_process:
             for folder in (self.checkpoint_dir, self.best_dir):
                 shutil.rmtree(folder, ignore_errors=True)
+        self.accelerator.end_training()
