@@ -252,6 +252,8 @@ def split_by_page(
     (metadata, tokenizer and entity vocabulary copied; item counts updated). Returns (train, held-out) items."""
     import shutil
 
+    import datasets
+
     if not 0 < heldout_fraction < 1:
         raise ValueError("--heldout-fraction must lie in (0, 1)")
     source = PretrainingDataset(dataset_path)
@@ -269,7 +271,13 @@ def split_by_page(
         subset = source.data.select(indices)
         tmp = out.with_name(f".{out.name}.tmp")
         shutil.rmtree(tmp, ignore_errors=True)
-        subset.save_to_disk(str(tmp))
+        was_disabled = datasets.are_progress_bars_disabled()
+        datasets.disable_progress_bars()
+        try:
+            subset.save_to_disk(str(tmp))
+        finally:
+            if not was_disabled:
+                datasets.enable_progress_bars()
         for name in ("tokenizer", source.metadata.get("entity_vocab", {}).get("file", "entity_vocab.jsonl")):
             src = source.path / name
             if src.is_dir():

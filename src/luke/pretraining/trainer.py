@@ -138,7 +138,7 @@ def check_model_matches_dataset(folder: Path, dataset: PretrainingDataset, model
     model_vocab = _tokenizer_vocab(folder)
     if model_vocab is not None:
         differing = [t for t, i in data_vocab.items() if model_vocab.get(t, i) != i or t not in model_vocab]
-        if len(differing) > 0.01 * len(data_vocab):
+        if differing:
             raise DatasetError(
                 f"{dataset.path} was built with a different tokenizer than the one in {folder} "
                 f"({len(differing)} of {len(data_vocab)} tokens differ, e.g. {differing[:3]}); rebuild the dataset "
@@ -428,12 +428,14 @@ class Trainer:
             changed = sorted(k for k in current if k not in RESUMABLE_KEYS and saved.get(k) != current[k])
             if changed:
                 raise ValueError(f"--resume: the config differs from the interrupted run's in {changed}")
-        elif self.is_main:
+        else:
             ckpts = self.output_dir / CHECKPOINT_DIR
-            if ckpts.is_dir() and any(ckpts.iterdir()):
+            if ckpts.is_dir() and any(ckpts.iterdir()):  # checked on every rank, so all stop alike
                 raise FileExistsError(
                     f"{self.output_dir} already holds checkpoints; pass --resume to continue or use a new output_dir"
                 )
+        acc.wait_for_everyone()
+        if self.is_main and not self.resume:
             self.output_dir.mkdir(parents=True, exist_ok=True)
             cfg.save(self.output_dir / "config.json")
         acc.wait_for_everyone()
@@ -551,6 +553,8 @@ class Trainer:
         final_eval: dict[str, Any] = {}
         stage_offsets = np.cumsum([0] + [s.max_steps for s in cfg.stages])
         try:
+            if self.checkpoint is None and self.eval_dataset is not None:
+                self._evaluate(state, log)  # step 0: the initial model, for the curves
             for stage_index in range(state.stage, len(cfg.stages)):
                 stage = cfg.stages[stage_index]
                 self._stage_objects(stage)
@@ -642,7 +646,6 @@ class Trainer:
             window["time"] += time.perf_counter() - t0
             window["steps"] += 1
             bar.update(1)
-            _fault(f"step:{state.global_step}")
 
             if state.stage_step % cfg.log_every_steps == 0 or state.stage_step == stage.max_steps:
                 w, e = max(float(window_sums[4]), 1.0), max(float(window_sums[5]), 1.0)
@@ -669,6 +672,7 @@ class Trainer:
                 )
                 window = {"time": 0.0, "wait": 0.0, "tokens": 0, "steps": 0}
                 window_sums.zero_()
+            _fault(f"step:{state.global_step}")
             at_save = cfg.save_every_steps and state.global_step % cfg.save_every_steps == 0
             at_end = state.stage_step == stage.max_steps
             if self.eval_dataset is not None and (at_save or at_end):
