@@ -321,3 +321,29 @@ def test_sigkill_then_resume_equals_uninterrupted_run(inputs, tmp_path: Path) ->
         assert torch.equal(value, final_res[key]), key
     kept = sorted(p.name for p in root.glob("step-*"))
     assert kept == ["step-00000006", "step-00000007"]  # keep_checkpoints = 2 (the stage ends at 3 and 7)
+
+
+def test_full_disk_during_checkpoint_keeps_latest_valid(inputs, tmp_path: Path, monkeypatch) -> None:
+    """An OSError (ENOSPC) while writing a checkpoint stops training with that error; ``latest`` still names
+    the previous complete checkpoint and ``--resume`` continues from it."""
+    import errno
+
+    import luke.pretraining.trainer as trainer_module
+
+    real_save = torch.save
+
+    def failing_save(obj, path, *args, **kwargs):
+        if "step-00000004" in str(path) and str(path).endswith("optimizer.pt"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_save(obj, path, *args, **kwargs)
+
+    out = tmp_path / "out"
+    config = tiny_config(inputs, out, eval_dataset=None)
+    monkeypatch.setattr(trainer_module.torch, "save", failing_save)
+    with pytest.raises(OSError, match="No space left"):
+        Trainer(PretrainingConfig.from_dict(config)).run()
+    assert (out / "checkpoints" / "latest").read_text().strip() == "step-00000003"
+    assert latest_checkpoint(out).name == "step-00000003"
+    monkeypatch.setattr(trainer_module.torch, "save", real_save)
+    Trainer(PretrainingConfig.from_dict(config), resume=True).run()
+    assert sorted(r["step"] for r in _metrics(out) if "mlm_loss" in r) == list(range(1, 8))
