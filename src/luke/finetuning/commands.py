@@ -51,7 +51,8 @@ def finetune(
     backend: str = "luke",
     unseen_labels: str = "error",
     max_train_examples: int | None = None,
-    max_eval_examples: int | None = None,
+    max_dev_examples: int | None = None,
+    max_test_examples: int | None = None,
     eval_splits: tuple[str, ...] = ("dev", "test"),
     keep_checkpoints: bool = False,
     task_options: dict[str, Any] | None = None,
@@ -81,9 +82,9 @@ def finetune(
         if split in splits:
             task.check_labels(splits[split], split)
     splits["train"] = _subset(splits["train"], max_train_examples, args.seed)
-    for split in eval_splits:
+    for split, limit in (("dev", max_dev_examples), ("test", max_test_examples)):
         if split in splits:
-            splits[split] = _subset(splits[split], max_eval_examples, 0)
+            splits[split] = _subset(splits[split], limit, 0)
     logger.info("examples: %s", {k: len(v) for k, v in splits.items()})
 
     model, tokenizer = build_for_finetuning(
@@ -230,7 +231,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--unseen-labels", choices=UNSEEN_LABEL_POLICIES, default="error",
                    help="dev/test labels missing from train: stop (error) or score them as misses (keep)")  # fmt: skip
     r.add_argument("--max-train-examples", type=int, help="train on a seeded random subset of this size")
-    r.add_argument("--max-eval-examples", type=int, help="evaluate dev/test on seeded subsets of this size")
+    r.add_argument("--max-dev-examples", type=int, help="evaluate dev on a seeded subset of this size")
+    r.add_argument("--max-test-examples", type=int, help="evaluate test on a seeded subset of this size")
     r.add_argument("--max-steps", type=int, default=0, help="stop after this many optimiser steps")
     r.add_argument("--save-steps", type=int, default=0, help="also save resumable state every N steps")
     r.add_argument("--resume", action="store_true", help="continue from OUTPUT/checkpoint if present")
@@ -296,7 +298,8 @@ def _finetune(a: argparse.Namespace) -> int:
         backend=a.backend,
         unseen_labels=a.unseen_labels,
         max_train_examples=a.max_train_examples,
-        max_eval_examples=a.max_eval_examples,
+        max_dev_examples=a.max_dev_examples,
+        max_test_examples=a.max_test_examples,
         keep_checkpoints=a.keep_checkpoints,
         task_options={k: getattr(a, k) for k in _TASK_OPTIONS},
         learning_rate=a.learning_rate,
