@@ -347,3 +347,47 @@ def test_full_disk_during_checkpoint_keeps_latest_valid(inputs, tmp_path: Path, 
     monkeypatch.setattr(trainer_module.torch, "save", real_save)
     Trainer(PretrainingConfig.from_dict(config), resume=True).run()
     assert sorted(r["step"] for r in _metrics(out) if "mlm_loss" in r) == list(range(1, 8))
+
+
+def test_entity_position_init_from_word_positions(inputs, tmp_path: Path) -> None:
+    from luke.pretraining.trainer import load_model
+
+    dataset = PretrainingDataset(inputs["ds"])
+    cfg = PretrainingConfig.from_dict(tiny_config(inputs, tmp_path / "o", entity_position_init="word"))
+    model, kind = load_model(cfg, dataset)
+    assert kind == "transformers"
+    word = model.luke.embeddings.position_embeddings.weight
+    entity = model.luke.entity_embeddings.position_embeddings.weight
+    torch.testing.assert_close(entity[:10], word[1:11], rtol=0, atol=0)  # BERT init: pad 0, words from row 1
+    random_init, _ = load_model(PretrainingConfig.from_dict(tiny_config(inputs, tmp_path / "p")), dataset)
+    assert not torch.equal(random_init.luke.entity_embeddings.position_embeddings.weight[:10], word[1:11])
+
+
+def test_stage1_memorises_one_batch(inputs) -> None:
+    """Gradient flow through the masked-only heads: repeating one batch drives the entity loss to ~0 with
+    the word side frozen (and the word side gets no gradient)."""
+    from luke.pretraining.data import MicroBatches, StreamLayout
+    from luke.pretraining.optim import LukeAdamW, parameter_groups
+    from luke.pretraining.trainer import PretrainingModule, load_model, set_trainable
+
+    dataset = PretrainingDataset(inputs["ds"])
+    cfg = PretrainingConfig.from_dict(tiny_config(inputs, Path("unused"), hidden_dropout_prob=0.0))
+    model, _ = load_model(cfg, dataset)
+    set_trainable(model, cfg.stages[0])
+    layout = StreamLayout(len(dataset), 4, 1, 1, 0)
+    batch = MicroBatches(
+        dataset, layout, 0, 0, 1, cfg.masking, dataset.word_info(model.config.vocab_size), dataset.entity_info()
+    )[0]
+    module = PretrainingModule(model).train()
+    optimizer = LukeAdamW(parameter_groups(model, 0.0), lr=1e-2)
+    n_e = int((batch["entity_labels"] != -100).sum())
+    losses = []
+    for _ in range(30):
+        out = module(batch)
+        (out["mep_sum"] / n_e).backward()
+        assert model.luke.encoder.layer[0].attention.self.query.weight.grad is None
+        optimizer.step()
+        optimizer.zero_grad()
+        losses.append(float(out["mep_sum"]) / n_e)
+    assert losses[-1] < 0.1 * losses[0], losses
+    assert int(module(batch)["mep_correct"]) == n_e

@@ -52,7 +52,7 @@ class OptimizerConfig:
     beta2: float = 0.999
     eps: float = 1e-6
     bias_correction: bool = True  # the original LUKE recipe trained without (set false to reproduce it)
-    max_grad_norm: float = 1.0  # 0 disables clipping
+    max_grad_norm: float = 0.0  # 0 disables clipping (the original: none, or 10000 in the DeepSpeed configs)
 
 
 @dataclass
@@ -81,6 +81,9 @@ class PretrainingConfig:
     # Initialising from a BERT/RoBERTa folder: the new entity side.
     entity_emb_size: int = 256
     use_entity_aware_attention: bool = False  # the original pretrained with vanilla attention (spec §8)
+    # "random" (the original: a new N(0, 0.02) table) or "word": entity position row p starts as the word
+    # position embedding of word index p, so masked entities attend to their mention from the first step.
+    entity_position_init: Literal["random", "word"] = "random"
     hidden_dropout_prob: float | None = None  # None keeps the model's values
     attention_probs_dropout_prob: float | None = None
     seed: int = 0
