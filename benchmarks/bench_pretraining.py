@@ -107,7 +107,7 @@ def our_step(module, optimizer, batch, autocast):
     loss.backward()
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
-    return float(loss)
+    return float(loss.detach())
 
 
 def their_step(model, optimizer, batch, autocast):
@@ -124,7 +124,7 @@ def their_step(model, optimizer, batch, autocast):
     out.loss.backward()
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
-    return float(out.loss)
+    return float(out.loss.detach())
 
 
 def bench_config(name: str, args: argparse.Namespace) -> None:

@@ -45,7 +45,7 @@ def plot_training(run_dir: str | Path, out: str | Path | None = None) -> Path:
         ("mep_loss", "masked-entity loss"),
         ("mep_accuracy", "masked-entity accuracy"),
     ]
-    boundaries = [b["step"] for a, b in zip(train, train[1:], strict=False) if a["stage"] != b["stage"]]
+    boundaries = [a["step"] for a, b in zip(train, train[1:], strict=False) if a["stage"] != b["stage"]]
     for ax, (key, title) in zip(axes.flat, panels, strict=True):
         ax.plot([r["step"] for r in train], [r[key] for r in train], label="train", lw=1)
         if evals:
