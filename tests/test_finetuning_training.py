@@ -23,6 +23,8 @@ from luke import modeling
 from luke.cli import main as cli_main
 from luke.entity_vocab import EntityVocab
 from luke.finetuning.commands import evaluate_folder, finetune, make_task
+from luke.finetuning.data import iter_json_records
+from luke.finetuning.metrics import multilabel_micro_f1
 from luke.tokenization import LukeTokenizer
 from test_finetuning_tasks import FIXTURES
 
@@ -260,32 +262,37 @@ def test_two_processes_match_one_process(tmp_path):
 
 
 @pytest.mark.timeout(1200)
-def test_real_semeval_short_run_learns(tmp_path):
-    """MiniLM (real weights) on 256 real SemEval training sentences for 3 epochs (48 steps, about a minute on
-    2 idle cores) must learn: the loss falls and 200 real test sentences are classified far above the majority
-    class (`Other`, 17% of test; its official score is 0)."""
-    data = require_shared("semeval2010_task8")
+def test_real_open_entity_short_run_learns(tmp_path):
+    """MiniLM (real weights) on 768 real Open Entity training mentions for 2 epochs (96 steps, about 2-3
+    minutes on 2 idle cores) must learn: the loss falls by 30 %, and on 300 real test mentions precision is far
+    above the best constant answer's ("person" for every mention: P 0.37, F1 0.38) and F1 far above the
+    untrained all-negative start (0).  Measured: P 0.72, R 0.26, F1 0.38, loss 0.52 -> 0.29; at this length
+    the model's F1 is not yet above the constant answer's, so that is not asserted."""
+    data = require_shared("open_entity", "ernie_format")
     start = time.perf_counter()
     results = finetune(
-        "relation_classification",
+        "entity_typing",
         minilm_folder(),
         data,
         tmp_path,
-        max_train_examples=256,
-        max_test_examples=200,
+        max_train_examples=768,
+        max_test_examples=300,
         eval_splits=("test",),
         learning_rate=2e-4,
         train_batch_size=16,
         gradient_accumulation_steps=1,
-        num_train_epochs=3,
+        num_train_epochs=2,
         logging_steps=8,
         select_best=False,
         progress=False,
         tensorboard=False,
     )
     losses = [h["loss"] for h in results["history"] if "loss" in h]
-    assert losses[-1] < losses[0] * 0.8, losses
-    assert results["test"]["accuracy"] > 0.35, results["test"]
-    assert results["test"]["semeval_f1"] > 0.15, results["test"]
-    print(f"real-data run: {time.perf_counter() - start:.0f} s, test {results['test']}")
+    print(f"real-data run: {time.perf_counter() - start:.0f} s, test {results['test']}, losses {losses}")
     assert np.isfinite(losses).all()
+    assert losses[-1] < losses[0] * 0.7, losses
+    # The best constant answer on the same 300 test mentions ("person" everywhere; "no label" scores 0).
+    gold = [r["gold"] for _, r in iter_json_records(tmp_path / "test_predictions.jsonl")]
+    constant = multilabel_micro_f1(gold, [["person"]] * len(gold))
+    assert results["test"]["precision"] > constant["precision"] + 0.2, (results["test"], constant)
+    assert results["test"]["f1"] > 0.3, results["test"]  # the all-negative start scores 0
