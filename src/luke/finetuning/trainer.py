@@ -72,7 +72,14 @@ class TrainingArguments:
 
 
 def make_accelerator(args: TrainingArguments | None = None, **kw: Any) -> Accelerator:
-    """An ``Accelerator`` for the loop (TensorBoard tracking when the ``tensorboard`` package is present)."""
+    """An ``Accelerator`` for the loop (TensorBoard tracking when the ``tensorboard`` package is present).
+
+    accelerate keeps one process-wide state; it is reset here (the distributed set-up, ``PartialState``, is
+    kept) so that several runs with different precision settings can follow each other in one process."""
+    from accelerate.state import AcceleratorState, GradientState
+
+    AcceleratorState._reset_state()
+    GradientState._reset_state()
     if args is None:
         return Accelerator(cpu=kw.pop("cpu", False), mixed_precision=kw.pop("mixed_precision", "no"), **kw)
     log_with = None
