@@ -410,8 +410,13 @@ class Trainer:
 
     def _setup(self) -> None:
         from accelerate import Accelerator
+        from accelerate.state import AcceleratorState, GradientState
 
         cfg = self.config
+        # accelerate keeps process-wide state; reset it (the process group, PartialState, is kept) so runs with
+        # other settings (e.g. fine-tuning with mixed precision) can precede this one in the same process.
+        AcceleratorState._reset_state()
+        GradientState._reset_state()
         self.accelerator = Accelerator(cpu=not torch.cuda.is_available())
         acc = self.accelerator
         self.rank, self.world = acc.process_index, acc.num_processes
