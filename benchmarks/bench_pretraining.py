@@ -110,17 +110,25 @@ def our_step(module, optimizer, batch, autocast):
     return float(loss.detach())
 
 
+_HF_KEYS = (
+    "input_ids",
+    "attention_mask",
+    "entity_ids",
+    "entity_attention_mask",
+    "entity_position_ids",
+    "labels",
+    "entity_labels",
+)
+
+
+def _hf_inputs(batch: dict) -> dict:
+    """The batch keys transformers.LukeForMaskedLM takes."""
+    return {k: batch[k] for k in _HF_KEYS}
+
+
 def their_step(model, optimizer, batch, autocast):
     with autocast():
-        out = model(
-            input_ids=batch["input_ids"],
-            attention_mask=batch["attention_mask"],
-            entity_ids=batch["entity_ids"],
-            entity_attention_mask=batch["entity_attention_mask"],
-            entity_position_ids=batch["entity_position_ids"],
-            labels=batch["labels"],
-            entity_labels=batch["entity_labels"],
-        )
+        out = model(**_hf_inputs(batch))
     out.loss.backward()
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
@@ -148,15 +156,7 @@ def bench_config(name: str, args: argparse.Namespace) -> None:
     with torch.no_grad():
         with autocast():
             o = module(batch)
-            t = theirs(
-                input_ids=batch["input_ids"],
-                attention_mask=batch["attention_mask"],
-                entity_ids=batch["entity_ids"],
-                entity_attention_mask=batch["entity_attention_mask"],
-                entity_position_ids=batch["entity_position_ids"],
-                labels=batch["labels"],
-                entity_labels=batch["entity_labels"],
-            )
+            t = theirs(**_hf_inputs(batch))
     n_w = int((batch["labels"] != -100).sum())
     n_e = int((batch["entity_labels"] != -100).sum())
     ours_loss = float(o["mlm_sum"]) / n_w + float(o["mep_sum"]) / n_e

@@ -53,26 +53,24 @@ _Row = tuple[
 ]
 
 
+def _normalize_strategy(value: bool | str | None, name: str, on: str, off: str, allowed: Sequence[str]) -> str:
+    """``True``/``False``/``None``/enum/string -> one of ``allowed`` (``on`` for True, ``off`` for False/None)."""
+    if value is True:
+        return on
+    if value is False or value is None:
+        return off
+    value = str(getattr(value, "value", value))
+    if value not in allowed:
+        raise ValueError(f"{name} must be True, False or one of {allowed}, got {value!r}")
+    return value
+
+
 def _normalize_padding(padding: bool | str) -> str:
-    if padding is True:
-        return "longest"
-    if padding is False or padding is None:
-        return "do_not_pad"
-    padding = str(getattr(padding, "value", padding))
-    if padding not in _PADDING_STRATEGIES:
-        raise ValueError(f"padding must be True, False or one of {_PADDING_STRATEGIES}, got {padding!r}")
-    return padding
+    return _normalize_strategy(padding, "padding", "longest", "do_not_pad", _PADDING_STRATEGIES)
 
 
 def _normalize_truncation(truncation: bool | str | None) -> str:
-    if truncation is True:
-        return "longest_first"
-    if truncation is False or truncation is None:
-        return "do_not_truncate"
-    truncation = str(getattr(truncation, "value", truncation))
-    if truncation not in _TRUNCATION_STRATEGIES:
-        raise ValueError(f"truncation must be True, False or one of {_TRUNCATION_STRATEGIES}, got {truncation!r}")
-    return truncation
+    return _normalize_strategy(truncation, "truncation", "longest_first", "do_not_truncate", _TRUNCATION_STRATEGIES)
 
 
 class LukeTokenizer:
