@@ -356,7 +356,7 @@ def init_from_transformers(
             key = key.removeprefix(prefix)
         state[key] = value
     report = load_state_dict(
-        model, state, expected_missing=("entity_embeddings.", "entity_predictions.", "classifier.")
+        model, state, expected_missing=("entity_embeddings.", "entity_predictions.", "classifier.", "qa_outputs.")
     )
     if word_position_style == "roberta":
         convert_to_roberta_positions(model)

@@ -78,6 +78,17 @@ class EntityClassificationOutput(_Output):
 EntityPairClassificationOutput = EntityClassificationOutput
 EntitySpanClassificationOutput = EntityClassificationOutput
 
+
+@dataclass
+class LukeQuestionAnsweringModelOutput(_Output):
+    loss: torch.Tensor | None = None
+    start_logits: torch.Tensor | None = None  # (B, L)
+    end_logits: torch.Tensor | None = None  # (B, L)
+    hidden_states: tuple[torch.Tensor, ...] | None = None
+    entity_hidden_states: tuple[torch.Tensor, ...] | None = None
+    attentions: tuple[torch.Tensor, ...] | None = None
+
+
 # ------------------------------------------------------------------------------------------ embeddings
 
 
@@ -826,6 +837,90 @@ class LukeForEntitySpanClassification(_EntityHeadModel):
         return torch.cat([start, end, out.entity_last_hidden_state], dim=-1)  # (B, E, 3H)
 
 
+class LukeForQuestionAnswering(LukePreTrainedModel):
+    """Extractive QA (SQuAD): ``Linear(H, 2)`` on every word state -> start/end logits (B, L).
+
+    Same keys as ``transformers.LukeForQuestionAnswering`` (no pooler, ``qa_outputs``). Entities are
+    optional (SQuAD's Wikipedia-link features). Logits at padding positions are -10000 (``transformers``
+    leaves arbitrary values there). Loss: mean of the start and end cross-entropies; positions outside the
+    sequence are ignored, as in ``transformers``.
+    """
+
+    def __init__(self, config: LukeConfig):
+        super().__init__(config)
+        self.luke = LukeModel(config, add_pooling_layer=False)
+        self.qa_outputs = nn.Linear(config.hidden_size, 2)
+        self.init_weights()
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        start_positions: torch.Tensor | None = None,
+        end_positions: torch.Tensor | None = None,
+        **inputs: Any,
+    ) -> LukeQuestionAnsweringModelOutput:
+        out = self.luke(input_ids, **inputs)
+        logits = self.qa_outputs(out.last_hidden_state)  # (B, L, 2)
+        mask = inputs.get("attention_mask")
+        if mask is not None:  # padding never wins, and the loss does not depend on how much there is
+            logits = logits.masked_fill(~mask.bool().unsqueeze(-1), -10000.0)
+        start_logits, end_logits = logits[..., 0], logits[..., 1]  # (B, L) each
+        loss = None
+        if start_positions is not None and end_positions is not None:
+            L = start_logits.shape[1]
+            s, e = start_positions.reshape(-1).clamp(0, L), end_positions.reshape(-1).clamp(0, L)
+            loss = (
+                F.cross_entropy(start_logits, s, ignore_index=L) + F.cross_entropy(end_logits, e, ignore_index=L)
+            ) / 2
+        return LukeQuestionAnsweringModelOutput(
+            loss=loss,
+            start_logits=start_logits,
+            end_logits=end_logits,
+            hidden_states=out.hidden_states,
+            entity_hidden_states=out.entity_hidden_states,
+            attentions=out.attentions,
+        )
+
+
+class LukeForEntitySpanQA(LukePreTrainedModel):
+    """Cloze QA over entities (ReCoRD): entity 0 is the query's placeholder, entities 1.. the candidates.
+
+    Each candidate gets one logit from ``Linear(2H, 1)`` on [placeholder state; candidate state]: logits
+    (B, E - 1), padded candidates pushed to -10000. Loss: binary cross-entropy over the real candidates
+    (``labels`` (B, E - 1) in {0, 1}, -100 for padding), averaged over them. Not a ``transformers`` class
+    (it has none for ReCoRD); the encoder part loads in ``transformers.LukeModel``.
+    """
+
+    def __init__(self, config: LukeConfig):
+        super().__init__(config)
+        self.luke = LukeModel(config, add_pooling_layer=False)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        self.classifier = nn.Linear(config.hidden_size * 2, 1)
+        self.init_weights()
+
+    def forward(self, input_ids: torch.Tensor, labels: torch.Tensor | None = None, **inputs: Any):
+        if inputs.get("entity_ids") is None or inputs["entity_ids"].shape[1] < 2:
+            raise ValueError("LukeForEntitySpanQA needs entity_ids with a placeholder and at least one candidate")
+        out = self.luke(input_ids, **inputs)
+        e = self.dropout(out.entity_last_hidden_state)  # (B, E, H)
+        query = e[:, :1].expand(-1, e.shape[1] - 1, -1)  # (B, E-1, H)
+        logits = self.classifier(torch.cat([query, e[:, 1:]], dim=-1)).squeeze(-1)  # (B, E-1)
+        mask = inputs.get("entity_attention_mask")
+        real = mask[:, 1:].bool() if mask is not None else torch.ones_like(logits, dtype=torch.bool)
+        logits = logits.masked_fill(~real, -10000.0)
+        loss = None
+        if labels is not None:
+            keep = real & (labels != -100)
+            loss = F.binary_cross_entropy_with_logits(logits[keep], labels[keep].type_as(logits))
+        return EntityClassificationOutput(
+            loss=loss,
+            logits=logits,
+            hidden_states=out.hidden_states,
+            entity_hidden_states=out.entity_hidden_states,
+            attentions=out.attentions,
+        )
+
+
 MODEL_CLASSES: dict[str, type[LukePreTrainedModel]] = {
     cls.__name__: cls
     for cls in (
@@ -834,5 +929,7 @@ MODEL_CLASSES: dict[str, type[LukePreTrainedModel]] = {
         LukeForEntityClassification,
         LukeForEntityPairClassification,
         LukeForEntitySpanClassification,
+        LukeForQuestionAnswering,
+        LukeForEntitySpanQA,
     )
 }

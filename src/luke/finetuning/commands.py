@@ -26,8 +26,23 @@ from luke.finetuning.trainer import Trainer, TrainingArguments, evaluate, make_a
 __all__ = ["register", "finetune", "evaluate_folder", "make_task"]
 
 logger = logging.getLogger(__name__)
-PREDICTION_SUFFIX = {"entity_typing": "jsonl", "relation_classification": "jsonl", "ner": "conll"}
-_TASK_OPTIONS = ("max_seq_length", "max_mention_length", "max_entity_length", "dev_ratio", "dev_seed")
+PREDICTION_SUFFIX = {"entity_typing": "jsonl", "relation_classification": "jsonl", "ner": "conll", "squad": "json",
+                     "record": "json"}  # fmt: skip
+_TASK_OPTIONS = (
+    "max_seq_length",
+    "max_mention_length",
+    "max_entity_length",
+    "dev_ratio",
+    "dev_seed",
+    "doc_stride",
+    "max_query_length",
+    "max_answer_length",
+    "n_best_size",
+    "mention_db",
+    "entity_vocab",
+    "min_link_prob",
+    "no_entity",
+)
 
 
 def make_task(name: str, labels: list[str] | None = None, unseen_labels: str = "error", **options: Any) -> Task:
@@ -94,10 +109,14 @@ def finetune(
         seed=args.seed,
         # Typing/relations: mentions are never cut (the legacy code did not truncate them).
         max_mention_length=int(task.options.get("max_mention_length", task.options.get("max_seq_length", 512))),
+        keep_entity_vocab=task.keeps_entity_vocab,
+        entity_vocab_path=task.options.get("entity_vocab"),
     )
+    task.prepare_model(model)
     tmp = tempfile.TemporaryDirectory()
     if backend == "transformers":
-        model = to_transformers(model, tmp.name)
+        model = to_transformers(model, tmp.name, source=model_path)
+        task.prepare_model(model)
     t0 = time.perf_counter()
     features = {name: task.featurize(examples, tokenizer) for name, examples in splits.items()}
     featurize_seconds = time.perf_counter() - t0
@@ -199,7 +218,7 @@ def _add_common(p: argparse.ArgumentParser) -> None:
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "finetune",
-        help="fine-tune a model on a task (entity_typing, relation_classification, ner)",
+        help="fine-tune a model on a task (entity_typing, relation_classification, ner, squad, record)",
         description="Fine-tune LUKE on a task. Hyper-parameters default to the paper's for the task (spec §3.6). "
         "Writes the fine-tuned model folder (loads in transformers' matching class), results.json, "
         "{dev,test}_predictions.* and TensorBoard logs into --output-dir.",
@@ -225,6 +244,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--max-entity-length", type=int, help="NER: candidate spans per input (default 128)")
     g.add_argument("--dev-ratio", type=float, help="relations without a dev file: held-out share of train (0.1)")
     g.add_argument("--dev-seed", type=int, help="seed of that hold-out split (default 0)")
+    q = p.add_argument_group("question answering (squad, record)")
+    q.add_argument("--doc-stride", type=int, help="tokens between the starts of consecutive passage windows (128)")
+    q.add_argument("--max-query-length", type=int, help="question tokens kept (squad 64, record 90)")
+    q.add_argument("--max-answer-length", type=int, help="squad: longest answer in tokens at decoding (30)")
+    q.add_argument("--n-best-size", type=int, help="squad: start/end candidates per window at decoding (20)")
+    q.add_argument("--mention-db", type=Path, help="squad: mention dictionary (luke build-mention-db, or a TSV)")
+    q.add_argument("--entity-vocab", type=Path, help="squad from a BERT/RoBERTa folder: entity vocabulary file")
+    q.add_argument("--min-link-prob", type=float, help="squad: minimum link probability of a mention (0.01)")
+    q.add_argument("--no-entity", action="store_true", default=None,
+                   help="squad: no entity features (ablation; entity attention mask zeroed)")  # fmt: skip
     r = p.add_argument_group("run control")
     r.add_argument("--backend", choices=("luke", "transformers"), default="luke",
                    help="train our model or the same initialisation through transformers' LUKE class")  # fmt: skip
@@ -282,6 +311,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_score)
 
 
+def _plain(value: Any) -> Any:
+    """JSON-friendly option values (paths as strings)."""
+    return str(value) if isinstance(value, Path) else value
+
+
 def _check_file(path: Path | None, what: str) -> None:
     if path is not None and not path.is_file():
         raise UserError(f"{what} {path} does not exist")
@@ -301,7 +335,7 @@ def _finetune(a: argparse.Namespace) -> int:
         max_dev_examples=a.max_dev_examples,
         max_test_examples=a.max_test_examples,
         keep_checkpoints=a.keep_checkpoints,
-        task_options={k: getattr(a, k) for k in _TASK_OPTIONS},
+        task_options={k: _plain(getattr(a, k)) for k in _TASK_OPTIONS},
         learning_rate=a.learning_rate,
         train_batch_size=a.train_batch_size,
         eval_batch_size=a.eval_batch_size,

@@ -6,19 +6,27 @@
 * :func:`semeval_official_f1` — SemEval-2010 Task 8 official score: macro-F1 over the 9 relation types,
   (9+1)-way, directionality taken into account, ``Other`` excluded.
 * :func:`span_f1` and :func:`tags_to_spans` — entity-level P/R/F1 (CoNLL/``conlleval`` chunk semantics).
+* :func:`normalize_answer`, :func:`answer_exact_match`, :func:`answer_f1`, :func:`qa_scores` — the official
+  SQuAD v1.1 evaluation semantics, also the official ReCoRD metric.
 
-All scores are fractions in [0, 1]; commands print them as they are.
+Scores are fractions in [0, 1], except :func:`qa_scores`, which reports percentages like the official
+SQuAD/ReCoRD scripts.
 """
 
 from __future__ import annotations
 
 import re
+import string
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 __all__ = [
+    "answer_exact_match",
+    "answer_f1",
     "micro_prf",
     "multilabel_micro_f1",
+    "normalize_answer",
+    "qa_scores",
     "relation_micro_f1",
     "semeval_official_f1",
     "span_f1",
@@ -166,3 +174,58 @@ def span_f1(gold: Sequence[Iterable[Span]], predicted: Sequence[Iterable[Span]])
         sum(correct.values()),
     )
     return out
+
+
+# ------------------------------------------------------------------------------------------ QA (SQuAD, ReCoRD)
+
+_PUNCTUATION = frozenset(string.punctuation)
+_ARTICLES = re.compile(r"\b(a|an|the)\b")
+
+
+def normalize_answer(text: str) -> str:
+    """SQuAD v1.1 normalisation: lower-case, drop ASCII punctuation, replace the words a/an/the by a space,
+    collapse whitespace (in that order, as the official script)."""
+    text = "".join(ch for ch in text.lower() if ch not in _PUNCTUATION)
+    return " ".join(_ARTICLES.sub(" ", text).split())
+
+
+def answer_exact_match(prediction: str, gold: str) -> float:
+    """1.0 when the normalised strings are equal."""
+    return float(normalize_answer(prediction) == normalize_answer(gold))
+
+
+def answer_f1(prediction: str, gold: str) -> float:
+    """Token-overlap F1 of the normalised strings (bag of tokens)."""
+    pred, ref = normalize_answer(prediction).split(), normalize_answer(gold).split()
+    overlap = sum((Counter(pred) & Counter(ref)).values())
+    if overlap == 0:
+        return 0.0
+    p, r = overlap / len(pred), overlap / len(ref)
+    return 2 * p * r / (p + r)
+
+
+def qa_scores(gold: Mapping[str, Sequence[str]], predictions: Mapping[str, str]) -> dict[str, float | int | list]:
+    """Official SQuAD v1.1 / ReCoRD scores: per question the max over its gold answers (duplicates
+    included) of EM and F1, averaged over *all* gold questions and reported as percentages.
+
+    A question without a prediction scores 0 (``missing`` counts them); predictions for ids that are not in
+    ``gold`` are ignored (``unknown`` counts them, ``first_unknown`` names one)."""
+    em = f1 = 0.0
+    missing = 0
+    for qid, answers in gold.items():
+        if qid not in predictions:
+            missing += 1
+            continue
+        pred = predictions[qid]
+        em += max((answer_exact_match(pred, a) for a in answers), default=0.0)
+        f1 += max((answer_f1(pred, a) for a in answers), default=0.0)
+    n = len(gold)
+    unknown = [qid for qid in predictions if qid not in gold]
+    return {
+        "exact_match": 100.0 * em / n if n else 0.0,
+        "f1": 100.0 * f1 / n if n else 0.0,
+        "total": n,
+        "missing": missing,
+        "unknown": len(unknown),
+        "first_unknown": unknown[0] if unknown else None,
+    }

@@ -35,6 +35,8 @@ __all__ = ["build_for_finetuning", "load_finetuned", "to_transformers"]
 
 logger = logging.getLogger(__name__)
 TASK_FILE = "luke_task.json"
+#: head tensors a starting checkpoint may carry; the task model starts its own head fresh
+_HEADS = ("classifier.", "qa_outputs.", "lm_head.", "entity_predictions.")
 
 
 def _model_type(folder: Path) -> str:
@@ -63,8 +65,13 @@ def build_for_finetuning(
     *,
     seed: int = 0,
     max_mention_length: int = 30,
+    keep_entity_vocab: bool = False,
+    entity_vocab_path: str | Path | None = None,
 ) -> tuple[LukePreTrainedModel, LukeTokenizer]:
-    """The model to fine-tune (``model_class_name`` head with ``len(labels)`` classes) and its tokenizer."""
+    """The model to fine-tune (``model_class_name`` head with ``len(labels)`` classes) and its tokenizer.
+
+    With ``keep_entity_vocab`` (SQuAD's real entity ids) there is no entity-table surgery: a LUKE folder
+    keeps its table and vocabulary; a BERT/RoBERTa folder gets a new table for ``entity_vocab_path``."""
     folder = Path(model_path)
     if not folder.is_dir():
         raise UserError(f"model folder {folder} does not exist")
@@ -72,6 +79,44 @@ def build_for_finetuning(
     id2label = dict(enumerate(labels))
     vocab = EntityVocab.from_counts([])  # [PAD], [UNK], [MASK], [MASK2]
     kind = _model_type(folder)
+    if keep_entity_vocab:
+        if kind == "luke":
+            if entity_vocab_path is not None:
+                raise UserError(f"{folder} is a LUKE folder with its own entity vocabulary; drop --entity-vocab")
+            tokenizer = LukeTokenizer.from_pretrained(folder, max_mention_length=max_mention_length)
+            config = LukeConfig.from_pretrained(folder)
+            config.id2label, config.label2id, config.architectures = id2label, None, None
+            config.__post_init__()
+            state = {k.removeprefix("luke."): v for k, v in read_state_dict(folder).items()}
+            state = {k: v for k, v in state.items() if not k.startswith(_HEADS)}
+            torch.manual_seed(seed)
+            model = cls(config)
+            load_state_dict(model, state, expected_missing=_HEADS)
+            model_vocab = tokenizer.entity_vocab
+        else:
+            if entity_vocab_path is None:
+                raise UserError(
+                    f"{folder} is a {kind} folder without entities: pass --entity-vocab FILE (e.g. from "
+                    "luke build-entity-vocab) for the entity features, or use a LUKE folder"
+                )
+            model_vocab = EntityVocab.load(entity_vocab_path)
+            tokenizer = LukeTokenizer.from_pretrained(
+                folder, entity_vocab=model_vocab, max_mention_length=max_mention_length
+            )
+            src = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+            model, _ = init_from_transformers(
+                folder, cls, entity_vocab_size=len(model_vocab), entity_emb_size=src["hidden_size"], seed=seed,
+                id2label=id2label,
+            )  # fmt: skip
+        if len(model_vocab) != model.config.entity_vocab_size:
+            raise UserError(
+                f"{folder}: entity vocabulary has {len(model_vocab)} entries but the model's entity table has "
+                f"{model.config.entity_vocab_size} rows"
+            )
+        if len(tokenizer) != model.config.vocab_size:
+            model.resize_token_embeddings(len(tokenizer), init_from=_marker_init(tokenizer))
+        model.train()
+        return model, tokenizer
     if kind == "luke":
         old_vocab_path = next((folder / n for n in ("entity_vocab.json", "entity_vocab.jsonl", "entity_vocab.tsv")
                                if (folder / n).is_file()), None)  # fmt: skip
@@ -87,13 +132,13 @@ def build_for_finetuning(
         table = state["entity_embeddings.entity_embeddings.weight"]
         rows = [old_vocab.pad_id, old_vocab.unk_id, old_vocab.mask_id, old_vocab.mask2_id or old_vocab.mask_id]
         state["entity_embeddings.entity_embeddings.weight"] = table[rows].clone()
-        state = {k: v for k, v in state.items() if not k.startswith(("classifier.", "lm_head.", "entity_predictions."))}
+        state = {k: v for k, v in state.items() if not k.startswith(_HEADS)}
         torch.manual_seed(seed)
         model = cls(config)
         n_words = state["embeddings.word_embeddings.weight"].shape[0]
         if n_words != config.vocab_size:
             raise UserError(f"{folder}: {n_words} word embeddings but config.vocab_size is {config.vocab_size}")
-        load_state_dict(model, state, expected_missing=("classifier.",))
+        load_state_dict(model, state, expected_missing=_HEADS)
     elif kind in ("bert", "roberta", "xlm-roberta", "camembert"):
         tokenizer = LukeTokenizer.from_pretrained(folder, entity_vocab=vocab, max_mention_length=max_mention_length)
         src = json.loads((folder / "config.json").read_text(encoding="utf-8"))
@@ -142,10 +187,36 @@ def load_finetuned(
     return model, tokenizer, state
 
 
-def to_transformers(model: nn.Module, tmp_dir: str | Path) -> nn.Module:
-    """The same weights in the matching ``transformers`` LUKE class (saved to and loaded from ``tmp_dir``)."""
+class WordsOnlyQA(nn.Module):
+    """``transformers.BertForQuestionAnswering`` (or RoBERTa's) behind the task batch: entity inputs are
+    dropped, so the SQuAD loop can train the plain word model beside LUKE (the issue's baseline)."""
+
+    _WORD_KEYS = ("input_ids", "attention_mask", "token_type_ids", "start_positions", "end_positions")
+
+    def __init__(self, inner: nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, **batch: Any) -> Any:
+        return self.inner(**{k: v for k, v in batch.items() if k in self._WORD_KEYS})
+
+    def save_pretrained(self, folder: str | Path) -> None:
+        self.inner.save_pretrained(str(folder))
+
+
+def to_transformers(model: nn.Module, tmp_dir: str | Path, source: str | Path | None = None) -> nn.Module:
+    """The same weights in the matching ``transformers`` LUKE class (saved to and loaded from ``tmp_dir``).
+
+    For question answering from a BERT/RoBERTa ``source`` folder the baseline is that architecture's own
+    ``*ForQuestionAnswering`` class loaded from ``source`` (the same word weights, no entities)."""
     import transformers
 
+    if type(model).__name__ == "LukeForQuestionAnswering" and source is not None:
+        kind = _model_type(Path(source))
+        if kind != "luke":
+            inner = transformers.AutoModelForQuestionAnswering.from_pretrained(str(source))
+            inner.train(model.training)
+            return WordsOnlyQA(inner)
     model.save_pretrained(tmp_dir)
     cls = getattr(transformers, type(model).__name__)
     out = cls.from_pretrained(str(tmp_dir))

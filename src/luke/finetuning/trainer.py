@@ -175,15 +175,15 @@ def predict_logits(
     out: list[np.ndarray | None] = [None] * len(features)
     for batch in tqdm(loader, desc=desc, disable=not (progress and accelerator.is_local_main_process), leave=False):
         index = batch.pop("feature_index")
-        batch.pop("labels", None)
-        logits = model(**batch).logits.float()
+        for key in task.label_keys:
+            batch.pop(key, None)
+        logits = task.output_logits(model(**batch)).float()
         if accelerator.num_processes > 1:
-            logits = accelerator.pad_across_processes(logits, dim=1) if logits.dim() == 3 else logits
+            logits = accelerator.pad_across_processes(logits, dim=1) if logits.dim() >= 2 else logits
             logits, index = accelerator.gather_for_metrics((logits, index))
         logits = logits.cpu().numpy()
         for row, i in zip(logits, index.tolist(), strict=True):
-            n = len(features[i]["entity_ids"])
-            out[i] = row[:n] if row.ndim == 2 else row
+            out[i] = task.trim_logits(row, features[i])
     model.train(was_training)
     return out  # type: ignore[return-value]
 

@@ -65,6 +65,10 @@ class Task(ABC):
     split_files: ClassVar[dict[str, tuple[str, ...]]]
     main_metric: ClassVar[str] = "f1"
     label_kind: ClassVar[str] = "class"  # "class" (one id per feature), "multilabel", "entity" (one id per entity)
+    #: batch keys that hold training targets (left out of the batch at prediction time)
+    label_keys: ClassVar[tuple[str, ...]] = ("labels",)
+    #: the model keeps the entity vocabulary of its starting point (no entity-table surgery; SQuAD)
+    keeps_entity_vocab: ClassVar[bool] = False
 
     def __init__(self, labels: Sequence[str] | None = None, unseen_labels: str = "error", **options: Any) -> None:
         if unseen_labels not in UNSEEN_LABEL_POLICIES:
@@ -139,7 +143,18 @@ class Task(ABC):
         """Pad features into a batch of tensors (model inputs + ``labels``)."""
         return collate_features(features, pad_token_id, self.label_kind)
 
+    def prepare_model(self, model: Any) -> None:  # noqa: B027 (optional hook)
+        """Task-specific changes to a freshly built model before training (e.g. freezing); default none."""
+
     # ------------------------------------------------------------------------------------------ outputs
+    def output_logits(self, outputs: Any) -> torch.Tensor:
+        """The per-feature scores in a model output: ``logits`` (B, ...); QA stacks start/end (B, L, 2)."""
+        return outputs.logits
+
+    def trim_logits(self, row: np.ndarray, feature: Feature) -> np.ndarray:
+        """One feature's scores without batch padding (per-entity rows cut to the feature's entities)."""
+        return row[: len(feature["entity_ids"])] if row.ndim == 2 else row
+
     @abstractmethod
     def decode(self, examples: Sequence[Any], features: Sequence[Feature], logits: Sequence[np.ndarray]) -> list:
         """Per-example predictions from the logits of each feature (same order as ``features``)."""
