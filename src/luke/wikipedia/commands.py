@@ -1,4 +1,5 @@
-"""``luke build-dump-db``, ``build-entity-vocab``, ``build-pretraining-dataset`` and ``data-stats``."""
+"""``luke build-dump-db``, ``build-entity-vocab``, ``build-pretraining-dataset``, ``data-stats`` and
+``build-mention-db``."""
 
 from __future__ import annotations
 
@@ -153,6 +154,25 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print machine-readable JSON")
     p.set_defaults(func=_data_stats)
 
+    p = sub.add_parser(
+        "build-mention-db",
+        help="dump database -> mention dictionary (anchor text -> linked articles, link probability), JSONL",
+        description=(
+            "Count every link's normalised anchor text (lowercased, accents stripped) against its "
+            "redirect-resolved target article, and the number of articles whose text contains the anchor as "
+            "a whole-word sequence; write one JSON line per mention with link_count, doc_count, "
+            "link_prob = min(1, link_count / doc_count) and the candidate titles, after a header line. "
+            "MentionDetector.from_file reads it (and plain TSV/JSON dictionaries) to find entity mentions in "
+            "any text. The file appears only when complete."
+        ),
+    )
+    p.add_argument("dump_db", type=Path, help="database written by build-dump-db")
+    p.add_argument("out_file", type=Path, help="mention database to write (.jsonl; replaced if it exists)")
+    p.add_argument("--max-mention-words", type=_workers, default=20, help="ignore anchors longer than this (words, 20)")
+    p.add_argument("--min-link-count", type=_workers, default=1, help="drop mentions linked fewer times (1)")
+    p.add_argument("--no-progress", action="store_true", help="do not show a progress bar")
+    p.set_defaults(func=_build_mention_db)
+
 
 def _build_dump_db(args: argparse.Namespace) -> int:
     from luke.wikipedia.dump_db import DumpError, build_dump_db
@@ -263,4 +283,24 @@ def _data_stats(args: argparse.Namespace) -> int:
     print(f"entity coverage     {stats['entity_coverage']:.2%} of mentions have a known entity")
     print(f"distinct entities   {stats['distinct_entities']:,} of {stats['entity_vocab_size']:,} in the vocabulary")
     print(f"shards              {stats['shards']}")
+    return 0
+
+
+def _build_mention_db(args: argparse.Namespace) -> int:
+    from luke.wikipedia.dump_db import DumpError
+    from luke.wikipedia.mention_db import build_mention_db
+
+    start = time.perf_counter()
+    try:
+        stats = build_mention_db(
+            args.dump_db,
+            args.out_file,
+            max_mention_words=args.max_mention_words,
+            min_link_count=args.min_link_count,
+            progress=not args.no_progress,
+        )
+    except DumpError as err:
+        raise UserError(str(err)) from None
+    summary = {"out_file": str(args.out_file), **stats, "seconds": round(time.perf_counter() - start, 1)}
+    print(json.dumps(summary))
     return 0
