@@ -32,13 +32,12 @@ TASK_FILES = {"entity_typing": "test.json", "relation_classification": "test.jso
 PRED_FILES = {"entity_typing": "jsonl", "relation_classification": "jsonl", "ner": "conll"}
 
 
-def make_tiny_bert(folder: Path, dropout: float = 0.1) -> Path:
-    """A tiny random BERT folder whose WordPiece vocabulary covers the fixture words."""
+def make_tiny_bert(folder: Path, dropout: float = 0.1, texts: tuple[str, ...] = ()) -> Path:
+    """A tiny random BERT folder whose WordPiece vocabulary covers the fixture words (and ``texts``)."""
     folder.mkdir(parents=True, exist_ok=True)
     words = set()
-    for p in FIXTURES.rglob("*"):
-        if p.is_file():
-            words |= {w.lower() for w in re.findall(r"\w+|[^\w\s]", p.read_text())}
+    for text in [p.read_text() for p in FIXTURES.rglob("*") if p.is_file()] + list(texts):
+        words |= {w.lower() for w in re.findall(r"\w+|[^\w\s]", text)}
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "@", "#", *sorted(words - {"@", "#"})]
     (folder / "vocab.txt").write_text("\n".join(vocab) + "\n")
     (folder / "tokenizer_config.json").write_text(json.dumps({"do_lower_case": True}))

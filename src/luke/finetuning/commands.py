@@ -298,12 +298,26 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_predict)
 
     p = sub.add_parser(
+        "split-squad",
+        help="split a SQuAD file by article (fixed seed) into train.json and dev.json",
+        description="Split a SQuAD v1.1 file by article with a fixed seed: --train-articles articles (default half) "
+        "go to OUT_DIR/train.json, the rest to OUT_DIR/dev.json. Used to fine-tune on half of the official dev set "
+        "and score the other half when train-v1.1.json is not available.",
+    )
+    p.add_argument("squad_file", type=Path, help="SQuAD JSON (e.g. dev-v1.1.json)")
+    p.add_argument("out_dir", type=Path, help="folder for train.json and dev.json")
+    p.add_argument("--train-articles", type=int, help="articles that go to train (default: half)")
+    p.add_argument("--seed", type=int, default=0, help="shuffling seed (default 0)")
+    p.set_defaults(func=_split_squad)
+
+    p = sub.add_parser(
         "score",
         help="score a predictions file against gold data with the task's official metric",
         description="Prints JSON. entity_typing/relation_classification: a predictions JSONL (as written by "
         "finetune/evaluate) against the gold data file (or its own 'gold' fields). ner: a CoNLL file whose last "
         "column is the predicted tag, against --gold's last column or, without --gold, the column before it "
-        "(conlleval style).",
+        "(conlleval style). squad/record: a JSON object {question id: answer text} against the official JSON "
+        "(--gold required); prints {exact_match, f1} in percent like the official scripts.",
     )
     p.add_argument("task", choices=sorted(TASKS))
     p.add_argument("--gold", type=Path, help="gold data file")
@@ -399,6 +413,15 @@ def _predict(a: argparse.Namespace) -> int:
     finally:
         if a.output:
             out.close()
+    return 0
+
+
+def _split_squad(a: argparse.Namespace) -> int:
+    from luke.finetuning.tasks.squad import split_squad_by_article
+
+    _check_file(a.squad_file, "SQuAD file")
+    summary = split_squad_by_article(a.squad_file, a.out_dir, first_articles=a.train_articles, seed=a.seed)
+    print(json.dumps(summary, indent=2))
     return 0
 
 

@@ -94,12 +94,8 @@ def build_for_finetuning(
             load_state_dict(model, state, expected_missing=_HEADS)
             model_vocab = tokenizer.entity_vocab
         else:
-            if entity_vocab_path is None:
-                raise UserError(
-                    f"{folder} is a {kind} folder without entities: pass --entity-vocab FILE (e.g. from "
-                    "luke build-entity-vocab) for the entity features, or use a LUKE folder"
-                )
-            model_vocab = EntityVocab.load(entity_vocab_path)
+            # Without a vocabulary only the special entities exist (words-only QA, e.g. --no-entity).
+            model_vocab = EntityVocab.load(entity_vocab_path) if entity_vocab_path is not None else vocab
             tokenizer = LukeTokenizer.from_pretrained(
                 folder, entity_vocab=model_vocab, max_mention_length=max_mention_length
             )
@@ -217,8 +213,10 @@ def to_transformers(model: nn.Module, tmp_dir: str | Path, source: str | Path | 
             inner = transformers.AutoModelForQuestionAnswering.from_pretrained(str(source))
             inner.train(model.training)
             return WordsOnlyQA(inner)
+    cls = getattr(transformers, type(model).__name__, None)
+    if cls is None:
+        raise UserError(f"transformers has no {type(model).__name__} class: --backend transformers is not available")
     model.save_pretrained(tmp_dir)
-    cls = getattr(transformers, type(model).__name__)
     out = cls.from_pretrained(str(tmp_dir))
     out.train(model.training)
     return out

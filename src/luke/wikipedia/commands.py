@@ -170,6 +170,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("out_file", type=Path, help="mention database to write (.jsonl; replaced if it exists)")
     p.add_argument("--max-mention-words", type=_workers, default=20, help="ignore anchors longer than this (words, 20)")
     p.add_argument("--min-link-count", type=_workers, default=1, help="drop mentions linked fewer times (1)")
+    p.add_argument(
+        "--any-target",
+        action="store_true",
+        help="also keep links to titles that are not articles of the database (partial dumps)",
+    )
     p.add_argument("--no-progress", action="store_true", help="do not show a progress bar")
     p.set_defaults(func=_build_mention_db)
 
@@ -298,6 +303,7 @@ def _build_mention_db(args: argparse.Namespace) -> int:
             max_mention_words=args.max_mention_words,
             min_link_count=args.min_link_count,
             progress=not args.no_progress,
+            any_target=args.any_target,
         )
     except DumpError as err:
         raise UserError(str(err)) from None

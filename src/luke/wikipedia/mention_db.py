@@ -196,6 +196,7 @@ def build_mention_db(
     max_mention_words: int = 20,
     min_link_count: int = 1,
     progress: bool = True,
+    any_target: bool = False,
 ) -> dict[str, int]:
     """Build the mention database ``out_path`` (JSON Lines, see the module docstring) from a dump database.
 
@@ -205,7 +206,8 @@ def build_mention_db(
     strings (every whole-word sequence of at most ``max_mention_words`` words, pruned by word prefixes) to count
     documents. Mentions linked fewer than ``min_link_count`` times are left out. The file is written to a
     temporary file next to ``out_path`` and renamed when complete. Returns counts (links kept and dropped,
-    pages, mentions written).
+    pages, mentions written).  ``any_target`` keeps links whose (redirect-resolved) target is not an article of
+    the database: for a partial dump, whose links mostly point outside it.
     """
     if max_mention_words < 1:
         raise ValueError(f"max_mention_words must be at least 1, got {max_mention_words}")
@@ -215,16 +217,16 @@ def build_mention_db(
     if not out.parent.is_dir():
         raise FileNotFoundError(f"{out.parent}: output directory does not exist")
     if isinstance(dump_db_path, DumpDB):
-        return _build_mention_db(dump_db_path, out, max_mention_words, min_link_count, progress)
+        return _build_mention_db(dump_db_path, out, max_mention_words, min_link_count, progress, any_target)
     db = DumpDB(dump_db_path)
     try:
-        return _build_mention_db(db, out, max_mention_words, min_link_count, progress)
+        return _build_mention_db(db, out, max_mention_words, min_link_count, progress, any_target)
     finally:
         db.close()
 
 
 def _build_mention_db(
-    db: DumpDB, out: Path, max_mention_words: int, min_link_count: int, progress: bool
+    db: DumpDB, out: Path, max_mention_words: int, min_link_count: int, progress: bool, any_target: bool = False
 ) -> dict[str, int]:
     redirects = db.redirects()
     titles = db.title_set()
@@ -241,7 +243,7 @@ def _build_mention_db(
             for link in paragraph.links:
                 stats["links"] += 1
                 target = resolve(link.title, redirects)
-                if target not in titles:
+                if target not in titles and not any_target:
                     stats["links_dropped_not_an_article"] += 1
                     continue
                 anchor = paragraph.text[link.start : link.end]

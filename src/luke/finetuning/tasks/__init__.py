@@ -5,11 +5,25 @@ from __future__ import annotations
 from luke.finetuning.tasks.base import Task, TaskDefaults
 from luke.finetuning.tasks.entity_typing import EntityTypingTask
 from luke.finetuning.tasks.ner import NerTask
+from luke.finetuning.tasks.record import RecordTask
 from luke.finetuning.tasks.relation_classification import RelationClassificationTask
+from luke.finetuning.tasks.squad import SquadTask
 
-TASKS: dict[str, type[Task]] = {cls.name: cls for cls in (EntityTypingTask, RelationClassificationTask, NerTask)}
+TASKS: dict[str, type[Task]] = {
+    cls.name: cls for cls in (EntityTypingTask, RelationClassificationTask, NerTask, SquadTask, RecordTask)
+}
 
-__all__ = ["TASKS", "Task", "TaskDefaults", "EntityTypingTask", "RelationClassificationTask", "NerTask", "get_task"]
+__all__ = [
+    "TASKS",
+    "Task",
+    "TaskDefaults",
+    "EntityTypingTask",
+    "RelationClassificationTask",
+    "NerTask",
+    "SquadTask",
+    "RecordTask",
+    "get_task",
+]
 
 
 def get_task(name: str) -> type[Task]:

@@ -200,7 +200,10 @@ def collate_features(features: Sequence[Feature], pad_token_id: int, label_kind:
     """Pad a list of features to the longest word / entity / mention length in the batch.
 
     Entity position ids are either given per feature (``entity_position_ids`` (E, M), −1 padded) or
-    derived from ``entity_start_positions``/``entity_end_positions`` (inclusive token spans).
+    derived from ``entity_start_positions``/``entity_end_positions`` (inclusive token spans).  Token type
+    ids come from the features when they carry them (text pairs), else zeros.  ``label_kind="span"``
+    batches ``start_positions``/``end_positions`` (extractive QA).  A batch in which no feature has an
+    entity is words-only (no entity inputs at all).
     """
     B = len(features)
     words = [f["input_ids"] for f in features]
@@ -212,11 +215,26 @@ def collate_features(features: Sequence[Feature], pad_token_id: int, label_kind:
     batch: dict[str, np.ndarray] = {
         "input_ids": input_ids,
         "attention_mask": attention_mask,
-        "token_type_ids": np.zeros_like(input_ids),
+        "token_type_ids": (
+            _pad_stack([f["token_type_ids"] for f in features], 0)
+            if "token_type_ids" in features[0]
+            else np.zeros_like(input_ids)
+        ),
         "entity_ids": entity_ids,
         "entity_attention_mask": entity_attention_mask,
-        "entity_token_type_ids": np.zeros_like(entity_ids),
+        "entity_token_type_ids": (
+            _pad_stack([f["entity_token_type_ids"] for f in features], 0)
+            if "entity_token_type_ids" in features[0]
+            else np.zeros_like(entity_ids)
+        ),
     }
+    if label_kind == "span" and "start_positions" in features[0]:
+        batch["start_positions"] = np.array([f["start_positions"] for f in features], np.int64)
+        batch["end_positions"] = np.array([f["end_positions"] for f in features], np.int64)
+    if E == 0:
+        for key in ("entity_ids", "entity_attention_mask", "entity_token_type_ids"):
+            del batch[key]
+        return {k: torch.from_numpy(v) for k, v in batch.items()}
     if "entity_start_positions" in features[0]:
         starts = _pad_stack([f["entity_start_positions"] for f in features], 0)
         ends = _pad_stack([f["entity_end_positions"] for f in features], 0)

@@ -1,0 +1,500 @@
+"""Extractive question answering: SQuAD 1.1, with Wikipedia-link entity features (spec §3.5).
+
+Features follow the usual recipe: ``[CLS] question [SEP] passage-window [SEP]`` (RoBERTa: ``<s> q </s></s>
+p </s>``), the question cut to ``max_query_length`` tokens, the passage split into windows of at most
+``max_seq_length`` tokens whose starts are ``doc_stride`` passage tokens apart (the original
+``run_squad`` meaning of the stride; ``transformers``' ``run_qa`` passes it as the overlap instead), and
+"max context" bookkeeping: a token seen by several windows counts as a possible answer start only in the
+window where it has the most context on both sides.  The answer of a window is labelled by its character
+span through the tokenizer's offsets; a window that does not contain it points at the first token.
+
+Decoding: per window the ``n_best_size`` best starts and ends (passage tokens only), every pair with
+``start <= end`` and at most ``max_answer_length`` tokens, scored by start + end logit; the best pair over
+all windows of a question wins, and its text is cut from the *original* context with the offsets (never
+detokenised sub-words).
+
+Entity features: a :class:`~luke.wikipedia.mention_db.MentionDetector` (``--mention-db``: a dictionary from
+``luke build-mention-db`` or any plain ``mention<TAB>title`` file) finds mentions in the question and the
+passage by longest match; those whose title is in the model's entity vocabulary become entities with their
+real ids (no ``[MASK]``), positioned on their sub-words, segment 0 (question) or 1 (passage; 0 for RoBERTa).
+The entity table is frozen during fine-tuning.  ``--no-entity`` (or no ``--mention-db``) gives no entities,
+the ablation of the paper.
+
+Scoring is the official SQuAD v1.1 script's (:func:`luke.finetuning.metrics.qa_scores`): percentages, max
+over gold answers, questions without a prediction count as 0.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import re
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from luke.cli import UserError
+from luke.finetuning.data import DataError
+from luke.finetuning.metrics import qa_scores
+from luke.finetuning.tasks.base import Feature, Task, TaskDefaults, collate_features
+
+__all__ = ["SquadTask", "SquadExample", "SquadPrediction", "read_squad", "split_squad_by_article"]
+
+logger = logging.getLogger(__name__)
+_SPECIAL_ENTITIES = ("[PAD]", "[UNK]", "[MASK]", "[MASK2]")
+
+
+@dataclass
+class SquadExample:
+    """One question on one context; ``answers`` are ``(char start, text)`` pairs (empty for raw input)."""
+
+    qid: str
+    question: str
+    context: str
+    answers: list[tuple[int, str]] = field(default_factory=list)
+    title: str = ""
+    path: str = ""
+    line: int | None = None
+
+
+@dataclass
+class SquadPrediction:
+    """The decoded answer: its text (cut from the context), character span and score (start + end logit)."""
+
+    text: str
+    start: int = -1
+    end: int = -1
+    score: float = float("-inf")
+
+
+def _id_lines(text: str) -> dict[str, int]:
+    """Line number of each ``"id": "..."`` in a SQuAD file (the JSON is one object; this locates records)."""
+    lines: dict[str, int] = {}
+    line, counted = 1, 0
+    for m in re.finditer(r'"id"\s*:\s*"((?:[^"\\]|\\.)*)"', text):
+        line += text.count("\n", counted, m.start())
+        counted = m.start()
+        lines.setdefault(m.group(1), line)
+    return lines
+
+
+def _load_json(path: Path) -> tuple[Any, str]:
+    try:
+        raw = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise DataError(path, f"not UTF-8 text ({err.reason} at byte {err.start})") from None
+    if not raw.strip():
+        raise DataError(path, "the file is empty")
+    try:
+        return json.loads(raw), raw
+    except json.JSONDecodeError as err:
+        raise DataError(path, f"invalid JSON: {err.msg} (column {err.colno})", err.lineno) from None
+
+
+def read_squad(path: str | Path) -> list[SquadExample]:
+    """Read a SQuAD v1.1 JSON file into examples, checking it thoroughly.
+
+    Raises :class:`DataError` (file, line of the question) for a malformed record, an empty context or a
+    duplicate id; for answers whose offsets do not match the context text it names the count and the first
+    offending id.  Questions without answers are kept (they score 0; training refuses them)."""
+    path = Path(path)
+    data, raw = _load_json(path)
+    lines = _id_lines(raw)
+    if not isinstance(data, dict) or not isinstance(data.get("data"), list):
+        raise DataError(path, 'expected a SQuAD JSON object {"version": ..., "data": [...]}')
+    out: list[SquadExample] = []
+    seen: set[str] = set()
+    mismatched: list[str] = []
+    for a, article in enumerate(data["data"]):
+        if not isinstance(article, dict) or not isinstance(article.get("paragraphs"), list):
+            raise DataError(path, f"data[{a}] has no 'paragraphs' list")
+        title = str(article.get("title", ""))
+        for p, para in enumerate(article["paragraphs"]):
+            where = f"data[{a}].paragraphs[{p}]"
+            if not isinstance(para, dict) or not isinstance(para.get("context"), str):
+                raise DataError(path, f"{where} has no 'context' string")
+            context = para["context"]
+            qas = para.get("qas")
+            if not isinstance(qas, list):
+                raise DataError(path, f"{where} has no 'qas' list")
+            if not context.strip():
+                first = next((q.get("id") for q in qas if isinstance(q, dict)), None)
+                raise DataError(path, f"{where} has an empty context (first question id {first!r})")
+            for q in qas:
+                if not isinstance(q, dict) or not isinstance(q.get("id"), str):
+                    raise DataError(path, f"{where}: a question without an 'id' string")
+                qid = q["id"]
+                line = lines.get(qid)
+                if qid in seen:
+                    raise DataError(path, f"duplicate question id {qid!r}", line)
+                seen.add(qid)
+                if not isinstance(q.get("question"), str) or not q["question"].strip():
+                    raise DataError(path, f"question {qid!r} has no 'question' text", line)
+                answers = []
+                for ans in q.get("answers") or []:
+                    if not (isinstance(ans, dict) and isinstance(ans.get("text"), str)):
+                        raise DataError(path, f"question {qid!r}: answers need a 'text' string", line)
+                    start = ans.get("answer_start")
+                    if not isinstance(start, int) or isinstance(start, bool):
+                        raise DataError(path, f"question {qid!r}: answer_start must be an integer", line)
+                    if context[start : start + len(ans["text"])] != ans["text"]:
+                        mismatched.append(qid)
+                        continue
+                    answers.append((start, ans["text"]))
+                out.append(SquadExample(qid, q["question"], context, answers, title, str(path), line))
+    if mismatched:
+        first = mismatched[0]
+        raise DataError(
+            path,
+            f"{len(mismatched)} answer(s) whose text does not match the context at answer_start "
+            f"(first: question {first!r})",
+            lines.get(first),
+        )
+    return out
+
+
+def split_squad_by_article(
+    path: str | Path, out_dir: str | Path, *, first_articles: int | None = None, seed: int = 0
+) -> dict[str, Any]:
+    """Split a SQuAD file by article with a fixed seed into ``out_dir/train.json`` and ``out_dir/dev.json``
+    (``first_articles`` articles, default half, go to train).  Returns what went where."""
+    path = Path(path)
+    data, _ = _load_json(path)
+    if not isinstance(data, dict) or not isinstance(data.get("data"), list) or len(data["data"]) < 2:
+        raise DataError(path, "expected a SQuAD JSON object with at least two articles")
+    articles = data["data"]
+    order = list(range(len(articles)))
+    random.Random(seed).shuffle(order)
+    n = len(articles) // 2 if first_articles is None else first_articles
+    if not 0 < n < len(articles):
+        raise ValueError(f"first_articles must be between 1 and {len(articles) - 1}, got {n}")
+    parts = {"train": sorted(order[:n]), "dev": sorted(order[n:])}
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    summary: dict[str, Any] = {"source": str(path), "seed": seed}
+    for name, idx in parts.items():
+        chosen = [articles[i] for i in idx]
+        doc = {"version": data.get("version", "1.1"), "data": chosen}
+        (out_dir / f"{name}.json").write_text(json.dumps(doc, ensure_ascii=False), encoding="utf-8")
+        n_q = sum(len(p["qas"]) for a in chosen for p in a["paragraphs"])
+        summary[name] = {"articles": len(chosen), "questions": n_q, "titles": [a.get("title", "") for a in chosen]}
+    return summary
+
+
+class SquadTask(Task):
+    """SQuAD 1.1 extractive QA (``luke finetune squad``); see the module docstring."""
+
+    name = "squad"
+    model_class_name = "LukeForQuestionAnswering"
+    # Paper: 8 GPUs x batch 2 x accumulation 3 = 48, lr 15e-6, 2 epochs, seed 14, final weights.
+    defaults = TaskDefaults(
+        learning_rate=15e-6,
+        train_batch_size=2,
+        gradient_accumulation_steps=24,
+        num_train_epochs=2,
+        seed=14,
+        select_best=False,
+    )
+    split_files = {
+        "train": ("train-v1.1.json", "train.json"),
+        "dev": ("dev-v1.1.json", "dev.json"),
+        "test": ("test-v1.1.json", "test.json"),
+    }
+    main_metric = "f1"
+    label_kind = "span"
+    label_keys = ("start_positions", "end_positions")
+    keeps_entity_vocab = True
+
+    def __init__(self, labels=None, unseen_labels: str = "error", **options: Any) -> None:
+        super().__init__(["start", "end"], unseen_labels, **options)
+        self._detector: Any = None
+
+    # ------------------------------------------------------------------------------------------ data
+    def read(self, path: str | Path) -> list[SquadExample]:
+        return read_squad(path)
+
+    def load_splits(self, data_dir, splits=("train", "dev", "test")) -> dict[str, list]:
+        out = super().load_splits(data_dir, splits)
+        if "train" in out:  # training questions need an answer
+            unanswered = [ex for ex in out["train"] if not ex.answers]
+            if unanswered:
+                first = unanswered[0]
+                raise DataError(
+                    first.path,
+                    f"{len(unanswered)} training question(s) without answers (first: {first.qid!r}); SQuAD 2.0 "
+                    "unanswerable questions are not supported",
+                    first.line,
+                )
+        return out
+
+    def gold_labels(self, example: SquadExample) -> list[str]:
+        return []
+
+    def build_labels(self, train) -> list[str]:
+        return ["start", "end"]
+
+    def set_labels_from(self, train) -> None:
+        self.labels = ["start", "end"]
+
+    def check_labels(self, examples, split) -> None:
+        """Answers are spans, not labels: nothing can be unseen."""
+
+    # ------------------------------------------------------------------------------------------ options
+    def _opt(self, key: str, default: Any) -> Any:
+        value = self.options.get(key)
+        return default if value is None else value
+
+    @property
+    def use_entities(self) -> bool:
+        return not self._opt("no_entity", False) and self.options.get("mention_db") is not None
+
+    def detector(self, entity_vocab: Any) -> Any:
+        """The mention detector of ``--mention-db``, restricted to ``entity_vocab`` (loaded once)."""
+        if self._detector is None:
+            from luke.wikipedia.mention_db import MentionDetector
+
+            if len(entity_vocab) <= len(_SPECIAL_ENTITIES):
+                raise UserError(
+                    "entity features need an entity vocabulary: start from a LUKE folder, or pass --entity-vocab "
+                    "FILE (e.g. from luke build-entity-vocab) with a BERT/RoBERTa folder; or use --no-entity"
+                )
+
+            path = Path(self.options["mention_db"])
+            if not path.is_file():
+                raise DataError(path, "mention dictionary not found (--mention-db)")
+            self._detector = MentionDetector.from_file(
+                path, min_link_prob=float(self._opt("min_link_prob", 0.01)), entity_vocab=entity_vocab
+            )
+            logger.info("mention dictionary %s: %d mentions in the entity vocabulary", path, len(self._detector))
+        return self._detector
+
+    def prepare_model(self, model: Any) -> None:
+        """Freeze the entity table (spec §3.5: the pretrained entity embeddings are kept as they are)."""
+        luke = getattr(model, "luke", None)
+        if luke is not None:
+            luke.entity_embeddings.entity_embeddings.weight.requires_grad_(False)
+
+    # ------------------------------------------------------------------------------------------ features
+    def _mentions(self, texts: Sequence[str], tokenizer: Any) -> list[list[tuple[int, int, str]]]:
+        if not self.use_entities:
+            return [[] for _ in texts]
+        detector = self.detector(tokenizer.entity_vocab)
+        cache: dict[str, list[tuple[int, int, str]]] = {}
+        return [cache[t] if t in cache else cache.setdefault(t, detector.detect(t)) for t in texts]
+
+    def _cut_questions(self, examples: Sequence[SquadExample], tokenizer: Any) -> list[str]:
+        """Questions cut to ``max_query_length`` tokens (at a token's end offset)."""
+        limit = int(self._opt("max_query_length", 64))
+        out = []
+        for ex, enc in zip(examples, tokenizer.backend_tokenizer.encode_batch(
+            [ex.question for ex in examples], add_special_tokens=False
+        ), strict=True):  # fmt: skip
+            q = ex.question
+            out.append(q[: enc.offsets[limit - 1][1]] if len(enc.ids) > limit else q)
+        return out
+
+    def featurize(self, examples: Sequence[SquadExample], tokenizer: Any) -> list[Feature]:
+        max_len = int(self._opt("max_seq_length", 512))
+        doc_stride = int(self._opt("doc_stride", 128))
+        max_entities = int(self._opt("max_entity_length", 128))
+        questions = self._cut_questions(examples, tokenizer)
+        q_mentions = self._mentions(questions, tokenizer)
+        c_mentions = self._mentions([ex.context for ex in examples], tokenizer)
+        n_special = 4 if tokenizer.double_separator else 3
+        q_lengths = [len(e.ids) for e in tokenizer.backend_tokenizer.encode_batch(questions, add_special_tokens=False)]
+        # One tokenizer call per question length: the window size (and so the overlap that gives a start
+        # every doc_stride tokens) depends on it.
+        groups: dict[int, list[int]] = defaultdict(list)
+        for i, n in enumerate(q_lengths):
+            groups[n].append(i)
+        features: list[Feature] = []
+        for q_len, idx in sorted(groups.items()):
+            capacity = max_len - q_len - n_special
+            if capacity < 8:
+                ex = examples[idx[0]]
+                raise DataError(ex.path, f"question {ex.qid!r} leaves {capacity} passage tokens in --max-seq-length "
+                                f"{max_len}; lower --max-query-length", ex.line)  # fmt: skip
+            enc = tokenizer(
+                [questions[i] for i in idx],
+                [examples[i].context for i in idx],
+                entity_spans=[[(s, e) for s, e, _ in q_mentions[i]] for i in idx],
+                entity_spans_pair=[[(s, e) for s, e, _ in c_mentions[i]] for i in idx],
+                entities=[[t for _, _, t in q_mentions[i]] for i in idx],
+                entities_pair=[[t for _, _, t in c_mentions[i]] for i in idx],
+                task=None,
+                truncation="only_second",
+                max_length=max_len,
+                max_entity_length=max_entities,
+                stride=max(0, capacity - doc_stride),
+                return_overflowing_tokens=True,
+                return_offsets_mapping=True,
+            )
+            for w, local in enumerate(enc["overflow_to_sample_mapping"]):
+                features.append(self._window_feature(examples, idx[local], enc, w, tokenizer))
+        _mark_max_context(features)
+        return features
+
+    def _window_feature(self, examples, i: int, enc: Any, w: int, tokenizer: Any) -> Feature:
+        ids = np.asarray(enc["input_ids"][w], np.int64)
+        offsets = np.asarray(enc["offset_mapping"][w], np.int64).reshape(-1, 2)
+        sep = int(np.flatnonzero(ids == tokenizer.sep_token_id)[0])
+        ctx_start = sep + (2 if tokenizer.double_separator else 1)
+        ctx_end = len(ids) - 1  # exclusive: the final separator
+        feat: Feature = {
+            "input_ids": ids,
+            "token_type_ids": np.asarray(enc["token_type_ids"][w], np.int64),
+            "example_index": i,
+            "context_start": ctx_start,
+            "context_end": ctx_end,
+            "offsets": offsets,
+        }
+        if "entity_ids" in enc:
+            ents = np.asarray(enc["entity_ids"][w], np.int64)
+            feat["entity_ids"] = ents
+            feat["entity_position_ids"] = np.asarray(enc["entity_position_ids"][w], np.int64).reshape(
+                len(ents), tokenizer.max_mention_length
+            )
+            types = np.asarray(enc["entity_token_type_ids"][w], np.int64)
+            feat["entity_token_type_ids"] = types if not tokenizer.double_separator else np.zeros_like(types)
+        else:
+            feat["entity_ids"] = np.zeros(0, np.int64)
+            feat["entity_position_ids"] = np.zeros((0, 1), np.int64)
+            feat["entity_token_type_ids"] = np.zeros(0, np.int64)
+        ex = examples[i]
+        start_pos = end_pos = 0
+        if ex.answers:
+            a_start, text = ex.answers[0]
+            a_end = a_start + len(text)
+            ctx = offsets[ctx_start:ctx_end]
+            if len(ctx) and ctx[0, 0] <= a_start and a_end <= ctx[-1, 1]:
+                start_pos = ctx_start + int(np.flatnonzero(ctx[:, 1] > a_start)[0])
+                end_pos = ctx_start + int(np.flatnonzero(ctx[:, 0] < a_end)[-1])
+        feat["start_positions"], feat["end_positions"] = start_pos, end_pos
+        return feat
+
+    def collate(self, features: Sequence[Feature], pad_token_id: int) -> dict[str, torch.Tensor]:
+        return collate_features(features, pad_token_id, "span")
+
+    # ------------------------------------------------------------------------------------------ outputs
+    def output_logits(self, outputs: Any) -> torch.Tensor:
+        return torch.stack([outputs.start_logits, outputs.end_logits], dim=-1)  # (B, L, 2)
+
+    def trim_logits(self, row: np.ndarray, feature: Feature) -> np.ndarray:
+        return row[: len(feature["input_ids"])]
+
+    def decode(self, examples, features, logits) -> list[SquadPrediction]:
+        n_best = int(self._opt("n_best_size", 20))
+        max_answer = int(self._opt("max_answer_length", 30))
+        best = [SquadPrediction("") for _ in examples]
+        for f, row in zip(features, logits, strict=True):
+            a, b = f["context_start"], f["context_end"]
+            start_scores, end_scores = row[a:b, 0], row[a:b, 1]
+            starts = np.argsort(-np.where(f["max_context"][a:b], start_scores, -np.inf), kind="stable")[:n_best]
+            starts = starts[f["max_context"][a:b][starts]]
+            ends = np.argsort(-end_scores, kind="stable")[:n_best]
+            if not len(starts):
+                continue
+            total = start_scores[starts][:, None] + end_scores[ends][None, :]  # (n_best, n_best)
+            length = ends[None, :] - starts[:, None]
+            total = np.where((length >= 0) & (length < max_answer), total, -np.inf)
+            k = int(np.argmax(total))
+            score = float(total.flat[k])
+            i = f["example_index"]
+            if score > best[i].score:
+                s_tok, e_tok = a + int(starts[k // total.shape[1]]), a + int(ends[k % total.shape[1]])
+                s_char, e_char = int(f["offsets"][s_tok, 0]), int(f["offsets"][e_tok, 1])
+                best[i] = SquadPrediction(examples[i].context[s_char:e_char], s_char, e_char, score)
+        return best
+
+    def _gold(self, examples: Sequence[SquadExample]) -> dict[str, list[str]]:
+        return {ex.qid: [text for _, text in ex.answers] for ex in examples}
+
+    def score(self, examples, predictions) -> dict[str, Any]:
+        out = qa_scores(self._gold(examples), {ex.qid: p.text for ex, p in zip(examples, predictions, strict=True)})
+        return {"exact_match": out["exact_match"], "f1": out["f1"], "total": out["total"]}
+
+    def write_predictions(self, path, examples, predictions) -> None:
+        """The official format: one JSON object ``{question id: answer text}``."""
+        preds = {ex.qid: p.text for ex, p in zip(examples, predictions, strict=True)}
+        Path(path).write_text(json.dumps(preds, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+
+    def score_files(self, gold, predictions) -> dict[str, Any]:
+        """``luke score squad --gold dev-v1.1.json --predictions preds.json``: the official script's output
+        (``exact_match``, ``f1`` in percent); missing and unknown ids are reported as warnings."""
+        if gold is None:
+            raise DataError(predictions, "scoring SQuAD needs the gold data file: pass --gold dev-v1.1.json")
+        preds = read_prediction_file(predictions)
+        out = qa_scores(self._gold(read_squad(gold)), preds)
+        if out["missing"]:
+            logger.warning("%s: %d gold question(s) have no prediction and score 0", predictions, out["missing"])
+        if out["unknown"]:
+            logger.warning(
+                "%s: %d prediction id(s) are not in the gold file and are ignored (first: %r)",
+                predictions,
+                out["unknown"],
+                out["first_unknown"],
+            )
+        return {"exact_match": out["exact_match"], "f1": out["f1"]}
+
+    def examples_from_raw(self, records, path) -> list[SquadExample]:
+        out = []
+        for line, rec in records:
+            if not isinstance(rec, dict):
+                raise DataError(path, "expected a JSON object {'question': ..., 'context': ...}", line)
+            for key in ("question", "context"):
+                if not isinstance(rec.get(key), str) or not rec[key].strip():
+                    raise DataError(path, f"field {key!r} must be a non-empty string", line)
+            qid = str(rec.get("id", line))
+            out.append(SquadExample(qid, rec["question"], rec["context"], [], "", str(path), line))
+        return out
+
+    def format_prediction(self, example: SquadExample, prediction: SquadPrediction) -> dict[str, Any]:
+        return {
+            "id": example.qid,
+            "question": example.question,
+            "answer": prediction.text,
+            "answer_start": prediction.start,
+            "answer_end": prediction.end,
+            "score": prediction.score,
+        }
+
+
+def read_prediction_file(path: str | Path) -> dict[str, str]:
+    """A predictions file ``{question id: answer text}`` (SQuAD/ReCoRD official format), checked."""
+    path = Path(path)
+    preds, _ = _load_json(path)
+    if not isinstance(preds, dict):
+        raise DataError(path, "expected one JSON object {question id: answer text}")
+    bad = [k for k, v in preds.items() if not isinstance(v, str)]
+    if bad:
+        raise DataError(path, f"{len(bad)} prediction(s) are not strings (first id {bad[0]!r})")
+    return preds
+
+
+def _mark_max_context(features: list[Feature]) -> None:
+    """Set ``max_context`` (L,) on every feature: a passage token is "max context" in the window where
+    min(tokens left of it, tokens right of it) + 0.01 * window length is largest (``run_squad``'s rule).
+    Tokens are identified across windows by their character offsets."""
+    best: dict[tuple[int, int, int], tuple[float, int]] = {}
+    for n, f in enumerate(features):
+        a, b = f["context_start"], f["context_end"]
+        length = b - a
+        for p in range(length):
+            s, e = f["offsets"][a + p]
+            score = min(p, length - 1 - p) + 0.01 * length
+            key = (f["example_index"], int(s), int(e))
+            if key not in best or score > best[key][0]:
+                best[key] = (score, n)
+    for n, f in enumerate(features):
+        a, b = f["context_start"], f["context_end"]
+        mask = np.zeros(len(f["input_ids"]), bool)
+        for p in range(a, b):
+            s, e = f["offsets"][p]
+            mask[p] = best[(f["example_index"], int(s), int(e))][1] == n
+        f["max_context"] = mask
