@@ -355,6 +355,8 @@ class Trainer:
                 if step % args.logging_steps == 0 or step == self.total_steps:
                     avg = running / max(n_running, 1)
                     bar.set_postfix(loss=f"{avg:.4f}")
+                    if not main and acc.is_local_main_process:  # no progress bar: say it in the log
+                        logger.info("step %d/%d: loss %.4f", step, self.total_steps, avg)
                     self._log({"train/loss": avg, "train/lr": self.scheduler.get_last_lr()[0]}, step)
                     self.state["history"].append({"step": step, "epoch": epoch, "loss": avg})
                     running, n_running = 0.0, 0

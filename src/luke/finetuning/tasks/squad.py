@@ -288,26 +288,26 @@ class SquadTask(Task):
         cache: dict[str, list[tuple[int, int, str]]] = {}
         return [cache[t] if t in cache else cache.setdefault(t, detector.detect(t)) for t in texts]
 
-    def _cut_questions(self, examples: Sequence[SquadExample], tokenizer: Any) -> list[str]:
-        """Questions cut to ``max_query_length`` tokens (at a token's end offset)."""
+    def _cut_questions(self, examples: Sequence[SquadExample], tokenizer: Any) -> tuple[list[str], list[int]]:
+        """Questions cut to ``max_query_length`` tokens (at a token's end offset), and their token counts."""
         limit = int(self._opt("max_query_length", 64))
-        out = []
+        out, lengths = [], []
         for ex, enc in zip(examples, tokenizer.backend_tokenizer.encode_batch(
             [ex.question for ex in examples], add_special_tokens=False
         ), strict=True):  # fmt: skip
             q = ex.question
             out.append(q[: enc.offsets[limit - 1][1]] if len(enc.ids) > limit else q)
-        return out
+            lengths.append(min(len(enc.ids), limit))
+        return out, lengths
 
     def featurize(self, examples: Sequence[SquadExample], tokenizer: Any) -> list[Feature]:
         max_len = int(self._opt("max_seq_length", 512))
         doc_stride = int(self._opt("doc_stride", 128))
         max_entities = int(self._opt("max_entity_length", 128))
-        questions = self._cut_questions(examples, tokenizer)
+        questions, q_lengths = self._cut_questions(examples, tokenizer)
         q_mentions = self._mentions(questions, tokenizer)
         c_mentions = self._mentions([ex.context for ex in examples], tokenizer)
         n_special = 4 if tokenizer.double_separator else 3
-        q_lengths = [len(e.ids) for e in tokenizer.backend_tokenizer.encode_batch(questions, add_special_tokens=False)]
         # One tokenizer call per question length: the window size (and so the overlap that gives a start
         # every doc_stride tokens) depends on it.
         groups: dict[int, list[int]] = defaultdict(list)
@@ -479,22 +479,29 @@ def read_prediction_file(path: str | Path) -> dict[str, str]:
 
 def _mark_max_context(features: list[Feature]) -> None:
     """Set ``max_context`` (L,) on every feature: a passage token is "max context" in the window where
-    min(tokens left of it, tokens right of it) + 0.01 * window length is largest (``run_squad``'s rule).
-    Tokens are identified across windows by their character offsets."""
-    best: dict[tuple[int, int, int], tuple[float, int]] = {}
+    min(tokens left of it, tokens right of it) + 0.01 * window length is largest (``run_squad``'s rule; the
+    first such window on ties).  Tokens are identified across windows by their character offsets."""
+    if not features:
+        return
+    keys, scores, owner, where = [], [], [], []
     for n, f in enumerate(features):
         a, b = f["context_start"], f["context_end"]
         length = b - a
-        for p in range(length):
-            s, e = f["offsets"][a + p]
-            score = min(p, length - 1 - p) + 0.01 * length
-            key = (f["example_index"], int(s), int(e))
-            if key not in best or score > best[key][0]:
-                best[key] = (score, n)
-    for n, f in enumerate(features):
-        a, b = f["context_start"], f["context_end"]
-        mask = np.zeros(len(f["input_ids"]), bool)
-        for p in range(a, b):
-            s, e = f["offsets"][p]
-            mask[p] = best[(f["example_index"], int(s), int(e))][1] == n
-        f["max_context"] = mask
+        p = np.arange(length)
+        offs = f["offsets"][a:b]
+        keys.append(np.stack([np.full(length, f["example_index"]), offs[:, 0], offs[:, 1]], axis=1))
+        scores.append(np.minimum(p, length - 1 - p) + 0.01 * length)
+        owner.append(np.full(length, n))
+        where.append(p + a)
+    key, score = np.concatenate(keys), np.concatenate(scores)
+    owner_arr, where_arr = np.concatenate(owner), np.concatenate(where)
+    # Sort by token, then best score first, then earliest window; the first row of each token wins.
+    order = np.lexsort((owner_arr, -score, key[:, 2], key[:, 1], key[:, 0]))
+    k = key[order]
+    first = np.ones(len(order), bool)
+    first[1:] = np.any(k[1:] != k[:-1], axis=1)
+    win = order[first]
+    for f in features:
+        f["max_context"] = np.zeros(len(f["input_ids"]), bool)
+    for n, pos in zip(owner_arr[win].tolist(), where_arr[win].tolist(), strict=True):
+        features[n]["max_context"][pos] = True
