@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-import transformers
 
 from conftest import SHARED_DATA, require_shared
 from luke.cli import main as cli_main
@@ -22,35 +21,11 @@ from luke.finetuning.data import DataError
 from luke.finetuning.tasks import TASKS
 from luke.finetuning.tasks.record import RecordExample, RecordPrediction, RecordTask, mark_passage, mark_query
 from luke.tokenization import LukeTokenizer
+from test_finetuning_training import make_tiny_bert
 
 FIXTURE = Path(__file__).parent / "fixtures" / "finetuning" / "record"
 SYNTH_NAMES = ["alice", "bruno", "carla", "dmitri", "elena", "farid", "greta", "hugo", "irina", "jonas"]
 SYNTH_WORDS = ["met", "in", "the", "park", "winner", "smiled", "talked", "with", "later", "won", "race", "."]
-
-
-def make_tiny_bert(folder: Path, extra_words: list[str] = (), dropout: float = 0.1) -> Path:
-    """A tiny random BERT folder whose WordPiece vocabulary covers the record fixtures (ours and the shared
-    one when present) and ``extra_words``."""
-    folder.mkdir(parents=True, exist_ok=True)
-    words = set(extra_words)
-    for p in [*FIXTURE.glob("*.json"), *SHARED_DATA.glob("record/*.json")]:
-        words |= {w.lower() for w in re.findall(r"\w+|[^\w\s]", p.read_text())}
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "@", "#", *sorted(words - {"@", "#"})]
-    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n")
-    (folder / "tokenizer_config.json").write_text(json.dumps({"do_lower_case": True}))
-    config = transformers.BertConfig(
-        vocab_size=len(vocab),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        intermediate_size=37,
-        max_position_embeddings=128,
-        hidden_dropout_prob=dropout,
-        attention_probs_dropout_prob=dropout,
-    )
-    torch.manual_seed(0)
-    transformers.BertModel(config).save_pretrained(folder)
-    return folder
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -64,7 +39,8 @@ def _one_thread():
 
 @pytest.fixture(scope="module")
 def tiny_bert(tmp_path_factory) -> Path:
-    return make_tiny_bert(tmp_path_factory.mktemp("tiny_bert"), SYNTH_NAMES + SYNTH_WORDS)
+    shared = [p.read_text() for p in SHARED_DATA.glob("record/*.json")]  # the shared fixture's words too
+    return make_tiny_bert(tmp_path_factory.mktemp("tiny_bert"), texts=(" ".join(SYNTH_NAMES + SYNTH_WORDS), *shared))
 
 
 @pytest.fixture(scope="module")
@@ -330,7 +306,7 @@ def test_scores_count_every_question(tmp_path, caplog):
     with caplog.at_level(logging.WARNING):
         scores = task.score_files(gold, preds)
     assert scores["exact_match"] == 50.0 and scores["missing"] == 1 and scores["unknown"] == 2
-    assert "2 prediction(s) for question ids not in" in caplog.text and "(first: zz)" in caplog.text
+    assert "2 prediction id(s) are not in the gold file" in caplog.text and "(first: 'zz')" in caplog.text
     with pytest.raises(DataError, match="pass --gold"):
         task.score_files(None, preds)
     preds.write_text(json.dumps({"q1": ["Ann"]}))

@@ -55,6 +55,7 @@ import torch
 from luke.finetuning.data import DataError, require
 from luke.finetuning.metrics import qa_scores
 from luke.finetuning.tasks.base import IGNORE_INDEX, Feature, Task, TaskDefaults, _pad_stack
+from luke.finetuning.tasks.qa import passage_windows, score_prediction_file
 
 __all__ = ["RecordTask", "RecordExample", "RecordPrediction", "mark_passage", "mark_query"]
 
@@ -355,34 +356,14 @@ class RecordTask(Task):
             cand_spans.append(marked[key][1])
 
         q_lens = self._truncate_queries(tokenizer, queries, ph_spans, max_query)
-        n_special = 4 if tokenizer.double_separator else 3
-        groups: dict[int, list[int]] = defaultdict(list)
-        for i, n in enumerate(q_lens):
-            groups[n].append(i)
         feats: list[Feature] = []
-        for q_len, idx in sorted(groups.items()):
-            size = max_len - n_special - q_len
-            if size < 2:
-                ex = examples[idx[0]]
-                raise DataError(
-                    ex.path,
-                    f"question {ex.qid}: --max-seq-length {max_len} leaves no room for the passage after a "
-                    f"{q_len}-token query",
-                    ex.line,
-                )
-            enc = tokenizer(
-                [queries[i] for i in idx],
-                [passages[i] for i in idx],
-                entity_spans=[[ph_spans[i]] for i in idx],
-                entity_spans_pair=[cand_spans[i] for i in idx],
-                task=None,
-                truncation="only_second",
-                max_length=max_len,
-                stride=max(0, size - doc_stride),  # tokens shared by consecutive windows
-                return_overflowing_tokens=True,
-                max_entity_length=1 + max(len(cand_spans[i]) for i in idx),
-                max_mention_length=mention_len,
-            )
+        windows = passage_windows(
+            tokenizer, examples, queries, q_lens, passages, max_length=max_len, doc_stride=doc_stride,
+            max_mention_length=mention_len, entity_spans=lambda i: [ph_spans[i]],
+            entity_spans_pair=lambda i: cand_spans[i],
+            max_entity_length=1 + max(len(c) for c in cand_spans),
+        )  # fmt: skip
+        for idx, enc in windows:
             for w, local in enumerate(enc["overflow_to_sample_mapping"]):
                 i = idx[local]
                 ex = examples[i]
@@ -526,22 +507,8 @@ class RecordTask(Task):
         predictions = Path(predictions)
         if gold is None:
             raise DataError(predictions, "record predictions carry no gold answers; pass --gold FILE (ReCoRD JSON)")
-        try:
-            preds = json.loads(predictions.read_text(encoding="utf-8"))
-        except UnicodeDecodeError as err:
-            raise DataError(predictions, f"not UTF-8 text ({err.reason} at byte {err.start})") from None
-        except json.JSONDecodeError as err:
-            raise DataError(predictions, f"invalid JSON: {err.msg} (column {err.colno})", err.lineno) from None
-        if not isinstance(preds, dict) or not all(isinstance(v, str) for v in preds.values()):
-            raise DataError(predictions, "expected a JSON object {question id: predicted answer text}")
         golds = {ex.qid: ex.answer_texts for ex in self.read(gold)}
-        unknown = [qid for qid in preds if qid not in golds]
-        if unknown:
-            logger.warning(
-                "%s: %d prediction(s) for question ids not in %s (first: %s) are ignored",
-                predictions, len(unknown), gold, unknown[0],
-            )  # fmt: skip
-        return qa_scores(golds, preds)
+        return score_prediction_file(golds, predictions)
 
     def examples_from_raw(self, records: Sequence[tuple[int, Any]], path: Path) -> list[RecordExample]:
         """``luke predict`` input: ``{"passage", "query" (with @placeholder), "entities": [[start, end], ...]

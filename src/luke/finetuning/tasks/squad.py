@@ -30,7 +30,6 @@ import json
 import logging
 import random
 import re
-from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +42,7 @@ from luke.cli import UserError
 from luke.finetuning.data import DataError
 from luke.finetuning.metrics import qa_scores
 from luke.finetuning.tasks.base import Feature, Task, TaskDefaults, collate_features
+from luke.finetuning.tasks.qa import passage_windows, score_prediction_file
 
 __all__ = ["SquadTask", "SquadExample", "SquadPrediction", "read_squad", "split_squad_by_article"]
 
@@ -307,34 +307,16 @@ class SquadTask(Task):
         questions, q_lengths = self._cut_questions(examples, tokenizer)
         q_mentions = self._mentions(questions, tokenizer)
         c_mentions = self._mentions([ex.context for ex in examples], tokenizer)
-        n_special = 4 if tokenizer.double_separator else 3
-        # One tokenizer call per question length: the window size (and so the overlap that gives a start
-        # every doc_stride tokens) depends on it.
-        groups: dict[int, list[int]] = defaultdict(list)
-        for i, n in enumerate(q_lengths):
-            groups[n].append(i)
         features: list[Feature] = []
-        for q_len, idx in sorted(groups.items()):
-            capacity = max_len - q_len - n_special
-            if capacity < 8:
-                ex = examples[idx[0]]
-                raise DataError(ex.path, f"question {ex.qid!r} leaves {capacity} passage tokens in --max-seq-length "
-                                f"{max_len}; lower --max-query-length", ex.line)  # fmt: skip
-            enc = tokenizer(
-                [questions[i] for i in idx],
-                [examples[i].context for i in idx],
-                entity_spans=[[(s, e) for s, e, _ in q_mentions[i]] for i in idx],
-                entity_spans_pair=[[(s, e) for s, e, _ in c_mentions[i]] for i in idx],
-                entities=[[t for _, _, t in q_mentions[i]] for i in idx],
-                entities_pair=[[t for _, _, t in c_mentions[i]] for i in idx],
-                task=None,
-                truncation="only_second",
-                max_length=max_len,
-                max_entity_length=max_entities,
-                stride=max(0, capacity - doc_stride),
-                return_overflowing_tokens=True,
-                return_offsets_mapping=True,
-            )
+        windows = passage_windows(
+            tokenizer, examples, questions, q_lengths, [ex.context for ex in examples],
+            max_length=max_len, doc_stride=doc_stride, max_entity_length=max_entities, return_offsets_mapping=True,
+            entity_spans=lambda i: [(s, e) for s, e, _ in q_mentions[i]],
+            entity_spans_pair=lambda i: [(s, e) for s, e, _ in c_mentions[i]],
+            entities=lambda i: [t for _, _, t in q_mentions[i]],
+            entities_pair=lambda i: [t for _, _, t in c_mentions[i]],
+        )  # fmt: skip
+        for idx, enc in windows:
             for w, local in enumerate(enc["overflow_to_sample_mapping"]):
                 features.append(self._window_feature(examples, idx[local], enc, w, tokenizer))
         _mark_max_context(features)
@@ -429,17 +411,7 @@ class SquadTask(Task):
         (``exact_match``, ``f1`` in percent); missing and unknown ids are reported as warnings."""
         if gold is None:
             raise DataError(predictions, "scoring SQuAD needs the gold data file: pass --gold dev-v1.1.json")
-        preds = read_prediction_file(predictions)
-        out = qa_scores(self._gold(read_squad(gold)), preds)
-        if out["missing"]:
-            logger.warning("%s: %d gold question(s) have no prediction and score 0", predictions, out["missing"])
-        if out["unknown"]:
-            logger.warning(
-                "%s: %d prediction id(s) are not in the gold file and are ignored (first: %r)",
-                predictions,
-                out["unknown"],
-                out["first_unknown"],
-            )
+        out = score_prediction_file(self._gold(read_squad(gold)), predictions)
         return {"exact_match": out["exact_match"], "f1": out["f1"]}
 
     def examples_from_raw(self, records, path) -> list[SquadExample]:
@@ -463,18 +435,6 @@ class SquadTask(Task):
             "answer_end": prediction.end,
             "score": prediction.score,
         }
-
-
-def read_prediction_file(path: str | Path) -> dict[str, str]:
-    """A predictions file ``{question id: answer text}`` (SQuAD/ReCoRD official format), checked."""
-    path = Path(path)
-    preds, _ = _load_json(path)
-    if not isinstance(preds, dict):
-        raise DataError(path, "expected one JSON object {question id: answer text}")
-    bad = [k for k, v in preds.items() if not isinstance(v, str)]
-    if bad:
-        raise DataError(path, f"{len(bad)} prediction(s) are not strings (first id {bad[0]!r})")
-    return preds
 
 
 def _mark_max_context(features: list[Feature]) -> None:

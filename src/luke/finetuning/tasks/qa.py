@@ -1,0 +1,98 @@
+"""What the two question-answering tasks (SQuAD, ReCoRD) share: passage windows with the original meaning
+of ``doc_stride``, and the official predictions file ``{question id: answer text}``."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from luke.finetuning.data import DataError
+from luke.finetuning.metrics import qa_scores
+
+__all__ = ["passage_windows", "read_prediction_file", "score_prediction_file"]
+
+logger = logging.getLogger(__name__)
+
+
+def passage_windows(
+    tokenizer: Any,
+    examples: Sequence[Any],
+    queries: Sequence[str],
+    query_lengths: Sequence[int],
+    passages: Sequence[str],
+    *,
+    max_length: int,
+    doc_stride: int,
+    **kwargs: Any,
+) -> Iterator[tuple[list[int], Any]]:
+    """Tokenize (query, passage) pairs into windows of at most ``max_length`` tokens whose passage parts
+    start ``doc_stride`` tokens apart (``run_squad``'s meaning; the tokenizer's ``stride`` is the overlap,
+    which depends on the query length, so there is one tokenizer call per query length).
+
+    Yields ``(example indices of the call, encoding)``.  ``kwargs`` go to the tokenizer; a callable value is
+    evaluated per example index (``entity_spans=lambda i: spans[i]``).  ``examples`` (with ``qid``, ``path``
+    and ``line``) only serve the error messages."""
+    n_special = 4 if tokenizer.double_separator else 3
+    groups: dict[int, list[int]] = defaultdict(list)
+    for i, n in enumerate(query_lengths):
+        groups[n].append(i)
+    for q_len, idx in sorted(groups.items()):
+        capacity = max_length - q_len - n_special
+        if capacity < 2:
+            ex = examples[idx[0]]
+            raise DataError(
+                ex.path,
+                f"question {ex.qid!r}: a {q_len}-token query leaves {capacity} passage tokens in --max-seq-length "
+                f"{max_length}; lower --max-query-length or raise --max-seq-length",
+                ex.line,
+            )
+        per_call = {k: ([v(i) for i in idx] if callable(v) else v) for k, v in kwargs.items()}
+        enc = tokenizer(
+            [queries[i] for i in idx],
+            [passages[i] for i in idx],
+            task=None,
+            truncation="only_second",
+            max_length=max_length,
+            stride=max(0, capacity - doc_stride),
+            return_overflowing_tokens=True,
+            **per_call,
+        )
+        yield idx, enc
+
+
+def read_prediction_file(path: str | Path) -> dict[str, str]:
+    """A predictions file ``{question id: answer text}`` (the official SQuAD/ReCoRD format), checked."""
+    path = Path(path)
+    try:
+        preds = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as err:
+        raise DataError(path, f"not UTF-8 text ({err.reason} at byte {err.start})") from None
+    except json.JSONDecodeError as err:
+        raise DataError(path, f"invalid JSON: {err.msg} (column {err.colno})", err.lineno) from None
+    if not isinstance(preds, dict):
+        raise DataError(path, "expected one JSON object {question id: answer text}")
+    bad = [k for k, v in preds.items() if not isinstance(v, str)]
+    if bad:
+        raise DataError(path, f"{len(bad)} prediction(s) are not strings (first id {bad[0]!r})")
+    return preds
+
+
+def score_prediction_file(gold: dict[str, list[str]], predictions: str | Path) -> dict[str, Any]:
+    """Official EM/F1 of a predictions file against ``{question id: gold answers}``; questions without a
+    prediction (scored 0) and predictions for unknown ids (ignored) are reported as warnings with the count
+    and the first id."""
+    out = qa_scores(gold, read_prediction_file(predictions))
+    if out["missing"]:
+        logger.warning("%s: %d gold question(s) have no prediction and score 0", predictions, out["missing"])
+    if out["unknown"]:
+        logger.warning(
+            "%s: %d prediction id(s) are not in the gold file and are ignored (first: %r)",
+            predictions,
+            out["unknown"],
+            out["first_unknown"],
+        )
+    return out
