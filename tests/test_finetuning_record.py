@@ -310,7 +310,7 @@ def test_scores_count_every_question(tmp_path, caplog):
     with pytest.raises(DataError, match="pass --gold"):
         task.score_files(None, preds)
     preds.write_text(json.dumps({"q1": ["Ann"]}))
-    with pytest.raises(DataError, match="expected a JSON object"):
+    with pytest.raises(DataError, match=r"1 prediction\(s\) are not strings \(first id 'q1'\)"):
         task.score_files(gold, preds)
 
 
