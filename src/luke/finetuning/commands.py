@@ -253,10 +253,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--entity-vocab", type=Path, help="squad from a BERT/RoBERTa folder: entity vocabulary file")
     q.add_argument("--min-link-prob", type=float, help="squad: minimum link probability of a mention (0.01)")
     q.add_argument("--no-entity", action="store_true", default=None,
-                   help="squad: no entity features (ablation; entity attention mask zeroed)")  # fmt: skip
+                   help="squad: no entity features (the paper's ablation; words only)")  # fmt: skip
     r = p.add_argument_group("run control")
     r.add_argument("--backend", choices=("luke", "transformers"), default="luke",
-                   help="train our model or the same initialisation through transformers' LUKE class")  # fmt: skip
+                   help="train our model or the same initialisation through transformers' LUKE class (squad from a "
+                   "BERT/RoBERTa folder: that model's own *ForQuestionAnswering class, words only)")  # fmt: skip
     r.add_argument("--unseen-labels", choices=UNSEEN_LABEL_POLICIES, default="error",
                    help="dev/test labels missing from train: stop (error) or score them as misses (keep)")  # fmt: skip
     r.add_argument("--max-train-examples", type=int, help="train on a seeded random subset of this size")
@@ -284,10 +285,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser(
         "predict",
-        help="label raw text + spans from a JSONL file with a fine-tuned model",
+        help="label raw text + spans (or answer questions) from a JSONL file with a fine-tuned model",
         description="Input JSON Lines: entity_typing {'text', 'span': [start, end]}; relation_classification "
-        "{'text', 'head': [s, e], 'tail': [s, e]}; ner {'text'} or {'tokens': [...]} (character offsets, end "
-        "exclusive). Writes one JSON object per input line.",
+        "{'text', 'head': [s, e], 'tail': [s, e]}; ner {'text'} or {'tokens': [...]}; squad {'question', "
+        "'context', optional 'id'}; record {'passage', 'query' (with @placeholder), 'entities': [[s, e], ...], "
+        "optional 'id'} (character offsets, end exclusive). Writes one JSON object per input line.",
     )
     _add_common(p)
     p.add_argument("--model", required=True, type=Path, help="fine-tuned model folder")
