@@ -151,7 +151,8 @@ def finetune(
         if split not in splits:
             continue
         t0 = time.perf_counter()
-        scores, preds = evaluate(
+        reuse = trainer.final_dev_evaluation() if split == "dev" else None
+        scores, preds = reuse or evaluate(
             model, task, splits[split], features[split], args.eval_batch_size, tokenizer.pad_token_id, acc,
             args.progress, desc=f"{split}",
         )  # fmt: skip

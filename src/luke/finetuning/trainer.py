@@ -379,7 +379,7 @@ class Trainer:
         if self.dev is None:
             return
         examples, features = self.dev
-        scores, _ = evaluate(
+        scores, predictions = evaluate(
             self.unwrapped,
             self.task,
             examples,
@@ -390,6 +390,8 @@ class Trainer:
             self.args.progress,
             desc=f"dev epoch {epoch + 1}",
         )
+        # The final model's dev result, reusable without another pass (see ``final_dev_evaluation``).
+        self.last_dev = (self.state["global_step"], scores, predictions)
         value = float(scores[metric])
         entry = {"epoch": epoch + 1, "step": self.state["global_step"], f"dev_{metric}": value}
         self.state["history"].append(entry)
@@ -398,6 +400,7 @@ class Trainer:
         best = self.state["best_metric"]
         if self.args.select_best and (best is None or value > best):
             self.state["best_metric"], self.state["best_epoch"] = value, epoch + 1
+            self.state["best_step"] = self.state["global_step"]
             if self.accelerator.is_main_process:
                 self.save_model(self.unwrapped, self.best_dir)
             self.accelerator.wait_for_everyone()
@@ -414,6 +417,15 @@ class Trainer:
             if missing:
                 logger.debug("restoring best weights: kept %d tied/alias tensors", len(missing))
             logger.info("restored the best dev weights (epoch %s)", self.state["best_epoch"])
+
+    def final_dev_evaluation(self) -> tuple[dict[str, Any], list] | None:
+        """(scores, predictions) of the last epoch-end dev evaluation if it scored the final weights (the
+        run ended right after it and no earlier best epoch was restored), else None."""
+        last = getattr(self, "last_dev", None)
+        if last is None or last[0] != self.state["global_step"]:
+            return None
+        restored = self.args.select_best and self.state.get("best_step", last[0]) != last[0]
+        return None if restored else (last[1], last[2])
 
     @property
     def unwrapped(self) -> nn.Module:
