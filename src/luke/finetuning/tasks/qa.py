@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -13,9 +14,26 @@ from typing import Any
 from luke.finetuning.data import DataError
 from luke.finetuning.metrics import qa_scores
 
-__all__ = ["passage_windows", "read_prediction_file", "score_prediction_file"]
+__all__ = ["id_lines", "passage_windows", "read_prediction_file", "score_prediction_file"]
 
 logger = logging.getLogger(__name__)
+_ID_FIELD = re.compile(r'"id"\s*:\s*"((?:[^"\\]|\\.)*)"')
+
+
+def id_lines(text: str) -> dict[str, int]:
+    """Line number of the first ``"id": "..."`` field of each id in a JSON text: SQuAD and ReCoRD files are
+    one JSON object, so this is how an error names the line of a question."""
+    lines: dict[str, int] = {}
+    line, last = 1, 0
+    for m in _ID_FIELD.finditer(text):
+        line += text.count("\n", last, m.start())
+        last = m.start()
+        try:
+            value = json.loads(f'"{m.group(1)}"')
+        except json.JSONDecodeError:
+            continue
+        lines.setdefault(value, line)
+    return lines
 
 
 def passage_windows(

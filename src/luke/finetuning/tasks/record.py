@@ -55,7 +55,7 @@ import torch
 from luke.finetuning.data import DataError, require
 from luke.finetuning.metrics import qa_scores
 from luke.finetuning.tasks.base import IGNORE_INDEX, Feature, Task, TaskDefaults, _pad_stack
-from luke.finetuning.tasks.qa import passage_windows, score_prediction_file
+from luke.finetuning.tasks.qa import id_lines, passage_windows, score_prediction_file
 
 __all__ = ["RecordTask", "RecordExample", "RecordPrediction", "mark_passage", "mark_query"]
 
@@ -64,7 +64,6 @@ logger = logging.getLogger(__name__)
 PLACEHOLDER = "@placeholder"
 HIGHLIGHT_SEPARATOR = "; "
 _HIGHLIGHT = re.compile(r"\s*@highlight\s*")
-_ID_FIELD = re.compile(r'"id"\s*:\s*"((?:[^"\\]|\\.)*)"')
 ANSWER_LABEL = "answer"
 
 
@@ -160,19 +159,10 @@ def mark_passage(
 
 # ---------------------------------------------------------------------------------------------- reading
 class _Lines:
-    """Line numbers of the ``"id": "..."`` fields of a JSON text (first occurrence of each id)."""
+    """Line numbers of the questions and passages of a ReCoRD file (by id)."""
 
     def __init__(self, text: str) -> None:
-        self._lines: dict[str, int] = {}
-        line, last = 1, 0
-        for m in _ID_FIELD.finditer(text):
-            line += text.count("\n", last, m.start())
-            last = m.start()
-            try:
-                value = json.loads(f'"{m.group(1)}"')
-            except json.JSONDecodeError:
-                continue
-            self._lines.setdefault(value, line)
+        self._lines = id_lines(text)
 
     def of(self, qid: Any) -> int | None:
         return self._lines.get(qid) if isinstance(qid, str) else None

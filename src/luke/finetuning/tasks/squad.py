@@ -29,7 +29,6 @@ from __future__ import annotations
 import json
 import logging
 import random
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,7 +41,7 @@ from luke.cli import UserError
 from luke.finetuning.data import DataError
 from luke.finetuning.metrics import qa_scores
 from luke.finetuning.tasks.base import Feature, Task, TaskDefaults, collate_features
-from luke.finetuning.tasks.qa import passage_windows, score_prediction_file
+from luke.finetuning.tasks.qa import id_lines, passage_windows, score_prediction_file
 
 __all__ = ["SquadTask", "SquadExample", "SquadPrediction", "read_squad", "split_squad_by_article"]
 
@@ -73,17 +72,6 @@ class SquadPrediction:
     score: float = float("-inf")
 
 
-def _id_lines(text: str) -> dict[str, int]:
-    """Line number of each ``"id": "..."`` in a SQuAD file (the JSON is one object; this locates records)."""
-    lines: dict[str, int] = {}
-    line, counted = 1, 0
-    for m in re.finditer(r'"id"\s*:\s*"((?:[^"\\]|\\.)*)"', text):
-        line += text.count("\n", counted, m.start())
-        counted = m.start()
-        lines.setdefault(m.group(1), line)
-    return lines
-
-
 def _load_json(path: Path) -> tuple[Any, str]:
     try:
         raw = path.read_text(encoding="utf-8")
@@ -105,7 +93,7 @@ def read_squad(path: str | Path) -> list[SquadExample]:
     offending id.  Questions without answers are kept (they score 0; training refuses them)."""
     path = Path(path)
     data, raw = _load_json(path)
-    lines = _id_lines(raw)
+    lines = id_lines(raw)
     if not isinstance(data, dict) or not isinstance(data.get("data"), list):
         raise DataError(path, 'expected a SQuAD JSON object {"version": ..., "data": [...]}')
     out: list[SquadExample] = []
