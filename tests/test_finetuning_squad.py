@@ -415,3 +415,25 @@ def test_transformers_bert_qa_baseline_runs_on_the_same_features(tiny_bert, tmp_
     assert 0.0 <= results["dev"]["f1"] <= 100.0
     cfg = json.loads((tmp_path / "bert" / "config.json").read_text())
     assert cfg["model_type"] == "bert" and cfg["architectures"] == ["BertForQuestionAnswering"]
+
+
+def test_entity_side_from_title_words(tiny_bert, tmp_path):
+    EntityVocab.from_counts([("Harbour Town", 5), ("Kessel", 3)]).save(tmp_path / "vocab.jsonl")
+    kw = dict(keep_entity_vocab=True, entity_vocab_path=tmp_path / "vocab.jsonl")
+    model, tok = build_for_finetuning(
+        tiny_bert, "LukeForQuestionAnswering", ["start", "end"], entity_init="words", **kw
+    )
+    words, ents = model.luke.embeddings, model.luke.entity_embeddings
+    for title in ("Harbour Town", "Kessel"):
+        ids = tok.backend_tokenizer.encode(title, add_special_tokens=False).ids
+        row = ents.entity_embeddings.weight[tok.entity_vocab.get_id(title)]
+        torch.testing.assert_close(row, words.word_embeddings.weight[ids].mean(0))
+    offset = model.config.pad_token_id + 1  # RoBERTa-style word positions after the BERT conversion
+    torch.testing.assert_close(
+        ents.position_embeddings.weight[:5], words.position_embeddings.weight[offset : offset + 5]
+    )
+    torch.testing.assert_close(ents.LayerNorm.weight, words.LayerNorm.weight)
+    random_init, _ = build_for_finetuning(tiny_bert, "LukeForQuestionAnswering", ["start", "end"], **kw)
+    assert not torch.equal(random_init.luke.entity_embeddings.entity_embeddings.weight, ents.entity_embeddings.weight)
+    with pytest.raises(UserError, match="--entity-init"):
+        build_for_finetuning(tiny_bert, "LukeForQuestionAnswering", ["start", "end"], entity_init="glove", **kw)

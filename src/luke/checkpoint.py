@@ -296,6 +296,41 @@ def convert_to_roberta_positions(model: LukePreTrainedModel) -> None:
 # ------------------------------------------------------------------------- BERT / RoBERTa folders
 
 
+def copy_word_positions_to_entities(model: LukePreTrainedModel) -> None:
+    """Entity position row p <- the word position embedding of word index p (RoBERTa-style word rows are
+    offset by ``pad_token_id + 1``)."""
+    base = model.luke if hasattr(model, "luke") else model
+    word = base.embeddings.position_embeddings.weight
+    entity = base.entity_embeddings.position_embeddings.weight
+    offset = model.config.pad_token_id + 1 if model.config.word_position_style == "roberta" else 0
+    n = min(entity.shape[0], word.shape[0] - offset)
+    with torch.no_grad():
+        entity[:n] = word[offset : offset + n]
+
+
+def init_entities_from_words(model: LukePreTrainedModel, title_token_ids: dict[int, list[int]]) -> int:
+    """Give a freshly initialised entity side the meaning of its titles' words: entity row i <- the mean
+    word embedding of ``title_token_ids[i]``; entity positions, token types and LayerNorm <- the word
+    side's.  An entity then enters the encoder like the bag of its title's words at the mention, instead of
+    as noise (useful when fine-tuning with entity features from a BERT/RoBERTa start, where no pretrained
+    entity table exists).  Needs ``entity_emb_size == hidden_size``.  Returns the number of rows set."""
+    base = model.luke if hasattr(model, "luke") else model
+    if model.config.entity_emb_size != model.config.hidden_size:
+        raise ValueError("init_entities_from_words needs entity_emb_size == hidden_size")
+    words, ents = base.embeddings, base.entity_embeddings
+    copy_word_positions_to_entities(model)
+    done = 0
+    with torch.no_grad():
+        ents.token_type_embeddings.weight.copy_(words.token_type_embeddings.weight)
+        ents.LayerNorm.load_state_dict(words.LayerNorm.state_dict())
+        table = ents.entity_embeddings.weight
+        for entity_id, ids in title_token_ids.items():
+            if ids:
+                table[entity_id] = words.word_embeddings.weight[ids].mean(0)
+                done += 1
+    return done
+
+
 def init_from_transformers(
     folder: str | Path,
     cls: type[LukePreTrainedModel] = LukeModel,

@@ -42,6 +42,7 @@ _TASK_OPTIONS = (
     "entity_vocab",
     "min_link_prob",
     "no_entity",
+    "entity_init",
 )
 
 
@@ -111,6 +112,7 @@ def finetune(
         max_mention_length=int(task.options.get("max_mention_length", task.options.get("max_seq_length", 512))),
         keep_entity_vocab=task.keeps_entity_vocab,
         entity_vocab_path=task.options.get("entity_vocab"),
+        entity_init=task.options.get("entity_init") or "random",
     )
     task.prepare_model(model)
     tmp = tempfile.TemporaryDirectory()
@@ -252,6 +254,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--n-best-size", type=int, help="squad: start/end candidates per window at decoding (20)")
     q.add_argument("--mention-db", type=Path, help="squad: mention dictionary (luke build-mention-db, or a TSV)")
     q.add_argument("--entity-vocab", type=Path, help="squad from a BERT/RoBERTa folder: entity vocabulary file")
+    q.add_argument("--entity-init", choices=("random", "words"),
+                   help="squad from a BERT/RoBERTa folder: new entity embeddings at random (default) or from the "
+                   "word embeddings of each title")  # fmt: skip
     q.add_argument("--min-link-prob", type=float, help="squad: minimum link probability of a mention (0.01)")
     q.add_argument("--no-entity", action="store_true", default=None,
                    help="squad: no entity features (the paper's ablation; words only)")  # fmt: skip

@@ -24,7 +24,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from luke.checkpoint import init_from_transformers, load_state_dict, read_state_dict
+from luke.checkpoint import init_entities_from_words, init_from_transformers, load_state_dict, read_state_dict
 from luke.cli import UserError
 from luke.config import LukeConfig
 from luke.entity_vocab import EntityVocab
@@ -67,11 +67,16 @@ def build_for_finetuning(
     max_mention_length: int = 30,
     keep_entity_vocab: bool = False,
     entity_vocab_path: str | Path | None = None,
+    entity_init: str = "random",
 ) -> tuple[LukePreTrainedModel, LukeTokenizer]:
     """The model to fine-tune (``model_class_name`` head with ``len(labels)`` classes) and its tokenizer.
 
     With ``keep_entity_vocab`` (SQuAD's real entity ids) there is no entity-table surgery: a LUKE folder
-    keeps its table and vocabulary; a BERT/RoBERTa folder gets a new table for ``entity_vocab_path``."""
+    keeps its table and vocabulary; a BERT/RoBERTa folder gets a new table for ``entity_vocab_path``,
+    initialised at random or, with ``entity_init="words"``, from the word embeddings of each title (see
+    :func:`luke.checkpoint.init_entities_from_words`)."""
+    if entity_init not in ("random", "words"):
+        raise UserError(f"--entity-init must be 'random' or 'words', got {entity_init!r}")
     folder = Path(model_path)
     if not folder.is_dir():
         raise UserError(f"model folder {folder} does not exist")
@@ -104,6 +109,12 @@ def build_for_finetuning(
                 folder, cls, entity_vocab_size=len(model_vocab), entity_emb_size=src["hidden_size"], seed=seed,
                 id2label=id2label,
             )  # fmt: skip
+            if entity_init == "words":
+                special = {model_vocab.pad_id, model_vocab.unk_id, model_vocab.mask_id, model_vocab.mask2_id}
+                titles = {i: t for (t, _), i in model_vocab.items() if i not in special}
+                encoded = tokenizer.backend_tokenizer.encode_batch(list(titles.values()), add_special_tokens=False)
+                n = init_entities_from_words(model, {i: e.ids for i, e in zip(titles, encoded, strict=True)})
+                logger.info("initialised %d entity embeddings from their titles' word embeddings", n)
         if len(model_vocab) != model.config.entity_vocab_size:
             raise UserError(
                 f"{folder}: entity vocabulary has {len(model_vocab)} entries but the model's entity table has "

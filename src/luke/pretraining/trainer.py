@@ -151,7 +151,7 @@ def load_model(config: PretrainingConfig, dataset: PretrainingDataset) -> tuple[
 
     Returns (model, "luke" | "transformers"). Checks vocabulary sizes and tokenizer identity against the
     dataset's metadata."""
-    from luke.checkpoint import init_from_transformers
+    from luke.checkpoint import copy_word_positions_to_entities, init_from_transformers
 
     folder = Path(config.model)
     cfg_path = folder / "config.json"
@@ -188,21 +188,10 @@ def load_model(config: PretrainingConfig, dataset: PretrainingDataset) -> tuple[
         )
         kind = "transformers"
         if config.entity_position_init == "word":
-            _copy_word_positions(model)
+            copy_word_positions_to_entities(model)
     check_model_matches_dataset(folder, dataset, model.config.vocab_size)
     _set_dropout(model, config.hidden_dropout_prob, config.attention_probs_dropout_prob)
     return model, kind
-
-
-def _copy_word_positions(model: LukeForMaskedLM) -> None:
-    """Entity position row p <- the word position embedding of word index p (RoBERTa-style word rows are
-    offset by ``pad_token_id + 1``)."""
-    word = model.luke.embeddings.position_embeddings.weight
-    entity = model.luke.entity_embeddings.position_embeddings.weight
-    offset = model.config.pad_token_id + 1 if model.config.word_position_style == "roberta" else 0
-    n = min(entity.shape[0], word.shape[0] - offset)
-    with torch.no_grad():
-        entity[:n] = word[offset : offset + n]
 
 
 def set_trainable(model: LukeForMaskedLM, stage: StageConfig) -> int:
