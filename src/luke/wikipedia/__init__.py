@@ -8,6 +8,10 @@ Three steps, each a ``luke`` sub-command (see ``docs/pretraining-data.md``):
    entity vocabulary (JSONL).
 3. :func:`luke.wikipedia.pretraining_dataset.build_pretraining_dataset` — sentences, link-aligned
    tokenisation, greedy packing → sharded Arrow dataset (``datasets.save_to_disk``) + ``metadata.json``.
+
+For SQuAD's entity features, :func:`luke.wikipedia.mention_db.build_mention_db` (``luke build-mention-db``)
+turns the same dump database into a mention dictionary (anchor text → linked articles, link probability),
+which :class:`luke.wikipedia.mention_db.MentionDetector` uses to find mentions in any text.
 """
 
 from luke.wikipedia.dump_db import DumpDB, DumpError, Paragraph, WikiLink, build_dump_db, parse_wikitext
