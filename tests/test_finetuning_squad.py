@@ -437,3 +437,16 @@ def test_entity_side_from_title_words(tiny_bert, tmp_path):
     assert not torch.equal(random_init.luke.entity_embeddings.entity_embeddings.weight, ents.entity_embeddings.weight)
     with pytest.raises(UserError, match="--entity-init"):
         build_for_finetuning(tiny_bert, "LukeForQuestionAnswering", ["start", "end"], entity_init="glove", **kw)
+
+
+def test_vanilla_attention_ablation(tiny_bert, tmp_path):
+    results = finetune(
+        "squad", tiny_bert, SQUAD_FIXTURE, tmp_path / "vanilla", eval_splits=("dev",), learning_rate=1e-3,
+        num_train_epochs=1, train_batch_size=4, gradient_accumulation_steps=1, progress=False, tensorboard=False,
+        task_options={"max_seq_length": 64, "no_entity_aware_attention": True},
+    )  # fmt: skip
+    assert 0.0 <= results["dev"]["f1"] <= 100.0
+    cfg = json.loads((tmp_path / "vanilla" / "config.json").read_text())
+    assert cfg["use_entity_aware_attention"] is False
+    model = LukeForQuestionAnswering.from_pretrained(tmp_path / "vanilla")
+    assert not any("w2e_query" in name for name, _ in model.named_parameters())

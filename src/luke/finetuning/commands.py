@@ -43,6 +43,7 @@ _TASK_OPTIONS = (
     "min_link_prob",
     "no_entity",
     "entity_init",
+    "no_entity_aware_attention",
 )
 
 
@@ -113,6 +114,7 @@ def finetune(
         keep_entity_vocab=task.keeps_entity_vocab,
         entity_vocab_path=task.options.get("entity_vocab"),
         entity_init=task.options.get("entity_init") or "random",
+        entity_aware_attention=not task.options.get("no_entity_aware_attention"),
     )
     task.prepare_model(model)
     tmp = tempfile.TemporaryDirectory()
@@ -245,6 +247,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--max-seq-length", type=int, help="maximum word tokens per input (NER window; default 512)")
     g.add_argument("--max-mention-length", type=int, help="NER: longest candidate span in subwords (default 16)")
     g.add_argument("--max-entity-length", type=int, help="NER: candidate spans per input (default 128)")
+    g.add_argument("--no-entity-aware-attention", action="store_true", default=None,
+                   help="fine-tune with vanilla self-attention (ablation; default: entity-aware)")  # fmt: skip
     g.add_argument("--dev-ratio", type=float, help="relations without a dev file: held-out share of train (0.1)")
     g.add_argument("--dev-seed", type=int, help="seed of that hold-out split (default 0)")
     q = p.add_argument_group("question answering (squad, record)")

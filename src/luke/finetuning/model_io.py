@@ -68,13 +68,15 @@ def build_for_finetuning(
     keep_entity_vocab: bool = False,
     entity_vocab_path: str | Path | None = None,
     entity_init: str = "random",
+    entity_aware_attention: bool = True,
 ) -> tuple[LukePreTrainedModel, LukeTokenizer]:
     """The model to fine-tune (``model_class_name`` head with ``len(labels)`` classes) and its tokenizer.
 
     With ``keep_entity_vocab`` (SQuAD's real entity ids) there is no entity-table surgery: a LUKE folder
     keeps its table and vocabulary; a BERT/RoBERTa folder gets a new table for ``entity_vocab_path``,
     initialised at random or, with ``entity_init="words"``, from the word embeddings of each title (see
-    :func:`luke.checkpoint.init_entities_from_words`)."""
+    :func:`luke.checkpoint.init_entities_from_words`).  ``entity_aware_attention=False`` fine-tunes with
+    vanilla self-attention (the ablation; the model then has no ``w2e/e2w/e2e`` query weights)."""
     if entity_init not in ("random", "words"):
         raise UserError(f"--entity-init must be 'random' or 'words', got {entity_init!r}")
     folder = Path(model_path)
@@ -90,6 +92,7 @@ def build_for_finetuning(
                 raise UserError(f"{folder} is a LUKE folder with its own entity vocabulary; drop --entity-vocab")
             tokenizer = LukeTokenizer.from_pretrained(folder, max_mention_length=max_mention_length)
             config = LukeConfig.from_pretrained(folder)
+            config.use_entity_aware_attention = entity_aware_attention
             config.id2label, config.label2id, config.architectures = id2label, None, None
             config.__post_init__()
             state = {k.removeprefix("luke."): v for k, v in read_state_dict(folder).items()}
@@ -107,7 +110,7 @@ def build_for_finetuning(
             src = json.loads((folder / "config.json").read_text(encoding="utf-8"))
             model, _ = init_from_transformers(
                 folder, cls, entity_vocab_size=len(model_vocab), entity_emb_size=src["hidden_size"], seed=seed,
-                id2label=id2label,
+                id2label=id2label, use_entity_aware_attention=entity_aware_attention,
             )  # fmt: skip
             if entity_init == "words":
                 special = {model_vocab.pad_id, model_vocab.unk_id, model_vocab.mask_id, model_vocab.mask2_id}
@@ -132,6 +135,7 @@ def build_for_finetuning(
         old_vocab = EntityVocab.load(old_vocab_path)
         tokenizer = LukeTokenizer.from_pretrained(folder, entity_vocab=vocab, max_mention_length=max_mention_length)
         config = LukeConfig.from_pretrained(folder)
+        config.use_entity_aware_attention = entity_aware_attention
         config.entity_vocab_size, config.id2label = len(vocab), id2label
         config.label2id, config.architectures = None, None
         config.__post_init__()
@@ -150,7 +154,13 @@ def build_for_finetuning(
         tokenizer = LukeTokenizer.from_pretrained(folder, entity_vocab=vocab, max_mention_length=max_mention_length)
         src = json.loads((folder / "config.json").read_text(encoding="utf-8"))
         model, _ = init_from_transformers(
-            folder, cls, entity_vocab_size=len(vocab), entity_emb_size=src["hidden_size"], seed=seed, id2label=id2label
+            folder,
+            cls,
+            entity_vocab_size=len(vocab),
+            entity_emb_size=src["hidden_size"],
+            seed=seed,
+            id2label=id2label,
+            use_entity_aware_attention=entity_aware_attention,
         )
         with torch.no_grad():  # [MASK2] starts as a copy of [MASK], as transformers' conversion does
             table = model.luke.entity_embeddings.entity_embeddings.weight
