@@ -14,7 +14,7 @@ from typing import Any
 from luke.finetuning.data import DataError
 from luke.finetuning.metrics import qa_scores
 
-__all__ = ["id_lines", "passage_windows", "read_prediction_file", "score_prediction_file"]
+__all__ = ["id_lines", "load_json_file", "passage_windows", "read_prediction_file", "score_prediction_file"]
 
 logger = logging.getLogger(__name__)
 _ID_FIELD = re.compile(r'"id"\s*:\s*"((?:[^"\\]|\\.)*)"')
@@ -82,15 +82,25 @@ def passage_windows(
         yield idx, enc
 
 
+def load_json_file(path: str | Path) -> tuple[Any, str]:
+    """(parsed JSON, raw text) of a whole-file JSON document; :class:`DataError` (with the line) otherwise."""
+    path = Path(path)
+    try:
+        raw = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise DataError(path, f"not UTF-8 text ({err.reason} at byte {err.start})") from None
+    if not raw.strip():
+        raise DataError(path, "the file is empty")
+    try:
+        return json.loads(raw), raw
+    except json.JSONDecodeError as err:
+        raise DataError(path, f"invalid JSON: {err.msg} (column {err.colno})", err.lineno) from None
+
+
 def read_prediction_file(path: str | Path) -> dict[str, str]:
     """A predictions file ``{question id: answer text}`` (the official SQuAD/ReCoRD format), checked."""
     path = Path(path)
-    try:
-        preds = json.loads(path.read_text(encoding="utf-8"))
-    except UnicodeDecodeError as err:
-        raise DataError(path, f"not UTF-8 text ({err.reason} at byte {err.start})") from None
-    except json.JSONDecodeError as err:
-        raise DataError(path, f"invalid JSON: {err.msg} (column {err.colno})", err.lineno) from None
+    preds, _ = load_json_file(path)
     if not isinstance(preds, dict):
         raise DataError(path, "expected one JSON object {question id: answer text}")
     bad = [k for k, v in preds.items() if not isinstance(v, str)]

@@ -55,7 +55,7 @@ import torch
 from luke.finetuning.data import DataError, require
 from luke.finetuning.metrics import qa_scores
 from luke.finetuning.tasks.base import IGNORE_INDEX, Feature, Task, TaskDefaults, _pad_stack
-from luke.finetuning.tasks.qa import id_lines, passage_windows, score_prediction_file
+from luke.finetuning.tasks.qa import id_lines, load_json_file, passage_windows, score_prediction_file
 
 __all__ = ["RecordTask", "RecordExample", "RecordPrediction", "mark_passage", "mark_query"]
 
@@ -216,14 +216,7 @@ class RecordTask(Task):
     def read(self, path: str | Path) -> list[RecordExample]:
         """Questions of an official ReCoRD JSON file (one :class:`RecordExample` each)."""
         path = Path(path)
-        try:
-            raw = path.read_text(encoding="utf-8")
-        except UnicodeDecodeError as err:
-            raise DataError(path, f"not UTF-8 text ({err.reason} at byte {err.start})") from None
-        try:
-            doc = json.loads(raw)
-        except json.JSONDecodeError as err:
-            raise DataError(path, f"invalid JSON: {err.msg} (column {err.colno})", err.lineno) from None
+        doc, raw = load_json_file(path)
         lines = _Lines(raw)
         if not isinstance(doc, dict) or not isinstance(doc.get("data"), list):
             raise DataError(path, "expected the ReCoRD layout {'data': [{'passage': ..., 'qas': [...]}]}")

@@ -41,7 +41,7 @@ from luke.cli import UserError
 from luke.finetuning.data import DataError
 from luke.finetuning.metrics import qa_scores
 from luke.finetuning.tasks.base import Feature, Task, TaskDefaults, collate_features
-from luke.finetuning.tasks.qa import id_lines, passage_windows, score_prediction_file
+from luke.finetuning.tasks.qa import id_lines, load_json_file, passage_windows, score_prediction_file
 
 __all__ = ["SquadTask", "SquadExample", "SquadPrediction", "read_squad", "split_squad_by_article"]
 
@@ -72,19 +72,6 @@ class SquadPrediction:
     score: float = float("-inf")
 
 
-def _load_json(path: Path) -> tuple[Any, str]:
-    try:
-        raw = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as err:
-        raise DataError(path, f"not UTF-8 text ({err.reason} at byte {err.start})") from None
-    if not raw.strip():
-        raise DataError(path, "the file is empty")
-    try:
-        return json.loads(raw), raw
-    except json.JSONDecodeError as err:
-        raise DataError(path, f"invalid JSON: {err.msg} (column {err.colno})", err.lineno) from None
-
-
 def read_squad(path: str | Path) -> list[SquadExample]:
     """Read a SQuAD v1.1 JSON file into examples, checking it thoroughly.
 
@@ -92,7 +79,7 @@ def read_squad(path: str | Path) -> list[SquadExample]:
     duplicate id; for answers whose offsets do not match the context text it names the count and the first
     offending id.  Questions without answers are kept (they score 0; training refuses them)."""
     path = Path(path)
-    data, raw = _load_json(path)
+    data, raw = load_json_file(path)
     lines = id_lines(raw)
     if not isinstance(data, dict) or not isinstance(data.get("data"), list):
         raise DataError(path, 'expected a SQuAD JSON object {"version": ..., "data": [...]}')
@@ -153,7 +140,7 @@ def split_squad_by_article(
     """Split a SQuAD file by article with a fixed seed into ``out_dir/train.json`` and ``out_dir/dev.json``
     (``first_articles`` articles, default half, go to train).  Returns what went where."""
     path = Path(path)
-    data, _ = _load_json(path)
+    data, _ = load_json_file(path)
     if not isinstance(data, dict) or not isinstance(data.get("data"), list) or len(data["data"]) < 2:
         raise DataError(path, "expected a SQuAD JSON object with at least two articles")
     articles = data["data"]
