@@ -113,6 +113,29 @@ def test_finetune_outputs_load_in_transformers_with_identical_logits(task_name, 
     assert evaluated[metric] == pytest.approx(results["test"][metric])
 
 
+def test_entity_side_from_word_side(tiny_bert, tmp_path):
+    """``--entity-init words`` for typing/relations/NER: the [MASK] (and [MASK2]) entity is the [MASK] word
+    embedding, positions/types/LayerNorm are the word side's; refused for a LUKE start."""
+    from luke.cli import UserError
+    from luke.finetuning.model_io import build_for_finetuning
+
+    model, tok = build_for_finetuning(tiny_bert, "LukeForEntityPairClassification", ["a", "b"], entity_init="words")
+    words, ents = model.luke.embeddings, model.luke.entity_embeddings
+    mask_row = words.word_embeddings.weight[tok.convert_tokens_to_ids("[MASK]")]
+    for entity_id in (tok.entity_mask_token_id, tok.entity_mask2_token_id):
+        torch.testing.assert_close(ents.entity_embeddings.weight[entity_id], mask_row, rtol=0, atol=0)
+    offset = model.config.pad_token_id + 1
+    torch.testing.assert_close(ents.position_embeddings.weight[:8], words.position_embeddings.weight[offset:][:8])
+    torch.testing.assert_close(ents.token_type_embeddings.weight, words.token_type_embeddings.weight)
+    random_init, _ = build_for_finetuning(tiny_bert, "LukeForEntityPairClassification", ["a", "b"])
+    assert not torch.equal(random_init.luke.entity_embeddings.entity_embeddings.weight[2], mask_row)
+    out = tmp_path / "luke"
+    random_init.save_pretrained(out)
+    EntityVocab.from_counts([]).save(out / "entity_vocab.jsonl")
+    with pytest.raises(UserError, match="--entity-init words is for BERT/RoBERTa starts"):
+        build_for_finetuning(out, "LukeForEntityClassification", ["a"], entity_init="words")
+
+
 def test_predict_raw_text(tiny_bert, tmp_path, capsys):
     inputs = {
         "entity_typing": {"text": "Sam Wu visited Porto .", "span": [15, 20]},

@@ -363,6 +363,32 @@ def test_entity_position_init_from_word_positions(inputs, tmp_path: Path) -> Non
     assert not torch.equal(random_init.luke.entity_embeddings.position_embeddings.weight[:10], word[1:11])
 
 
+def test_entity_init_from_title_words(inputs, tmp_path: Path) -> None:
+    """``entity_init: words``: each entity row is the mean word embedding of its title's word pieces (the
+    dataset's tokenizer), specials stay random; a table wider than the hidden size is refused."""
+    from luke.pretraining.config import ConfigError
+    from luke.pretraining.trainer import load_model
+
+    dataset = PretrainingDataset(inputs["ds"])
+    cfg = PretrainingConfig.from_dict(tiny_config(inputs, tmp_path / "o", entity_emb_size=32, entity_init="words"))
+    model, _ = load_model(cfg, dataset)
+    vocab, tokenizer = dataset.entity_vocab, dataset.tokenizer
+    words = model.luke.embeddings.word_embeddings.weight
+    table = model.luke.entity_embeddings.entity_embeddings.weight
+    titles = [(t, i) for (t, _), i in vocab.items() if i not in vocab.special_ids().values()]
+    assert len(titles) >= 3
+    for title, entity_id in titles:
+        ids = tokenizer(title, add_special_tokens=False)["input_ids"]
+        torch.testing.assert_close(table[entity_id], words[ids].mean(0), rtol=0, atol=0)
+    mask_id = vocab.special_ids()["[MASK]"]
+    assert not torch.equal(table[mask_id], torch.zeros_like(table[mask_id]))
+    torch.testing.assert_close(
+        model.luke.entity_embeddings.LayerNorm.weight, model.luke.embeddings.LayerNorm.weight, rtol=0, atol=0
+    )
+    with pytest.raises(ConfigError, match="entity_emb_size == the model's hidden_size"):
+        load_model(PretrainingConfig.from_dict(tiny_config(inputs, tmp_path / "p", entity_init="words")), dataset)
+
+
 def test_stage1_memorises_one_batch(inputs) -> None:
     """Gradient flow through the masked-only heads: repeating one batch drives the entity loss to ~0 with
     the word side frozen (and the word side gets no gradient)."""

@@ -23,6 +23,7 @@ import tarfile
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -30,6 +31,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from luke.config import LukeConfig
+from luke.entity_vocab import EntityVocab
 from luke.modeling import MODEL_CLASSES, LukeForMaskedLM, LukeModel, LukePreTrainedModel
 
 logger = logging.getLogger(__name__)
@@ -329,6 +331,18 @@ def init_entities_from_words(model: LukePreTrainedModel, title_token_ids: dict[i
                 table[entity_id] = words.word_embeddings.weight[ids].mean(0)
                 done += 1
     return done
+
+
+def title_token_ids(vocab: EntityVocab, encode: Callable[[list[str]], list[list[int]]]) -> dict[int, list[int]]:
+    """``{entity id: word-piece ids of its title}`` for every non-special entity of ``vocab`` (the first title
+    of an id), ``encode`` being a batch tokenizer call without special tokens — the input of
+    :func:`init_entities_from_words`."""
+    special = set(vocab.special_ids().values())
+    titles: dict[int, str] = {}
+    for (title, _), entity_id in vocab.items():
+        if entity_id not in special:
+            titles.setdefault(entity_id, title)
+    return dict(zip(titles, encode(list(titles.values())), strict=True))
 
 
 def init_from_transformers(

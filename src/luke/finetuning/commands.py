@@ -249,6 +249,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--max-entity-length", type=int, help="NER: candidate spans per input (default 128)")
     g.add_argument("--no-entity-aware-attention", action="store_true", default=None,
                    help="fine-tune with vanilla self-attention (ablation; default: entity-aware)")  # fmt: skip
+    g.add_argument("--entity-init", choices=("random", "words"),
+                   help="from a BERT/RoBERTa folder: the new entity side at random (default, as the original) or "
+                   "from the word side: [MASK] entity = [MASK] word, entity positions/types/LayerNorm = the words', "
+                   "squad entities = mean word embedding of their title")  # fmt: skip
     g.add_argument("--dev-ratio", type=float, help="relations without a dev file: held-out share of train (0.1)")
     g.add_argument("--dev-seed", type=int, help="seed of that hold-out split (default 0)")
     q = p.add_argument_group("question answering (squad, record)")
@@ -258,9 +262,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--n-best-size", type=int, help="squad: start/end candidates per window at decoding (20)")
     q.add_argument("--mention-db", type=Path, help="squad: mention dictionary (luke build-mention-db, or a TSV)")
     q.add_argument("--entity-vocab", type=Path, help="squad from a BERT/RoBERTa folder: entity vocabulary file")
-    q.add_argument("--entity-init", choices=("random", "words"),
-                   help="squad from a BERT/RoBERTa folder: new entity embeddings at random (default) or from the "
-                   "word embeddings of each title")  # fmt: skip
     q.add_argument("--min-link-prob", type=float, help="squad: minimum link probability of a mention (0.01)")
     q.add_argument("--no-entity", action="store_true", default=None,
                    help="squad: no entity features (the paper's ablation; words only)")  # fmt: skip

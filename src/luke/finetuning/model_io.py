@@ -24,7 +24,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from luke.checkpoint import init_entities_from_words, init_from_transformers, load_state_dict, read_state_dict
+from luke.checkpoint import (
+    init_entities_from_words,
+    init_from_transformers,
+    load_state_dict,
+    read_state_dict,
+    title_token_ids,
+)
 from luke.cli import UserError
 from luke.config import LukeConfig
 from luke.entity_vocab import EntityVocab
@@ -75,8 +81,10 @@ def build_for_finetuning(
     With ``keep_entity_vocab`` (SQuAD's real entity ids) there is no entity-table surgery: a LUKE folder
     keeps its table and vocabulary; a BERT/RoBERTa folder gets a new table for ``entity_vocab_path``,
     initialised at random or, with ``entity_init="words"``, from the word embeddings of each title (see
-    :func:`luke.checkpoint.init_entities_from_words`).  ``entity_aware_attention=False`` fine-tunes with
-    vanilla self-attention (the ablation; the model then has no ``w2e/e2w/e2e`` query weights)."""
+    :func:`luke.checkpoint.init_entities_from_words`).  For the other tasks from a BERT/RoBERTa folder,
+    ``entity_init="words"`` starts the ``[MASK]`` entity as the ``[MASK]`` word embedding and the entity
+    positions, token types and LayerNorm as the word side's (the default draws them at random).
+    ``entity_aware_attention=False`` fine-tunes with vanilla self-attention (the ablation; the model then has no ``w2e/e2w/e2e`` query weights)."""
     if entity_init not in ("random", "words"):
         raise UserError(f"--entity-init must be 'random' or 'words', got {entity_init!r}")
     folder = Path(model_path)
@@ -86,6 +94,8 @@ def build_for_finetuning(
     id2label = dict(enumerate(labels))
     vocab = EntityVocab.from_counts([])  # [PAD], [UNK], [MASK], [MASK2]
     kind = _model_type(folder)
+    if kind == "luke" and entity_init != "random":
+        raise UserError(f"--entity-init {entity_init} is for BERT/RoBERTa starts; {folder} is a LUKE folder")
     if keep_entity_vocab:
         if kind == "luke":
             if entity_vocab_path is not None:
@@ -113,10 +123,12 @@ def build_for_finetuning(
                 id2label=id2label, use_entity_aware_attention=entity_aware_attention,
             )  # fmt: skip
             if entity_init == "words":
-                special = {model_vocab.pad_id, model_vocab.unk_id, model_vocab.mask_id, model_vocab.mask2_id}
-                titles = {i: t for (t, _), i in model_vocab.items() if i not in special}
-                encoded = tokenizer.backend_tokenizer.encode_batch(list(titles.values()), add_special_tokens=False)
-                n = init_entities_from_words(model, {i: e.ids for i, e in zip(titles, encoded, strict=True)})
+                backend = tokenizer.backend_tokenizer
+
+                def encode(texts: list[str]) -> list[list[int]]:
+                    return [e.ids for e in backend.encode_batch(texts, add_special_tokens=False)]
+
+                n = init_entities_from_words(model, title_token_ids(model_vocab, encode))
                 logger.info("initialised %d entity embeddings from their titles' word embeddings", n)
         if len(model_vocab) != model.config.entity_vocab_size:
             raise UserError(
@@ -162,6 +174,11 @@ def build_for_finetuning(
             id2label=id2label,
             use_entity_aware_attention=entity_aware_attention,
         )
+        if entity_init == "words":
+            # The [MASK] entity starts as the [MASK] word: at its mention's (averaged) positions it then gathers
+            # its context the way the word encoder's masked words do (positions/types/LayerNorm from words).
+            mask_word = tokenizer.convert_tokens_to_ids(tokenizer.mask_token)
+            init_entities_from_words(model, {vocab.mask_id: [mask_word]})
         with torch.no_grad():  # [MASK2] starts as a copy of [MASK], as transformers' conversion does
             table = model.luke.entity_embeddings.entity_embeddings.weight
             table[vocab.mask2_id] = table[vocab.mask_id]

@@ -84,6 +84,9 @@ class PretrainingConfig:
     # "random" (the original: a new N(0, 0.02) table) or "word": entity position row p starts as the word
     # position embedding of word index p, so masked entities attend to their mention from the first step.
     entity_position_init: Literal["random", "word"] = "random"
+    # "random" (the original) or "words": entity row i starts as the mean word embedding of its title, and
+    # entity positions, token types and LayerNorm as the word side's (needs entity_emb_size == hidden size).
+    entity_init: Literal["random", "words"] = "random"
     hidden_dropout_prob: float | None = None  # None keeps the model's values
     attention_probs_dropout_prob: float | None = None
     seed: int = 0

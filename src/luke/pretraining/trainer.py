@@ -36,7 +36,7 @@ from torch import nn
 from luke.entity_vocab import EntityVocab
 from luke.modeling import LukeForMaskedLM
 from luke.pretraining.collator import IGNORE_INDEX
-from luke.pretraining.config import PretrainingConfig, StageConfig
+from luke.pretraining.config import ConfigError, PretrainingConfig, StageConfig
 from luke.pretraining.data import DatasetError, EvalBatches, MicroBatches, PretrainingDataset, StreamLayout
 from luke.pretraining.optim import LukeAdamW, WarmupSchedule, parameter_groups
 
@@ -151,7 +151,12 @@ def load_model(config: PretrainingConfig, dataset: PretrainingDataset) -> tuple[
 
     Returns (model, "luke" | "transformers"). Checks vocabulary sizes and tokenizer identity against the
     dataset's metadata."""
-    from luke.checkpoint import copy_word_positions_to_entities, init_from_transformers
+    from luke.checkpoint import (
+        copy_word_positions_to_entities,
+        init_entities_from_words,
+        init_from_transformers,
+        title_token_ids,
+    )
 
     folder = Path(config.model)
     cfg_path = folder / "config.json"
@@ -160,6 +165,11 @@ def load_model(config: PretrainingConfig, dataset: PretrainingDataset) -> tuple[
     model_type = json.loads(cfg_path.read_text()).get("model_type")
     vocab = dataset.entity_vocab
     if model_type == "luke":
+        if config.entity_init != "random":
+            raise ConfigError(
+                f"entity_init: {config.entity_init} only applies when starting from a BERT/RoBERTa folder; {folder} "
+                "is a LUKE checkpoint whose entity table is loaded"
+            )
         model = LukeForMaskedLM.from_pretrained(folder)
         kind = "luke"
         if model.config.entity_vocab_size != len(vocab):
@@ -189,6 +199,19 @@ def load_model(config: PretrainingConfig, dataset: PretrainingDataset) -> tuple[
         kind = "transformers"
         if config.entity_position_init == "word":
             copy_word_positions_to_entities(model)
+        if config.entity_init == "words":
+            if config.entity_emb_size != model.config.hidden_size:
+                raise ConfigError(
+                    f"entity_init: words needs entity_emb_size == the model's hidden_size "
+                    f"({model.config.hidden_size}), got entity_emb_size {config.entity_emb_size}"
+                )
+            tokenizer = dataset.tokenizer
+
+            def encode(texts: list[str]) -> list[list[int]]:
+                return tokenizer(texts, add_special_tokens=False)["input_ids"]
+
+            n = init_entities_from_words(model, title_token_ids(vocab, encode))
+            logger.info("initialised %d entity embeddings from their titles' word embeddings", n)
     check_model_matches_dataset(folder, dataset, model.config.vocab_size)
     _set_dropout(model, config.hidden_dropout_prob, config.attention_probs_dropout_prob)
     return model, kind
