@@ -84,7 +84,8 @@ def build_for_finetuning(
     :func:`luke.checkpoint.init_entities_from_words`).  For the other tasks from a BERT/RoBERTa folder,
     ``entity_init="words"`` starts the ``[MASK]`` entity as the ``[MASK]`` word embedding and the entity
     positions, token types and LayerNorm as the word side's (the default draws them at random).
-    ``entity_aware_attention=False`` fine-tunes with vanilla self-attention (the ablation; the model then has no ``w2e/e2w/e2e`` query weights)."""
+    ``entity_aware_attention=False`` fine-tunes with vanilla self-attention (the ablation; the model then
+    has no ``w2e/e2w/e2e`` query weights)."""
     if entity_init not in ("random", "words"):
         raise UserError(f"--entity-init must be 'random' or 'words', got {entity_init!r}")
     folder = Path(model_path)
