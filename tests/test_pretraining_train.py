@@ -167,6 +167,21 @@ def test_evaluate_and_plot_commands(inputs, trained, capsys: pytest.CaptureFixtu
     assert printed == pytest.approx(result, rel=1e-5)  # the same masking as the trainer's held-out evaluation
     for key in ("mlm_loss", "mlm_accuracy", "mep_loss", "mep_accuracy", "mep_majority_accuracy"):
         assert key in printed
+    # --train-dataset adds the "most frequent training entity" baseline.
+    args = ["evaluate-pretraining", str(out / "final"), str(inputs["ds"]), "--train-dataset", str(inputs["ds"])]
+    assert main([*args, "--json", "--no-progress"]) == 0
+    with_train = json.loads(capsys.readouterr().out)
+    from collections import Counter
+
+    import datasets
+
+    vocab = PretrainingDataset(inputs["ds"]).entity_vocab
+    counts = Counter(e for row in datasets.load_from_disk(str(inputs["ds"]))["entity_ids"] for e in row)
+    for special in vocab.special_ids().values():
+        counts.pop(special, None)
+    top = max(counts.values())
+    assert with_train["mep_train_frequent_entity"] in {e for e, n in counts.items() if n == top}
+    assert 0.0 < with_train["mep_train_frequent_accuracy"] <= with_train["mep_majority_accuracy"]
     pytest.importorskip("matplotlib")
     assert main(["plot-training", str(out)]) == 0
     png = out / "training_curves.png"

@@ -41,6 +41,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("model", type=Path, help="LUKE model folder (e.g. OUTPUT/final of luke pretrain)")
     p.add_argument("dataset", type=Path, help="pretraining dataset folder")
     p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--train-dataset", type=Path, default=None,
+                   help="the training dataset: also report the accuracy of always predicting its most frequent "
+                   "entity (the baseline)")  # fmt: skip
     p.add_argument("--max-items", type=int, default=None, help="evaluate only the first N items")
     p.add_argument("--seed", type=int, default=0, help="masking seed (default 0)")
     p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
@@ -96,6 +99,9 @@ def _evaluate(args: argparse.Namespace) -> int:
             f"{model.config.entity_vocab_size}: different entity vocabularies"
         )
     check_model_matches_dataset(args.model, dataset, model.config.vocab_size)
+    train = PretrainingDataset(args.train_dataset) if args.train_dataset else None
+    if train is not None and train.entity_vocab.to_dict() != dataset.entity_vocab.to_dict():
+        raise UserError(f"{args.train_dataset} and {args.dataset} have different entity vocabularies")
     result = evaluate(
         model,
         dataset,
@@ -104,6 +110,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         max_items=args.max_items,
         precision=args.precision,
         progress=not args.no_progress,
+        train_dataset=train,
     )
     if args.json:
         print(json.dumps(result, indent=2))

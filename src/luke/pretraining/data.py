@@ -80,6 +80,12 @@ class PretrainingDataset:
     def __len__(self) -> int:
         return len(self.data)
 
+    def entity_counts(self) -> np.ndarray:
+        """How often each entity id occurs as a mention over the whole dataset (length = vocabulary size)."""
+        ids = self.data.with_format("numpy")["entity_ids"]
+        flat = np.concatenate([np.asarray(row, dtype=np.int64) for row in ids]) if len(ids) else np.zeros(0, np.int64)
+        return np.bincount(flat, minlength=len(self.entity_vocab))
+
     @cached_property
     def tokenizer(self) -> Any:
         from luke.wikipedia.pretraining_dataset import load_tokenizer

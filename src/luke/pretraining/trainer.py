@@ -353,10 +353,13 @@ def evaluate(
     max_items: int | None = None,
     precision: str = "fp32",
     progress: bool = False,
+    train_dataset: PretrainingDataset | None = None,
 ) -> dict[str, float]:
     """Held-out masked-word and masked-entity loss/accuracy (fixed masking: epoch 0 of ``seed``), plus the
     accuracy of always predicting the most frequent masked entity of this set (an upper bound on the
-    "most frequent entity" baseline) and the same restricted to non-``[UNK]`` targets."""
+    "most frequent entity" baseline) and the same restricted to non-``[UNK]`` targets.  With
+    ``train_dataset``, also ``mep_train_frequent_accuracy``: always predicting the entity (``[UNK]`` and
+    specials excluded) that occurs most often in the training data — the baseline a model has to beat."""
     from tqdm import tqdm
 
     from luke.pretraining.config import MaskingConfig
@@ -392,6 +395,15 @@ def evaluate(
     known_targets = all_targets[all_targets != unk]
     majority_known = np.bincount(known_targets).max() / len(known_targets) if len(known_targets) else 0.0
     n_w, n_e = max(sums["mlm_n"], 1), max(sums["mep_n"], 1)
+    extra: dict[str, float] = {}
+    if train_dataset is not None:
+        counts = train_dataset.entity_counts()
+        counts[list(train_dataset.entity_vocab.special_ids().values())] = 0
+        frequent = int(counts.argmax())
+        extra = {
+            "mep_train_frequent_entity": frequent,
+            "mep_train_frequent_accuracy": float((all_targets == frequent).mean()) if len(all_targets) else 0.0,
+        }
     return {
         "mlm_loss": sums["mlm_sum"] / n_w,
         "mlm_accuracy": sums["mlm_correct"] / n_w,
@@ -403,6 +415,7 @@ def evaluate(
         "masked_words": int(sums["mlm_n"]),
         "masked_entities": int(sums["mep_n"]),
         "masked_entities_non_unk": int(known),
+        **extra,
     }
 
 
