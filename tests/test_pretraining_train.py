@@ -432,3 +432,18 @@ def test_stage1_memorises_one_batch(inputs) -> None:
         losses.append(float(out["mep_sum"].detach()) / n_e)
     assert losses[-1] < 0.1 * losses[0], losses
     assert int(module(batch)["mep_correct"]) == n_e
+
+
+@pytest.mark.parametrize("kind", ["DEEPSPEED", "FSDP"])
+def test_deepspeed_or_fsdp_configuration_is_refused_not_ignored(inputs, tmp_path: Path, monkeypatch, kind) -> None:
+    """accelerate on CPU never selects DeepSpeed/FSDP, so the distributed type is faked: the trainer must stop
+    with a clear message instead of silently training with its own DDP wrapper."""
+    import accelerate
+    from accelerate.utils import DistributedType
+
+    from luke.pretraining.config import ConfigError
+
+    monkeypatch.setattr(accelerate.Accelerator, "distributed_type", property(lambda self: DistributedType[kind]))
+    with pytest.raises(ConfigError, match=f"configured for {kind}.*does not support"):
+        Trainer(PretrainingConfig.from_dict(tiny_config(inputs, tmp_path / "o"))).run()
+    assert not (tmp_path / "o").exists()

@@ -444,6 +444,14 @@ class Trainer:
         GradientState._reset_state()
         self.accelerator = Accelerator(cpu=not torch.cuda.is_available())
         acc = self.accelerator
+        if acc.distributed_type.value in ("DEEPSPEED", "FSDP"):
+            # The loop wraps the model in its own DDP per stage and owns the optimiser and checkpoints; a
+            # DeepSpeed/FSDP configuration would otherwise be silently ignored.
+            raise ConfigError(
+                f"accelerate is configured for {acc.distributed_type.value}, which `luke pretrain` does not support "
+                "yet; launch with a plain multi-process (DDP) configuration (`torchrun --nproc_per_node N -m luke "
+                "pretrain ...` or `accelerate launch` without --use_deepspeed/--use_fsdp)"
+            )
         self.rank, self.world = acc.process_index, acc.num_processes
         self.is_main = acc.is_main_process
         # Inputs are checked before any heavy work (and on every rank, so all fail alike).
