@@ -308,6 +308,7 @@ def test_real_open_entity_short_run_learns(tmp_path):
         select_best=False,
         progress=False,
         tensorboard=False,
+        task_options={"entity_init": "words"},
     )
     losses = [h["loss"] for h in results["history"] if "loss" in h]
     print(f"real-data run: {time.perf_counter() - start:.0f} s, test {results['test']}, losses {losses}")
