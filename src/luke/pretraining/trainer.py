@@ -436,6 +436,7 @@ class Trainer:
     def _setup(self) -> None:
         from accelerate import Accelerator
         from accelerate.state import AcceleratorState, GradientState
+        from accelerate.utils import DistributedType
 
         cfg = self.config
         # accelerate keeps process-wide state; reset it (the process group, PartialState, is kept) so runs with
@@ -444,7 +445,7 @@ class Trainer:
         GradientState._reset_state()
         self.accelerator = Accelerator(cpu=not torch.cuda.is_available())
         acc = self.accelerator
-        if acc.distributed_type.value in ("DEEPSPEED", "FSDP"):
+        if acc.distributed_type in (DistributedType.DEEPSPEED, DistributedType.FSDP):
             # The loop wraps the model in its own DDP per stage and owns the optimiser and checkpoints; a
             # DeepSpeed/FSDP configuration would otherwise be silently ignored.
             raise ConfigError(
