@@ -195,6 +195,93 @@ def test_split_key_attention_matches_plain_formulation(dtype, tol):
         torch.testing.assert_close(a, b, atol=tol, rtol=0, msg=name)
 
 
+@pytest.mark.parametrize("p", [0.1, 0.25, 0.5])
+def test_dropout_keep_mask_is_bernoulli_in_every_lane_and_reproducible(p):
+    """The mask comes from four 16-bit lanes of each 63-bit integer (the top lane has 15 bits): every lane
+    must keep with the same probability 1 - round(p * 32768) / 32768, and the rescale must invert it."""
+    n = 1 << 22
+    torch.manual_seed(3)
+    keep, kscale = modeling.dropout_keep_mask((n // 1024, 1024), p, torch.device("cpu"))
+    assert keep.dtype == torch.bool and keep.shape == (n // 1024, 1024)
+    p_eff = round(p * 32768) / 32768
+    assert kscale == pytest.approx(1 / (1 - p_eff), rel=1e-12)
+    per_lane = keep.reshape(-1, 4).double().mean(0)  # 2**20 draws per lane: std < 5e-4
+    torch.testing.assert_close(per_lane, torch.full((4,), 1 - p_eff, dtype=torch.float64), atol=2.5e-3, rtol=0)
+    # neighbouring decisions are not correlated (a lane bug would repeat or mirror bits)
+    k = keep.reshape(-1).double()
+    assert abs(((k[1:] - (1 - p_eff)) * (k[:-1] - (1 - p_eff))).mean().item()) < 1e-3
+    torch.manual_seed(3)
+    again, _ = modeling.dropout_keep_mask((n // 1024, 1024), p, torch.device("cpu"))
+    assert torch.equal(keep, again)
+
+
+def test_dropout_keep_mask_edges():
+    keep, kscale = modeling.dropout_keep_mask((7, 5), 1.0, torch.device("cpu"))
+    assert not keep.any() and kscale == 0.0
+    keep, kscale = modeling.dropout_keep_mask((3, 3, 3), 1e-9, torch.device("cpu"))  # odd size, rounds to p = 0
+    assert keep.all() and kscale == 1.0
+
+
+def test_fast_dropout_train_and_eval():
+    drop = modeling.FastDropout(0.2)
+    x = torch.rand(64, 512, dtype=torch.float64) + 1.0
+    assert drop.eval()(x) is x
+    x.requires_grad_(True)
+    y = drop.train()(x)
+    scale = 1 / (1 - round(0.2 * 32768) / 32768)
+    kept = y != 0
+    assert 0.75 < kept.double().mean().item() < 0.85
+    torch.testing.assert_close(y[kept], x[kept] * scale)
+    (grad,) = torch.autograd.grad(y.sum(), x)
+    torch.testing.assert_close(grad, kept.double() * scale)
+
+
+@pytest.mark.parametrize("vanilla", [False, True])
+@pytest.mark.parametrize("p", [0.0, 0.3])
+def test_dense_attention_matches_plain_formulation_with_the_same_mask(vanilla, p):
+    """The training path (materialised probabilities, in-place softmax, dropout) against autograd through
+    ``attention_reference`` fed the same keep mask: forward and all gradients, in float64."""
+    q_tw, q_te, k, v, mask, L = _random_attention_inputs(torch.float64)
+    q_te_arg = q_tw if vanilla else q_te
+    scale = 8**-0.5
+    torch.manual_seed(11)
+    fast = modeling._DenseAttention.apply(q_tw, q_te_arg, k, v, mask, L, scale, p)
+    if p:
+        torch.manual_seed(11)
+        keep, kscale = modeling.dropout_keep_mask(tuple(q_tw.shape[:3]) + (q_tw.shape[2],), p, torch.device("cpu"))
+        ref, _ = attention_reference(q_tw, None if vanilla else q_te, k, v, mask, L, scale, lambda x: x * keep * kscale)
+    else:
+        ref, _ = attention_reference(q_tw, None if vanilla else q_te, k, v, mask, L, scale)
+    torch.testing.assert_close(fast, ref, atol=1e-12, rtol=0)
+    grad = torch.randn_like(fast)
+    inputs = (q_tw, k, v) if vanilla else (q_tw, q_te, k, v)
+    fast_grads = torch.autograd.grad(fast, inputs, grad)
+    ref_grads = torch.autograd.grad(ref, inputs, grad)
+    for a, b in zip(fast_grads, ref_grads, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-12, rtol=0)
+
+
+def test_training_step_uses_dense_attention_and_is_reproducible(monkeypatch):
+    """Train mode with attention dropout goes through _DenseAttention on CPU (entity-aware and vanilla
+    layers), and the same seed gives the same loss and gradients."""
+    calls = []
+    original = modeling._DenseAttention.apply
+    monkeypatch.setattr(modeling._DenseAttention, "apply", lambda *a: calls.append(1) or original(*a))
+    model = LukeForMaskedLM(tiny_config(attention_probs_dropout_prob=0.2, hidden_dropout_prob=0.2)).train()
+    batch = make_batch()
+    labels = batch["input_ids"].clone()
+    results = []
+    for _ in range(2):
+        torch.manual_seed(0)
+        loss = model(**batch, labels=labels).loss
+        (g,) = torch.autograd.grad(loss, model.luke.encoder.layer[0].attention.self.w2e_query.weight)
+        results.append((loss.detach(), g))
+    assert calls and len(calls) == 2 * TINY["num_hidden_layers"]
+    torch.testing.assert_close(results[0][0], results[1][0], atol=0, rtol=0)
+    torch.testing.assert_close(results[0][1], results[1][1], atol=0, rtol=0)
+    assert results[0][1].abs().sum() > 0
+
+
 def test_model_fast_path_equals_reference_path_with_grads():
     """The whole model through the fused path vs output_attentions=True (which uses the plain path)."""
     model = LukeModel(tiny_config()).eval()

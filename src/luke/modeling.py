@@ -20,6 +20,7 @@ through their log-sum-exp (see ``_SplitKeyAttention``).
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -104,7 +105,7 @@ class LukeEmbeddings(nn.Module):
         self.position_embeddings = nn.Embedding(config.max_position_embeddings, config.hidden_size, pos_pad)
         self.token_type_embeddings = nn.Embedding(config.type_vocab_size, config.hidden_size)
         self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        self.dropout = FastDropout(config.hidden_dropout_prob)
 
     def make_position_ids(self, input_ids: torch.Tensor) -> torch.Tensor:
         if self.config.word_position_style == "bert":
@@ -143,7 +144,7 @@ class LukeEntityEmbeddings(nn.Module):
         self.position_embeddings = nn.Embedding(config.max_position_embeddings, config.hidden_size)
         self.token_type_embeddings = nn.Embedding(config.type_vocab_size, config.hidden_size)
         self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        self.dropout = FastDropout(config.hidden_dropout_prob)
 
     def forward(
         self, entity_ids: torch.Tensor, position_ids: torch.Tensor, token_type_ids: torch.Tensor
@@ -165,6 +166,114 @@ class LukeEntityEmbeddings(nn.Module):
 def _cpu_flash(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor, scale: float):
     """Fused CPU attention returning (output (B,h,Nq,d), log-sum-exp (B,h,Nq) in fp32)."""
     return torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(q, k, v, 0.0, False, attn_mask=mask, scale=scale)
+
+
+def dropout_keep_mask(shape: tuple[int, ...], p: float, device: torch.device) -> tuple[torch.Tensor, float]:
+    """A Bernoulli(1 - p) keep mask of ``shape`` (bool) and the matching rescale factor ``1 / (1 - p)``.
+
+    On CPU, ``torch.bernoulli_`` (what ``nn.Dropout`` uses) costs ~15 ns per element, and attention
+    dropout draws B*h*N*N of them per layer, the largest non-matmul cost of a training step. Here the
+    mask comes from 16-bit slices of 63-bit integers drawn from torch's default generator (so
+    ``torch.manual_seed`` and saved RNG states reproduce it), about 4x cheaper. The drop probability
+    is quantised to ``round(p * 32768) / 32768`` (0.1 -> 0.1000061) and the rescale uses that exact
+    value, so the expectation of the output is preserved. Other devices use ``bernoulli_``.
+    """
+    if device.type != "cpu":
+        return torch.empty(shape, dtype=torch.bool, device=device).bernoulli_(1.0 - p), 1.0 / (1.0 - p)
+    n = math.prod(shape)
+    t = round(p * 32768)
+    if t >= 32768:  # p ~ 1: drop everything (as F.dropout does)
+        return torch.zeros(shape, dtype=torch.bool), 0.0
+    keep = torch.empty(-(-n // 4), 4, dtype=torch.bool)
+    # random_() on int64 draws uniformly from [0, 2**63): three full 16-bit lanes and a 15-bit top lane.
+    lanes = torch.empty(keep.shape[0], dtype=torch.int64).random_().view(torch.int16).view(-1, 4)
+    top = 3 if sys.byteorder == "little" else 0
+    full = [i for i in range(4) if i != top]
+    torch.ge(lanes[:, full[0] : full[-1] + 1], 2 * t - 32768, out=keep[:, full[0] : full[-1] + 1])
+    torch.ge(lanes[:, top], t, out=keep[:, top])
+    return keep.view(-1)[:n].view(shape), 32768 / (32768 - t)
+
+
+def _masked_matmul(
+    probs: torch.Tensor, keep: torch.Tensor, x: torch.Tensor, transpose: bool, also_mask: torch.Tensor | None = None
+) -> torch.Tensor:
+    """``(probs * keep) @ x``, or ``(probs * keep)^T @ x``, for (B, h, N, N) ``probs``, one (N, N) slice at a
+    time through a reused buffer: the masked probabilities never exist as a second B*h*N*N tensor (on CPU a
+    fresh allocation that size costs more in page faults than the multiplication). ``also_mask`` (same
+    shape as ``probs``) is multiplied by ``keep`` in place in the same pass, while the slice is in cache."""
+    B, h, N, _ = probs.shape
+    p2, k2, x2 = probs.reshape(B * h, N, N), keep.reshape(B * h, N, N), x.reshape(B * h, N, -1)
+    m2 = None if also_mask is None else also_mask.view(B * h, N, N)
+    out = x.new_empty(B * h, N, x.shape[-1])
+    buf = probs.new_empty(N, N)
+    for i in range(B * h):
+        torch.mul(p2[i], k2[i], out=buf)
+        torch.matmul(buf.t() if transpose else buf, x2[i], out=out[i])
+        if m2 is not None:
+            m2[i].mul_(k2[i])
+    return out.view(B, h, N, -1)
+
+
+class _DenseAttention(torch.autograd.Function):
+    """Materialised split-key attention with attention-probability dropout, for training.
+
+    Same function as ``attention_reference`` (``q_te is q_tw`` gives vanilla attention), written for the
+    CPU's memory system rather than for autograd: the (B, h, N, N) score matrix is allocated once, the two
+    key halves' scores are written straight into its column blocks, softmax and its backward run in place,
+    and the dropout mask is a bool tensor from ``dropout_keep_mask``. Saved for backward: probabilities
+    (4 bytes per score) and the mask (1 byte); the dropped probabilities are recomputed.
+    """
+
+    @staticmethod
+    def forward(ctx, q_tw, q_te, k, v, mask, num_words, scale, p):  # type: ignore[override]
+        B, h, N, _ = q_tw.shape
+        L = num_words
+        kt = k.transpose(-1, -2)  # (B, h, d, N)
+        probs = q_tw.new_empty(B, h, N, N)
+        torch.matmul(q_tw * scale, kt[..., :L], out=probs[..., :L])  # to-word scores
+        torch.matmul(q_te * scale, kt[..., L:], out=probs[..., L:])  # to-entity scores
+        torch.softmax(probs.add_(mask), dim=-1, out=probs)  # in place
+        keep, kscale = (None, 1.0) if p == 0 else dropout_keep_mask(probs.shape, p, probs.device)
+        out = torch.matmul(probs, v) if keep is None else _masked_matmul(probs, keep, v, transpose=False)
+        if kscale != 1.0:
+            out.mul_(kscale)
+        ctx.save_for_backward(q_tw, q_te, k, v, probs, keep)
+        ctx.num_words, ctx.scale, ctx.kscale = L, scale, kscale
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out):  # type: ignore[override]
+        q_tw, q_te, k, v, probs, keep = ctx.saved_tensors
+        L, scale = ctx.num_words, ctx.scale
+        g = grad_out * ctx.kscale if ctx.kscale != 1.0 else grad_out  # (B, h, N, d)
+        d_probs = torch.matmul(g, v.transpose(-1, -2))  # (B, h, N, N)
+        if keep is None:
+            dv = torch.matmul(probs.transpose(-1, -2), g)
+        else:
+            dv = _masked_matmul(probs, keep, g, transpose=True, also_mask=d_probs)
+        # softmax backward, in place: d_scores = probs * (d_probs - rowsum(d_probs * probs))
+        d_scores = torch.ops.aten._softmax_backward_data.out(d_probs, probs, -1, probs.dtype, grad_input=d_probs)
+        d_scores.mul_(scale)
+        ds_w, ds_e = d_scores[..., :L], d_scores[..., L:]
+        dq_tw = torch.matmul(ds_w, k[:, :, :L])
+        dq_te = torch.matmul(ds_e, k[:, :, L:])
+        dk = torch.empty_like(k)
+        torch.matmul(ds_w.transpose(-1, -2), q_tw, out=dk[:, :, :L])
+        torch.matmul(ds_e.transpose(-1, -2), q_te, out=dk[:, :, L:])
+        return dq_tw, dq_te, dk, dv, None, None, None, None
+
+
+class FastDropout(nn.Dropout):
+    """``nn.Dropout`` whose CPU training-mode mask comes from ``dropout_keep_mask`` (same ``p`` semantics,
+    ~4x cheaper mask; other devices and eval mode behave exactly as ``nn.Dropout``)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0:
+            return x
+        if x.device.type != "cpu" or x.dtype not in (torch.float32, torch.float64) or self.inplace:
+            return super().forward(x)  # (a bf16 mask could not hold the rescale factor exactly)
+        keep, kscale = dropout_keep_mask(x.shape, self.p, x.device)
+        return x * keep.to(x.dtype).mul_(kscale)
 
 
 class _SplitKeyAttention(torch.autograd.Function):
@@ -299,7 +408,7 @@ class LukeSelfAttention(nn.Module):
             self.w2e_query = nn.Linear(H, H)
             self.e2w_query = nn.Linear(H, H)
             self.e2e_query = nn.Linear(H, H)
-        self.dropout = nn.Dropout(config.attention_probs_dropout_prob)
+        self.dropout = FastDropout(config.attention_probs_dropout_prob)
 
     def forward(
         self, x: torch.Tensor, layout: TokenLayout, output_attentions: bool = False
@@ -328,9 +437,14 @@ class LukeSelfAttention(nn.Module):
         scale = 1.0 / math.sqrt(self.head_dim)
         dropout_active = self.training and self.dropout.p > 0
 
+        on_cpu, exact_dtype = x.device.type == "cpu", k.dtype in (torch.float32, torch.float64)
         probs = None
-        if output_attentions or (use_ea and dropout_active) or (use_ea and x.device.type != "cpu"):
-            # The fused CPU kernel has no dropout; on other devices the LSE merge is not wired up yet.
+        if dropout_active and on_cpu and exact_dtype and not output_attentions:
+            # The fused CPU kernel has no dropout: materialise the probabilities, frugally (_DenseAttention).
+            out = _DenseAttention.apply(q_tw, q_tw if q_te is None else q_te, k, v, mask, L, scale, self.dropout.p)
+        elif output_attentions or (use_ea and dropout_active) or (use_ea and not on_cpu):
+            # Probabilities requested, or bf16 autocast with dropout on CPU (softmax in fp32, as autocast does),
+            # or another device (the LSE merge is not wired up there yet).
             out, probs = attention_reference(q_tw, q_te, k, v, mask, L, scale, self.dropout if dropout_active else None)
         elif use_ea:
             kw, ke, vw, ve = k[:, :, :L], k[:, :, L:], v[:, :, :L], v[:, :, L:]
@@ -349,7 +463,7 @@ class LukeSelfOutput(nn.Module):
         super().__init__()
         self.dense = nn.Linear(config.hidden_size, config.hidden_size)
         self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        self.dropout = FastDropout(config.hidden_dropout_prob)
 
     def forward(self, x: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
         return self.LayerNorm(self.dropout(self.dense(x)) + residual)
@@ -381,7 +495,7 @@ class LukeOutput(LukeSelfOutput):
         nn.Module.__init__(self)
         self.dense = nn.Linear(config.intermediate_size, config.hidden_size)
         self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        self.dropout = FastDropout(config.hidden_dropout_prob)
 
 
 class LukeLayer(nn.Module):
@@ -779,7 +893,7 @@ class _EntityHeadModel(LukePreTrainedModel):
     def __init__(self, config: LukeConfig):
         super().__init__(config)
         self.luke = LukeModel(config)
-        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        self.dropout = FastDropout(config.hidden_dropout_prob)
         self.classifier = nn.Linear(config.hidden_size * self.feature_width, config.num_labels, self.classifier_bias)
         self.init_weights()
 
@@ -894,7 +1008,7 @@ class LukeForEntitySpanQA(LukePreTrainedModel):
     def __init__(self, config: LukeConfig):
         super().__init__(config)
         self.luke = LukeModel(config, add_pooling_layer=False)
-        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        self.dropout = FastDropout(config.hidden_dropout_prob)
         self.classifier = nn.Linear(config.hidden_size * 2, 1)
         self.init_weights()
 
