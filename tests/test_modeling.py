@@ -384,3 +384,18 @@ def test_resize_token_embeddings_keeps_rows_and_ties():
     assert torch.equal(model.lm_head.decoder.bias[99], old_bias[5])
     out = model(torch.tensor([[0, 99, 100, 2]]))
     assert out.logits.shape == (1, 4, 101)
+
+
+@pytest.mark.parametrize("act", ["gelu", "gelu_new", "relu", "silu"])
+def test_inference_ffn_buffer_gives_the_same_states(act):
+    """Under no_grad the encoder's layers share one FFN block and apply the activation in place: the
+    states must equal the autograd-enabled (fresh tensors) forward exactly."""
+    model = LukeModel(tiny_config(hidden_act=act, num_hidden_layers=3)).eval()
+    batch = make_batch()
+    ref = model(**batch, output_hidden_states=True)
+    with torch.no_grad():
+        fast = model(**batch, output_hidden_states=True)
+    torch.testing.assert_close(fast.last_hidden_state, ref.last_hidden_state, atol=0, rtol=0)
+    torch.testing.assert_close(fast.entity_last_hidden_state, ref.entity_last_hidden_state, atol=0, rtol=0)
+    for a, b in zip(fast.hidden_states, ref.hidden_states, strict=True):
+        torch.testing.assert_close(a, b, atol=0, rtol=0)

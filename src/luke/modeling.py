@@ -466,7 +466,8 @@ class LukeSelfOutput(nn.Module):
         self.dropout = FastDropout(config.hidden_dropout_prob)
 
     def forward(self, x: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
-        return self.LayerNorm(self.dropout(self.dense(x)) + residual)
+        h = self.dropout(self.dense(x))  # a fresh tensor: without autograd the residual can go in place
+        return self.LayerNorm(h + residual if torch.is_grad_enabled() else h.add_(residual))
 
 
 class LukeAttention(nn.Module):
@@ -486,8 +487,15 @@ class LukeIntermediate(nn.Module):
         self.dense = nn.Linear(config.hidden_size, config.intermediate_size)
         self.act = _activation(config.hidden_act)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.act(self.dense(x))
+        self.act_ = _activation(config.hidden_act, inplace=True)
+
+    def forward(self, x: torch.Tensor, buffer: torch.Tensor | None = None) -> torch.Tensor:
+        """x: (T, H) -> (T, intermediate). ``buffer`` (at least T rows, inference only): write into it and
+        apply the activation in place, so that the encoder's layers reuse one (T, intermediate) block
+        instead of each allocating (and, on CPU, page-faulting) a fresh one."""
+        if buffer is None or torch.is_grad_enabled():
+            return self.act(self.dense(x))
+        return self.act_(torch.addmm(self.dense.bias, x, self.dense.weight.t(), out=buffer[: x.shape[0]]))
 
 
 class LukeOutput(LukeSelfOutput):
@@ -507,9 +515,9 @@ class LukeLayer(nn.Module):
         self.intermediate = LukeIntermediate(config)
         self.output = LukeOutput(config)
 
-    def forward(self, x, layout, output_attentions=False):
+    def forward(self, x, layout, output_attentions=False, ffn_buffer=None):
         x, probs = self.attention(x, layout, output_attentions)
-        return self.output(self.intermediate(x), x), probs
+        return self.output(self.intermediate(x, ffn_buffer), x), probs
 
 
 class LukeEncoder(nn.Module):
@@ -522,11 +530,16 @@ class LukeEncoder(nn.Module):
         """x: (T, H) packed real tokens; returns them after every layer (+ per-layer states/probs)."""
         states = [x] if output_hidden_states else None
         attentions = [] if output_attentions else None
+        ffn_buffer = None  # inference: one FFN activation block shared by all layers
+        dense = self.layer[0].intermediate.dense if len(self.layer) else None
+        if dense is not None and not torch.is_grad_enabled() and not torch.is_autocast_enabled(x.device.type):
+            if x.dtype == dense.weight.dtype:
+                ffn_buffer = x.new_empty(x.shape[0], dense.out_features)
         for layer in self.layer:
             if self.gradient_checkpointing and self.training:
                 x, probs = torch.utils.checkpoint.checkpoint(layer, x, layout, output_attentions, use_reentrant=False)
             else:
-                x, probs = layer(x, layout, output_attentions)
+                x, probs = layer(x, layout, output_attentions, ffn_buffer)
             if states is not None:
                 states.append(x)
             if attentions is not None:
@@ -543,13 +556,20 @@ class LukePooler(nn.Module):
         return torch.tanh(self.dense(word_states[:, 0]))  # (B, H)
 
 
-def _activation(name: str):
+def _activation(name: str, inplace: bool = False):
     table = {
         "gelu": F.gelu,
         "relu": F.relu,
         "gelu_new": lambda x: F.gelu(x, approximate="tanh"),
         "silu": F.silu,
     }
+    if inplace:
+        table = {
+            "gelu": torch.ops.aten.gelu_,
+            "relu": torch.relu_,
+            "gelu_new": lambda x: torch.ops.aten.gelu_(x, approximate="tanh"),
+            "silu": lambda x: F.silu(x, inplace=True),
+        }
     if name not in table:
         raise ValueError(f"unsupported hidden_act {name!r}; choose one of {sorted(table)}")
     return table[name]
