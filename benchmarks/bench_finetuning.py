@@ -92,7 +92,9 @@ def bench_task(name: str, args: argparse.Namespace) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         theirs = to_transformers(model, tmp)
     impls = {"luke": model, "transformers": theirs}
-    opts = {k: torch.optim.AdamW(m.parameters(), lr=1e-5) for k, m in impls.items()}
+    # Each side's default optimiser: our trainer's and transformers' Trainer's (torch >= 2.8) are both the
+    # fused AdamW kernel.
+    opts = {k: torch.optim.AdamW(m.parameters(), lr=1e-5, fused=True) for k, m in impls.items()}
     for k, m in impls.items():  # warm-up
         run(m, train_b[:1], True, opts[k])
         run(m, eval_b[:1], False)

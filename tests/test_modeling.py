@@ -238,10 +238,11 @@ def test_fast_dropout_train_and_eval():
 
 @pytest.mark.parametrize("vanilla", [False, True])
 @pytest.mark.parametrize("p", [0.0, 0.3])
-def test_dense_attention_matches_plain_formulation_with_the_same_mask(vanilla, p):
+@pytest.mark.parametrize("L,E", [(9, 4), (250, 14)])  # N < 256: whole-tensor masking; N >= 256: per slice
+def test_dense_attention_matches_plain_formulation_with_the_same_mask(vanilla, p, L, E):
     """The training path (materialised probabilities, in-place softmax, dropout) against autograd through
     ``attention_reference`` fed the same keep mask: forward and all gradients, in float64."""
-    q_tw, q_te, k, v, mask, L = _random_attention_inputs(torch.float64)
+    q_tw, q_te, k, v, mask, L = _random_attention_inputs(torch.float64, L=L, E=E)
     q_te_arg = q_tw if vanilla else q_te
     scale = 8**-0.5
     torch.manual_seed(11)

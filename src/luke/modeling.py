@@ -202,6 +202,11 @@ def _masked_matmul(
     fresh allocation that size costs more in page faults than the multiplication). ``also_mask`` (same
     shape as ``probs``) is multiplied by ``keep`` in place in the same pass, while the slice is in cache."""
     B, h, N, _ = probs.shape
+    if N < 256:  # small slices: the per-slice loop would cost more than one extra allocation
+        dropped = probs * keep
+        if also_mask is not None:
+            also_mask.mul_(keep)
+        return torch.matmul(dropped.transpose(-1, -2) if transpose else dropped, x)
     p2, k2, x2 = probs.reshape(B * h, N, N), keep.reshape(B * h, N, N), x.reshape(B * h, N, -1)
     m2 = None if also_mask is None else also_mask.view(B * h, N, N)
     out = x.new_empty(B * h, N, x.shape[-1])
