@@ -14,7 +14,10 @@ entity->entity ``e2e_query``; keys and values are shared. We never build the fou
 all N queries are split into "to-word" queries ``q_tw = [query(words); e2w_query(entities)]`` and
 "to-entity" queries ``q_te = [w2e_query(words); e2e_query(entities)]``; one fused attention call attends
 ``q_tw`` to word keys, another ``q_te`` to entity keys, and the two partial softmaxes are merged exactly
-through their log-sum-exp (see ``_SplitKeyAttention``).
+through their log-sum-exp (see ``_SplitKeyAttention``). Training with attention-probability dropout
+on CPU, which the fused kernel cannot do, takes ``_DenseAttention``: the same split queries against one
+materialised score matrix, written and normalised in place, with a cheap dropout mask
+(``dropout_keep_mask``).
 """
 
 from __future__ import annotations
