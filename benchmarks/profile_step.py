@@ -1,0 +1,124 @@
+"""Where the time goes: the numbers behind the explanations in docs/benchmarks.md (not a test).
+
+    python benchmarks/profile_step.py --kernels                     # dropout masks and AdamW steps, timed
+    python benchmarks/profile_step.py --case infer-128 --impl luke  # torch.profiler table of one model step
+    python benchmarks/profile_step.py --ner --impl transformers      # one 8-window NER training batch
+
+``--case`` uses the base-size models and inputs of ``bench_model.py``; ``--ner`` the MiniLM-L6 span model and
+real CoNLL-2003 windows (512 subwords) of ``bench_finetuning.py``. Profiles print the top operators by self
+CPU time and the share of the linear layers' GEMMs (``aten::addmm`` + ``aten::mm``) and of ``aten::bmm``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from luke.modeling import dropout_keep_mask  # noqa: E402
+
+
+def _median_ms(fn, repeats: int = 7) -> float:
+    fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times) * 1000
+
+
+def kernels() -> None:
+    n = 4 * 12 * 576 * 576  # one layer's attention-dropout mask at 4x(512+64), base size
+    cpu = torch.device("cpu")
+    print(f"dropout mask, {n:,} elements (p = 0.1):")
+    print(f"  torch bernoulli_ (nn.Dropout)  {_median_ms(lambda: torch.empty(n).bernoulli_(0.9)):8.1f} ms")
+    print(f"  luke dropout_keep_mask          {_median_ms(lambda: dropout_keep_mask((n,), 0.1, cpu)):8.1f} ms")
+    import bench_finetuning
+    from luke.finetuning.model_io import build_for_finetuning
+
+    model, _ = build_for_finetuning(bench_finetuning.minilm(), "LukeForEntityClassification", ["a", "b"], seed=0)
+    params = [p for p in model.parameters() if p.requires_grad]
+    for p in params:
+        p.grad = torch.randn_like(p)
+    print(f"AdamW step, MiniLM-L6 entity-typing model ({sum(p.numel() for p in params):,} parameters):")
+    for name, kw in (("default (per-tensor loop)", {}), ("foreach", {"foreach": True}), ("fused", {"fused": True})):
+        opt = torch.optim.AdamW(params, lr=1e-5, **kw)
+        print(f"  {name:30s} {_median_ms(opt.step, repeats=5):8.1f} ms")
+
+
+def _profile(step) -> None:
+    from torch.profiler import ProfilerActivity, profile
+
+    step()
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        step()
+    events = prof.key_averages()
+    print(events.table(sort_by="self_cpu_time_total", row_limit=15))
+    total = sum(e.self_cpu_time_total for e in events)
+    gemm = sum(e.self_cpu_time_total for e in events if e.key in ("aten::addmm", "aten::mm"))
+    bmm = sum(e.self_cpu_time_total for e in events if e.key == "aten::bmm")
+    print(f"self CPU total {total / 1e6:.2f} s; addmm+mm {gemm / 1e6:.2f} s ({100 * gemm / total:.0f} %); "
+          f"bmm {bmm / 1e6:.2f} s ({100 * bmm / total:.0f} %)")  # fmt: skip
+
+
+def model_case(case: str, impl: str) -> None:
+    from bench_model import CASES, build_models, make_inputs, step_fn
+
+    mode, B, L, E = CASES[case]
+    model = build_models("cpu")[impl]
+    _profile(step_fn(model, make_inputs(B, L, E, "cpu"), mode, "fp32", "cpu"))
+
+
+def ner_batch(impl: str) -> None:
+    import bench_finetuning as bf
+    from luke.finetuning.commands import make_task
+    from luke.finetuning.model_io import build_for_finetuning, to_transformers
+
+    task = make_task("ner", max_seq_length=512)
+    splits = task.load_splits(bf.DATA["ner"], ("train",))
+    task.set_labels_from(splits["train"])
+    examples = random.Random(0).sample(splits["train"], len(splits["train"]))
+    model, tok = build_for_finetuning(bf.minilm(), task.model_class_name, task.labels, seed=0)
+    feats = task.featurize(examples[:16], tok)[:8]
+    if impl == "transformers":
+        with tempfile.TemporaryDirectory() as tmp:
+            model = to_transformers(model, tmp)
+    batches = bf.batches(task, feats, 8, tok.pad_token_id, True)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-5, fused=True)
+    _profile(lambda: bf.run(model, batches, True, opt))
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--kernels", action="store_true", help="time dropout masks and AdamW variants")
+    p.add_argument("--case", choices=["infer-128", "infer-512", "train-128", "train-512"], help="profile a model step")
+    p.add_argument("--ner", action="store_true", help="profile one NER training batch (MiniLM-L6, real CoNLL)")
+    p.add_argument("--impl", choices=["luke", "transformers"], default="luke")
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0 = default)")
+    args = p.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    if args.kernels:
+        kernels()
+    if args.case:
+        model_case(args.case, args.impl)
+    if args.ner:
+        ner_batch(args.impl)
+    if not (args.kernels or args.case or args.ner):
+        p.error("choose --kernels, --case or --ner")
+
+
+if __name__ == "__main__":
+    main()
