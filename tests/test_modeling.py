@@ -197,8 +197,8 @@ def test_split_key_attention_matches_plain_formulation(dtype, tol):
 
 @pytest.mark.parametrize("p", [0.1, 0.25, 0.5])
 def test_dropout_keep_mask_is_bernoulli_in_every_lane_and_reproducible(p):
-    """The mask comes from four 16-bit lanes of each 63-bit integer (the top lane has 15 bits): every lane
-    must keep with the same probability 1 - round(p * 32768) / 32768, and the rescale must invert it."""
+    """The mask comes from the four 16-bit lanes of uniform 64-bit integers: every lane must keep with the
+    same probability 1 - round(p * 32768) / 32768, and the rescale must invert it; ``out=`` gives the same."""
     n = 1 << 22
     torch.manual_seed(3)
     keep, kscale = modeling.dropout_keep_mask((n // 1024, 1024), p, torch.device("cpu"))
@@ -213,6 +213,24 @@ def test_dropout_keep_mask_is_bernoulli_in_every_lane_and_reproducible(p):
     torch.manual_seed(3)
     again, _ = modeling.dropout_keep_mask((n // 1024, 1024), p, torch.device("cpu"))
     assert torch.equal(keep, again)
+    torch.manual_seed(3)
+    out = torch.empty(n // 1024, 1024, dtype=torch.bool)
+    assert modeling.dropout_keep_mask(out.shape, p, torch.device("cpu"), out=out)[0] is out
+    assert torch.equal(out, keep)
+
+
+@pytest.mark.parametrize("p", [0.1, 0.5, 0.9])
+def test_dropout_keep_mask_is_the_documented_threshold_of_the_drawn_lanes(p):
+    """Bit-exact: keep iff the signed 16-bit lane x >= 2t - 32768 (t = round(p * 32768)) of the uniform 64-bit
+    integers ``random_(int64 min, None)`` draws, in memory order, for an odd size too."""
+    t = round(p * 32768)
+    for n in (4 * 1000, 4 * 1000 + 3):
+        torch.manual_seed(5)
+        lanes = torch.empty(-(-n // 4), dtype=torch.int64).random_(-(2**63), None).view(torch.int16)[:n]
+        torch.manual_seed(5)
+        keep, _ = modeling.dropout_keep_mask((n,), p, torch.device("cpu"))
+        assert torch.equal(keep, lanes >= 2 * t - 32768)
+        assert lanes.min() < 2 * t - 32768 <= lanes.max()  # both branches were exercised
 
 
 def test_dropout_keep_mask_edges():
@@ -238,18 +256,27 @@ def test_fast_dropout_train_and_eval():
 
 @pytest.mark.parametrize("vanilla", [False, True])
 @pytest.mark.parametrize("p", [0.0, 0.3])
-@pytest.mark.parametrize("L,E", [(9, 4), (250, 14)])  # N < 256: whole-tensor masking; N >= 256: per slice
-def test_dense_attention_matches_plain_formulation_with_the_same_mask(vanilla, p, L, E):
-    """The training path (materialised probabilities, in-place softmax, dropout) against autograd through
-    ``attention_reference`` fed the same keep mask: forward and all gradients, in float64."""
+# (3 heads) N = 13: one chunk of 3 heads per example; N = 220: chunks of 2 and 1 heads; N = 264: one head each
+@pytest.mark.parametrize("L,E", [(9, 4), (200, 20), (250, 14)])
+def test_dense_attention_matches_plain_formulation_with_the_same_mask(vanilla, p, L, E, monkeypatch):
+    """The training path (chunked materialised probabilities, in-place softmax, dropout) against autograd
+    through ``attention_reference`` fed the same keep mask: forward and all gradients, in float64."""
     q_tw, q_te, k, v, mask, L = _random_attention_inputs(torch.float64, L=L, E=E)
     q_te_arg = q_tw if vanilla else q_te
     scale = 8**-0.5
-    torch.manual_seed(11)
+    drawn = []  # the chunks' masks, in drawing order
+    draw = modeling.dropout_keep_mask
+    monkeypatch.setattr(modeling, "dropout_keep_mask", lambda *a, **kw: drawn.append(draw(*a, **kw)) or drawn[-1])
     fast = modeling._DenseAttention.apply(q_tw, q_te_arg, k, v, mask, L, scale, p)
     if p:
-        torch.manual_seed(11)
-        keep, kscale = modeling.dropout_keep_mask(tuple(q_tw.shape[:3]) + (q_tw.shape[2],), p, torch.device("cpu"))
+        B, h, N, _ = q_tw.shape
+        chunks = modeling._head_chunks(B, h, N)
+        assert len(drawn) == len(chunks) and len({m.shape for m, _ in drawn}) == (2 if L == 200 else 1)
+        keep = torch.empty(B, h, N, N, dtype=torch.bool)
+        for (b, j), (m, _) in zip(chunks, drawn, strict=True):
+            keep[b, j] = m
+        assert 0.6 < keep.double().mean().item() < 0.8
+        kscale = drawn[0][1]
         ref, _ = attention_reference(q_tw, None if vanilla else q_te, k, v, mask, L, scale, lambda x: x * keep * kscale)
     else:
         ref, _ = attention_reference(q_tw, None if vanilla else q_te, k, v, mask, L, scale)
