@@ -256,8 +256,8 @@ def test_fast_dropout_train_and_eval():
 
 @pytest.mark.parametrize("vanilla", [False, True])
 @pytest.mark.parametrize("p", [0.0, 0.3])
-# (3 heads) N = 13: one chunk of 3 heads per example; N = 220: chunks of 2 and 1 heads; N = 264: one head each
-@pytest.mark.parametrize("L,E", [(9, 4), (200, 20), (250, 14)])
+# 2 x 3 heads; N = 13: one chunk of all 6; N = 170: chunks of 4 and 2; N = 264: one head each
+@pytest.mark.parametrize("L,E", [(9, 4), (150, 20), (250, 14)])
 def test_dense_attention_matches_plain_formulation_with_the_same_mask(vanilla, p, L, E, monkeypatch):
     """The training path (chunked materialised probabilities, in-place softmax, dropout) against autograd
     through ``attention_reference`` fed the same keep mask: forward and all gradients, in float64."""
@@ -270,11 +270,12 @@ def test_dense_attention_matches_plain_formulation_with_the_same_mask(vanilla, p
     fast = modeling._DenseAttention.apply(q_tw, q_te_arg, k, v, mask, L, scale, p)
     if p:
         B, h, N, _ = q_tw.shape
-        chunks = modeling._head_chunks(B, h, N)
-        assert len(drawn) == len(chunks) and len({m.shape for m, _ in drawn}) == (2 if L == 200 else 1)
-        keep = torch.empty(B, h, N, N, dtype=torch.bool)
-        for (b, j), (m, _) in zip(chunks, drawn, strict=True):
-            keep[b, j] = m
+        chunks = modeling._chunks(B * h, N)
+        assert len(drawn) == len(chunks) and len({m.shape for m, _ in drawn}) == (2 if L == 150 else 1)
+        keep = torch.empty(B * h, N, N, dtype=torch.bool)
+        for j, (m, _) in zip(chunks, drawn, strict=True):
+            keep[j] = m
+        keep = keep.view(B, h, N, N)
         assert 0.6 < keep.double().mean().item() < 0.8
         kscale = drawn[0][1]
         ref, _ = attention_reference(q_tw, None if vanilla else q_te, k, v, mask, L, scale, lambda x: x * keep * kscale)

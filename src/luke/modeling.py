@@ -199,82 +199,90 @@ def dropout_keep_mask(
     return keep, 32768 / (32768 - t)
 
 
-def _head_chunks(B: int, h: int, N: int) -> list[tuple[int, slice]]:
-    """(batch index, head slice) pairs covering (B, h), each chunk about 128K scores: one chunk's score
-    matrix, mask and gradient stay in the core's cache while they are worked on."""
-    c = max(1, min(h, (1 << 17) // (N * N)))
-    return [(b, slice(j, min(j + c, h))) for b in range(B) for j in range(0, h, c)]
+def _chunks(S: int, N: int) -> list[slice]:
+    """Slices of the S = B*h attention heads, each about 128K scores (at least one head): a chunk's score
+    matrix, mask and gradient stay in cache while they are worked on, and short sequences still run as
+    few, large batched products."""
+    c = max(1, (1 << 17) // (N * N))
+    return [slice(i, min(i + c, S)) for i in range(0, S, c)]
 
 
 class _DenseAttention(torch.autograd.Function):
     """Materialised split-key attention with attention-probability dropout, for training.
 
     Same function as ``attention_reference`` (``q_te is q_tw`` gives vanilla attention), written for the
-    CPU's memory system rather than for autograd. The (B, h, N, N) probabilities are computed a few heads
-    at a time (``_head_chunks``): the two key halves' scores are written straight into the chunk, softmax
-    runs in place, the chunk's dropout mask is drawn and applied through a reused buffer and multiplied
-    by V while all of it is in cache; the backward walks the same chunks, so no second (B, h, N, N)
-    tensor (dropped probabilities, their gradient) ever exists. Saved: probabilities (4 bytes per score)
-    and the bool mask (1 byte).
+    CPU's memory system rather than for autograd. The (B, h, N, N) probabilities are computed a chunk of
+    heads at a time (``_chunks``): the two key halves' scores are written straight into the chunk, softmax
+    runs in place, the chunk's dropout mask is drawn and applied through a reused buffer and multiplied by
+    V while all of it is in cache; the backward walks the same chunks, so no second (B, h, N, N) tensor
+    (dropped probabilities, their gradient) ever exists. Saved: probabilities (4 bytes per score) and the
+    bool mask (1 byte).
     """
 
     @staticmethod
     def forward(ctx, q_tw, q_te, k, v, mask, num_words, scale, p):  # type: ignore[override]
-        B, h, N, _ = q_tw.shape
-        L = num_words
-        qs_tw, qs_te = q_tw * scale, q_te * scale  # (B, h, N, d)
-        kt = k.transpose(-1, -2)  # (B, h, d, N)
-        probs = q_tw.new_empty(B, h, N, N)
-        keep = torch.empty(B, h, N, N, dtype=torch.bool) if p > 0 else None
-        out = q_tw.new_empty(B, h, N, v.shape[-1])
+        B, h, N, d = q_tw.shape
+        S, L = B * h, num_words
+        # (S, N, d) contiguous copies (small next to the N x N work): heads flatten into one batch dimension.
+        qf_tw = q_tw.reshape(S, N, d)
+        qf_te = qf_tw if q_te is q_tw else q_te.reshape(S, N, d)
+        kf, vf = k.reshape(S, N, d), v.reshape(S, N, d)
+        qs_tw = qf_tw * scale
+        qs_te = qs_tw if qf_te is qf_tw else qf_te * scale
+        kt = kf.transpose(-1, -2)  # (S, d, N)
+        mask = mask.expand(B, h, 1, N).reshape(S, 1, N)
+        probs = q_tw.new_empty(S, N, N)
+        keep = torch.empty(S, N, N, dtype=torch.bool) if p > 0 else None
+        out = q_tw.new_empty(S, N, d)
         buf, kscale = None, 1.0
-        for b, j in _head_chunks(B, h, N):
-            P = probs[b, j]  # (c, N, N), contiguous
-            torch.matmul(qs_tw[b, j], kt[b, j, :, :L], out=P[..., :L])  # to-word scores
-            torch.matmul(qs_te[b, j], kt[b, j, :, L:], out=P[..., L:])  # to-entity scores
-            torch.softmax(P.add_(mask[b]), dim=-1, out=P)
+        for j in _chunks(S, N):
+            P = probs[j]  # (c, N, N), contiguous
+            torch.matmul(qs_tw[j], kt[j, :, :L], out=P[..., :L])  # to-word scores
+            torch.matmul(qs_te[j], kt[j, :, L:], out=P[..., L:])  # to-entity scores
+            torch.softmax(P.add_(mask[j]), dim=-1, out=P)
             if keep is None:
-                torch.matmul(P, v[b, j], out=out[b, j])
+                torch.matmul(P, vf[j], out=out[j])
                 continue
-            _, kscale = dropout_keep_mask(P.shape, p, P.device, out=keep[b, j])
+            _, kscale = dropout_keep_mask(P.shape, p, P.device, out=keep[j])
             if buf is None or buf.shape != P.shape:
                 buf = torch.empty_like(P)
-            torch.mul(P, keep[b, j].view(torch.uint8), out=buf)  # uint8 view: bool->float casts are slow
-            torch.matmul(buf, v[b, j], out=out[b, j])
+            torch.mul(P, keep[j].view(torch.uint8), out=buf)  # uint8 view: bool->float casts are slow
+            torch.matmul(buf, vf[j], out=out[j])
         if kscale != 1.0:
             out.mul_(kscale)
-        ctx.save_for_backward(q_tw, q_te, k, v, probs, keep)
+        ctx.save_for_backward(qf_tw, qf_te, kf, vf, probs, keep)
         ctx.num_words, ctx.scale, ctx.kscale = L, scale, kscale
-        return out
+        return out.view(B, h, N, d)
 
     @staticmethod
     def backward(ctx, grad_out):  # type: ignore[override]
-        q_tw, q_te, k, v, probs, keep = ctx.saved_tensors
-        L, (B, h, N, _) = ctx.num_words, probs.shape
-        g = grad_out * ctx.kscale  # (B, h, N, d), a fresh contiguous tensor
-        dq_tw, dq_te, dk, dv = (torch.empty_like(g) for _ in range(4))
+        q_tw, q_te, k, v, probs, keep = ctx.saved_tensors  # (S, N, d) ..., (S, N, N)
+        L, (S, N, d) = ctx.num_words, q_tw.shape
+        g = (grad_out * ctx.kscale).reshape(S, N, d)
+        dq_tw, dq_te, dk, dv = (torch.empty_like(q_tw) for _ in range(4))
         vt = v.transpose(-1, -2)
         buf = d_p = None
-        for b, j in _head_chunks(B, h, N):
-            P = probs[b, j]  # (c, N, N)
+        for j in _chunks(S, N):
+            P = probs[j]  # (c, N, N)
             if d_p is None or d_p.shape != P.shape:
                 d_p, buf = torch.empty_like(P), torch.empty_like(P)
-            torch.matmul(g[b, j], vt[b, j], out=d_p)  # d(dropped probs)
+            torch.matmul(g[j], vt[j], out=d_p)  # d(dropped probs)
             if keep is None:
-                torch.matmul(P.transpose(-1, -2), g[b, j], out=dv[b, j])
+                torch.matmul(P.transpose(-1, -2), g[j], out=dv[j])
             else:
-                kj = keep[b, j].view(torch.uint8)
+                kj = keep[j].view(torch.uint8)
                 torch.mul(P, kj, out=buf)
-                torch.matmul(buf.transpose(-1, -2), g[b, j], out=dv[b, j])
+                torch.matmul(buf.transpose(-1, -2), g[j], out=dv[j])
                 d_p.mul_(kj)
             # softmax backward, in place: d_scores = P * (d_p - rowsum(d_p * P)); the scale comes at the end
             d_s = torch.ops.aten._softmax_backward_data.out(d_p, P, -1, P.dtype, grad_input=d_p)
-            torch.matmul(d_s[..., :L], k[b, j, :L], out=dq_tw[b, j])
-            torch.matmul(d_s[..., L:], k[b, j, L:], out=dq_te[b, j])
-            torch.matmul(d_s[..., :L].transpose(-1, -2), q_tw[b, j], out=dk[b, j, :L])
-            torch.matmul(d_s[..., L:].transpose(-1, -2), q_te[b, j], out=dk[b, j, L:])
-        scale = ctx.scale
-        return dq_tw.mul_(scale), dq_te.mul_(scale), dk.mul_(scale), dv, None, None, None, None
+            torch.matmul(d_s[..., :L], k[j, :L], out=dq_tw[j])
+            torch.matmul(d_s[..., L:], k[j, L:], out=dq_te[j])
+            torch.matmul(d_s[..., :L].transpose(-1, -2), q_tw[j], out=dk[j, :L])
+            torch.matmul(d_s[..., L:].transpose(-1, -2), q_te[j], out=dk[j, L:])
+        shape, scale = grad_out.shape, ctx.scale
+        dq_tw, dq_te, dk = dq_tw.mul_(scale).view(shape), dq_te.mul_(scale).view(shape), dk.mul_(scale).view(shape)
+        return dq_tw, dq_te, dk, dv.view(shape), None, None, None, None
 
 
 class FastDropout(nn.Dropout):
