@@ -44,6 +44,22 @@ def kernels() -> None:
     print(f"dropout mask, {n:,} elements (p = 0.1):")
     print(f"  torch bernoulli_ (nn.Dropout)  {_median_ms(lambda: torch.empty(n).bernoulli_(0.9)):8.1f} ms")
     print(f"  luke dropout_keep_mask          {_median_ms(lambda: dropout_keep_mask((n,), 0.1, cpu)):8.1f} ms")
+    # One 375 x 375 head (the NER windows of bench_finetuning): the casts _DenseAttention avoids.
+    probs, keep = torch.rand(1, 375, 375), torch.rand(1, 375, 375) > 0.1
+    buf = torch.empty(1, 375, 375)
+
+    def mask_by_ge():  # the same draw, thresholded by torch.ge (bool output)
+        lanes = torch.empty(35157, dtype=torch.int64).random_(-(2**63), None).view(torch.int16)[: 375 * 375]
+        torch.ge(lanes.view(1, 375, 375), -26214, out=keep)
+
+    print("one 375x375 head, 100 repetitions:")
+    for name, fn in (
+        ("probs * bool mask", lambda: torch.mul(probs, keep, out=buf)),
+        ("probs * mask viewed as uint8", lambda: torch.mul(probs, keep.view(torch.uint8), out=buf)),
+        ("mask: draw + torch.ge", mask_by_ge),
+        ("mask: dropout_keep_mask", lambda: dropout_keep_mask((1, 375, 375), 0.1, cpu, out=keep)),
+    ):
+        print(f"  {name:30s} {_median_ms(lambda fn=fn: [fn() for _ in range(100)]):8.1f} ms")
     import bench_finetuning
     from luke.finetuning.model_io import build_for_finetuning
 
