@@ -264,7 +264,6 @@ def test_dense_attention_matches_plain_formulation_with_the_same_mask(vanilla, p
     q_tw, q_te, k, v, mask, L = _random_attention_inputs(torch.float64, L=L, E=E)
     q_te_arg = q_tw if vanilla else q_te
     scale = 8**-0.5
-    monkeypatch.setattr(torch, "get_num_threads", lambda: 1)  # chunk sizes scale with the thread count
     drawn = []  # the chunks' masks, in drawing order
     draw = modeling.dropout_keep_mask
     monkeypatch.setattr(modeling, "dropout_keep_mask", lambda *a, **kw: drawn.append(draw(*a, **kw)) or drawn[-1])
