@@ -49,8 +49,9 @@ def kernels() -> None:
     buf = torch.empty(1, 375, 375)
 
     def mask_by_ge():  # the same draw, thresholded by torch.ge (bool output)
-        lanes = torch.empty(35157, dtype=torch.int64).random_(-(2**63), None).view(torch.int16)[: 375 * 375]
-        torch.ge(lanes.view(1, 375, 375), -26214, out=keep)
+        n, threshold = 375 * 375, 2 * round(0.1 * 32768) - 32768
+        lanes = torch.empty(-(-n // 4), dtype=torch.int64).random_(-(2**63), None).view(torch.int16)[:n]
+        torch.ge(lanes.view(1, 375, 375), threshold, out=keep)
 
     print("one 375x375 head, 100 repetitions:")
     for name, fn in (

@@ -193,7 +193,8 @@ def dropout_keep_mask(
     # random_(int64 min, None) draws all 64 bits uniformly: four uniform signed 16-bit lanes x per draw.
     x = torch.empty(-(-n // 4), dtype=torch.int64).random_(-(2**63), None).view(torch.int16)[:n]
     # keep iff x >= 2t - 32768 (P = 1 - t/32768), computed as the sign of (x >> 1) - (t - 16384), which
-    # cannot overflow int16: four vectorised int16 passes, ~3x faster than torch.ge's bool output.
+    # cannot overflow int16: four vectorised int16 passes, faster than torch.ge's (scalar) bool output
+    # (benchmarks/profile_step.py --kernels).
     x.bitwise_right_shift_(1).sub_(t - 16384).bitwise_right_shift_(15).add_(1)  # 1 keep, 0 drop
     keep.view(torch.uint8).copy_(x.view(keep.shape))
     return keep, 32768 / (32768 - t)
@@ -234,8 +235,10 @@ class _DenseAttention(torch.autograd.Function):
         probs = q_tw.new_empty(S, N, N)
         keep = torch.empty(S, N, N, dtype=torch.bool) if p > 0 else None
         out = q_tw.new_empty(S, N, d)
-        buf, kscale = None, 1.0
-        for j in _chunks(S, N):
+        chunks, kscale = _chunks(S, N), 1.0
+        # dropped probabilities, reused by every chunk (the last one may be shorter)
+        buf = probs.new_empty(chunks[0].stop, N, N) if keep is not None else None
+        for j in chunks:
             P = probs[j]  # (c, N, N), contiguous
             torch.matmul(qs_tw[j], kt[j, :, :L], out=P[..., :L])  # to-word scores
             torch.matmul(qs_te[j], kt[j, :, L:], out=P[..., L:])  # to-entity scores
@@ -244,10 +247,10 @@ class _DenseAttention(torch.autograd.Function):
                 torch.matmul(P, vf[j], out=out[j])
                 continue
             _, kscale = dropout_keep_mask(P.shape, p, P.device, out=keep[j])
-            if buf is None or buf.shape != P.shape:
-                buf = torch.empty_like(P)
-            torch.mul(P, keep[j].view(torch.uint8), out=buf)  # uint8 view: bool->float casts are slow
-            torch.matmul(buf, vf[j], out=out[j])
+            dropped = torch.mul(
+                P, keep[j].view(torch.uint8), out=buf[: P.shape[0]]
+            )  # uint8: bool->float casts are slow
+            torch.matmul(dropped, vf[j], out=out[j])
         if kscale != 1.0:
             out.mul_(kscale)
         ctx.save_for_backward(qf_tw, qf_te, kf, vf, probs, keep)
@@ -261,18 +264,18 @@ class _DenseAttention(torch.autograd.Function):
         g = (grad_out * ctx.kscale).reshape(S, N, d)
         dq_tw, dq_te, dk, dv = (torch.empty_like(q_tw) for _ in range(4))
         vt = v.transpose(-1, -2)
-        buf = d_p = None
-        for j in _chunks(S, N):
+        chunks = _chunks(S, N)
+        d_p_buf, buf = (probs.new_empty(chunks[0].stop, N, N) for _ in range(2))  # reused; the last may be shorter
+        for j in chunks:
             P = probs[j]  # (c, N, N)
-            if d_p is None or d_p.shape != P.shape:
-                d_p, buf = torch.empty_like(P), torch.empty_like(P)
-            torch.matmul(g[j], vt[j], out=d_p)  # d(dropped probs)
+            c = P.shape[0]
+            d_p = torch.matmul(g[j], vt[j], out=d_p_buf[:c])  # d(dropped probs)
             if keep is None:
                 torch.matmul(P.transpose(-1, -2), g[j], out=dv[j])
             else:
                 kj = keep[j].view(torch.uint8)
-                torch.mul(P, kj, out=buf)
-                torch.matmul(buf.transpose(-1, -2), g[j], out=dv[j])
+                dropped = torch.mul(P, kj, out=buf[:c])
+                torch.matmul(dropped.transpose(-1, -2), g[j], out=dv[j])
                 d_p.mul_(kj)
             # softmax backward, in place: d_scores = P * (d_p - rowsum(d_p * P)); the scale comes at the end
             d_s = torch.ops.aten._softmax_backward_data.out(d_p, P, -1, P.dtype, grad_input=d_p)
