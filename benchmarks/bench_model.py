@@ -2,6 +2,8 @@
 
 Runs are interleaved (the two implementations alternate within every iteration, order flipped each
 time) and the median is reported, because timings on shared machines drift by +-15% over minutes.
+The "pairs" column gives the range of the per-iteration speed-ups (each from two adjacent runs, so both
+saw the same machine state): a spread that includes 1.0 means the difference is within the noise.
 Peak memory is measured separately: each (implementation, case) runs once in a fresh subprocess and we
 report how far the process's resident memory rose above its level before that one step (CPU; first
 step, so it includes one-time allocations such as gradient buffers), or torch's peak allocated memory
@@ -210,9 +212,9 @@ def main() -> None:
     )
     print("# base config: hidden 768, 12 layers, 12 heads, FFN 3072, entity emb 256, entity-aware attention")
     models = build_models(args.device, attention_dropout=args.attention_dropout)
-    header = "| case | dtype | transformers ms | luke ms | luke tokens/s | speed-up | peak MiB hf / luke |"
+    header = "| case | dtype | transformers ms | luke ms | luke tokens/s | speed-up | pairs | peak MiB hf / luke |"
     print(header)
-    print("|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|")
     results = []
     for case in args.cases:
         mode, B, L, E = CASES[case]
@@ -222,7 +224,10 @@ def main() -> None:
             ours_ms = statistics.median(times["luke"]) * 1000
             tokens = B * (L + E)
             mem = "-"
-            row = dict(case=case, dtype=dtype, hf_ms=hf_ms, luke_ms=ours_ms, speedup=hf_ms / ours_ms)
+            pairs = [
+                a / b for a, b in zip(times["transformers"], times["luke"], strict=True)
+            ]  # same-iteration speed-ups
+            row = dict(case=case, dtype=dtype, hf_ms=hf_ms, luke_ms=ours_ms, speedup=hf_ms / ours_ms, pairs=pairs)
             if not (args.quick or args.no_memory):
                 m_hf = peak_memory("transformers", case, dtype, args.device, args.attention_dropout)
                 m_ours = peak_memory("luke", case, dtype, args.device, args.attention_dropout)
@@ -232,7 +237,7 @@ def main() -> None:
             label = f"{mode} {B}x({L}+{E})"
             print(
                 f"| {label} | {dtype} | {hf_ms:.0f} | {ours_ms:.0f} | {tokens / ours_ms * 1000:.0f} | "
-                f"{hf_ms / ours_ms:.2f}x | {mem} |",
+                f"{hf_ms / ours_ms:.2f}x | {min(pairs):.2f}-{max(pairs):.2f} | {mem} |",
                 flush=True,
             )
     if args.json:

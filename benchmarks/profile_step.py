@@ -3,6 +3,7 @@
     python benchmarks/profile_step.py --kernels                     # dropout masks and AdamW steps, timed
     python benchmarks/profile_step.py --case infer-128 --impl luke  # torch.profiler table of one model step
     python benchmarks/profile_step.py --ner --impl transformers      # one 8-window NER training batch
+    python benchmarks/profile_step.py --task relation_classification --mode eval   # 32 SemEval features
 
 ``--case`` uses the base-size models and inputs of ``bench_model.py``; ``--ner`` the MiniLM-L6 span model and
 real CoNLL-2003 windows (512 subwords) of ``bench_finetuning.py``. Profiles print the top operators by self
@@ -97,30 +98,39 @@ def model_case(case: str, impl: str) -> None:
     _profile(step_fn(model, make_inputs(B, L, E, "cpu"), mode, "fp32", "cpu"))
 
 
-def ner_batch(impl: str) -> None:
+def task_batch(name: str, impl: str, mode: str) -> None:
+    """Profile one batch of a fine-tuning task as ``bench_finetuning.py`` runs it: 8 training features
+    (forward + backward + AdamW) or 32 evaluation features (forward under no_grad)."""
     import bench_finetuning as bf
     from luke.finetuning.commands import make_task
     from luke.finetuning.model_io import build_for_finetuning, to_transformers
 
-    task = make_task("ner", max_seq_length=512)
-    splits = task.load_splits(bf.DATA["ner"], ("train",))
+    task = make_task(name, max_seq_length=512 if name == "ner" else None)
+    splits = task.load_splits(bf.DATA[name], ("train",))
     task.set_labels_from(splits["train"])
     examples = random.Random(0).sample(splits["train"], len(splits["train"]))
     model, tok = build_for_finetuning(bf.minilm(), task.model_class_name, task.labels, seed=0)
-    feats = task.featurize(examples[:16], tok)[:8]
+    size = 8 if mode == "train" else 32
+    feats = task.featurize(examples[: 2 * size], tok)[:size]
     if impl == "transformers":
         with tempfile.TemporaryDirectory() as tmp:
             model = to_transformers(model, tmp)
-    batches = bf.batches(task, feats, 8, tok.pad_token_id, True)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-5, fused=True)
-    _profile(lambda: bf.run(model, batches, True, opt))
+    batches = bf.batches(task, feats, size, tok.pad_token_id, mode == "train")
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-5, fused=True) if mode == "train" else None
+    _profile(lambda: bf.run(model, batches, mode == "train", opt))
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--kernels", action="store_true", help="time dropout masks and AdamW variants")
     p.add_argument("--case", choices=["infer-128", "infer-512", "train-128", "train-512"], help="profile a model step")
-    p.add_argument("--ner", action="store_true", help="profile one NER training batch (MiniLM-L6, real CoNLL)")
+    p.add_argument("--ner", action="store_true", help="same as --task ner --mode train")
+    p.add_argument(
+        "--task",
+        choices=["entity_typing", "relation_classification", "ner"],
+        help="profile one batch of this fine-tuning task (MiniLM-L6, real data, as bench_finetuning.py)",
+    )
+    p.add_argument("--mode", choices=["train", "eval"], default="train", help="with --task")
     p.add_argument("--impl", choices=["luke", "transformers"], default="luke")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0 = default)")
     args = p.parse_args()
@@ -131,10 +141,10 @@ def main() -> None:
         kernels()
     if args.case:
         model_case(args.case, args.impl)
-    if args.ner:
-        ner_batch(args.impl)
-    if not (args.kernels or args.case or args.ner):
-        p.error("choose --kernels, --case or --ner")
+    if args.ner or args.task:
+        task_batch(args.task or "ner", args.impl, args.mode)
+    if not (args.kernels or args.case or args.ner or args.task):
+        p.error("choose --kernels, --case, --task or --ner")
 
 
 if __name__ == "__main__":

@@ -258,10 +258,14 @@ def test_fast_dropout_train_and_eval():
 @pytest.mark.parametrize("p", [0.0, 0.3])
 # 2 x 3 heads; N = 13: one chunk of all 6; N = 170: chunks of 4 and 2; N = 264: one head each
 @pytest.mark.parametrize("L,E", [(9, 4), (150, 20), (250, 14)])
-def test_dense_attention_matches_plain_formulation_with_the_same_mask(vanilla, p, L, E, monkeypatch):
+@pytest.mark.parametrize("entity_queries", [False, True])
+def test_dense_attention_matches_plain_formulation_with_the_same_mask(vanilla, p, L, E, entity_queries, monkeypatch):
     """The training path (chunked materialised probabilities, in-place softmax, dropout) against autograd
-    through ``attention_reference`` fed the same keep mask: forward and all gradients, in float64."""
+    through ``attention_reference`` fed the same keep mask: forward and all gradients, in float64. Also with
+    only the entities' queries against all keys (the entity heads' last layer)."""
     q_tw, q_te, k, v, mask, L = _random_attention_inputs(torch.float64, L=L, E=E)
+    if entity_queries:
+        q_tw, q_te = (q[:, :, L:].detach().clone().requires_grad_(True) for q in (q_tw, q_te))
     q_te_arg = q_tw if vanilla else q_te
     scale = 8**-0.5
     drawn = []  # the chunks' masks, in drawing order
@@ -269,13 +273,16 @@ def test_dense_attention_matches_plain_formulation_with_the_same_mask(vanilla, p
     monkeypatch.setattr(modeling, "dropout_keep_mask", lambda *a, **kw: drawn.append(draw(*a, **kw)) or drawn[-1])
     fast = modeling._DenseAttention.apply(q_tw, q_te_arg, k, v, mask, L, scale, p)
     if p:
-        B, h, N, _ = q_tw.shape
-        chunks = modeling._chunks(B * h, N)
-        assert len(drawn) == len(chunks) and len({m.shape for m, _ in drawn}) == (2 if L == 150 else 1)
-        keep = torch.empty(B * h, N, N, dtype=torch.bool)
+        B, h, Nq, _ = q_tw.shape
+        N = k.shape[2]
+        chunks = modeling._chunks(B * h, Nq * N)
+        if not entity_queries:
+            assert len({m.shape for m, _ in drawn}) == (2 if L == 150 else 1)
+        assert len(drawn) == len(chunks)
+        keep = torch.empty(B * h, Nq, N, dtype=torch.bool)
         for j, (m, _) in zip(chunks, drawn, strict=True):
             keep[j] = m
-        keep = keep.view(B, h, N, N)
+        keep = keep.view(B, h, Nq, N)
         assert 0.6 < keep.double().mean().item() < 0.8
         kscale = drawn[0][1]
         ref, _ = attention_reference(q_tw, None if vanilla else q_te, k, v, mask, L, scale, lambda x: x * keep * kscale)
@@ -428,3 +435,87 @@ def test_inference_ffn_buffer_gives_the_same_states(act):
     torch.testing.assert_close(fast.entity_last_hidden_state, ref.entity_last_hidden_state, atol=0, rtol=0)
     for a, b in zip(fast.hidden_states, ref.hidden_states, strict=True):
         torch.testing.assert_close(a, b, atol=0, rtol=0)
+
+
+@pytest.mark.parametrize("entity_aware", [True, False])
+@pytest.mark.parametrize("mode", ["eval", "train"])
+def test_entity_states_only_equals_the_full_forward(entity_aware, mode):
+    """``entity_states_only`` (last layer computes the entity rows alone; used by the entity task heads)
+    gives the same entity states and gradients as the full forward, in every attention path: the fused
+    split-key path (eval) and the materialised dropout path (train, attention dropout drawn with the same
+    seed over fewer queries, so compared with dropout probability 0 and, separately, checked to run)."""
+    config = tiny_config(use_entity_aware_attention=entity_aware, hidden_dropout_prob=0.0)
+    config.attention_probs_dropout_prob = 0.0
+    model = LukeModel(config).double()
+    model.train(mode == "train")
+    batch = make_batch()
+    full = model(**batch)
+    fast = model(**batch, entity_states_only=True)
+    assert fast.last_hidden_state is None and fast.pooler_output is None
+    assert fast.entity_last_hidden_state.shape == full.entity_last_hidden_state.shape == (3, 4, 32)
+    torch.testing.assert_close(fast.entity_last_hidden_state, full.entity_last_hidden_state, atol=1e-12, rtol=0)
+    named = {n: p for n, p in model.named_parameters() if "layer.1." in n or "layer.0.attention.self" in n}
+    weights = torch.randn_like(full.entity_last_hidden_state)
+    g_full = torch.autograd.grad((full.entity_last_hidden_state * weights).sum(), list(named.values()))
+    g_fast = torch.autograd.grad(
+        (fast.entity_last_hidden_state * weights).sum(), list(named.values()), allow_unused=True
+    )
+    # entity-aware: the last layer's word queries (query, w2e_query) meet no entity output
+    unused = (
+        {"encoder.layer.1.attention.self.query", "encoder.layer.1.attention.self.w2e_query"} if entity_aware else set()
+    )
+    for name, a, b in zip(named, g_full, g_fast, strict=True):
+        if name.rsplit(".", 1)[0] in unused:
+            assert b is None, name
+        else:
+            torch.testing.assert_close(b, a, atol=1e-12, rtol=0, msg=name)
+    # with output_hidden_states (or no entities) everything is computed
+    assert model(**batch, entity_states_only=True, output_hidden_states=True).last_hidden_state is not None
+    words_only = {k: v for k, v in batch.items() if not k.startswith("entity")}
+    assert model(**words_only, entity_states_only=True).last_hidden_state is not None
+    if mode == "train":  # the dropout path with fewer queries than keys runs and is seeded
+        model.encoder.layer[-1].attention.self.dropout.p = 0.3
+        outs = []
+        for _ in range(2):
+            torch.manual_seed(0)
+            outs.append(model(**batch, entity_states_only=True).entity_last_hidden_state)
+        torch.testing.assert_close(outs[0], outs[1], atol=0, rtol=0)
+        assert not torch.allclose(outs[0], fast.entity_last_hidden_state)
+
+
+def test_entity_heads_compute_entity_rows_only_in_the_last_layer(monkeypatch):
+    """Typing and relation heads ask for entity states only; the span head (NER) needs word states."""
+    from luke.modeling import LukeForEntityClassification, LukeForEntityPairClassification
+
+    seen = []
+    original = LukeModel.forward
+    monkeypatch.setattr(
+        LukeModel, "forward", lambda self, *a, **kw: seen.append(kw["entity_states_only"]) or original(self, *a, **kw)
+    )
+    batch = make_batch()
+    for cls in (LukeForEntityClassification, LukeForEntityPairClassification):
+        model = cls(tiny_config(id2label={0: "a", 1: "b", 2: "c"})).eval()
+        assert model(**batch).logits.shape == (3, 3)
+    assert seen == [True, True]
+
+
+@pytest.mark.parametrize("entity_aware", [True, False])
+def test_entity_heads_name_their_unused_parameters(entity_aware):
+    """What the trainer freezes: the pooler, plus the last layer's word queries when that layer computes
+    entity rows only (entity-aware attention); every other parameter gets a gradient."""
+    from luke.modeling import LukeForEntityPairClassification, LukeForEntitySpanClassification
+
+    config = tiny_config(id2label={0: "a", 1: "b"}, use_entity_aware_attention=entity_aware)
+    model = LukeForEntityPairClassification(config).train()
+    unused = model.unused_parameter_names()
+    expected = {"luke.pooler.dense.weight", "luke.pooler.dense.bias"}
+    if entity_aware:
+        expected |= {
+            f"luke.encoder.layer.1.attention.self.{q}.{w}" for q in ("query", "w2e_query") for w in ("weight", "bias")
+        }
+    assert set(unused) == expected
+    model(**make_batch(), labels=torch.tensor([0, 1, 0])).loss.backward()
+    for name, param in model.named_parameters():
+        assert (param.grad is None) == (name in expected), name
+    span = LukeForEntitySpanClassification(config)
+    assert set(span.unused_parameter_names()) == {"luke.pooler.dense.weight", "luke.pooler.dense.bias"}

@@ -49,7 +49,7 @@ class _Output:
 
 @dataclass
 class BaseLukeModelOutputWithPooling(_Output):
-    last_hidden_state: torch.Tensor  # (B, L, H)
+    last_hidden_state: torch.Tensor | None  # (B, L, H); None with entity_states_only=True
     pooler_output: torch.Tensor | None = None  # (B, H)
     hidden_states: tuple[torch.Tensor, ...] | None = None  # num_layers + 1 x (B, L, H)
     attentions: tuple[torch.Tensor, ...] | None = None  # num_layers x (B, h, N, N)
@@ -200,11 +200,12 @@ def dropout_keep_mask(
     return keep, 32768 / (32768 - t)
 
 
-def _chunks(S: int, N: int) -> list[slice]:
-    """Slices of the S = B*h attention heads, each about 128K scores (at least one head): a chunk's score
-    matrix, mask and gradient stay in cache while they are worked on, and short sequences still run as
-    few, large batched products. (Scaling the chunk with the thread count was tried and measured worse.)"""
-    c = max(1, (1 << 17) // (N * N))
+def _chunks(S: int, scores: int) -> list[slice]:
+    """Slices of the S = B*h attention heads (``scores`` = Nq * N per head), each about 128K scores (at
+    least one head): a chunk's score matrix, mask and gradient stay in cache while they are worked on, and
+    short sequences still run as few, large batched products. (Scaling the chunk with the thread count was
+    tried and measured worse.)"""
+    c = max(1, (1 << 17) // scores)
     return [slice(i, min(i + c, S)) for i in range(0, S, c)]
 
 
@@ -222,22 +223,23 @@ class _DenseAttention(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, q_tw, q_te, k, v, mask, num_words, scale, p):  # type: ignore[override]
-        B, h, N, d = q_tw.shape
+        B, h, Nq, d = q_tw.shape  # Nq = N, or fewer queries (entities only) against all N keys
+        N = k.shape[2]
         S, L = B * h, num_words
         # (S, N, d) contiguous copies (small next to the N x N work): heads flatten into one batch dimension.
-        qf_tw = q_tw.reshape(S, N, d)
-        qf_te = qf_tw if q_te is q_tw else q_te.reshape(S, N, d)
+        qf_tw = q_tw.reshape(S, Nq, d)
+        qf_te = qf_tw if q_te is q_tw else q_te.reshape(S, Nq, d)
         kf, vf = k.reshape(S, N, d), v.reshape(S, N, d)
         qs_tw = qf_tw * scale
         qs_te = qs_tw if qf_te is qf_tw else qf_te * scale
         kt = kf.transpose(-1, -2)  # (S, d, N)
         mask = mask.expand(B, h, 1, N).reshape(S, 1, N)
-        probs = q_tw.new_empty(S, N, N)
-        keep = torch.empty(S, N, N, dtype=torch.bool) if p > 0 else None
-        out = q_tw.new_empty(S, N, d)
-        chunks, kscale = _chunks(S, N), 1.0
+        probs = q_tw.new_empty(S, Nq, N)
+        keep = torch.empty(S, Nq, N, dtype=torch.bool) if p > 0 else None
+        out = q_tw.new_empty(S, Nq, d)
+        chunks, kscale = _chunks(S, Nq * N), 1.0
         # dropped probabilities, reused by every chunk (the last one may be shorter)
-        buf = probs.new_empty(chunks[0].stop, N, N) if keep is not None else None
+        buf = probs.new_empty(chunks[0].stop, Nq, N) if keep is not None else None
         for j in chunks:
             P = probs[j]  # (c, N, N), contiguous
             torch.matmul(qs_tw[j], kt[j, :, :L], out=P[..., :L])  # to-word scores
@@ -255,17 +257,18 @@ class _DenseAttention(torch.autograd.Function):
             out.mul_(kscale)
         ctx.save_for_backward(qf_tw, qf_te, kf, vf, probs, keep)
         ctx.num_words, ctx.scale, ctx.kscale = L, scale, kscale
-        return out.view(B, h, N, d)
+        return out.view(B, h, Nq, d)
 
     @staticmethod
     def backward(ctx, grad_out):  # type: ignore[override]
-        q_tw, q_te, k, v, probs, keep = ctx.saved_tensors  # (S, N, d) ..., (S, N, N)
-        L, (S, N, d) = ctx.num_words, q_tw.shape
-        g = (grad_out * ctx.kscale).reshape(S, N, d)
-        dq_tw, dq_te, dk, dv = (torch.empty_like(q_tw) for _ in range(4))
+        q_tw, q_te, k, v, probs, keep = ctx.saved_tensors  # (S, Nq, d), ..., (S, N, d), (S, Nq, N)
+        L, (S, Nq, d), N = ctx.num_words, q_tw.shape, k.shape[1]
+        g = (grad_out * ctx.kscale).reshape(S, Nq, d)
+        dq_tw, dq_te = torch.empty_like(q_tw), torch.empty_like(q_te)
+        dk, dv = torch.empty_like(k), torch.empty_like(v)
         vt = v.transpose(-1, -2)
-        chunks = _chunks(S, N)
-        d_p_buf, buf = (probs.new_empty(chunks[0].stop, N, N) for _ in range(2))  # reused; the last may be shorter
+        chunks = _chunks(S, Nq * N)
+        d_p_buf, buf = (probs.new_empty(chunks[0].stop, Nq, N) for _ in range(2))  # reused; the last may be shorter
         for j in chunks:
             P = probs[j]  # (c, N, N)
             c = P.shape[0]
@@ -283,9 +286,9 @@ class _DenseAttention(torch.autograd.Function):
             torch.matmul(d_s[..., L:], k[j, L:], out=dq_te[j])
             torch.matmul(d_s[..., :L].transpose(-1, -2), q_tw[j], out=dk[j, :L])
             torch.matmul(d_s[..., L:].transpose(-1, -2), q_te[j], out=dk[j, L:])
-        shape, scale = grad_out.shape, ctx.scale
-        dq_tw, dq_te, dk = dq_tw.mul_(scale).view(shape), dq_te.mul_(scale).view(shape), dk.mul_(scale).view(shape)
-        return dq_tw, dq_te, dk, dv.view(shape), None, None, None, None
+        shape, kv_shape, scale = grad_out.shape, (*grad_out.shape[:2], N, d), ctx.scale
+        dq_tw, dq_te, dk = dq_tw.mul_(scale).view(shape), dq_te.mul_(scale).view(shape), dk.mul_(scale).view(kv_shape)
+        return dq_tw, dq_te, dk, dv.view(kv_shape), None, None, None, None
 
 
 class FastDropout(nn.Dropout):
@@ -410,6 +413,23 @@ class TokenLayout:
             start = stop
         return out
 
+    def entity_queries(self) -> TokenLayout:
+        """The layout of the entity rows alone in a (B, E) grid: where the last layer puts its outputs when
+        only the entity states are needed (``LukeModel(..., entity_states_only=True)``)."""
+        L, Tw = self.num_words, self.num_word_rows
+        pad = self.pad_cols >= L
+        return TokenLayout(
+            self.batch,
+            self.length - L,
+            0,
+            0,
+            self.rows[Tw:],
+            self.cols[Tw:] - L,
+            self.pad_rows[pad],
+            self.pad_cols[pad] - L,
+            self.keep[..., L:],
+        )
+
     def heads(self, *parts: torch.Tensor, num_heads: int) -> torch.Tensor:
         parts = tuple(p.view(p.shape[0], num_heads, -1) for p in parts)
         return self.unpack(*parts).transpose(1, 2)  # (B, h, N, d)
@@ -436,15 +456,22 @@ class LukeSelfAttention(nn.Module):
         self.dropout = FastDropout(config.attention_probs_dropout_prob)
 
     def forward(
-        self, x: torch.Tensor, layout: TokenLayout, output_attentions: bool = False
+        self, x: torch.Tensor, layout: TokenLayout, output_attentions: bool = False, entity_rows_only: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """x: (T, H) packed real tokens (see TokenLayout).
 
-        Returns the attention output (T, H) and, if requested, the probabilities (B, h, N, N).
+        Returns the attention output (T, H) and, if requested, the probabilities (B, h, N, N). With
+        ``entity_rows_only`` (the batch must have entity rows) only the entities query (all keys): the
+        output is (Te, H), for the entity rows of ``x``.
         """
         L, Tw = layout.num_words, layout.num_word_rows
         use_ea = self.entity_aware and x.shape[0] > Tw
-        if use_ea:
+        qlayout = layout.entity_queries() if entity_rows_only else layout
+        if entity_rows_only:
+            xe, h = x[Tw:], self.num_heads
+            q_tw = qlayout.heads(self.e2w_query(xe) if use_ea else self.query(xe), num_heads=h)  # (B, h, E, d)
+            q_te = qlayout.heads(self.e2e_query(xe), num_heads=h) if use_ea else None
+        elif use_ea:
             xw, xe = x[:Tw], x[Tw:]  # (Tw, H) words, (Te, H) entities
             h = self.num_heads
             q_tw = layout.heads(self.query(xw), self.e2w_query(xe), num_heads=h)  # (B, h, N, d) meet word keys
@@ -477,7 +504,7 @@ class LukeSelfAttention(nn.Module):
         else:
             p = self.dropout.p if dropout_active else 0.0
             out = F.scaled_dot_product_attention(q_tw, k, v, attn_mask=mask, dropout_p=p, scale=scale)
-        return layout.from_heads(out), (probs if output_attentions else None)
+        return qlayout.from_heads(out), (probs if output_attentions else None)
 
 
 # ------------------------------------------------------------------------------------- encoder layers
@@ -501,9 +528,9 @@ class LukeAttention(nn.Module):
         self.self = LukeSelfAttention(config)
         self.output = LukeSelfOutput(config)
 
-    def forward(self, x, layout, output_attentions=False):
-        out, probs = self.self(x, layout, output_attentions)
-        return self.output(out, x), probs
+    def forward(self, x, layout, output_attentions=False, entity_rows_only=False):
+        out, probs = self.self(x, layout, output_attentions, entity_rows_only)
+        return self.output(out, x[layout.num_word_rows :] if entity_rows_only else x), probs
 
 
 class LukeIntermediate(nn.Module):
@@ -539,8 +566,9 @@ class LukeLayer(nn.Module):
         self.intermediate = LukeIntermediate(config)
         self.output = LukeOutput(config)
 
-    def forward(self, x, layout, output_attentions=False, ffn_buffer=None):
-        x, probs = self.attention(x, layout, output_attentions)
+    def forward(self, x, layout, output_attentions=False, ffn_buffer=None, entity_rows_only=False):
+        """x: (T, H) packed tokens -> (T, H), or (Te, H) for the entity rows alone with ``entity_rows_only``."""
+        x, probs = self.attention(x, layout, output_attentions, entity_rows_only)
         return self.output(self.intermediate(x, ffn_buffer), x), probs
 
 
@@ -550,19 +578,26 @@ class LukeEncoder(nn.Module):
         self.layer = nn.ModuleList(LukeLayer(config) for _ in range(config.num_hidden_layers))
         self.gradient_checkpointing = False
 
-    def forward(self, x, layout, output_hidden_states=False, output_attentions=False):
-        """x: (T, H) packed real tokens; returns them after every layer (+ per-layer states/probs)."""
+    def forward(self, x, layout, output_hidden_states=False, output_attentions=False, entity_rows_only=False):
+        """x: (T, H) packed real tokens; returns them after every layer (+ per-layer states/probs).
+
+        ``entity_rows_only``: the last layer computes the entity rows only (words serve as keys and values
+        but get no output), and the result is (Te, H)."""
         states = [x] if output_hidden_states else None
         attentions = [] if output_attentions else None
         ffn_buffer = None  # inference: one FFN activation block shared by all layers
         if len(self.layer) and not torch.is_grad_enabled() and not torch.is_autocast_enabled(x.device.type):
             dense = self.layer[0].intermediate.dense
             ffn_buffer = x.new_empty(x.shape[0], dense.out_features) if x.dtype == dense.weight.dtype else None
-        for layer in self.layer:
+        last = len(self.layer) - 1
+        for i, layer in enumerate(self.layer):
+            rows_only = entity_rows_only and i == last
             if self.gradient_checkpointing and self.training:
-                x, probs = torch.utils.checkpoint.checkpoint(layer, x, layout, output_attentions, use_reentrant=False)
+                x, probs = torch.utils.checkpoint.checkpoint(
+                    layer, x, layout, output_attentions, None, rows_only, use_reentrant=False
+                )
             else:
-                x, probs = layer(x, layout, output_attentions, ffn_buffer)
+                x, probs = layer(x, layout, output_attentions, ffn_buffer, rows_only)
             if states is not None:
                 states.append(x)
             if attentions is not None:
@@ -771,6 +806,7 @@ class LukeModel(LukePreTrainedModel):
         entity_position_ids: torch.Tensor | None = None,
         output_attentions: bool = False,
         output_hidden_states: bool = False,
+        entity_states_only: bool = False,
         **unused: Any,
     ) -> BaseLukeModelOutputWithPooling:
         """Encode words and (optionally) entities.
@@ -786,6 +822,10 @@ class LukeModel(LukePreTrainedModel):
             entity_position_ids: (B, E, M) 0-based word indices of each mention, -1 padded.
             output_attentions: also return per-layer attention probabilities (B, h, N, N).
             output_hidden_states: also return the embeddings and every layer's word/entity states.
+            entity_states_only: only ``entity_last_hidden_state`` is wanted (the entity task heads): the
+                last layer then computes the entity rows alone (words still act as keys and values), which
+                saves most of that layer; ``last_hidden_state`` and ``pooler_output`` are None. Ignored
+                (everything computed) without entities or with ``output_hidden_states``/``output_attentions``.
         """
         if unused:
             unknown = sorted(k for k, v in unused.items() if v is not None and k != "return_dict")
@@ -808,7 +848,16 @@ class LukeModel(LukePreTrainedModel):
             e = self.entity_embeddings(entity_ids, entity_position_ids, entity_token_type_ids)  # (B, E, H)
             x = torch.cat([x, e], dim=1)  # (B, N, H)
         layout = TokenLayout.build(attention_mask.to(device), None if entity_ids is None else entity_attention_mask)
-        x, states, attentions = self.encoder(layout.pack(x), layout, output_hidden_states, output_attentions)
+        rows_only = (
+            entity_states_only
+            and entity_ids is not None
+            and not (output_hidden_states or output_attentions)
+            and layout.rows.numel() > layout.num_word_rows  # at least one real entity
+            and len(self.encoder.layer) > 0
+        )
+        x, states, attentions = self.encoder(layout.pack(x), layout, output_hidden_states, output_attentions, rows_only)
+        if rows_only:  # x: (Te, H) entity rows of the last layer
+            return BaseLukeModelOutputWithPooling(None, entity_last_hidden_state=layout.entity_queries().unpack(x))
 
         # Back to the padded grid; hidden states at padding positions are zeros.
         x = layout.unpack(x)  # (B, N, H)
@@ -932,6 +981,7 @@ class _EntityHeadModel(LukePreTrainedModel):
 
     feature_width = 1  # classifier input = feature_width * H
     classifier_bias = True
+    uses_word_states = False  # False: the last layer computes the entity rows only (see LukeModel.forward)
 
     def __init__(self, config: LukeConfig):
         super().__init__(config)
@@ -943,11 +993,22 @@ class _EntityHeadModel(LukePreTrainedModel):
     def features(self, out: BaseLukeModelOutputWithPooling, **kw: Any) -> torch.Tensor:
         raise NotImplementedError
 
+    def unused_parameter_names(self) -> list[str]:
+        """Parameters that never influence this model's logits: the [CLS] pooler (part of the checkpoint
+        format, used by no entity head) and, for heads reading entity states only with entity-aware
+        attention, the last layer's word queries (``query``, ``w2e_query``: that layer computes no word
+        outputs). The fine-tuning trainer freezes them, so DDP does not wait for gradients that never come."""
+        names = [n for n, _ in self.named_parameters() if n.startswith("luke.pooler.")]
+        if not self.uses_word_states and self.config.use_entity_aware_attention and self.config.num_hidden_layers:
+            last = f"luke.encoder.layer.{self.config.num_hidden_layers - 1}.attention.self."
+            names += [n for n, _ in self.named_parameters() if n.startswith((last + "query.", last + "w2e_query."))]
+        return names
+
     def forward(self, input_ids: torch.Tensor, labels: torch.Tensor | None = None, **inputs: Any):
         head_kw = {k: inputs.pop(k) for k in ("entity_start_positions", "entity_end_positions") if k in inputs}
         if inputs.get("entity_ids") is None:
             raise ValueError(f"{type(self).__name__} needs entity_ids and entity_position_ids")
-        out = self.luke(input_ids, **inputs)
+        out = self.luke(input_ids, entity_states_only=not self.uses_word_states, **inputs)
         logits = self.classifier(self.dropout(self.features(out, **head_kw)))
         return EntityClassificationOutput(
             loss=_classification_loss(logits, labels),
@@ -983,6 +1044,7 @@ class LukeForEntitySpanClassification(_EntityHeadModel):
     """
 
     feature_width = 3
+    uses_word_states = True
 
     def features(self, out, entity_start_positions=None, entity_end_positions=None, **kw):
         if entity_start_positions is None or entity_end_positions is None:

@@ -245,10 +245,12 @@ class Trainer:
         )
         self.steps_per_epoch = max(1, math.ceil(self.batches_per_epoch / args.gradient_accumulation_steps))
         self.total_steps = max(1, int(math.ceil(self.steps_per_epoch * args.num_train_epochs)))
-        # The [CLS] pooler is part of the checkpoint format but no entity head uses it: freeze it, so DDP
-        # does not wait for gradients that never come (and AdamW's weight decay does not shrink it).
+        # Parameters that never reach the loss (the [CLS] pooler, which no entity head uses; the last
+        # layer's word queries when the head reads entity states only): frozen, so DDP does not wait for
+        # gradients that never come (and AdamW's weight decay does not shrink them).
+        unused = set(getattr(model, "unused_parameter_names", list)())
         for name, param in model.named_parameters():
-            if name.startswith(("luke.pooler.", "pooler.")):
+            if name in unused or name.startswith(("luke.pooler.", "pooler.")):
                 param.requires_grad_(False)
         self.model = model
         # fused=True: one kernel for the whole update, several times faster on CPU than the default
