@@ -224,9 +224,8 @@ def main() -> None:
             ours_ms = statistics.median(times["luke"]) * 1000
             tokens = B * (L + E)
             mem = "-"
-            pairs = [
-                a / b for a, b in zip(times["transformers"], times["luke"], strict=True)
-            ]  # same-iteration speed-ups
+            # same-iteration speed-ups: each from two adjacent runs
+            pairs = [a / b for a, b in zip(times["transformers"], times["luke"], strict=True)]
             row = dict(case=case, dtype=dtype, hf_ms=hf_ms, luke_ms=ours_ms, speedup=hf_ms / ours_ms, pairs=pairs)
             if not (args.quick or args.no_memory):
                 m_hf = peak_memory("transformers", case, dtype, args.device, args.attention_dropout)

@@ -22,6 +22,7 @@ dropout mask (``dropout_keep_mask``).
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -241,7 +242,7 @@ class _DenseAttention(torch.autograd.Function):
         # dropped probabilities, reused by every chunk (the last one may be shorter)
         buf = probs.new_empty(chunks[0].stop, Nq, N) if keep is not None else None
         for j in chunks:
-            P = probs[j]  # (c, N, N), contiguous
+            P = probs[j]  # (c, Nq, N), contiguous
             torch.matmul(qs_tw[j], kt[j, :, :L], out=P[..., :L])  # to-word scores
             torch.matmul(qs_te[j], kt[j, :, L:], out=P[..., L:])  # to-entity scores
             torch.softmax(P.add_(mask[j]), dim=-1, out=P)
@@ -270,7 +271,7 @@ class _DenseAttention(torch.autograd.Function):
         chunks = _chunks(S, Nq * N)
         d_p_buf, buf = (probs.new_empty(chunks[0].stop, Nq, N) for _ in range(2))  # reused; the last may be shorter
         for j in chunks:
-            P = probs[j]  # (c, N, N)
+            P = probs[j]  # (c, Nq, N)
             c = P.shape[0]
             d_p = torch.matmul(g[j], vt[j], out=d_p_buf[:c])  # d(dropped probs)
             if keep is None:
@@ -413,9 +414,11 @@ class TokenLayout:
             start = stop
         return out
 
-    def entity_queries(self) -> TokenLayout:
+    @functools.cached_property
+    def entity_rows(self) -> TokenLayout:
         """The layout of the entity rows alone in a (B, E) grid: where the last layer puts its outputs when
-        only the entity states are needed (``LukeModel(..., entity_states_only=True)``)."""
+        only the entity states are needed (``LukeModel(..., entity_states_only=True)``). Built once per
+        forward: the last layer and the final unpack share it."""
         L, Tw = self.num_words, self.num_word_rows
         pad = self.pad_cols >= L
         return TokenLayout(
@@ -466,7 +469,7 @@ class LukeSelfAttention(nn.Module):
         """
         L, Tw = layout.num_words, layout.num_word_rows
         use_ea = self.entity_aware and x.shape[0] > Tw
-        qlayout = layout.entity_queries() if entity_rows_only else layout
+        qlayout = layout.entity_rows if entity_rows_only else layout
         if entity_rows_only:
             xe, h = x[Tw:], self.num_heads
             q_tw = qlayout.heads(self.e2w_query(xe) if use_ea else self.query(xe), num_heads=h)  # (B, h, E, d)
@@ -857,7 +860,7 @@ class LukeModel(LukePreTrainedModel):
         )
         x, states, attentions = self.encoder(layout.pack(x), layout, output_hidden_states, output_attentions, rows_only)
         if rows_only:  # x: (Te, H) entity rows of the last layer
-            return BaseLukeModelOutputWithPooling(None, entity_last_hidden_state=layout.entity_queries().unpack(x))
+            return BaseLukeModelOutputWithPooling(None, entity_last_hidden_state=layout.entity_rows.unpack(x))
 
         # Back to the padded grid; hidden states at padding positions are zeros.
         x = layout.unpack(x)  # (B, N, H)
