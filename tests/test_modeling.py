@@ -437,6 +437,74 @@ def test_inference_ffn_buffer_gives_the_same_states(act):
         torch.testing.assert_close(a, b, atol=0, rtol=0)
 
 
+def _spy_onednn(monkeypatch, min_rows_per_thread):
+    """Route EncoderLinear's oneDNN products through a counter; returns the list of their input shapes."""
+    if not torch.backends.mkldnn.is_available():
+        pytest.skip("torch built without oneDNN: EncoderLinear is plain nn.Linear")
+    if modeling._ONEDNN is None:
+        pytest.fail("this torch build has oneDNN but not the linear ops EncoderLinear uses")
+    relayout, linear = modeling._ONEDNN
+    calls = []
+
+    def counted(x, *rest):
+        calls.append(tuple(x.shape))
+        return linear(x, *rest)
+
+    monkeypatch.setattr(modeling, "_ONEDNN", (relayout, counted))
+    monkeypatch.setattr(modeling, "ONEDNN_MIN_ROWS_PER_THREAD", min_rows_per_thread)
+    return calls
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_encoder_linear_takes_onednn_for_large_inference_products_only(bias, monkeypatch):
+    calls = _spy_onednn(monkeypatch, 5)
+    torch.manual_seed(0)
+    layer = modeling.EncoderLinear(16, 24, bias=bias)
+    rows = 5 * torch.get_num_threads()
+    x = torch.randn(rows, 16)
+    ref = torch.nn.functional.linear(x, layer.weight, layer.bias)
+    with torch.no_grad():
+        y = layer(x)
+        assert calls == [(rows, 16)]
+        torch.testing.assert_close(y, ref, atol=1e-5, rtol=1e-5)
+        layer(x[:-1])  # fewer rows than the threshold
+        layer(torch.randn(16, rows).t())  # not contiguous
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        assert layer(x).dtype == torch.bfloat16  # autocast keeps nn.Linear's bf16 product
+    y = layer(x)  # autograd: plain nn.Linear, differentiable
+    assert y.requires_grad
+    torch.testing.assert_close(y, ref, atol=0, rtol=0)
+    assert calls == [(rows, 16)]
+
+
+def test_encoder_linear_fp64_input_is_not_sent_to_onednn(monkeypatch):
+    calls = _spy_onednn(monkeypatch, 1)
+    layer = modeling.EncoderLinear(8, 8).double()
+    with torch.no_grad():
+        layer(torch.randn(40, 8, dtype=torch.float64))
+    assert calls == []
+
+
+@pytest.mark.parametrize("entity_aware", [True, False])
+def test_model_inference_through_onednn_products_equals_the_plain_forward(entity_aware, monkeypatch):
+    """With the row threshold at 1 every encoder product of an inference forward goes through oneDNN
+    (including the FFN's, which then skips the shared buffer): states equal the nn.Linear forward's to
+    float rounding, and transformers' as closely as the plain path does."""
+    hf, ours = hf_pair(entity_aware)
+    batch = make_batch()
+    with torch.no_grad():
+        plain = ours(**batch, output_hidden_states=True)
+        calls = _spy_onednn(monkeypatch, 1)
+        fast = ours(**batch, output_hidden_states=True)
+        ref = hf(**batch)
+    # per layer: query, key, value (+ w2e/e2w/e2e queries), attention output, FFN in and out
+    assert len(calls) == TINY["num_hidden_layers"] * (9 if entity_aware else 6)
+    for a, b in zip(fast.hidden_states, plain.hidden_states, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=0)
+    assert_close_real(fast.last_hidden_state, ref.last_hidden_state, batch["attention_mask"])
+    assert_close_real(fast.entity_last_hidden_state, ref.entity_last_hidden_state, batch["entity_attention_mask"])
+
+
 @pytest.mark.parametrize("entity_aware", [True, False])
 @pytest.mark.parametrize("mode", ["eval", "train"])
 def test_entity_states_only_equals_the_full_forward(entity_aware, mode):
