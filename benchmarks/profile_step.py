@@ -4,10 +4,12 @@
     python benchmarks/profile_step.py --case infer-128 --impl luke  # torch.profiler table of one model step
     python benchmarks/profile_step.py --ner --impl transformers      # one 8-window NER training batch
     python benchmarks/profile_step.py --task relation_classification --mode eval   # 32 SemEval features
+    python benchmarks/profile_step.py --onednn-ab infer-512 --iters 8  # EncoderLinear's oneDNN path on vs off
 
 ``--case`` uses the base-size models and inputs of ``bench_model.py``; ``--ner`` the MiniLM-L6 span model and
 real CoNLL-2003 windows (512 subwords) of ``bench_finetuning.py``. Profiles print the top operators by self
-CPU time and the share of the linear layers' GEMMs (``aten::addmm`` + ``aten::mm``) and of ``aten::bmm``.
+CPU time and the share of the linear layers' GEMMs (``aten::addmm`` + ``aten::mm``, and oneDNN's linear and
+weight re-layout where ``EncoderLinear`` uses them) and of ``aten::bmm``.
 """
 
 from __future__ import annotations
@@ -84,9 +86,11 @@ def _profile(step) -> None:
     events = prof.key_averages()
     print(events.table(sort_by="self_cpu_time_total", row_limit=15))
     total = sum(e.self_cpu_time_total for e in events)
-    gemm = sum(e.self_cpu_time_total for e in events if e.key in ("aten::addmm", "aten::mm"))
+    linear_ops = ("aten::addmm", "aten::mm", "mkldnn::_linear_pointwise", "mkldnn::_reorder_linear_weight")
+    gemm = sum(e.self_cpu_time_total for e in events if e.key in linear_ops)
     bmm = sum(e.self_cpu_time_total for e in events if e.key == "aten::bmm")
-    print(f"self CPU total {total / 1e6:.2f} s; addmm+mm {gemm / 1e6:.2f} s ({100 * gemm / total:.0f} %); "
+    print(f"self CPU total {total / 1e6:.2f} s; linear layers (addmm, mm, oneDNN linear + weight re-layout) "
+          f"{gemm / 1e6:.2f} s ({100 * gemm / total:.0f} %); "
           f"bmm {bmm / 1e6:.2f} s ({100 * bmm / total:.0f} %)")  # fmt: skip
 
 
@@ -96,6 +100,42 @@ def model_case(case: str, impl: str) -> None:
     mode, B, L, E = CASES[case]
     model = build_models("cpu")[impl]
     _profile(step_fn(model, make_inputs(B, L, E, "cpu"), mode, "fp32", "cpu"))
+
+
+def onednn_ab(case: str, iters: int) -> None:
+    """Our model's inference step with ``EncoderLinear``'s oneDNN products (default threshold) and without
+    (threshold infinite, i.e. every product on ``nn.Linear``/MKL), alternating inside every iteration."""
+    import math
+
+    from bench_model import CASES, build_models, make_inputs
+    from luke import modeling
+
+    mode, B, L, E = CASES[case]
+    if mode != "infer":
+        raise SystemExit("--onednn-ab takes an inference case: the oneDNN path is inference-only")
+    model, batch = build_models("cpu")["luke"].eval(), make_inputs(B, L, E, "cpu")
+    default = modeling.ONEDNN_MIN_ROWS_PER_THREAD
+    settings = {"oneDNN (default)": default, "MKL only": math.inf}
+    times: dict[str, list[float]] = {name: [] for name in settings}
+    outputs = {}
+    with torch.no_grad():
+        for name, rows in settings.items():  # warm-up, and the two outputs for the comparison
+            modeling.ONEDNN_MIN_ROWS_PER_THREAD = rows
+            outputs[name] = model(**batch).last_hidden_state
+        for i in range(iters):
+            for name in list(settings) if i % 2 == 0 else list(settings)[::-1]:
+                modeling.ONEDNN_MIN_ROWS_PER_THREAD = settings[name]
+                start = time.perf_counter()
+                model(**batch)
+                times[name].append(time.perf_counter() - start)
+    modeling.ONEDNN_MIN_ROWS_PER_THREAD = default
+    diff = (outputs["oneDNN (default)"] - outputs["MKL only"]).abs().max().item()
+    print(f"{case}, {iters} iterations, max |difference| of the word states {diff:.2e}")
+    for name, ts in times.items():
+        print(f"  {name:18s} median {statistics.median(ts):.3f} s   " + " ".join(f"{t:.2f}" for t in ts))
+    pairs = [b / a for a, b in zip(times["oneDNN (default)"], times["MKL only"], strict=True)]
+    ratio = statistics.median(times["MKL only"]) / statistics.median(times["oneDNN (default)"])
+    print(f"  speed-up of the oneDNN path: {ratio:.3f}x (pairs {min(pairs):.2f}-{max(pairs):.2f})")
 
 
 def task_batch(name: str, impl: str, mode: str) -> None:
@@ -133,6 +173,12 @@ def main() -> None:
     p.add_argument("--mode", choices=["train", "eval"], default="train", help="with --task")
     p.add_argument("--impl", choices=["luke", "transformers"], default="luke")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0 = default)")
+    p.add_argument(
+        "--onednn-ab",
+        choices=["infer-128", "infer-512"],
+        help="time our inference step with and without EncoderLinear's oneDNN products (interleaved)",
+    )
+    p.add_argument("--iters", type=int, default=8, help="with --onednn-ab")
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -143,8 +189,10 @@ def main() -> None:
         model_case(args.case, args.impl)
     if args.ner or args.task:
         task_batch(args.task or "ner", args.impl, args.mode)
-    if not (args.kernels or args.case or args.ner or args.task):
-        p.error("choose --kernels, --case, --task or --ner")
+    if args.onednn_ab:
+        onednn_ab(args.onednn_ab, args.iters)
+    if not (args.kernels or args.case or args.ner or args.task or args.onednn_ab):
+        p.error("choose --kernels, --case, --task, --ner or --onednn-ab")
 
 
 if __name__ == "__main__":
