@@ -191,7 +191,8 @@ class EncoderLinear(nn.Linear):
     ``ONEDNN_MIN_ROWS_PER_THREAD`` rows per torch thread, the weight is re-laid out for oneDNN's blocked
     GEMM on every call and the product runs there. Nothing is cached: no memory is held, and a weight that
     changed is always the one used. On the 2-vCPU AVX2 machine of ``docs/benchmarks.md`` this makes the
-    base-size 4x(512+64) forward 5-12 % faster than MKL's sgemm (which ``nn.Linear`` uses); with fewer rows
+    base-size 4x(512+64) forward about 5-10 % faster with two threads than MKL's sgemm (which ``nn.Linear``
+    uses; ``benchmarks/profile_step.py --onednn-ab``); with fewer rows
     the per-call re-layout is not paid back and it is slower, hence the threshold (it scales with the thread
     count because the re-layout does not shrink when the product is split across threads). Results equal
     ``nn.Linear``'s to float rounding (another summation order). Everything else, including every training
