@@ -118,8 +118,13 @@ def sync(device: str) -> None:
 def time_case(models, case: str, dtype: str, device: str, iters: int) -> dict[str, list[float]]:
     mode, B, L, E = CASES[case]
     batch = make_inputs(B, L, E, device)
-    runs = {name: step_fn(m, batch, mode, dtype, device) for name, m in models.items()}
-    for run in runs.values():  # warm-up
+    return interleave({name: step_fn(m, batch, mode, dtype, device) for name, m in models.items()}, iters, device)
+
+
+def interleave(runs: dict, iters: int, device: str = "cpu") -> dict[str, list[float]]:
+    """Seconds per call of each run, after one warm-up call each; the runs alternate inside every
+    iteration and the order flips each time, so all of them see the same machine drift."""
+    for run in runs.values():
         run()
     times: dict[str, list[float]] = {name: [] for name in runs}
     names = list(runs)

@@ -5,6 +5,7 @@
     python benchmarks/profile_step.py --ner --impl transformers      # one 8-window NER training batch
     python benchmarks/profile_step.py --task relation_classification --mode eval   # 32 SemEval features
     python benchmarks/profile_step.py --onednn-ab infer-512 --iters 8  # EncoderLinear's oneDNN path on vs off
+    python benchmarks/profile_step.py --onednn-ab infer-128 --min-rows 0  # ... with every product on oneDNN
 
 ``--case`` uses the base-size models and inputs of ``bench_model.py``; ``--ner`` the MiniLM-L6 span model and
 real CoNLL-2003 windows (512 subwords) of ``bench_finetuning.py``. Profiles print the top operators by self
@@ -102,12 +103,13 @@ def model_case(case: str, impl: str) -> None:
     _profile(step_fn(model, make_inputs(B, L, E, "cpu"), mode, "fp32", "cpu"))
 
 
-def onednn_ab(case: str, iters: int) -> None:
-    """Our model's inference step with ``EncoderLinear``'s oneDNN products (default threshold) and without
-    (threshold infinite, i.e. every product on ``nn.Linear``/MKL), alternating inside every iteration."""
+def onednn_ab(case: str, iters: int, min_rows: int | None) -> None:
+    """Our model's inference step with ``EncoderLinear``'s oneDNN products (threshold ``min_rows`` rows per
+    thread, default the library's) and without (threshold infinite: every product on ``nn.Linear``/MKL),
+    interleaved as in ``bench_model.py``."""
     import math
 
-    from bench_model import CASES, build_models, make_inputs
+    from bench_model import CASES, build_models, interleave, make_inputs
     from luke import modeling
 
     mode, B, L, E = CASES[case]
@@ -115,26 +117,28 @@ def onednn_ab(case: str, iters: int) -> None:
         raise SystemExit("--onednn-ab takes an inference case: the oneDNN path is inference-only")
     model, batch = build_models("cpu")["luke"].eval(), make_inputs(B, L, E, "cpu")
     default = modeling.ONEDNN_MIN_ROWS_PER_THREAD
-    settings = {"oneDNN (default)": default, "MKL only": math.inf}
-    times: dict[str, list[float]] = {name: [] for name in settings}
+    settings = {"oneDNN": default if min_rows is None else min_rows, "MKL only": math.inf}
     outputs = {}
-    with torch.no_grad():
-        for name, rows in settings.items():  # warm-up, and the two outputs for the comparison
-            modeling.ONEDNN_MIN_ROWS_PER_THREAD = rows
+
+    def run(name: str):
+        def step():
+            modeling.ONEDNN_MIN_ROWS_PER_THREAD = settings[name]
             outputs[name] = model(**batch).last_hidden_state
-        for i in range(iters):
-            for name in list(settings) if i % 2 == 0 else list(settings)[::-1]:
-                modeling.ONEDNN_MIN_ROWS_PER_THREAD = settings[name]
-                start = time.perf_counter()
-                model(**batch)
-                times[name].append(time.perf_counter() - start)
-    modeling.ONEDNN_MIN_ROWS_PER_THREAD = default
-    diff = (outputs["oneDNN (default)"] - outputs["MKL only"]).abs().max().item()
-    print(f"{case}, {iters} iterations, max |difference| of the word states {diff:.2e}")
+
+        return step
+
+    try:
+        with torch.no_grad():
+            times = interleave({name: run(name) for name in settings}, iters)
+    finally:
+        modeling.ONEDNN_MIN_ROWS_PER_THREAD = default
+    diff = (outputs["oneDNN"] - outputs["MKL only"]).abs().max().item()
+    print(f"{case}, oneDNN from {settings['oneDNN']} rows per thread, {iters} iterations, "
+          f"max |difference| of the word states {diff:.2e}")  # fmt: skip
     for name, ts in times.items():
-        print(f"  {name:18s} median {statistics.median(ts):.3f} s   " + " ".join(f"{t:.2f}" for t in ts))
-    pairs = [b / a for a, b in zip(times["oneDNN (default)"], times["MKL only"], strict=True)]
-    ratio = statistics.median(times["MKL only"]) / statistics.median(times["oneDNN (default)"])
+        print(f"  {name:9s} median {statistics.median(ts):.3f} s   " + " ".join(f"{t:.2f}" for t in ts))
+    pairs = [b / a for a, b in zip(times["oneDNN"], times["MKL only"], strict=True)]
+    ratio = statistics.median(times["MKL only"]) / statistics.median(times["oneDNN"])
     print(f"  speed-up of the oneDNN path: {ratio:.3f}x (pairs {min(pairs):.2f}-{max(pairs):.2f})")
 
 
@@ -179,6 +183,9 @@ def main() -> None:
         help="time our inference step with and without EncoderLinear's oneDNN products (interleaved)",
     )
     p.add_argument("--iters", type=int, default=8, help="with --onednn-ab")
+    p.add_argument(
+        "--min-rows", type=int, default=None, help="with --onednn-ab: rows per thread from which oneDNN is used"
+    )
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -190,7 +197,7 @@ def main() -> None:
     if args.ner or args.task:
         task_batch(args.task or "ner", args.impl, args.mode)
     if args.onednn_ab:
-        onednn_ab(args.onednn_ab, args.iters)
+        onednn_ab(args.onednn_ab, args.iters, args.min_rows)
     if not (args.kernels or args.case or args.ner or args.task or args.onednn_ab):
         p.error("choose --kernels, --case, --task, --ner or --onednn-ab")
 

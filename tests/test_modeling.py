@@ -477,6 +477,16 @@ def test_encoder_linear_takes_onednn_for_large_inference_products_only(bias, mon
     assert calls == [(rows, 16)]
 
 
+@pytest.mark.parametrize("bias", [True, False])
+def test_encoder_linear_writes_mkl_products_into_out(bias):
+    layer = modeling.EncoderLinear(16, 24, bias=bias)
+    x, out = torch.randn(3, 16), torch.empty(3, 24)
+    with torch.no_grad():
+        y = layer(x, out=out)
+    assert y.data_ptr() == out.data_ptr()
+    torch.testing.assert_close(y, torch.nn.functional.linear(x, layer.weight, layer.bias), atol=1e-6, rtol=1e-6)
+
+
 def test_encoder_linear_fp64_input_is_not_sent_to_onednn(monkeypatch):
     calls = _spy_onednn(monkeypatch, 1)
     layer = modeling.EncoderLinear(8, 8).double()

@@ -213,10 +213,16 @@ class EncoderLinear(nn.Linear):
             and not torch.is_autocast_enabled("cpu")
         )
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+        """``out`` (inference only, (T, out_features)): where an MKL product is written, so that a caller can
+        reuse one block across layers. A oneDNN product cannot write into a given tensor and ignores it."""
         if self.uses_onednn(x):
             relayout, linear = _ONEDNN
             return linear(x, relayout(self.weight, x.shape[0]), self.bias, "none", [], "")
+        if out is not None and not torch.is_grad_enabled():
+            if self.bias is None:
+                return torch.mm(x, self.weight.t(), out=out)
+            return torch.addmm(self.bias, x, self.weight.t(), out=out)
         return super().forward(x)
 
 
@@ -603,13 +609,11 @@ class LukeIntermediate(nn.Module):
     def forward(self, x: torch.Tensor, buffer: torch.Tensor | None = None) -> torch.Tensor:
         """x: (T, H) -> (T, intermediate). ``buffer`` (at least T rows, inference only): write into it and
         apply the activation in place, so that the encoder's layers reuse one (T, intermediate) block
-        instead of each allocating (and, on CPU, page-faulting) a fresh one. (oneDNN products, see
-        ``EncoderLinear``, cannot write into a given tensor: they take a fresh one.)"""
+        instead of each allocating (and, on CPU, page-faulting) a fresh one (unless ``EncoderLinear`` takes
+        oneDNN, which writes a fresh one)."""
         if torch.is_grad_enabled():
             return self.act(self.dense(x))
-        if buffer is None or self.dense.uses_onednn(x):
-            return self.act_(self.dense(x))
-        return self.act_(torch.addmm(self.dense.bias, x, self.dense.weight.t(), out=buffer[: x.shape[0]]))
+        return self.act_(self.dense(x, out=None if buffer is None else buffer[: x.shape[0]]))
 
 
 class LukeOutput(LukeSelfOutput):
