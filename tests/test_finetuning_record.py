@@ -16,8 +16,8 @@ import torch
 from conftest import SHARED_DATA, require_shared
 from luke.cli import main as cli_main
 from luke.entity_vocab import EntityVocab
+from luke.errors import DataError
 from luke.finetuning.commands import evaluate_folder, finetune
-from luke.finetuning.data import DataError
 from luke.finetuning.tasks import TASKS
 from luke.finetuning.tasks.record import RecordExample, RecordPrediction, RecordTask, mark_passage, mark_query
 from luke.tokenization import LukeTokenizer

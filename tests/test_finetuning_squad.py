@@ -15,11 +15,10 @@ import torch
 import transformers
 
 from conftest import minilm_folder, require_shared
-from luke.cli import UserError
 from luke.cli import main as cli_main
 from luke.entity_vocab import EntityVocab
+from luke.errors import DataError, LukeError
 from luke.finetuning.commands import evaluate_folder, finetune, make_task
-from luke.finetuning.data import DataError
 from luke.finetuning.metrics import answer_exact_match, answer_f1, normalize_answer, qa_scores
 from luke.finetuning.model_io import build_for_finetuning
 from luke.finetuning.tasks.squad import SquadExample, SquadTask, read_squad, split_squad_by_article
@@ -301,7 +300,7 @@ def test_entity_features_from_a_plain_dictionary(tmp_path, tiny_bert):
     assert [x["input_ids"].tolist() for x in no_entity] == [x["input_ids"].tolist() for x in feats]
 
     specials_only = LukeTokenizer.from_pretrained(tiny_bert, entity_vocab=EntityVocab.from_counts([]))
-    with pytest.raises(UserError, match="entity features need an entity vocabulary"):
+    with pytest.raises(LukeError, match="entity features need an entity vocabulary"):
         SquadTask(mention_db=str(tmp_path / "mentions.tsv")).featurize(ex, specials_only)
 
 
@@ -435,7 +434,7 @@ def test_entity_side_from_title_words(tiny_bert, tmp_path):
     torch.testing.assert_close(ents.LayerNorm.weight, words.LayerNorm.weight)
     random_init, _ = build_for_finetuning(tiny_bert, "LukeForQuestionAnswering", ["start", "end"], **kw)
     assert not torch.equal(random_init.luke.entity_embeddings.entity_embeddings.weight, ents.entity_embeddings.weight)
-    with pytest.raises(UserError, match="--entity-init"):
+    with pytest.raises(LukeError, match="--entity-init"):
         build_for_finetuning(tiny_bert, "LukeForQuestionAnswering", ["start", "end"], entity_init="glove", **kw)
 
 

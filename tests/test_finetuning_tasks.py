@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 
 from conftest import minilm_folder, require_shared
 from luke.entity_vocab import EntityVocab
-from luke.finetuning.data import DataError, iter_json_records
+from luke.errors import DataError
+from luke.finetuning.data import iter_json_records
 from luke.finetuning.metrics import (
     multilabel_micro_f1,
     relation_micro_f1,

@@ -116,7 +116,7 @@ def test_finetune_outputs_load_in_transformers_with_identical_logits(task_name, 
 def test_entity_side_from_word_side(tiny_bert, tmp_path):
     """``--entity-init words`` for typing/relations/NER: the [MASK] (and [MASK2]) entity is the [MASK] word
     embedding, positions/types/LayerNorm are the word side's; refused for a LUKE start."""
-    from luke.cli import UserError
+    from luke.errors import LukeError
     from luke.finetuning.model_io import build_for_finetuning
 
     model, tok = build_for_finetuning(tiny_bert, "LukeForEntityPairClassification", ["a", "b"], entity_init="words")
@@ -132,7 +132,7 @@ def test_entity_side_from_word_side(tiny_bert, tmp_path):
     out = tmp_path / "luke"
     random_init.save_pretrained(out)
     EntityVocab.from_counts([]).save(out / "entity_vocab.jsonl")
-    with pytest.raises(UserError, match="--entity-init words is for BERT/RoBERTa starts"):
+    with pytest.raises(LukeError, match="--entity-init words is for BERT/RoBERTa starts"):
         build_for_finetuning(out, "LukeForEntityClassification", ["a"], entity_init="words")
 
 

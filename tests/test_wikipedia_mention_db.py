@@ -14,7 +14,7 @@ import pytest
 from conftest import require_shared
 from luke.cli import main
 from luke.entity_vocab import EntityVocab
-from luke.finetuning.data import DataError
+from luke.errors import DataError
 from luke.wikipedia.dump_db import DumpDB, build_dump_db
 from luke.wikipedia.mention_db import MentionDetector, build_mention_db, normalize_mention, word_spans
 

@@ -13,16 +13,14 @@ import importlib
 import logging
 import sys
 
+from luke.errors import LukeError
+
 COMMAND_MODULES: list[str] = [
     "luke.commands",
     "luke.wikipedia.commands",
     "luke.finetuning.commands",
     "luke.pretraining.commands",
 ]
-
-
-class UserError(Exception):
-    """An error caused by the user's input: printed as one clear line, exit status 2, no traceback."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -49,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
-    except (UserError, FileNotFoundError, ValueError) as err:
+    except (LukeError, FileNotFoundError, ValueError) as err:
         print(f"luke {args.command}: error: {err}", file=sys.stderr)
         return 2
 

@@ -12,8 +12,8 @@ from luke.checkpoint import (
     model_class_for,
     read_state_dict,
 )
-from luke.cli import UserError
 from luke.config import LukeConfig
+from luke.errors import LukeError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -70,7 +70,7 @@ def _convert(args: argparse.Namespace) -> int:
 def _info(args: argparse.Namespace) -> int:
     path: Path = args.checkpoint
     if not path.exists():
-        raise UserError(f"{path} does not exist")
+        raise LukeError(f"{path} does not exist")
     if path.is_dir() and (path / "config.json").is_file():
         config = LukeConfig.from_pretrained(path)
         state = read_state_dict(path)

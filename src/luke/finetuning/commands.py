@@ -16,8 +16,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from luke.cli import UserError
-from luke.finetuning.data import DataError, iter_json_records
+from luke.errors import ConfigError, DataError, LukeError
+from luke.finetuning.data import iter_json_records
 from luke.finetuning.model_io import build_for_finetuning, load_finetuned, to_transformers
 from luke.finetuning.tasks import TASKS, get_task
 from luke.finetuning.tasks.base import UNSEEN_LABEL_POLICIES, Task
@@ -91,7 +91,7 @@ def finetune(
     training = {k: v for k, v in training.items() if v is not None}
     args = TrainingArguments(output_dir=Path(output_dir), **training)
     if backend not in ("luke", "transformers"):
-        raise UserError(f"--backend must be 'luke' or 'transformers', got {backend!r}")
+        raise ConfigError(f"--backend must be 'luke' or 'transformers', got {backend!r}")
 
     splits = task.load_splits(data_dir, ("train", *eval_splits))
     task.set_labels_from(splits["train"])
@@ -345,12 +345,12 @@ def _plain(value: Any) -> Any:
 
 def _check_file(path: Path | None, what: str) -> None:
     if path is not None and not path.is_file():
-        raise UserError(f"{what} {path} does not exist")
+        raise LukeError(f"{what} {path} does not exist")
 
 
 def _finetune(a: argparse.Namespace) -> int:
     if not a.data_dir.is_dir():
-        raise UserError(f"data directory {a.data_dir} does not exist")
+        raise LukeError(f"data directory {a.data_dir} does not exist")
     results = finetune(
         a.task,
         a.model,

@@ -13,18 +13,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from luke.cli import UserError
+from luke.errors import DataError
 
 __all__ = ["DataError", "iter_json_records", "find_split_file", "require"]
-
-
-class DataError(UserError):
-    """A problem in an input file; the message starts with ``FILE:LINE:`` when the line is known."""
-
-    def __init__(self, path: str | Path, message: str, line: int | None = None) -> None:
-        where = f"{path}:{line}" if line is not None else f"{path}"
-        super().__init__(f"{where}: {message}")
-        self.path, self.line = Path(path), line
 
 
 def iter_json_records(path: str | Path) -> Iterator[tuple[int, Any]]:

@@ -31,9 +31,9 @@ from luke.checkpoint import (
     read_state_dict,
     title_token_ids,
 )
-from luke.cli import UserError
 from luke.config import LukeConfig
 from luke.entity_vocab import EntityVocab
+from luke.errors import CheckpointError, ConfigError, TokenizerError
 from luke.modeling import MODEL_CLASSES, LukePreTrainedModel
 from luke.tokenization import LukeTokenizer
 
@@ -48,11 +48,11 @@ _HEADS = ("classifier.", "qa_outputs.", "lm_head.", "entity_predictions.")
 def _model_type(folder: Path) -> str:
     path = folder / "config.json"
     if not path.is_file():
-        raise UserError(f"{folder} is not a model folder (no config.json)")
+        raise CheckpointError(f"{folder} is not a model folder (no config.json)")
     try:
         return str(json.loads(path.read_text(encoding="utf-8")).get("model_type", ""))
     except json.JSONDecodeError as err:
-        raise UserError(f"{path}: invalid JSON at line {err.lineno}: {err.msg}") from None
+        raise CheckpointError(f"{path}: invalid JSON at line {err.lineno}: {err.msg}") from None
 
 
 def _marker_init(tokenizer: LukeTokenizer) -> dict[int, int]:
@@ -87,20 +87,20 @@ def build_for_finetuning(
     ``entity_aware_attention=False`` fine-tunes with vanilla self-attention (the ablation; the model then
     has no ``w2e/e2w/e2e`` query weights)."""
     if entity_init not in ("random", "words"):
-        raise UserError(f"--entity-init must be 'random' or 'words', got {entity_init!r}")
+        raise ConfigError(f"--entity-init must be 'random' or 'words', got {entity_init!r}")
     folder = Path(model_path)
     if not folder.is_dir():
-        raise UserError(f"model folder {folder} does not exist")
+        raise CheckpointError(f"model folder {folder} does not exist")
     cls = MODEL_CLASSES[model_class_name]
     id2label = dict(enumerate(labels))
     vocab = EntityVocab.from_counts([])  # [PAD], [UNK], [MASK], [MASK2]
     kind = _model_type(folder)
     if kind == "luke" and entity_init != "random":
-        raise UserError(f"--entity-init {entity_init} is for BERT/RoBERTa starts; {folder} is a LUKE folder")
+        raise ConfigError(f"--entity-init {entity_init} is for BERT/RoBERTa starts; {folder} is a LUKE folder")
     if keep_entity_vocab:
         if kind == "luke":
             if entity_vocab_path is not None:
-                raise UserError(f"{folder} is a LUKE folder with its own entity vocabulary; drop --entity-vocab")
+                raise ConfigError(f"{folder} is a LUKE folder with its own entity vocabulary; drop --entity-vocab")
             tokenizer = LukeTokenizer.from_pretrained(folder, max_mention_length=max_mention_length)
             config = LukeConfig.from_pretrained(folder)
             config.use_entity_aware_attention = entity_aware_attention
@@ -132,7 +132,7 @@ def build_for_finetuning(
                 n = init_entities_from_words(model, title_token_ids(model_vocab, encode))
                 logger.info("initialised %d entity embeddings from their titles' word embeddings", n)
         if len(model_vocab) != model.config.entity_vocab_size:
-            raise UserError(
+            raise CheckpointError(
                 f"{folder}: entity vocabulary has {len(model_vocab)} entries but the model's entity table has "
                 f"{model.config.entity_vocab_size} rows"
             )
@@ -144,7 +144,7 @@ def build_for_finetuning(
         old_vocab_path = next((folder / n for n in ("entity_vocab.json", "entity_vocab.jsonl", "entity_vocab.tsv")
                                if (folder / n).is_file()), None)  # fmt: skip
         if old_vocab_path is None:
-            raise UserError(f"{folder}: a LUKE folder needs its entity_vocab.json for the entity-table surgery")
+            raise CheckpointError(f"{folder}: a LUKE folder needs its entity_vocab.json for the entity-table surgery")
         old_vocab = EntityVocab.load(old_vocab_path)
         tokenizer = LukeTokenizer.from_pretrained(folder, entity_vocab=vocab, max_mention_length=max_mention_length)
         config = LukeConfig.from_pretrained(folder)
@@ -161,7 +161,7 @@ def build_for_finetuning(
         model = cls(config)
         n_words = state["embeddings.word_embeddings.weight"].shape[0]
         if n_words != config.vocab_size:
-            raise UserError(f"{folder}: {n_words} word embeddings but config.vocab_size is {config.vocab_size}")
+            raise CheckpointError(f"{folder}: {n_words} word embeddings but config.vocab_size is {config.vocab_size}")
         load_state_dict(model, state, expected_missing=_HEADS)
     elif kind in ("bert", "roberta", "xlm-roberta", "camembert"):
         tokenizer = LukeTokenizer.from_pretrained(folder, entity_vocab=vocab, max_mention_length=max_mention_length)
@@ -184,7 +184,7 @@ def build_for_finetuning(
             table = model.luke.entity_embeddings.entity_embeddings.weight
             table[vocab.mask2_id] = table[vocab.mask_id]
     else:
-        raise UserError(f"{folder}: model_type {kind!r} is neither LUKE nor BERT/RoBERTa-like")
+        raise CheckpointError(f"{folder}: model_type {kind!r} is neither LUKE nor BERT/RoBERTa-like")
     if len(tokenizer) != model.config.vocab_size:
         model.resize_token_embeddings(len(tokenizer), init_from=_marker_init(tokenizer))
     model.train()
@@ -198,9 +198,9 @@ def load_finetuned(
     saved task state (``luke_task.json``; labels fall back to ``config.id2label``)."""
     folder = Path(model_path)
     if not folder.is_dir():
-        raise UserError(f"model folder {folder} does not exist")
+        raise CheckpointError(f"model folder {folder} does not exist")
     if _model_type(folder) != "luke":
-        raise UserError(f"{folder} is not a fine-tuned LUKE model folder (model_type is not 'luke')")
+        raise CheckpointError(f"{folder} is not a fine-tuned LUKE model folder (model_type is not 'luke')")
     config = LukeConfig.from_pretrained(folder)
     archs = config.architectures or []
     state: dict[str, Any] = {}
@@ -208,15 +208,15 @@ def load_finetuned(
         state = json.loads((folder / TASK_FILE).read_text(encoding="utf-8"))
     if model_class_name not in archs or (state.get("task") not in (None, task_name)):
         found = state.get("task") or (archs[0] if archs else "no head")
-        raise UserError(f"{folder} holds a model for {found}, not for task {task_name} ({model_class_name})")
+        raise CheckpointError(f"{folder} holds a model for {found}, not for task {task_name} ({model_class_name})")
     if not config.id2label:
-        raise UserError(f"{folder}/config.json has no id2label: not a fine-tuned classification model")
+        raise CheckpointError(f"{folder}/config.json has no id2label: not a fine-tuned classification model")
     model = MODEL_CLASSES[model_class_name].from_pretrained(folder)
     tok_folder = Path(tokenizer_path) if tokenizer_path is not None else folder
     try:
         tokenizer = LukeTokenizer.from_pretrained(tok_folder)
     except ValueError as err:
-        raise UserError(f"cannot load the tokenizer from {tok_folder} ({err}); pass --tokenizer FOLDER") from None
+        raise TokenizerError(f"cannot load the tokenizer from {tok_folder} ({err}); pass --tokenizer FOLDER") from None
     labels = state.get("labels") or [config.id2label[i] for i in range(len(config.id2label))]
     state["labels"] = labels
     return model, tokenizer, state
@@ -254,7 +254,7 @@ def to_transformers(model: nn.Module, tmp_dir: str | Path, source: str | Path | 
             return WordsOnlyQA(inner)
     cls = getattr(transformers, type(model).__name__, None)
     if cls is None:
-        raise UserError(f"transformers has no {type(model).__name__} class: --backend transformers is not available")
+        raise ConfigError(f"transformers has no {type(model).__name__} class: --backend transformers is not available")
     model.save_pretrained(tmp_dir)
     out = cls.from_pretrained(str(tmp_dir))
     out.train(model.training)

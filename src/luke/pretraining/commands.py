@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from luke.cli import UserError
+from luke.errors import CheckpointError, DatasetError
 
 _DOC = "See docs/pretraining.md for the configuration keys and a worked example."
 
@@ -90,18 +90,18 @@ def _evaluate(args: argparse.Namespace) -> int:
     from luke.pretraining.trainer import check_model_matches_dataset, evaluate
 
     if not (args.model / "config.json").is_file():
-        raise UserError(f"{args.model}: not a model folder (no config.json)")
+        raise CheckpointError(f"{args.model}: not a model folder (no config.json)")
     dataset = PretrainingDataset(args.dataset)
     model = LukeForMaskedLM.from_pretrained(args.model)
     if model.config.entity_vocab_size != len(dataset.entity_vocab):
-        raise UserError(
+        raise DatasetError(
             f"{args.dataset} has {len(dataset.entity_vocab)} entities but the model has entity_vocab_size "
             f"{model.config.entity_vocab_size}: different entity vocabularies"
         )
     check_model_matches_dataset(args.model, dataset, model.config.vocab_size)
     train = PretrainingDataset(args.train_dataset) if args.train_dataset else None
     if train is not None and train.entity_vocab.to_dict() != dataset.entity_vocab.to_dict():
-        raise UserError(f"{args.train_dataset} and {args.dataset} have different entity vocabularies")
+        raise DatasetError(f"{args.train_dataset} and {args.dataset} have different entity vocabularies")
     result = evaluate(
         model,
         dataset,

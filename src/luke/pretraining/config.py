@@ -27,9 +27,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-
-class ConfigError(ValueError):
-    """A configuration file or override that cannot be used (unknown key, wrong type, bad value)."""
+from luke.errors import ConfigError
 
 
 @dataclass

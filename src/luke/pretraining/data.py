@@ -22,14 +22,11 @@ import numpy as np
 import torch
 
 from luke.entity_vocab import EntityVocab
+from luke.errors import DatasetError
 from luke.pretraining.collator import EntityVocabInfo, WordVocabInfo, collate, mask_item
 from luke.pretraining.config import MaskingConfig
 
 logger = logging.getLogger(__name__)
-
-
-class DatasetError(ValueError):
-    """A pretraining dataset that is missing, corrupt or does not match the model."""
 
 
 class PretrainingDataset:

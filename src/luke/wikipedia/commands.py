@@ -9,7 +9,7 @@ import os
 import time
 from pathlib import Path
 
-from luke.cli import UserError
+from luke.errors import LukeError
 
 _DOC = "See docs/pretraining-data.md for the formats and a worked example."
 
@@ -192,7 +192,7 @@ def _build_dump_db(args: argparse.Namespace) -> int:
             progress=not args.no_progress,
         )
     except DumpError as err:
-        raise UserError(str(err)) from None
+        raise LukeError(str(err)) from None
     elapsed = time.perf_counter() - start
     print(
         f"wrote {args.out_file}: {stats.get('articles', 0):,} articles, {stats.get('redirects', 0):,} redirects, "
@@ -209,10 +209,10 @@ def _build_entity_vocab(args: argparse.Namespace) -> int:
     try:
         db = DumpDB(args.dump_db)
     except DumpError as err:
-        raise UserError(str(err)) from None
+        raise LukeError(str(err)) from None
     white_list = [title for path in args.white_list for title in read_white_list(path)]
     if args.white_list_only and not white_list:
-        raise UserError("--white-list-only needs at least one --white-list file")
+        raise LukeError("--white-list-only needs at least one --white-list file")
     vocab, stats = build_entity_vocab(
         db,
         vocab_size=args.vocab_size,
@@ -263,7 +263,7 @@ def _build_pretraining_dataset(args: argparse.Namespace) -> int:
             progress=not args.no_progress,
         )
     except (DumpError, FileExistsError, ImportError) as err:
-        raise UserError(str(err)) from None
+        raise LukeError(str(err)) from None
     counts = meta["counts"]
     print(
         f"wrote {args.out_dir}: {meta['number_of_items']:,} items, {counts.get('tokens', 0):,} tokens, "
@@ -306,7 +306,7 @@ def _build_mention_db(args: argparse.Namespace) -> int:
             any_target=args.any_target,
         )
     except DumpError as err:
-        raise UserError(str(err)) from None
+        raise LukeError(str(err)) from None
     summary = {"out_file": str(args.out_file), **stats, "seconds": round(time.perf_counter() - start, 1)}
     print(json.dumps(summary))
     return 0

@@ -51,6 +51,8 @@ from mwparserfromhell.nodes import (
 )
 from tqdm import tqdm
 
+from luke.errors import DumpError
+
 logger = logging.getLogger(__name__)
 
 FORMAT_NAME = "luke-dump-db"
@@ -105,10 +107,6 @@ _STYLE_QUOTES = re.compile(r"'{2,}")
 _OPEN_PAREN_TAIL = re.compile(r"\( ?$")
 _EMPTY_PARENS_TAIL = re.compile(r" ?\([\s,;:]*$")
 _REDIRECT_TEXT = re.compile(r"^\s*#redirect\s*:?\s*\[\[([^\]|]+)", re.IGNORECASE)
-
-
-class DumpError(Exception):
-    """The dump could not be read: the message says which file, where (byte offset / page id) and why."""
 
 
 @dataclass(frozen=True)

@@ -41,6 +41,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from luke.errors import DataError
 from luke.wikipedia.dump_db import DumpDB, resolve
 
 logger = logging.getLogger(__name__)
@@ -314,12 +315,6 @@ def _build_mention_db(
 # --------------------------------------------------------------------------------------------- detector
 
 
-def _data_error(path: Path, message: str, line: int | None = None) -> Exception:
-    from luke.finetuning.data import DataError  # imported lazily: luke.finetuning pulls in torch
-
-    return DataError(path, message, line)
-
-
 class MentionDetector:
     """A ``mention → title`` dictionary with greedy left-to-right longest-match detection.
 
@@ -398,7 +393,7 @@ class MentionDetector:
         try:
             first_text = first.decode("utf-8").lstrip("\ufeff").strip()
         except UnicodeDecodeError as err:
-            raise _data_error(path, f"not UTF-8 text ({err.reason})") from None
+            raise DataError(path, f"not UTF-8 text ({err.reason})") from None
         header: Any = None
         if first_text.startswith("{"):
             try:
@@ -411,7 +406,7 @@ class MentionDetector:
         elif first_text.startswith("{"):
             entries, words = _read_json_dict(path), 20 if max_mention_words is None else max_mention_words
         elif not first_text:
-            raise _data_error(path, "the file is empty")
+            raise DataError(path, "the file is empty")
         else:
             entries, words = _read_tsv(path), 20 if max_mention_words is None else max_mention_words
         detector = cls({}, max_mention_words=words)
@@ -485,7 +480,7 @@ def _iter_lines(path: Path) -> Iterator[tuple[int, str]]:
             try:
                 line = raw.decode("utf-8")
             except UnicodeDecodeError as err:
-                raise _data_error(path, f"not UTF-8 text ({err.reason})", number) from None
+                raise DataError(path, f"not UTF-8 text ({err.reason})", number) from None
             if number == 1:
                 line = line.lstrip("\ufeff")
             line = line.rstrip("\r\n")
@@ -498,12 +493,12 @@ def _read_tsv(path: Path) -> list[tuple[str, str]]:
     for number, line in _iter_lines(path):
         fields = line.split("\t")
         if len(fields) != 2:
-            raise _data_error(path, f"expected 'mention<TAB>title', got {len(fields)} field(s)", number)
+            raise DataError(path, f"expected 'mention<TAB>title', got {len(fields)} field(s)", number)
         mention, title = fields[0].strip(), fields[1].strip()
         if not normalize_mention(mention):
-            raise _data_error(path, "empty mention", number)
+            raise DataError(path, "empty mention", number)
         if not title:
-            raise _data_error(path, "empty title", number)
+            raise DataError(path, "empty title", number)
         entries.append((mention, title))
     return entries
 
@@ -513,19 +508,19 @@ def _read_json_dict(path: Path) -> list[tuple[str, str]]:
     try:
         text = raw.decode("utf-8").lstrip("\ufeff")
     except UnicodeDecodeError as err:
-        raise _data_error(path, f"not UTF-8 text ({err.reason})", raw[: err.start].count(b"\n") + 1) from None
+        raise DataError(path, f"not UTF-8 text ({err.reason})", raw[: err.start].count(b"\n") + 1) from None
     try:
         obj = json.loads(text)
     except json.JSONDecodeError as err:
-        raise _data_error(path, f"invalid JSON: {err.msg} (column {err.colno})", err.lineno) from None
+        raise DataError(path, f"invalid JSON: {err.msg} (column {err.colno})", err.lineno) from None
     if not isinstance(obj, dict):
-        raise _data_error(path, f"expected a JSON object {{mention: title}}, got {type(obj).__name__}")
+        raise DataError(path, f"expected a JSON object {{mention: title}}, got {type(obj).__name__}")
     entries = []
     for mention, title in obj.items():
         if not isinstance(title, str) or not title.strip():
-            raise _data_error(path, f"the title of mention {mention!r} must be a non-empty string, got {title!r}")
+            raise DataError(path, f"the title of mention {mention!r} must be a non-empty string, got {title!r}")
         if not normalize_mention(mention):
-            raise _data_error(path, f"empty mention {mention!r}")
+            raise DataError(path, f"empty mention {mention!r}")
         entries.append((mention, title.strip()))
     return entries
 
@@ -539,25 +534,25 @@ def _read_mention_db(path: Path, *, min_link_prob: float, min_prior: float) -> t
         try:
             record = json.loads(line)
         except json.JSONDecodeError as err:
-            raise _data_error(path, f"invalid JSON: {err.msg} (column {err.colno})", number) from None
+            raise DataError(path, f"invalid JSON: {err.msg} (column {err.colno})", number) from None
         if not isinstance(record, dict):
-            raise _data_error(path, f"expected a JSON object, got {type(record).__name__}", number)
+            raise DataError(path, f"expected a JSON object, got {type(record).__name__}", number)
         if not header_seen:
             header_seen = True
             if record.get("version") != FORMAT_VERSION:
-                raise _data_error(path, f"unsupported mention database version {record.get('version')!r}", number)
+                raise DataError(path, f"unsupported mention database version {record.get('version')!r}", number)
             max_words = record.get("max_mention_words", 20)
             if not isinstance(max_words, int) or isinstance(max_words, bool) or max_words < 1:
-                raise _data_error(path, f"invalid max_mention_words {max_words!r}", number)
+                raise DataError(path, f"invalid max_mention_words {max_words!r}", number)
             continue
         mention, link_count = record.get("mention"), record.get("link_count")
         link_prob, candidates = record.get("link_prob"), record.get("candidates")
         if not isinstance(mention, str) or not mention.strip():
-            raise _data_error(path, "'mention' must be a non-empty string", number)
+            raise DataError(path, "'mention' must be a non-empty string", number)
         if not isinstance(link_count, int) or isinstance(link_count, bool) or link_count < 1:
-            raise _data_error(path, f"'link_count' must be a positive integer, got {link_count!r}", number)
+            raise DataError(path, f"'link_count' must be a positive integer, got {link_count!r}", number)
         if not isinstance(link_prob, (int, float)) or isinstance(link_prob, bool) or not 0 <= link_prob <= 1:
-            raise _data_error(path, f"'link_prob' must be a number in [0, 1], got {link_prob!r}", number)
+            raise DataError(path, f"'link_prob' must be a number in [0, 1], got {link_prob!r}", number)
         if (
             not isinstance(candidates, list)
             or not candidates
@@ -566,7 +561,7 @@ def _read_mention_db(path: Path, *, min_link_prob: float, min_prior: float) -> t
                 for c in candidates
             )
         ):
-            raise _data_error(path, "'candidates' must be a non-empty list of [title, count] pairs", number)
+            raise DataError(path, "'candidates' must be a non-empty list of [title, count] pairs", number)
         if link_prob < min_link_prob:
             rare += 1
             continue
@@ -577,7 +572,7 @@ def _read_mention_db(path: Path, *, min_link_prob: float, min_prior: float) -> t
         entries.append((mention, title))
         kept += 1
     if not header_seen:  # pragma: no cover - from_file only calls this after reading the header
-        raise _data_error(path, "the file is empty")
+        raise DataError(path, "the file is empty")
     logger.info(
         "%s: kept %d mention(s); dropped %d below min_link_prob %g and %d below min_prior %g",
         path,

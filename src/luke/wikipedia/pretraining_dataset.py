@@ -42,6 +42,7 @@ from typing import Any
 from tqdm import tqdm
 
 from luke.entity_vocab import EntityVocab
+from luke.errors import TokenizerError
 from luke.wikipedia.dump_db import DumpDB, Paragraph, resolve
 from luke.wikipedia.sentence_splitter import SentenceSplitter, get_sentence_splitter
 
@@ -50,10 +51,6 @@ logger = logging.getLogger(__name__)
 FORMAT_NAME = "luke-pretraining-dataset"
 FORMAT_VERSION = 1
 EXCLUDED_TITLE_PREFIXES = ("image:", "file:", "category:")
-
-
-class TokenizerError(ValueError):
-    """The tokenizer folder/file cannot be used (missing files, not a fast tokenizer, ...)."""
 
 
 @dataclass

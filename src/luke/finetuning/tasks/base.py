@@ -23,7 +23,8 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from luke.finetuning.data import DataError, find_split_file
+from luke.errors import DataError
+from luke.finetuning.data import find_split_file
 
 __all__ = ["Task", "TaskDefaults", "Feature", "collate_features", "UNSEEN_LABEL_POLICIES"]
 

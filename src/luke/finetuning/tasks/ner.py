@@ -32,7 +32,8 @@ from typing import Any
 
 import numpy as np
 
-from luke.finetuning.data import DataError, require
+from luke.errors import DataError
+from luke.finetuning.data import require
 from luke.finetuning.metrics import Span, span_f1, spans_to_tags, tags_to_spans
 from luke.finetuning.tasks.base import Feature, Task, TaskDefaults
 

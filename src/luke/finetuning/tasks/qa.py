@@ -11,7 +11,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from luke.finetuning.data import DataError
+from luke.errors import DataError
 from luke.finetuning.metrics import qa_scores
 
 __all__ = ["id_lines", "load_json_file", "passage_windows", "read_prediction_file", "score_prediction_file"]

@@ -52,7 +52,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from luke.finetuning.data import DataError, require
+from luke.errors import DataError
+from luke.finetuning.data import require
 from luke.finetuning.metrics import qa_scores
 from luke.finetuning.tasks.base import IGNORE_INDEX, Feature, Task, TaskDefaults, _pad_stack
 from luke.finetuning.tasks.qa import id_lines, load_json_file, passage_windows, score_prediction_file

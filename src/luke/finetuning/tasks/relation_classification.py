@@ -26,7 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from luke.finetuning.data import DataError, iter_json_records, require
+from luke.errors import DataError
+from luke.finetuning.data import iter_json_records, require
 from luke.finetuning.metrics import relation_micro_f1, semeval_official_f1
 from luke.finetuning.tasks.base import IGNORE_INDEX, Feature, Task, TaskDefaults
 

@@ -37,8 +37,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from luke.cli import UserError
-from luke.finetuning.data import DataError
+from luke.errors import ConfigError, DataError
 from luke.finetuning.metrics import qa_scores
 from luke.finetuning.tasks.base import Feature, Task, TaskDefaults, collate_features
 from luke.finetuning.tasks.qa import id_lines, load_json_file, passage_windows, score_prediction_file
@@ -235,7 +234,7 @@ class SquadTask(Task):
             from luke.wikipedia.mention_db import MentionDetector
 
             if len(entity_vocab) <= len(_SPECIAL_ENTITIES):
-                raise UserError(
+                raise ConfigError(
                     "entity features need an entity vocabulary: start from a LUKE folder, or pass --entity-vocab "
                     "FILE (e.g. from luke build-entity-vocab) with a BERT/RoBERTa folder; or use --no-entity"
                 )
