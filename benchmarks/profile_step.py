@@ -29,7 +29,7 @@ import torch
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from luke.modeling import dropout_keep_mask  # noqa: E402
+from luke.kernels import dropout_keep_mask  # noqa: E402
 
 
 def _median_ms(fn, repeats: int = 7) -> float:
@@ -48,7 +48,7 @@ def kernels() -> None:
     print(f"dropout mask, {n:,} elements (p = 0.1):")
     print(f"  torch bernoulli_ (nn.Dropout)  {_median_ms(lambda: torch.empty(n).bernoulli_(0.9)):8.1f} ms")
     print(f"  luke dropout_keep_mask          {_median_ms(lambda: dropout_keep_mask((n,), 0.1, cpu)):8.1f} ms")
-    # One 375 x 375 head (the NER windows of bench_finetuning): the casts _DenseAttention avoids.
+    # One 375 x 375 head (the NER windows of bench_finetuning): the casts DenseAttention avoids.
     probs, keep = torch.rand(1, 375, 375), torch.rand(1, 375, 375) > 0.1
     buf = torch.empty(1, 375, 375)
 
@@ -110,19 +110,19 @@ def onednn_ab(case: str, iters: int, min_rows: int | None) -> None:
     import math
 
     from bench_model import CASES, build_models, interleave, make_inputs
-    from luke import modeling
+    from luke.kernels import linear
 
     mode, B, L, E = CASES[case]
     if mode != "infer":
         raise SystemExit("--onednn-ab takes an inference case: the oneDNN path is inference-only")
     model, batch = build_models("cpu")["luke"].eval(), make_inputs(B, L, E, "cpu")
-    default = modeling.ONEDNN_MIN_ROWS_PER_THREAD
+    default = linear.ONEDNN_MIN_ROWS_PER_THREAD
     settings = {"oneDNN": default if min_rows is None else min_rows, "MKL only": math.inf}
     outputs = {}
 
     def run(name: str):
         def step():
-            modeling.ONEDNN_MIN_ROWS_PER_THREAD = settings[name]
+            linear.ONEDNN_MIN_ROWS_PER_THREAD = settings[name]
             outputs[name] = model(**batch).last_hidden_state
 
         return step
@@ -131,7 +131,7 @@ def onednn_ab(case: str, iters: int, min_rows: int | None) -> None:
         with torch.no_grad():
             times = interleave({name: run(name) for name in settings}, iters)
     finally:
-        modeling.ONEDNN_MIN_ROWS_PER_THREAD = default
+        linear.ONEDNN_MIN_ROWS_PER_THREAD = default
     diff = (outputs["oneDNN"] - outputs["MKL only"]).abs().max().item()
     print(f"{case}, oneDNN from {settings['oneDNN']} rows per thread, {iters} iterations, "
           f"max |difference| of the word states {diff:.2e}")  # fmt: skip

@@ -7,7 +7,7 @@ import pytest
 import torch
 import transformers
 
-from luke import modeling
+from luke import kernels, modeling
 from luke.config import LukeConfig
 from luke.modeling import LukeForMaskedLM, LukeModel, attention_reference
 
@@ -183,7 +183,7 @@ def _random_attention_inputs(dtype, B=2, h=3, L=9, E=4, d=8, seed=0):
 def test_split_key_attention_matches_plain_formulation(dtype, tol):
     q_tw, q_te, k, v, mask, L = _random_attention_inputs(dtype)
     scale = 8**-0.5
-    fast = modeling._SplitKeyAttention.apply(
+    fast = kernels.attention.SplitKeyAttention.apply(
         q_tw, q_te, k[:, :, :L], v[:, :, :L], k[:, :, L:], v[:, :, L:], mask[..., :L], mask[..., L:], scale
     )
     ref, _ = attention_reference(q_tw, q_te, k, v, mask, L, scale)
@@ -201,7 +201,7 @@ def test_dropout_keep_mask_is_bernoulli_in_every_lane_and_reproducible(p):
     same probability 1 - round(p * 32768) / 32768, and the rescale must invert it; ``out=`` gives the same."""
     n = 1 << 22
     torch.manual_seed(3)
-    keep, kscale = modeling.dropout_keep_mask((n // 1024, 1024), p, torch.device("cpu"))
+    keep, kscale = kernels.dropout_keep_mask((n // 1024, 1024), p, torch.device("cpu"))
     assert keep.dtype == torch.bool and keep.shape == (n // 1024, 1024)
     p_eff = round(p * 32768) / 32768
     assert kscale == pytest.approx(1 / (1 - p_eff), rel=1e-12)
@@ -211,11 +211,11 @@ def test_dropout_keep_mask_is_bernoulli_in_every_lane_and_reproducible(p):
     k = keep.reshape(-1).double()
     assert abs(((k[1:] - (1 - p_eff)) * (k[:-1] - (1 - p_eff))).mean().item()) < 1e-3
     torch.manual_seed(3)
-    again, _ = modeling.dropout_keep_mask((n // 1024, 1024), p, torch.device("cpu"))
+    again, _ = kernels.dropout_keep_mask((n // 1024, 1024), p, torch.device("cpu"))
     assert torch.equal(keep, again)
     torch.manual_seed(3)
     out = torch.empty(n // 1024, 1024, dtype=torch.bool)
-    assert modeling.dropout_keep_mask(out.shape, p, torch.device("cpu"), out=out)[0] is out
+    assert kernels.dropout_keep_mask(out.shape, p, torch.device("cpu"), out=out)[0] is out
     assert torch.equal(out, keep)
 
 
@@ -228,20 +228,20 @@ def test_dropout_keep_mask_is_the_documented_threshold_of_the_drawn_lanes(p):
         torch.manual_seed(5)
         lanes = torch.empty(-(-n // 4), dtype=torch.int64).random_(-(2**63), None).view(torch.int16)[:n]
         torch.manual_seed(5)
-        keep, _ = modeling.dropout_keep_mask((n,), p, torch.device("cpu"))
+        keep, _ = kernels.dropout_keep_mask((n,), p, torch.device("cpu"))
         assert torch.equal(keep, lanes >= 2 * t - 32768)
         assert lanes.min() < 2 * t - 32768 <= lanes.max()  # both branches were exercised
 
 
 def test_dropout_keep_mask_edges():
-    keep, kscale = modeling.dropout_keep_mask((7, 5), 1.0, torch.device("cpu"))
+    keep, kscale = kernels.dropout_keep_mask((7, 5), 1.0, torch.device("cpu"))
     assert not keep.any() and kscale == 0.0
-    keep, kscale = modeling.dropout_keep_mask((3, 3, 3), 1e-9, torch.device("cpu"))  # odd size, rounds to p = 0
+    keep, kscale = kernels.dropout_keep_mask((3, 3, 3), 1e-9, torch.device("cpu"))  # odd size, rounds to p = 0
     assert keep.all() and kscale == 1.0
 
 
 def test_fast_dropout_train_and_eval():
-    drop = modeling.FastDropout(0.2)
+    drop = kernels.FastDropout(0.2)
     x = torch.rand(64, 512, dtype=torch.float64) + 1.0
     assert drop.eval()(x) is x
     x.requires_grad_(True)
@@ -269,13 +269,15 @@ def test_dense_attention_matches_plain_formulation_with_the_same_mask(vanilla, p
     q_te_arg = q_tw if vanilla else q_te
     scale = 8**-0.5
     drawn = []  # the chunks' masks, in drawing order
-    draw = modeling.dropout_keep_mask
-    monkeypatch.setattr(modeling, "dropout_keep_mask", lambda *a, **kw: drawn.append(draw(*a, **kw)) or drawn[-1])
-    fast = modeling._DenseAttention.apply(q_tw, q_te_arg, k, v, mask, L, scale, p)
+    draw = kernels.dropout_keep_mask
+    monkeypatch.setattr(
+        kernels.attention, "dropout_keep_mask", lambda *a, **kw: drawn.append(draw(*a, **kw)) or drawn[-1]
+    )
+    fast = kernels.attention.DenseAttention.apply(q_tw, q_te_arg, k, v, mask, L, scale, p)
     if p:
         B, h, Nq, _ = q_tw.shape
         N = k.shape[2]
-        chunks = modeling._chunks(B * h, Nq * N)
+        chunks = kernels.attention.head_chunks(B * h, Nq * N)
         if not entity_queries:
             assert len({m.shape for m, _ in drawn}) == (2 if L == 150 else 1)
         assert len(drawn) == len(chunks)
@@ -298,11 +300,11 @@ def test_dense_attention_matches_plain_formulation_with_the_same_mask(vanilla, p
 
 
 def test_training_step_uses_dense_attention_and_is_reproducible(monkeypatch):
-    """Train mode with attention dropout goes through _DenseAttention on CPU (entity-aware and vanilla
+    """Train mode with attention dropout goes through DenseAttention on CPU (entity-aware and vanilla
     layers), and the same seed gives the same loss and gradients."""
     calls = []
-    original = modeling._DenseAttention.apply
-    monkeypatch.setattr(modeling._DenseAttention, "apply", lambda *a: calls.append(1) or original(*a))
+    original = kernels.attention.DenseAttention.apply
+    monkeypatch.setattr(kernels.attention.DenseAttention, "apply", lambda *a: calls.append(1) or original(*a))
     model = LukeForMaskedLM(tiny_config(attention_probs_dropout_prob=0.2, hidden_dropout_prob=0.2)).train()
     batch = make_batch()
     labels = batch["input_ids"].clone()
@@ -441,17 +443,17 @@ def _spy_onednn(monkeypatch, min_rows_per_thread):
     """Route EncoderLinear's oneDNN products through a counter; returns the list of their input shapes."""
     if not torch.backends.mkldnn.is_available():
         pytest.skip("torch built without oneDNN: EncoderLinear is plain nn.Linear")
-    if modeling._ONEDNN is None:
+    if kernels.linear._ONEDNN is None:
         pytest.fail("this torch build has oneDNN but not the linear ops EncoderLinear uses")
-    relayout, linear = modeling._ONEDNN
+    relayout, linear = kernels.linear._ONEDNN
     calls = []
 
     def counted(x, *rest):
         calls.append(tuple(x.shape))
         return linear(x, *rest)
 
-    monkeypatch.setattr(modeling, "_ONEDNN", (relayout, counted))
-    monkeypatch.setattr(modeling, "ONEDNN_MIN_ROWS_PER_THREAD", min_rows_per_thread)
+    monkeypatch.setattr(kernels.linear, "_ONEDNN", (relayout, counted))
+    monkeypatch.setattr(kernels.linear, "ONEDNN_MIN_ROWS_PER_THREAD", min_rows_per_thread)
     return calls
 
 
@@ -459,7 +461,7 @@ def _spy_onednn(monkeypatch, min_rows_per_thread):
 def test_encoder_linear_takes_onednn_for_large_inference_products_only(bias, monkeypatch):
     calls = _spy_onednn(monkeypatch, 5)
     torch.manual_seed(0)
-    layer = modeling.EncoderLinear(16, 24, bias=bias)
+    layer = kernels.EncoderLinear(16, 24, bias=bias)
     rows = 5 * torch.get_num_threads()
     x = torch.randn(rows, 16)
     ref = torch.nn.functional.linear(x, layer.weight, layer.bias)
@@ -479,7 +481,7 @@ def test_encoder_linear_takes_onednn_for_large_inference_products_only(bias, mon
 
 @pytest.mark.parametrize("bias", [True, False])
 def test_encoder_linear_writes_mkl_products_into_out(bias):
-    layer = modeling.EncoderLinear(16, 24, bias=bias)
+    layer = kernels.EncoderLinear(16, 24, bias=bias)
     x, out = torch.randn(3, 16), torch.empty(3, 24)
     with torch.no_grad():
         y = layer(x, out=out)
@@ -489,7 +491,7 @@ def test_encoder_linear_writes_mkl_products_into_out(bias):
 
 def test_encoder_linear_fp64_input_is_not_sent_to_onednn(monkeypatch):
     calls = _spy_onednn(monkeypatch, 1)
-    layer = modeling.EncoderLinear(8, 8).double()
+    layer = kernels.EncoderLinear(8, 8).double()
     with torch.no_grad():
         layer(torch.randn(40, 8, dtype=torch.float64))
     assert calls == []

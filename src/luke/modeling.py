@@ -1,29 +1,28 @@
 """The LUKE model: word + entity embeddings, an encoder with entity-aware self-attention, the
 pretraining heads (masked words, masked entities) and the entity task heads.
 
-Read top to bottom: embeddings -> attention kernels -> layer -> encoder -> LukeModel -> heads.
+Read top to bottom: outputs -> embeddings -> attention -> layer -> encoder -> LukeModel -> heads.
 Module and parameter names follow ``transformers``' LUKE exactly, so state dicts are interchangeable
 (``checkpoint.py`` does the file I/O). Shape letters used in comments:
 
     B batch, L words, E entities, M max mention length, N = L + E, H hidden, h heads, d = H / h,
-    V word vocab, Ve entity vocab, De entity embedding size, C labels.
+    V word vocab, Ve entity vocab, De entity embedding size, C labels, T packed real tokens.
 
 Entity-aware attention (Yamada et al. 2020, §3.3) gives each (query type, key type) pair its own query
 projection: word->word uses ``query``, word->entity ``w2e_query``, entity->word ``e2w_query`` and
 entity->entity ``e2e_query``; keys and values are shared. We never build the four score blocks. Instead,
 all N queries are split into "to-word" queries ``q_tw = [query(words); e2w_query(entities)]`` and
-"to-entity" queries ``q_te = [w2e_query(words); e2e_query(entities)]``; one fused attention call attends
-``q_tw`` to word keys, another ``q_te`` to entity keys, and the two partial softmaxes are merged exactly
-through their log-sum-exp (see ``_SplitKeyAttention``). Training with attention-probability dropout
-on CPU, which the fused kernel cannot do, takes ``_DenseAttention``: the same split queries against a
-materialised score matrix, built, normalised and dropped out in place a few heads at a time, with a cheap
-dropout mask (``dropout_keep_mask``).
+"to-entity" queries ``q_te = [w2e_query(words); e2e_query(entities)]``, each meeting its half of the keys
+under one softmax: ``attention_reference`` is that definition, written plainly.
+
+Between attention calls the encoder holds only the real (non-padding) tokens, packed as rows
+``[all words; all entities]`` (``TokenLayout``). How attention is computed fast on CPU (fused split-key
+kernels merged through the log-sum-exp, a chunked materialised path for attention dropout, cheap dropout
+masks, oneDNN products, a shared FFN block at inference) lives in ``luke.kernels``.
 """
 
 from __future__ import annotations
 
-import functools
-import math
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -33,6 +32,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from luke.config import LukeConfig
+from luke.kernels import (
+    EncoderLinear,
+    FastDropout,
+    TokenLayout,
+    entity_aware_attention,
+    ffn_block,
+    shared_ffn_block,
+)
 
 # --------------------------------------------------------------------------------------------- outputs
 
@@ -163,241 +170,7 @@ class LukeEntityEmbeddings(nn.Module):
         return self.dropout(self.LayerNorm(x))
 
 
-# ---------------------------------------------------------------------------------------- linear layers
-
-ONEDNN_MIN_ROWS_PER_THREAD = 768
-"""Rows per torch thread from which ``EncoderLinear`` runs CPU inference products through oneDNN
-(``math.inf`` turns that off). See ``EncoderLinear`` for why there is a threshold."""
-
-
-def _onednn_linear_ops():
-    """(weight re-layout, linear) from the oneDNN build of torch (the ops inductor's CPU backend uses), or
-    None where this torch lacks them."""
-    if not torch.backends.mkldnn.is_available():
-        return None
-    try:
-        return torch.ops.mkldnn._reorder_linear_weight, torch.ops.mkldnn._linear_pointwise
-    except (AttributeError, RuntimeError):
-        return None
-
-
-_ONEDNN = _onednn_linear_ops()
-
-
-class EncoderLinear(nn.Linear):
-    """``nn.Linear`` (same parameters, same state-dict keys) whose large CPU inference products use oneDNN.
-
-    Without autograd, in fp32 on CPU (not under autocast), for a contiguous (T, in) input with at least
-    ``ONEDNN_MIN_ROWS_PER_THREAD`` rows per torch thread, the weight is re-laid out for oneDNN's blocked
-    GEMM on every call and the product runs there. Nothing is cached: no memory is held, and a weight that
-    changed is always the one used. On the 2-vCPU AVX2 machine of ``docs/benchmarks.md`` this makes the
-    base-size 4x(512+64) forward about 5-10 % faster with two threads than MKL's sgemm (which ``nn.Linear``
-    uses; ``benchmarks/profile_step.py --onednn-ab``); with fewer rows
-    the per-call re-layout is not paid back and it is slower, hence the threshold (it scales with the thread
-    count because the re-layout does not shrink when the product is split across threads). Results equal
-    ``nn.Linear``'s to float rounding (another summation order). Everything else, including every training
-    step, is plain ``nn.Linear``.
-    """
-
-    def uses_onednn(self, x: torch.Tensor) -> bool:
-        return (
-            _ONEDNN is not None
-            and not torch.is_grad_enabled()
-            and x.device.type == "cpu"
-            and x.dtype == torch.float32
-            and self.weight.dtype == torch.float32
-            and x.dim() == 2
-            and x.shape[0] >= ONEDNN_MIN_ROWS_PER_THREAD * torch.get_num_threads()
-            and x.is_contiguous()
-            and torch.backends.mkldnn.enabled
-            and not torch.is_autocast_enabled("cpu")
-        )
-
-    def forward(self, x: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
-        """``out`` (inference only, (T, out_features)): where an MKL product is written, so that a caller can
-        reuse one block across layers. A oneDNN product cannot write into a given tensor and ignores it."""
-        if self.uses_onednn(x):
-            relayout, linear = _ONEDNN
-            return linear(x, relayout(self.weight, x.shape[0]), self.bias, "none", [], "")
-        if out is not None and not torch.is_grad_enabled():
-            if self.bias is None:
-                return torch.mm(x, self.weight.t(), out=out)
-            return torch.addmm(self.bias, x, self.weight.t(), out=out)
-        return super().forward(x)
-
-
-# ----------------------------------------------------------------------------------- attention kernels
-
-
-def _cpu_flash(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor, scale: float):
-    """Fused CPU attention returning (output (B,h,Nq,d), log-sum-exp (B,h,Nq) in fp32)."""
-    return torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(q, k, v, 0.0, False, attn_mask=mask, scale=scale)
-
-
-def dropout_keep_mask(
-    shape: tuple[int, ...], p: float, device: torch.device, out: torch.Tensor | None = None
-) -> tuple[torch.Tensor, float]:
-    """A Bernoulli(1 - p) keep mask of ``shape`` (bool) and the matching rescale factor ``1 / (1 - p)``.
-
-    On CPU, ``torch.bernoulli_`` (what ``nn.Dropout`` uses) costs ~10 ns per element, and attention
-    dropout draws B*h*N*N of them per layer, the largest non-matmul cost of a training step. Here each
-    decision is one signed 16-bit lane of uniform 64-bit integers drawn from torch's default generator
-    (so ``torch.manual_seed`` and saved RNG states reproduce it), about 3x cheaper. The drop probability
-    is quantised to ``round(p * 32768) / 32768`` (0.1 -> 0.1000061) and the rescale uses that exact
-    value, so the expectation of the output is preserved. ``out`` (a contiguous bool tensor of ``shape``)
-    receives the mask instead of a new tensor. Other devices use ``bernoulli_``.
-    """
-    keep = torch.empty(shape, dtype=torch.bool, device=device) if out is None else out
-    if device.type != "cpu":
-        return keep.bernoulli_(1.0 - p), 1.0 / (1.0 - p)
-    t = round(p * 32768)
-    if t >= 32768:  # p ~ 1: drop everything (as F.dropout does)
-        return keep.fill_(False), 0.0
-    n = keep.numel()
-    # random_(int64 min, None) draws all 64 bits uniformly: four uniform signed 16-bit lanes x per draw.
-    x = torch.empty(-(-n // 4), dtype=torch.int64).random_(-(2**63), None).view(torch.int16)[:n]
-    # keep iff x >= 2t - 32768 (P = 1 - t/32768), computed as the sign of (x >> 1) - (t - 16384), which
-    # cannot overflow int16: four vectorised int16 passes, faster than torch.ge's (scalar) bool output
-    # (benchmarks/profile_step.py --kernels).
-    x.bitwise_right_shift_(1).sub_(t - 16384).bitwise_right_shift_(15).add_(1)  # 1 keep, 0 drop
-    keep.view(torch.uint8).copy_(x.view(keep.shape))
-    return keep, 32768 / (32768 - t)
-
-
-def _chunks(S: int, scores: int) -> list[slice]:
-    """Slices of the S = B*h attention heads (``scores`` = Nq * N per head), each about 128K scores (at
-    least one head): a chunk's score matrix, mask and gradient stay in cache while they are worked on, and
-    short sequences still run as few, large batched products. (Scaling the chunk with the thread count was
-    tried and measured worse.)"""
-    c = max(1, (1 << 17) // scores)
-    return [slice(i, min(i + c, S)) for i in range(0, S, c)]
-
-
-class _DenseAttention(torch.autograd.Function):
-    """Materialised split-key attention with attention-probability dropout, for training.
-
-    Same function as ``attention_reference`` (``q_te is q_tw`` gives vanilla attention), written for the
-    CPU's memory system rather than for autograd. The (B, h, N, N) probabilities are computed a chunk of
-    heads at a time (``_chunks``): the two key halves' scores are written straight into the chunk, softmax
-    runs in place, the chunk's dropout mask is drawn and applied through a reused buffer and multiplied by
-    V while all of it is in cache; the backward walks the same chunks, so no second (B, h, N, N) tensor
-    (dropped probabilities, their gradient) ever exists. Saved: probabilities (4 bytes per score) and the
-    bool mask (1 byte).
-    """
-
-    @staticmethod
-    def forward(ctx, q_tw, q_te, k, v, mask, num_words, scale, p):  # type: ignore[override]
-        B, h, Nq, d = q_tw.shape  # Nq = N, or fewer queries (entities only) against all N keys
-        N = k.shape[2]
-        S, L = B * h, num_words
-        # (S, N, d) contiguous copies (small next to the N x N work): heads flatten into one batch dimension.
-        qf_tw = q_tw.reshape(S, Nq, d)
-        qf_te = qf_tw if q_te is q_tw else q_te.reshape(S, Nq, d)
-        kf, vf = k.reshape(S, N, d), v.reshape(S, N, d)
-        qs_tw = qf_tw * scale
-        qs_te = qs_tw if qf_te is qf_tw else qf_te * scale
-        kt = kf.transpose(-1, -2)  # (S, d, N)
-        mask = mask.expand(B, h, 1, N).reshape(S, 1, N)
-        probs = q_tw.new_empty(S, Nq, N)
-        keep = torch.empty(S, Nq, N, dtype=torch.bool) if p > 0 else None
-        out = q_tw.new_empty(S, Nq, d)
-        chunks, kscale = _chunks(S, Nq * N), 1.0
-        # dropped probabilities, reused by every chunk (the last one may be shorter)
-        buf = probs.new_empty(chunks[0].stop, Nq, N) if keep is not None else None
-        for j in chunks:
-            P = probs[j]  # (c, Nq, N), contiguous
-            torch.matmul(qs_tw[j], kt[j, :, :L], out=P[..., :L])  # to-word scores
-            torch.matmul(qs_te[j], kt[j, :, L:], out=P[..., L:])  # to-entity scores
-            torch.softmax(P.add_(mask[j]), dim=-1, out=P)
-            if keep is None:
-                torch.matmul(P, vf[j], out=out[j])
-                continue
-            _, kscale = dropout_keep_mask(P.shape, p, P.device, out=keep[j])
-            dropped = torch.mul(
-                P, keep[j].view(torch.uint8), out=buf[: P.shape[0]]
-            )  # uint8: bool->float casts are slow
-            torch.matmul(dropped, vf[j], out=out[j])
-        if kscale != 1.0:
-            out.mul_(kscale)
-        ctx.save_for_backward(qf_tw, qf_te, kf, vf, probs, keep)
-        ctx.num_words, ctx.scale, ctx.kscale = L, scale, kscale
-        return out.view(B, h, Nq, d)
-
-    @staticmethod
-    def backward(ctx, grad_out):  # type: ignore[override]
-        q_tw, q_te, k, v, probs, keep = ctx.saved_tensors  # (S, Nq, d), ..., (S, N, d), (S, Nq, N)
-        L, (S, Nq, d), N = ctx.num_words, q_tw.shape, k.shape[1]
-        g = (grad_out * ctx.kscale).reshape(S, Nq, d)
-        dq_tw, dq_te = torch.empty_like(q_tw), torch.empty_like(q_te)
-        dk, dv = torch.empty_like(k), torch.empty_like(v)
-        vt = v.transpose(-1, -2)
-        chunks = _chunks(S, Nq * N)
-        d_p_buf, buf = (probs.new_empty(chunks[0].stop, Nq, N) for _ in range(2))  # reused; the last may be shorter
-        for j in chunks:
-            P = probs[j]  # (c, Nq, N)
-            c = P.shape[0]
-            d_p = torch.matmul(g[j], vt[j], out=d_p_buf[:c])  # d(dropped probs)
-            if keep is None:
-                torch.matmul(P.transpose(-1, -2), g[j], out=dv[j])
-            else:
-                kj = keep[j].view(torch.uint8)
-                dropped = torch.mul(P, kj, out=buf[:c])
-                torch.matmul(dropped.transpose(-1, -2), g[j], out=dv[j])
-                d_p.mul_(kj)
-            # softmax backward, in place: d_scores = P * (d_p - rowsum(d_p * P)); the scale comes at the end
-            d_s = torch.ops.aten._softmax_backward_data.out(d_p, P, -1, P.dtype, grad_input=d_p)
-            torch.matmul(d_s[..., :L], k[j, :L], out=dq_tw[j])
-            torch.matmul(d_s[..., L:], k[j, L:], out=dq_te[j])
-            torch.matmul(d_s[..., :L].transpose(-1, -2), q_tw[j], out=dk[j, :L])
-            torch.matmul(d_s[..., L:].transpose(-1, -2), q_te[j], out=dk[j, L:])
-        shape, kv_shape, scale = grad_out.shape, (*grad_out.shape[:2], N, d), ctx.scale
-        dq_tw, dq_te, dk = dq_tw.mul_(scale).view(shape), dq_te.mul_(scale).view(shape), dk.mul_(scale).view(kv_shape)
-        return dq_tw, dq_te, dk, dv.view(kv_shape), None, None, None, None
-
-
-class FastDropout(nn.Dropout):
-    """``nn.Dropout`` whose CPU training-mode mask comes from ``dropout_keep_mask`` (same ``p`` semantics,
-    ~3x cheaper mask; other devices and eval mode behave exactly as ``nn.Dropout``)."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.training or self.p == 0:
-            return x
-        if x.device.type != "cpu" or x.dtype not in (torch.float32, torch.float64) or self.inplace:
-            return super().forward(x)  # (a bf16 mask could not hold the rescale factor exactly)
-        keep, kscale = dropout_keep_mask(x.shape, self.p, x.device)
-        return x * keep.view(torch.uint8).to(x.dtype).mul_(kscale)  # (casts from uint8 are vectorised, from bool not)
-
-
-class _SplitKeyAttention(torch.autograd.Function):
-    """Exact softmax attention over [word keys ; entity keys] with a different query per key type.
-
-    Forward: ``(O1, L1) = attn(q_tw, K_w, V_w)``, ``(O2, L2) = attn(q_te, K_e, V_e)``;
-    ``L = logaddexp(L1, L2)``, ``O = exp(L1 - L) O1 + exp(L2 - L) O2`` equals softmax over all N keys.
-    Backward: each half's fused backward, fed with the *merged* (O, L), gives exactly the gradient of
-    the full softmax restricted to that half (the same identity blockwise/ring attention uses), so no
-    N x N matrix is ever stored. Masks are additive with ``finfo.min`` (never -inf: a fully masked half
-    must yield a huge negative LSE, not NaN), so an example without entities merges to its word half.
-    """
-
-    @staticmethod
-    def forward(ctx, q_tw, q_te, k_w, v_w, k_e, v_e, mask_w, mask_e, scale):  # type: ignore[override]
-        o_w, lse_w = _cpu_flash(q_tw, k_w, v_w, mask_w, scale)
-        o_e, lse_e = _cpu_flash(q_te, k_e, v_e, mask_e, scale)
-        lse = torch.logaddexp(lse_w, lse_e)  # (B, h, N) fp32
-        # In place: the partial outputs are not needed afterwards (the backward uses the merged ones).
-        out = o_w.mul_(torch.exp(lse_w - lse).unsqueeze(-1)).add_(o_e.mul_(torch.exp(lse_e - lse).unsqueeze(-1)))
-        ctx.save_for_backward(q_tw, q_te, k_w, v_w, k_e, v_e, mask_w, mask_e, out, lse)
-        ctx.scale = scale
-        return out  # (B, h, N, d)
-
-    @staticmethod
-    def backward(ctx, grad_out):  # type: ignore[override]
-        q_tw, q_te, k_w, v_w, k_e, v_e, mask_w, mask_e, out, lse = ctx.saved_tensors
-        bwd = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu_backward
-        grad_out = grad_out.contiguous()
-        dq_tw, dk_w, dv_w = bwd(grad_out, q_tw, k_w, v_w, out, lse, 0.0, False, attn_mask=mask_w, scale=ctx.scale)
-        dq_te, dk_e, dv_e = bwd(grad_out, q_te, k_e, v_e, out, lse, 0.0, False, attn_mask=mask_e, scale=ctx.scale)
-        return dq_tw, dq_te, dk_w, dv_w, dk_e, dv_e, None, None, None
+# ------------------------------------------------------------------------------------------- attention
 
 
 def attention_reference(
@@ -428,84 +201,10 @@ def attention_reference(
     return dropped @ v, probs
 
 
-@dataclass
-class TokenLayout:
-    """Where the real (non-padding) tokens sit in the padded (B, N) grid.
-
-    Between attention calls the encoder keeps only real tokens, packed as rows ``[all words; all
-    entities]`` of a (T, H) matrix: projections, FFN and LayerNorms then spend no FLOPs on padding, and
-    the word and entity rows are contiguous slices for the entity-aware queries. Attention scatters its
-    inputs back into the padded (B, h, N, d) layout that the fused kernels need.
-    """
-
-    batch: int  # B
-    length: int  # N = L + E
-    num_words: int  # L
-    num_word_rows: int  # number of real words in the batch (packed rows [0, num_word_rows) are words)
-    rows: torch.Tensor  # (T,) batch index of each packed row
-    cols: torch.Tensor  # (T,) position in [0, N) of each packed row
-    pad_rows: torch.Tensor  # (P,) batch index of each padding position
-    pad_cols: torch.Tensor  # (P,) its position in [0, N)
-    keep: torch.Tensor  # (B, 1, 1, N) bool, False at padded keys
-
-    @classmethod
-    def build(cls, word_mask: torch.Tensor, entity_mask: torch.Tensor | None) -> TokenLayout:
-        B, L = word_mask.shape
-        keep = word_mask.bool() if entity_mask is None else torch.cat([word_mask.bool(), entity_mask.bool()], 1)
-        rows, cols = keep[:, :L].nonzero(as_tuple=True)
-        num_word_rows = rows.numel()
-        if entity_mask is not None:
-            e_rows, e_cols = keep[:, L:].nonzero(as_tuple=True)
-            rows, cols = torch.cat([rows, e_rows]), torch.cat([cols, e_cols + L])
-        pad_rows, pad_cols = (~keep).nonzero(as_tuple=True)
-        return cls(B, keep.shape[1], L, num_word_rows, rows, cols, pad_rows, pad_cols, keep[:, None, None, :])
-
-    def pack(self, x: torch.Tensor) -> torch.Tensor:
-        return x[self.rows, self.cols]  # (B, N, H) -> (T, H)
-
-    def unpack(self, *parts: torch.Tensor) -> torch.Tensor:
-        """Packed rows (T, ...), possibly given as consecutive parts, -> (B, N, ...) with zeros at padding.
-
-        Padding rows must be finite, not merely ignored: the fused attention backward multiplies them."""
-        x0 = parts[0]
-        out = x0.new_empty(self.batch, self.length, *x0.shape[1:])
-        out[self.pad_rows, self.pad_cols] = 0
-        start = 0
-        for part in parts:
-            stop = start + part.shape[0]
-            out[self.rows[start:stop], self.cols[start:stop]] = part
-            start = stop
-        return out
-
-    @functools.cached_property
-    def entity_rows(self) -> TokenLayout:
-        """The layout of the entity rows alone in a (B, E) grid: where the last layer puts its outputs when
-        only the entity states are needed (``LukeModel(..., entity_states_only=True)``). Built once per
-        forward: the last layer and the final unpack share it."""
-        L, Tw = self.num_words, self.num_word_rows
-        pad = self.pad_cols >= L
-        return TokenLayout(
-            self.batch,
-            self.length - L,
-            0,
-            0,
-            self.rows[Tw:],
-            self.cols[Tw:] - L,
-            self.pad_rows[pad],
-            self.pad_cols[pad] - L,
-            self.keep[..., L:],
-        )
-
-    def heads(self, *parts: torch.Tensor, num_heads: int) -> torch.Tensor:
-        parts = tuple(p.view(p.shape[0], num_heads, -1) for p in parts)
-        return self.unpack(*parts).transpose(1, 2)  # (B, h, N, d)
-
-    def from_heads(self, x: torch.Tensor) -> torch.Tensor:
-        out = x.transpose(1, 2)[self.rows, self.cols]  # (B, h, N, d) -> (T, h, d), one gather
-        return out.reshape(out.shape[0], -1)
-
-
 class LukeSelfAttention(nn.Module):
+    """Entity-aware self-attention over packed tokens (see the module docstring); with
+    ``use_entity_aware_attention=False``, ordinary self-attention with one query projection."""
+
     def __init__(self, config: LukeConfig):
         super().__init__()
         self.num_heads = config.num_attention_heads
@@ -530,47 +229,23 @@ class LukeSelfAttention(nn.Module):
         ``entity_rows_only`` (the batch must have entity rows) only the entities query (all keys): the
         output is (Te, H), for the entity rows of ``x``.
         """
-        L, Tw = layout.num_words, layout.num_word_rows
-        use_ea = self.entity_aware and x.shape[0] > Tw
-        qlayout = layout.entity_rows if entity_rows_only else layout
+        Tw, h = layout.num_word_rows, self.num_heads
+        use_ea = self.entity_aware and x.shape[0] > Tw  # a batch without entities attends as vanilla
+        queries = layout.entity_rows if entity_rows_only else layout  # where the query rows sit
         if entity_rows_only:
-            xe, h = x[Tw:], self.num_heads
-            q_tw = qlayout.heads(self.e2w_query(xe) if use_ea else self.query(xe), num_heads=h)  # (B, h, E, d)
-            q_te = qlayout.heads(self.e2e_query(xe), num_heads=h) if use_ea else None
+            xe = x[Tw:]
+            q_tw = queries.heads(self.e2w_query(xe) if use_ea else self.query(xe), num_heads=h)  # (B, h, E, d)
+            q_te = queries.heads(self.e2e_query(xe), num_heads=h) if use_ea else None
         elif use_ea:
             xw, xe = x[:Tw], x[Tw:]  # (Tw, H) words, (Te, H) entities
-            h = self.num_heads
             q_tw = layout.heads(self.query(xw), self.e2w_query(xe), num_heads=h)  # (B, h, N, d) meet word keys
             q_te = layout.heads(self.w2e_query(xw), self.e2e_query(xe), num_heads=h)  # ... meet entity keys
         else:  # vanilla attention, or no entities in the batch: one query over all keys
-            q_tw, q_te = layout.heads(self.query(x), num_heads=self.num_heads), None
-        k, v = (
-            layout.heads(self.key(x), num_heads=self.num_heads),
-            layout.heads(self.value(x), num_heads=self.num_heads),
-        )
-        # Additive mask in the compute dtype (bf16 under autocast), built in that dtype so finfo.min
-        # cannot round to -inf (see _SplitKeyAttention).
-        mask = torch.zeros(layout.keep.shape, dtype=k.dtype, device=x.device)
-        mask.masked_fill_(~layout.keep, torch.finfo(k.dtype).min)  # (B, 1, 1, N)
-        scale = 1.0 / math.sqrt(self.head_dim)
-        dropout_active = self.training and self.dropout.p > 0
-
-        on_cpu, exact_dtype = x.device.type == "cpu", k.dtype in (torch.float32, torch.float64)
-        probs = None
-        if dropout_active and on_cpu and exact_dtype and not output_attentions:
-            # The fused CPU kernel has no dropout: materialise the probabilities, frugally (_DenseAttention).
-            out = _DenseAttention.apply(q_tw, q_tw if q_te is None else q_te, k, v, mask, L, scale, self.dropout.p)
-        elif output_attentions or (use_ea and dropout_active) or (use_ea and not on_cpu):
-            # Probabilities requested, or bf16 autocast with dropout on CPU (softmax in fp32, as autocast does),
-            # or another device (the LSE merge is not wired up there yet).
-            out, probs = attention_reference(q_tw, q_te, k, v, mask, L, scale, self.dropout if dropout_active else None)
-        elif use_ea:
-            kw, ke, vw, ve = k[:, :, :L], k[:, :, L:], v[:, :, :L], v[:, :, L:]
-            out = _SplitKeyAttention.apply(q_tw, q_te, kw, vw, ke, ve, mask[..., :L], mask[..., L:], scale)
-        else:
-            p = self.dropout.p if dropout_active else 0.0
-            out = F.scaled_dot_product_attention(q_tw, k, v, attn_mask=mask, dropout_p=p, scale=scale)
-        return qlayout.from_heads(out), (probs if output_attentions else None)
+            q_tw, q_te = layout.heads(self.query(x), num_heads=h), None
+        k, v = layout.heads(self.key(x), num_heads=h), layout.heads(self.value(x), num_heads=h)  # (B, h, N, d)
+        kw = dict(dropout_p=self.dropout.p, training=self.training, output_attentions=output_attentions)
+        out, probs = entity_aware_attention(q_tw, q_te, k, v, layout, **kw)  # (B, h, Nq, d), fast kernels
+        return queries.from_heads(out), probs
 
 
 # ------------------------------------------------------------------------------------- encoder layers
@@ -606,14 +281,12 @@ class LukeIntermediate(nn.Module):
         self.act = _activation(config.hidden_act)
         self.act_ = _activation(config.hidden_act, inplace=True)
 
-    def forward(self, x: torch.Tensor, buffer: torch.Tensor | None = None) -> torch.Tensor:
-        """x: (T, H) -> (T, intermediate). ``buffer`` (at least T rows, inference only): write into it and
-        apply the activation in place, so that the encoder's layers reuse one (T, intermediate) block
-        instead of each allocating (and, on CPU, page-faulting) a fresh one (unless ``EncoderLinear`` takes
-        oneDNN, which writes a fresh one)."""
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (T, H) -> (T, intermediate). Without autograd the product goes into the encoder's shared FFN
+        block (``shared_ffn_block``) and the activation runs in place."""
         if torch.is_grad_enabled():
             return self.act(self.dense(x))
-        return self.act_(self.dense(x, out=None if buffer is None else buffer[: x.shape[0]]))
+        return self.act_(self.dense(x, out=ffn_block(x.shape[0])))
 
 
 class LukeOutput(LukeSelfOutput):
@@ -633,10 +306,10 @@ class LukeLayer(nn.Module):
         self.intermediate = LukeIntermediate(config)
         self.output = LukeOutput(config)
 
-    def forward(self, x, layout, output_attentions=False, ffn_buffer=None, entity_rows_only=False):
+    def forward(self, x, layout, output_attentions=False, entity_rows_only=False):
         """x: (T, H) packed tokens -> (T, H), or (Te, H) for the entity rows alone with ``entity_rows_only``."""
         x, probs = self.attention(x, layout, output_attentions, entity_rows_only)
-        return self.output(self.intermediate(x, ffn_buffer), x), probs
+        return self.output(self.intermediate(x), x), probs
 
 
 class LukeEncoder(nn.Module):
@@ -652,23 +325,21 @@ class LukeEncoder(nn.Module):
         but get no output), and the result is (Te, H)."""
         states = [x] if output_hidden_states else None
         attentions = [] if output_attentions else None
-        ffn_buffer = None  # inference: one FFN activation block shared by all layers
-        if len(self.layer) and not torch.is_grad_enabled() and not torch.is_autocast_enabled(x.device.type):
-            dense = self.layer[0].intermediate.dense
-            ffn_buffer = x.new_empty(x.shape[0], dense.out_features) if x.dtype == dense.weight.dtype else None
-        last = len(self.layer) - 1
-        for i, layer in enumerate(self.layer):
-            rows_only = entity_rows_only and i == last
-            if self.gradient_checkpointing and self.training:
-                x, probs = torch.utils.checkpoint.checkpoint(
-                    layer, x, layout, output_attentions, None, rows_only, use_reentrant=False
-                )
-            else:
-                x, probs = layer(x, layout, output_attentions, ffn_buffer, rows_only)
-            if states is not None:
-                states.append(x)
-            if attentions is not None:
-                attentions.append(probs)
+        checkpointed = self.gradient_checkpointing and self.training
+        ffn = self.layer[0].intermediate.dense if len(self.layer) and not checkpointed else None
+        with shared_ffn_block(x, ffn):  # inference: all layers reuse one FFN activation block
+            for i, layer in enumerate(self.layer):
+                rows_only = entity_rows_only and i == len(self.layer) - 1
+                if checkpointed:
+                    x, probs = torch.utils.checkpoint.checkpoint(
+                        layer, x, layout, output_attentions, rows_only, use_reentrant=False
+                    )
+                else:
+                    x, probs = layer(x, layout, output_attentions, rows_only)
+                if states is not None:
+                    states.append(x)
+                if attentions is not None:
+                    attentions.append(probs)
         return x, states, attentions
 
 

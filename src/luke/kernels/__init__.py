@@ -1,0 +1,32 @@
+"""Fast CPU kernels behind ``luke.modeling``: what the model calls, not what it means.
+
+``luke.modeling`` reads as the model; the engineering that makes it fast on CPU lives here:
+
+* ``attention``: ``entity_aware_attention`` (the dispatch between the fused split-key kernel, the chunked
+  materialised dropout kernel, ``F.scaled_dot_product_attention`` and the reference formulation);
+* ``dropout``: ``dropout_keep_mask``, ``fast_dropout``, ``FastDropout`` (cheaper CPU dropout masks);
+* ``linear``: ``EncoderLinear`` (oneDNN for large CPU inference products; its switch is
+  ``luke.kernels.linear.ONEDNN_MIN_ROWS_PER_THREAD``, read at every call) and ``shared_ffn_block`` /
+  ``ffn_block`` (one FFN activation block per inference forward);
+* ``layout``: ``TokenLayout`` (the encoder computes packed real tokens, no padding).
+
+Each module says what it beats, by how much (numbers from ``docs/benchmarks.md``) and which command
+measures it. Every kernel computes what the plain formulation in ``luke.modeling`` computes.
+"""
+
+from luke.kernels.attention import attention_path, entity_aware_attention
+from luke.kernels.dropout import FastDropout, dropout_keep_mask, fast_dropout
+from luke.kernels.layout import TokenLayout
+from luke.kernels.linear import EncoderLinear, ffn_block, shared_ffn_block
+
+__all__ = [
+    "EncoderLinear",
+    "FastDropout",
+    "TokenLayout",
+    "attention_path",
+    "dropout_keep_mask",
+    "entity_aware_attention",
+    "fast_dropout",
+    "ffn_block",
+    "shared_ffn_block",
+]
