@@ -15,7 +15,8 @@ from conftest import minilm_folder
 from luke.pretraining.collator import IGNORE_INDEX, EntityVocabInfo, WordVocabInfo, collate, mask_item, word_units
 from luke.pretraining.config import MaskingConfig
 from luke.pretraining.data import StreamLayout
-from luke.pretraining.optim import LukeAdamW, WarmupSchedule, parameter_groups
+from luke.pretraining.optim import LukeAdamW
+from luke.training import WarmupSchedule, parameter_groups
 
 ENT = EntityVocabInfo(pad_id=0, mask_id=2)
 

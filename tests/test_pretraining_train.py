@@ -408,8 +408,9 @@ def test_stage1_memorises_one_batch(inputs) -> None:
     """Gradient flow through the masked-only heads: repeating one batch drives the entity loss to ~0 with
     the word side frozen (and the word side gets no gradient)."""
     from luke.pretraining.data import MicroBatches, StreamLayout
-    from luke.pretraining.optim import LukeAdamW, parameter_groups
+    from luke.pretraining.optim import LukeAdamW
     from luke.pretraining.trainer import PretrainingModule, load_model, set_trainable
+    from luke.training import parameter_groups
 
     dataset = PretrainingDataset(inputs["ds"])
     cfg = PretrainingConfig.from_dict(tiny_config(inputs, Path("unused"), hidden_dropout_prob=0.0))

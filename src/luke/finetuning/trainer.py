@@ -14,7 +14,6 @@ continues from it, mid-epoch included (the epoch's shuffling is a function of th
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import shutil
@@ -34,67 +33,33 @@ from torch import nn
 from torch.utils.data import DataLoader, Sampler
 from tqdm.auto import tqdm
 
+from luke.finetuning.options import TrainingArguments
 from luke.finetuning.tasks.base import Feature, Task
+from luke.training import (
+    CheckpointFolders,
+    create_accelerator,
+    parameter_groups,
+    progress_bar,
+    tensorboard_available,
+    warmup_factor,
+)
 
 __all__ = ["TrainingArguments", "Trainer", "predict_logits", "make_accelerator"]
 
 logger = logging.getLogger(__name__)
-_NO_DECAY = ("bias", "LayerNorm.weight", "layer_norm.weight")
-
-
-@dataclass
-class TrainingArguments:
-    """Loop settings (``luke finetune`` flags of the same names)."""
-
-    output_dir: Path
-    learning_rate: float = 1e-5
-    train_batch_size: int = 2
-    eval_batch_size: int = 32
-    gradient_accumulation_steps: int = 1
-    num_train_epochs: float = 3
-    seed: int = 0
-    select_best: bool = True
-    warmup_ratio: float = 0.06
-    weight_decay: float = 0.01
-    adam_beta1: float = 0.9
-    adam_beta2: float = 0.98
-    adam_epsilon: float = 1e-6
-    max_grad_norm: float = 0.0  # 0 = no clipping (paper)
-    mixed_precision: str = "no"  # "no", "bf16", "fp16"
-    cpu: bool = False
-    save_steps: int = 0  # also checkpoint every N optimiser steps (0 = epoch ends only)
-    resume: bool = False
-    logging_steps: int = 20
-    tensorboard: bool = True
-    progress: bool = True
-    max_steps: int = 0  # stop after N optimiser steps (0 = run all epochs); the schedule still spans the epochs
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def make_accelerator(args: TrainingArguments | None = None, **kw: Any) -> Accelerator:
-    """An ``Accelerator`` for the loop (TensorBoard tracking when the ``tensorboard`` package is present).
-
-    accelerate keeps one process-wide state; it is reset here (the distributed set-up, ``PartialState``, is
-    kept) so that several runs with different precision settings can follow each other in one process."""
-    from accelerate.state import AcceleratorState, GradientState
-
-    AcceleratorState._reset_state()
-    GradientState._reset_state()
+    """An ``Accelerator`` for the loop: from ``args`` (TensorBoard tracking when the ``tensorboard`` package is
+    present), or from ``kw`` (``cpu=False, mixed_precision="no"`` unless given). Created by
+    :func:`luke.training.create_accelerator`, so runs with other settings may precede it in this process."""
     if args is None:
-        return Accelerator(cpu=kw.pop("cpu", False), mixed_precision=kw.pop("mixed_precision", "no"), **kw)
-    log_with = None
-    if args.tensorboard:
-        try:
-            import tensorboard  # noqa: F401
-
-            log_with = "tensorboard"
-        except ImportError:
-            logger.warning("the tensorboard package is not installed: no TensorBoard logs (pip install tensorboard)")
-    return Accelerator(
+        return create_accelerator(cpu=kw.pop("cpu", False), mixed_precision=kw.pop("mixed_precision", "no"), **kw)
+    return create_accelerator(
         cpu=args.cpu,
         mixed_precision=args.mixed_precision,
         gradient_accumulation_steps=args.gradient_accumulation_steps,
-        log_with=log_with,
+        log_with="tensorboard" if args.tensorboard and tensorboard_available() else None,
         project_dir=str(args.output_dir),
     )
 
@@ -189,18 +154,11 @@ def predict_logits(
 
 
 def evaluate(
-    model: nn.Module,
-    task: Task,
-    examples: Sequence[Any],
-    features: Sequence[Feature],
-    batch_size: int,
-    pad_token_id: int,
-    accelerator: Accelerator | None = None,
-    progress: bool = True,
-    desc: str = "eval",
+    model: nn.Module, task: Task, examples: Sequence[Any], features: Sequence[Feature], *args: Any, **kwargs: Any
 ) -> tuple[dict[str, Any], list]:
-    """(metrics, predictions) of ``model`` on ``examples``."""
-    logits = predict_logits(model, task, features, batch_size, pad_token_id, accelerator, progress, desc)
+    """(metrics, predictions) of ``model`` on ``examples``; the other arguments (``batch_size``,
+    ``pad_token_id``, ``accelerator``, ``progress``, ``desc``) are :func:`predict_logits`'s."""
+    logits = predict_logits(model, task, features, *args, **kwargs)
     predictions = task.decode(examples, features, logits)
     return task.score(examples, predictions), predictions
 
@@ -257,36 +215,24 @@ class Trainer:
         # per-tensor loop (benchmarks/profile_step.py --kernels); the same numbers up to rounding.
         # transformers' Trainer does the same by default with torch >= 2.8 ("adamw_torch_fused").
         self.optimizer = torch.optim.AdamW(
-            self._param_groups(model),
+            parameter_groups(model, args.weight_decay),
             lr=args.learning_rate,
             betas=(args.adam_beta1, args.adam_beta2),
             eps=args.adam_epsilon,
             fused=True,
         )
-        warmup = int(self.total_steps * args.warmup_ratio)
-
-        def schedule(step: int) -> float:
-            if step < warmup:
-                return (step + 1) / (warmup + 1)
-            return max(0.0, (self.total_steps - step) / max(1, self.total_steps - warmup))
-
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, schedule)
+        warmup, total = int(self.total_steps * args.warmup_ratio), self.total_steps
+        # Warm-up to the peak at step ``warmup``, then linear decay. A plain function, not a callable object:
+        # LambdaLR saves no state for it, so a resumed run's schedule follows the current arguments.
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lambda step: warmup_factor(step, warmup, total, ramp_steps=warmup + 1)
+        )
         self.sampler = EpochShuffler(len(self.features), args.seed)
         self.model, self.optimizer, self.loader = self.accelerator.prepare(
             self.model, self.optimizer, _loader(self.features, self.sampler, args.train_batch_size, self.collate)
         )
         self.accelerator.register_for_checkpointing(self.scheduler)
         self.state: dict[str, Any] = {"global_step": 0, "best_metric": None, "best_epoch": None, "history": []}
-
-    def _param_groups(self, model: nn.Module) -> list[dict[str, Any]]:
-        decay, no_decay = [], []
-        for name, p in model.named_parameters():
-            if p.requires_grad:
-                (no_decay if name.endswith(_NO_DECAY) else decay).append(p)
-        return [
-            {"params": decay, "weight_decay": self.args.weight_decay},
-            {"params": no_decay, "weight_decay": 0.0},
-        ]
 
     # ------------------------------------------------------------------------------------ state
     @property
@@ -297,22 +243,28 @@ class Trainer:
     def best_dir(self) -> Path:
         return Path(self.args.output_dir) / "best"
 
+    @property
+    def checkpoints(self) -> CheckpointFolders:
+        """The one resume checkpoint, ``OUTPUT/checkpoint/`` (accelerate's ``save_state`` files and
+        ``trainer_state.json``), replaced atomically at each save."""
+        return CheckpointFolders(self.checkpoint_dir.parent, self.checkpoint_dir.name)
+
     def _save_checkpoint(self) -> None:
-        self.accelerator.wait_for_everyone()
-        self.accelerator.save_state(str(self.checkpoint_dir))
-        if self.accelerator.is_main_process:
-            (self.checkpoint_dir / "trainer_state.json").write_text(json.dumps(self.state, indent=2) + "\n")
+        def write(folder: Path) -> None:
+            self.accelerator.save_state(str(folder))
+
+        self.checkpoints.save(self.checkpoint_dir.name, self.state, write, self.accelerator)
 
     def _try_resume(self) -> None:
-        state_file = self.checkpoint_dir / "trainer_state.json"
         if not self.args.resume:
             return
-        if not state_file.is_file():
+        folder = self.checkpoints.latest()
+        if folder is None:
             logger.info("no checkpoint in %s: starting from scratch", self.checkpoint_dir)
             return
-        self.accelerator.load_state(str(self.checkpoint_dir))
-        self.state = json.loads(state_file.read_text())
-        logger.info("resumed from %s at optimiser step %d", self.checkpoint_dir, self.state["global_step"])
+        self.accelerator.load_state(str(folder))
+        self.state = CheckpointFolders.read_state(folder)
+        logger.info("resumed from %s at optimiser step %d", folder, self.state["global_step"])
 
     def _log(self, values: dict[str, float], step: int) -> None:
         if self.accelerator.trackers:
@@ -332,7 +284,7 @@ class Trainer:
         n_epochs = math.ceil(args.num_train_epochs)
         metric = self.task.main_metric
         main = acc.is_local_main_process and args.progress
-        bar = tqdm(total=self.total_steps, initial=step, desc=f"train {self.task.name}", disable=not main)
+        bar = progress_bar(self.total_steps, step, f"train {self.task.name}", main)
         running, n_running = 0.0, 0
         self.model.train()
         stop = False

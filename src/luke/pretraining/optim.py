@@ -1,4 +1,7 @@
-"""AdamW with optional bias correction, parameter groups and the warmup schedules (spec §2.8)."""
+"""AdamW with optional bias correction (spec §2.8).
+
+Parameter groups and the warm-up schedules are the training toolkit's (:mod:`luke.training`); they are
+re-exported here for the code that imported them from this module."""
 
 from __future__ import annotations
 
@@ -6,9 +9,10 @@ import math
 from collections.abc import Iterable
 
 import torch
-from torch import nn
 
-NO_DECAY_SUFFIXES = ("bias", "LayerNorm.weight", "layer_norm.weight")
+from luke.training import NO_DECAY_SUFFIXES, WarmupSchedule, parameter_groups
+
+__all__ = ["NO_DECAY_SUFFIXES", "LukeAdamW", "WarmupSchedule", "parameter_groups"]
 
 
 class LukeAdamW(torch.optim.Optimizer):
@@ -69,35 +73,3 @@ class LukeAdamW(torch.optim.Optimizer):
             torch._foreach_add_(denom, eps)
             torch._foreach_addcdiv_(params, exp_avgs, denom, value=-step_size)
         return loss
-
-
-def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:
-    """Trainable parameters in two groups: with weight decay, and without (biases, LayerNorm weights).
-    Tied parameters appear once."""
-    decay, no_decay, seen = [], [], set()
-    for name, param in model.named_parameters():
-        if not param.requires_grad or id(param) in seen:
-            continue
-        seen.add(id(param))
-        (no_decay if name.endswith(NO_DECAY_SUFFIXES) else decay).append(param)
-    return [
-        {"params": decay, "weight_decay": weight_decay},
-        {"params": no_decay, "weight_decay": 0.0},
-    ]
-
-
-class WarmupSchedule:
-    """LR multiplier at optimiser step ``s`` (0-based): ``(s+1)/warmup`` during warmup, then constant or a
-    linear decay that reaches ``1/(total-warmup)`` at the last step."""
-
-    def __init__(self, warmup_steps: int, total_steps: int, kind: str = "warmup_linear") -> None:
-        self.warmup_steps = warmup_steps
-        self.total_steps = total_steps
-        self.kind = kind
-
-    def __call__(self, step: int) -> float:
-        if step < self.warmup_steps:
-            return (step + 1) / self.warmup_steps
-        if self.kind == "warmup_constant":
-            return 1.0
-        return max(0.0, (self.total_steps - step) / max(1, self.total_steps - self.warmup_steps))

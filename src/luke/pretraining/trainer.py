@@ -18,9 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-import random
 import shutil
-import signal
 import time
 from collections.abc import Iterator
 from contextlib import nullcontext
@@ -38,7 +36,18 @@ from luke.modeling import LukeForMaskedLM
 from luke.pretraining.collator import IGNORE_INDEX
 from luke.pretraining.config import ConfigError, PretrainingConfig, StageConfig
 from luke.pretraining.data import DatasetError, EvalBatches, MicroBatches, PretrainingDataset, StreamLayout
-from luke.pretraining.optim import LukeAdamW, WarmupSchedule, parameter_groups
+from luke.pretraining.optim import LukeAdamW
+from luke.training import (
+    CheckpointFolders,
+    MetricsLog,
+    WarmupSchedule,
+    create_accelerator,
+    fault,
+    parameter_groups,
+    progress_bar,
+    rng_state,
+    set_rng_state,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -151,6 +160,48 @@ def load_model(config: PretrainingConfig, dataset: PretrainingDataset) -> tuple[
 
     Returns (model, "luke" | "transformers"). Checks vocabulary sizes and tokenizer identity against the
     dataset's metadata."""
+    folder = Path(config.model)
+    cfg_path = folder / "config.json"
+    if not cfg_path.is_file():
+        raise FileNotFoundError(f"{folder}: model folder has no config.json")
+    if json.loads(cfg_path.read_text()).get("model_type") == "luke":
+        model, kind = _load_luke(config, dataset, folder), "luke"
+    else:
+        model, kind = _load_from_transformers(config, dataset, folder), "transformers"
+    check_model_matches_dataset(folder, dataset, model.config.vocab_size)
+    _set_dropout(model, config.hidden_dropout_prob, config.attention_probs_dropout_prob)
+    return model, kind
+
+
+def _load_luke(config: PretrainingConfig, dataset: PretrainingDataset, folder: Path) -> LukeForMaskedLM:
+    """A LUKE folder whose entity vocabulary must be the dataset's."""
+    vocab = dataset.entity_vocab
+    if config.entity_init != "random":
+        raise ConfigError(
+            f"entity_init: {config.entity_init} only applies when starting from a BERT/RoBERTa folder; {folder} "
+            "is a LUKE checkpoint whose entity table is loaded"
+        )
+    model = LukeForMaskedLM.from_pretrained(folder)
+    if model.config.entity_vocab_size != len(vocab):
+        raise DatasetError(
+            f"{dataset.path} has an entity vocabulary of {len(vocab)} entities but the model {folder} has "
+            f"entity_vocab_size {model.config.entity_vocab_size}: the dataset and model use different entity "
+            "vocabularies"
+        )
+    for name in ("entity_vocab.json", "entity_vocab.jsonl", "entity_vocab.tsv"):
+        if (folder / name).is_file():
+            other = EntityVocab.load(folder / name)
+            if other.to_dict() != vocab.to_dict():
+                raise DatasetError(
+                    f"{dataset.path} was built with a different entity vocabulary than {folder / name} "
+                    "(same size, different titles or ids)"
+                )
+            break
+    return model
+
+
+def _load_from_transformers(config: PretrainingConfig, dataset: PretrainingDataset, folder: Path) -> LukeForMaskedLM:
+    """A BERT/RoBERTa folder's word side plus a new entity side (``entity_init``, ``entity_position_init``)."""
     from luke.checkpoint import (
         copy_word_positions_to_entities,
         init_entities_from_words,
@@ -158,63 +209,30 @@ def load_model(config: PretrainingConfig, dataset: PretrainingDataset) -> tuple[
         title_token_ids,
     )
 
-    folder = Path(config.model)
-    cfg_path = folder / "config.json"
-    if not cfg_path.is_file():
-        raise FileNotFoundError(f"{folder}: model folder has no config.json")
-    model_type = json.loads(cfg_path.read_text()).get("model_type")
-    vocab = dataset.entity_vocab
-    if model_type == "luke":
-        if config.entity_init != "random":
+    model, _ = init_from_transformers(
+        folder,
+        LukeForMaskedLM,
+        entity_vocab_size=len(dataset.entity_vocab),
+        entity_emb_size=config.entity_emb_size,
+        use_entity_aware_attention=config.use_entity_aware_attention,
+        seed=config.seed,
+    )
+    if config.entity_position_init == "word":
+        copy_word_positions_to_entities(model)
+    if config.entity_init == "words":
+        if config.entity_emb_size != model.config.hidden_size:
             raise ConfigError(
-                f"entity_init: {config.entity_init} only applies when starting from a BERT/RoBERTa folder; {folder} "
-                "is a LUKE checkpoint whose entity table is loaded"
+                f"entity_init: words needs entity_emb_size == the model's hidden_size "
+                f"({model.config.hidden_size}), got entity_emb_size {config.entity_emb_size}"
             )
-        model = LukeForMaskedLM.from_pretrained(folder)
-        kind = "luke"
-        if model.config.entity_vocab_size != len(vocab):
-            raise DatasetError(
-                f"{dataset.path} has an entity vocabulary of {len(vocab)} entities but the model {folder} has "
-                f"entity_vocab_size {model.config.entity_vocab_size}: the dataset and model use different entity "
-                "vocabularies"
-            )
-        for name in ("entity_vocab.json", "entity_vocab.jsonl", "entity_vocab.tsv"):
-            if (folder / name).is_file():
-                other = EntityVocab.load(folder / name)
-                if other.to_dict() != vocab.to_dict():
-                    raise DatasetError(
-                        f"{dataset.path} was built with a different entity vocabulary than {folder / name} "
-                        "(same size, different titles or ids)"
-                    )
-                break
-    else:
-        model, _ = init_from_transformers(
-            folder,
-            LukeForMaskedLM,
-            entity_vocab_size=len(vocab),
-            entity_emb_size=config.entity_emb_size,
-            use_entity_aware_attention=config.use_entity_aware_attention,
-            seed=config.seed,
-        )
-        kind = "transformers"
-        if config.entity_position_init == "word":
-            copy_word_positions_to_entities(model)
-        if config.entity_init == "words":
-            if config.entity_emb_size != model.config.hidden_size:
-                raise ConfigError(
-                    f"entity_init: words needs entity_emb_size == the model's hidden_size "
-                    f"({model.config.hidden_size}), got entity_emb_size {config.entity_emb_size}"
-                )
-            tokenizer = dataset.tokenizer
+        tokenizer = dataset.tokenizer
 
-            def encode(texts: list[str]) -> list[list[int]]:
-                return tokenizer(texts, add_special_tokens=False)["input_ids"]
+        def encode(texts: list[str]) -> list[list[int]]:
+            return tokenizer(texts, add_special_tokens=False)["input_ids"]
 
-            n = init_entities_from_words(model, title_token_ids(vocab, encode))
-            logger.info("initialised %d entity embeddings from their titles' word embeddings", n)
-    check_model_matches_dataset(folder, dataset, model.config.vocab_size)
-    _set_dropout(model, config.hidden_dropout_prob, config.attention_probs_dropout_prob)
-    return model, kind
+        n = init_entities_from_words(model, title_token_ids(dataset.entity_vocab, encode))
+        logger.info("initialised %d entity embeddings from their titles' word embeddings", n)
+    return model
 
 
 def set_trainable(model: LukeForMaskedLM, stage: StageConfig) -> int:
@@ -232,60 +250,14 @@ def set_trainable(model: LukeForMaskedLM, stage: StageConfig) -> int:
 # --------------------------------------------------------------------------------------- checkpoints
 
 
-def _fault(point: str) -> None:
-    """Test hook: ``LUKE_FAULT=point`` kills this process with SIGKILL at that point (e.g. ``step:5``)."""
-    if os.environ.get("LUKE_FAULT") == point:
-        os.kill(os.getpid(), signal.SIGKILL)
-
-
-def _fsync_tree(folder: Path) -> None:
-    for path in folder.rglob("*"):
-        if path.is_file():
-            with open(path, "rb") as f:
-                os.fsync(f.fileno())
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _write_text_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def _rng_state() -> dict[str, Any]:
-    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _set_rng_state(state: dict[str, Any]) -> None:
-    torch.set_rng_state(state["torch"])
-    np.random.set_state(state["numpy"])
-    random.setstate(state["python"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+def checkpoint_folders(output_dir: Path, keep: int | None = None) -> CheckpointFolders:
+    """``OUTPUT/checkpoints/step-NNNNNNNN/`` with the ``latest`` pointer (see the module docstring)."""
+    return CheckpointFolders(Path(output_dir) / CHECKPOINT_DIR, "step-*", pointer="latest", keep=keep)
 
 
 def latest_checkpoint(output_dir: Path) -> Path | None:
     """The checkpoint named by ``checkpoints/latest`` if complete, else the newest complete one."""
-    root = output_dir / CHECKPOINT_DIR
-    if not root.is_dir():
-        return None
-    pointer = root / "latest"
-    if pointer.is_file():
-        candidate = root / pointer.read_text().strip()
-        if (candidate / "trainer_state.json").is_file():
-            return candidate
-    complete = sorted(p for p in root.glob("step-*") if (p / "trainer_state.json").is_file())
-    return complete[-1] if complete else None
+    return checkpoint_folders(output_dir).latest()
 
 
 @dataclass
@@ -295,48 +267,6 @@ class TrainerState:
     stage_step: int = 0  # optimiser steps done in the current stage
     tokens: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
-
-
-# ------------------------------------------------------------------------------------------- logging
-
-
-class MetricsLog:
-    """``metrics.jsonl`` (one JSON object per logged step, used by ``luke plot-training``) + TensorBoard."""
-
-    def __init__(self, output_dir: Path, enabled: bool, tensorboard: bool, resume_step: int | None) -> None:
-        self.enabled = enabled
-        self.path = output_dir / "metrics.jsonl"
-        self.writer = None
-        if not enabled:
-            return
-        if resume_step is not None and self.path.is_file():  # drop what the interrupted run logged afterwards
-            kept = [
-                line for line in self.path.read_text().splitlines() if line and json.loads(line)["step"] <= resume_step
-            ]
-            _write_text_atomic(self.path, "".join(x + "\n" for x in kept))
-        elif resume_step is None:
-            self.path.write_text("")
-        if tensorboard:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-
-                self.writer = SummaryWriter(str(output_dir / "tensorboard"), purge_step=resume_step)
-            except ImportError:
-                logger.warning("tensorboard is not installed; writing metrics.jsonl only (pip install tensorboard)")
-
-    def log(self, record: dict[str, Any]) -> None:
-        if not self.enabled:
-            return
-        with open(self.path, "a") as f:
-            f.write(json.dumps(record) + "\n")
-        if self.writer is not None:
-            for key, value in record.items():
-                if isinstance(value, (int, float)) and key != "step":
-                    self.writer.add_scalar(key.replace("eval_", "eval/"), value, record["step"])
-
-    def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
 
 
 # ---------------------------------------------------------------------------------------- evaluation
@@ -360,22 +290,50 @@ def evaluate(
     "most frequent entity" baseline) and the same restricted to non-``[UNK]`` targets.  With
     ``train_dataset``, also ``mep_train_frequent_accuracy``: always predicting the entity (``[UNK]`` and
     specials excluded) that occurs most often in the training data — the baseline a model has to beat."""
-    from tqdm import tqdm
-
     from luke.pretraining.config import MaskingConfig
 
     masking = masking or MaskingConfig()
     words = dataset.word_info(model.config.vocab_size)
-    entities = dataset.entity_info()
-    batches = EvalBatches(dataset, batch_size, seed, masking, words, entities, max_items)
-    module = PretrainingModule(model)
+    batches = EvalBatches(dataset, batch_size, seed, masking, words, dataset.entity_info(), max_items)
+    unk = dataset.entity_vocab.unk_id
     was_training = model.training
     model.eval()
+    sums, targets = _evaluation_sums(model, batches, unk, precision, progress)
+    model.train(was_training)
+    all_targets = np.concatenate(targets) if targets else np.zeros(0, dtype=np.int64)
+    majority = np.bincount(all_targets).max() / len(all_targets) if len(all_targets) else 0.0
+    known_targets = all_targets[all_targets != unk]
+    majority_known = np.bincount(known_targets).max() / len(known_targets) if len(known_targets) else 0.0
+    n_w, n_e, known = max(sums["mlm_n"], 1), max(sums["mep_n"], 1), sums["known"]
+    result = {
+        "mlm_loss": sums["mlm_sum"] / n_w,
+        "mlm_accuracy": sums["mlm_correct"] / n_w,
+        "mep_loss": sums["mep_sum"] / n_e,
+        "mep_accuracy": sums["mep_correct"] / n_e,
+        "mep_majority_accuracy": float(majority),
+        "mep_accuracy_non_unk": sums["correct_known"] / known if known else 0.0,
+        "mep_majority_accuracy_non_unk": float(majority_known),
+        "masked_words": int(sums["mlm_n"]),
+        "masked_entities": int(sums["mep_n"]),
+        "masked_entities_non_unk": int(known),
+    }
+    if train_dataset is not None:
+        result.update(_train_frequent_baseline(train_dataset, all_targets))
+    return result
+
+
+def _evaluation_sums(
+    model: LukeForMaskedLM, batches: EvalBatches, unk: int, precision: str, progress: bool
+) -> tuple[dict[str, Any], list[np.ndarray]]:
+    """Summed losses and counts over ``batches`` (``known``: non-``[UNK]`` targets, ``correct_known``: of
+    those predicted right) and the masked entity targets of each batch."""
+    from tqdm import tqdm
+
+    module = PretrainingModule(model)
     device = next(model.parameters()).device
-    sums = dict.fromkeys(("mlm_sum", "mep_sum", "mlm_correct", "mep_correct", "mlm_n", "mep_n"), 0.0)
-    unk = dataset.entity_vocab.unk_id
+    sums: dict[str, Any] = dict.fromkeys(("mlm_sum", "mep_sum", "mlm_correct", "mep_correct", "mlm_n", "mep_n"), 0.0)
+    sums["correct_known"] = sums["known"] = 0
     targets: list[np.ndarray] = []
-    correct_known = known = 0
     for k in tqdm(range(len(batches)), desc="evaluate", unit="batch", disable=not progress):
         batch = {key: v.to(device) for key, v in batches[k].items()}
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
@@ -387,39 +345,50 @@ def evaluate(
         sums["mep_n"] += len(labels)
         targets.append(labels)
         known_sel = out["mep_targets"] != unk
-        correct_known += int((out["mep_predictions"][known_sel] == out["mep_targets"][known_sel]).sum())
-        known += int(known_sel.sum())
-    model.train(was_training)
-    all_targets = np.concatenate(targets) if targets else np.zeros(0, dtype=np.int64)
-    majority = np.bincount(all_targets).max() / len(all_targets) if len(all_targets) else 0.0
-    known_targets = all_targets[all_targets != unk]
-    majority_known = np.bincount(known_targets).max() / len(known_targets) if len(known_targets) else 0.0
-    n_w, n_e = max(sums["mlm_n"], 1), max(sums["mep_n"], 1)
-    extra: dict[str, float] = {}
-    if train_dataset is not None:
-        counts = train_dataset.entity_counts()
-        counts[list(train_dataset.entity_vocab.special_ids().values())] = 0
-        frequent = int(counts.argmax())
-        extra = {
-            "mep_train_frequent_entity": frequent,
-            "mep_train_frequent_accuracy": float((all_targets == frequent).mean()) if len(all_targets) else 0.0,
-        }
+        sums["correct_known"] += int((out["mep_predictions"][known_sel] == out["mep_targets"][known_sel]).sum())
+        sums["known"] += int(known_sel.sum())
+    return sums, targets
+
+
+def _train_frequent_baseline(train_dataset: PretrainingDataset, targets: np.ndarray) -> dict[str, float]:
+    """The entity occurring most often in the training data (specials excluded) and its accuracy on ``targets``."""
+    counts = train_dataset.entity_counts()
+    counts[list(train_dataset.entity_vocab.special_ids().values())] = 0
+    frequent = int(counts.argmax())
     return {
-        "mlm_loss": sums["mlm_sum"] / n_w,
-        "mlm_accuracy": sums["mlm_correct"] / n_w,
-        "mep_loss": sums["mep_sum"] / n_e,
-        "mep_accuracy": sums["mep_correct"] / n_e,
-        "mep_majority_accuracy": float(majority),
-        "mep_accuracy_non_unk": correct_known / known if known else 0.0,
-        "mep_majority_accuracy_non_unk": float(majority_known),
-        "masked_words": int(sums["mlm_n"]),
-        "masked_entities": int(sums["mep_n"]),
-        "masked_entities_non_unk": int(known),
-        **extra,
+        "mep_train_frequent_entity": frequent,
+        "mep_train_frequent_accuracy": float((targets == frequent).mean()) if len(targets) else 0.0,
     }
 
 
 # ----------------------------------------------------------------------------------------- training
+
+
+class _Window:
+    """What the training log averages over: the optimiser steps since the last record."""
+
+    def __init__(self) -> None:
+        self.time, self.wait, self.tokens, self.steps = 0.0, 0.0, 0, 0
+        # summed over processes: mlm loss, mep loss, mlm correct, mep correct, masked words, masked entities
+        self.sums = torch.zeros(6, dtype=torch.float64)
+
+    def record(self, step: int, stage: str, lr: float, world: int) -> dict[str, Any]:
+        """The ``metrics.jsonl`` record of this window."""
+        sums = self.sums
+        w, e = max(float(sums[4]), 1.0), max(float(sums[5]), 1.0)
+        return {
+            "step": step,
+            "stage": stage,
+            "loss": float(sums[0]) / w + float(sums[1]) / e,
+            "mlm_loss": float(sums[0]) / w,
+            "mlm_accuracy": float(sums[2]) / w,
+            "mep_loss": float(sums[1]) / e,
+            "mep_accuracy": float(sums[3]) / e,
+            "learning_rate": lr,
+            "tokens_per_second": self.tokens * world / max(self.time, 1e-9),
+            "data_wait_fraction": self.wait / max(self.time, 1e-9),
+            "step_time": self.time / self.steps,
+        }
 
 
 class Trainer:
@@ -434,16 +403,10 @@ class Trainer:
     # -- setup ----------------------------------------------------------------------------------
 
     def _setup(self) -> None:
-        from accelerate import Accelerator
-        from accelerate.state import AcceleratorState, GradientState
         from accelerate.utils import DistributedType
 
         cfg = self.config
-        # accelerate keeps process-wide state; reset it (the process group, PartialState, is kept) so runs with
-        # other settings (e.g. fine-tuning with mixed precision) can precede this one in the same process.
-        AcceleratorState._reset_state()
-        GradientState._reset_state()
-        self.accelerator = Accelerator(cpu=not torch.cuda.is_available())
+        self.accelerator = create_accelerator(cpu=not torch.cuda.is_available())
         acc = self.accelerator
         if acc.distributed_type in (DistributedType.DEEPSPEED, DistributedType.FSDP):
             # The loop wraps the model in its own DDP per stage and owns the optimiser and checkpoints; a
@@ -470,9 +433,10 @@ class Trainer:
         self.words = self.dataset.word_info(self.model.config.vocab_size)
         self.entities = self.dataset.entity_info()
 
+        self.checkpoints = checkpoint_folders(self.output_dir, keep=cfg.keep_checkpoints)
         self.checkpoint: Path | None = None
         if self.resume:
-            self.checkpoint = latest_checkpoint(self.output_dir)
+            self.checkpoint = self.checkpoints.latest()
             if self.checkpoint is None:
                 raise FileNotFoundError(f"--resume: no complete checkpoint in {self.output_dir / CHECKPOINT_DIR}")
             saved = json.loads((self.output_dir / "config.json").read_text())
@@ -522,36 +486,18 @@ class Trainer:
     # -- checkpoints ----------------------------------------------------------------------------
 
     def _save_checkpoint(self, state: TrainerState) -> None:
-        acc = self.accelerator
-        root = self.output_dir / CHECKPOINT_DIR
-        name = f"step-{state.global_step:08d}"
-        tmp = root / f".tmp-{name}"
-        if self.is_main:
-            shutil.rmtree(tmp, ignore_errors=True)
-            tmp.mkdir(parents=True)
-        acc.wait_for_everyone()
-        torch.save(_rng_state(), tmp / f"rng-rank{self.rank}.pt")
-        if self.is_main:
-            torch.save(self.model.state_dict(), tmp / "model.pt")
-            torch.save(self.optimizer.state_dict(), tmp / "optimizer.pt")
-            torch.save(self.scheduler.state_dict(), tmp / "scheduler.pt")
-            _fault(f"checkpoint:{state.global_step}")
-        acc.wait_for_everyone()
-        if self.is_main:
-            (tmp / "trainer_state.json").write_text(json.dumps(state.__dict__, indent=2) + "\n")
-            _fsync_tree(tmp)
-            final = root / name
-            if final.exists():
-                shutil.rmtree(final)
-            os.replace(tmp, final)
-            _write_text_atomic(root / "latest", name + "\n")
-            complete = sorted(p for p in root.glob("step-*") if (p / "trainer_state.json").is_file())
-            for old in complete[: -self.config.keep_checkpoints]:
-                shutil.rmtree(old, ignore_errors=True)
-        acc.wait_for_everyone()
+        def write(folder: Path) -> None:
+            torch.save(rng_state(), folder / f"rng-rank{self.rank}.pt")
+            if self.is_main:
+                torch.save(self.model.state_dict(), folder / "model.pt")
+                torch.save(self.optimizer.state_dict(), folder / "optimizer.pt")
+                torch.save(self.scheduler.state_dict(), folder / "scheduler.pt")
+                fault(f"checkpoint:{state.global_step}")
+
+        self.checkpoints.save(f"step-{state.global_step:08d}", dict(state.__dict__), write, self.accelerator)
 
     def _load_checkpoint(self, path: Path) -> TrainerState:
-        state = TrainerState(**json.loads((path / "trainer_state.json").read_text()))
+        state = TrainerState(**CheckpointFolders.read_state(path))
         self.model.load_state_dict(torch.load(path / "model.pt", map_location=self.accelerator.device))
         return state
 
@@ -561,7 +507,7 @@ class Trainer:
         rng = path / f"rng-rank{self.rank}.pt"
         if not rng.is_file():
             raise FileNotFoundError(f"{rng}: the checkpoint was written by fewer processes; resume with the same count")
-        _set_rng_state(torch.load(rng, weights_only=False))
+        set_rng_state(torch.load(rng, weights_only=False))
 
     # -- export ---------------------------------------------------------------------------------
 
@@ -613,7 +559,7 @@ class Trainer:
                 if self.checkpoint is not None and stage_index == state.stage and state.stage_step > 0:
                     self._load_optimizer(self.checkpoint)
                 elif self.checkpoint is not None and stage_index == state.stage:
-                    _set_rng_state(torch.load(self.checkpoint / f"rng-rank{self.rank}.pt", weights_only=False))
+                    set_rng_state(torch.load(self.checkpoint / f"rng-rank{self.rank}.pt", weights_only=False))
                 start = state.stage_step if stage_index == state.stage else 0
                 state.stage, state.stage_step = stage_index, start
                 state.global_step = int(stage_offsets[stage_index]) + start
@@ -633,87 +579,26 @@ class Trainer:
         return final_eval
 
     def _train_stage(self, stage: StageConfig, state: TrainerState, log: MetricsLog) -> dict[str, Any]:
-        from tqdm import tqdm
-
-        cfg, acc = self.config, self.accelerator
-        A = cfg.gradient_accumulation_steps
+        cfg = self.config
         remaining = stage.max_steps - state.stage_step
         batches = self._batches(state.global_step, remaining)
         params = [p for p in self.model.parameters() if p.requires_grad]
-        autocast = torch.autocast(acc.device.type, dtype=torch.bfloat16) if cfg.precision == "bf16" else nullcontext()
-        bar = tqdm(
-            total=stage.max_steps,
-            initial=state.stage_step,
-            desc=stage.name,
-            unit="step",
-            disable=not (cfg.progress and self.is_main),
+        autocast = (
+            torch.autocast(self.accelerator.device.type, dtype=torch.bfloat16)
+            if cfg.precision == "bf16"
+            else nullcontext()
         )
+        bar = progress_bar(stage.max_steps, state.stage_step, stage.name, cfg.progress and self.is_main, unit="step")
         self.model.train()
-        window = {"time": 0.0, "wait": 0.0, "tokens": 0, "steps": 0}
-        window_sums = torch.zeros(6, dtype=torch.float64)
+        window = _Window()
         last_eval: dict[str, Any] = {}
         for _ in range(remaining):
-            t0 = time.perf_counter()
-            micro_batches = []
-            for _ in range(A):
-                t_wait = time.perf_counter()
-                micro_batches.append({k: v.to(acc.device) for k, v in next(batches).items()})
-                window["wait"] += time.perf_counter() - t_wait
-            counts = torch.tensor(
-                [
-                    sum(int((b["labels"] != IGNORE_INDEX).sum()) for b in micro_batches),
-                    sum(int((b["entity_labels"] != IGNORE_INDEX).sum()) for b in micro_batches),
-                ],
-                dtype=torch.float64,
-                device=acc.device,
-            )
-            if self.world > 1:
-                counts = acc.reduce(counts, "sum")
-            n_words, n_ents = float(counts[0]), float(counts[1])
-            step_sums = torch.zeros(4, dtype=torch.float64)
-            for j, batch in enumerate(micro_batches):
-                sync = j == A - 1 or self.world == 1
-                with nullcontext() if sync else acc.no_sync(self.module), autocast:
-                    out = self.module(batch)
-                loss = out["mlm_sum"] * (self.world / max(n_words, 1.0))
-                if n_ents > 0:
-                    loss = loss + out["mep_sum"] * (self.world / n_ents)
-                with nullcontext() if sync else acc.no_sync(self.module):
-                    loss.backward()
-                step_sums += torch.stack(
-                    [out[k].detach().double().cpu() for k in ("mlm_sum", "mep_sum", "mlm_correct", "mep_correct")]
-                )
-                window["tokens"] += int(batch["attention_mask"].sum() + batch["entity_attention_mask"].sum())
-            if cfg.optimizer.max_grad_norm > 0:
-                torch.nn.utils.clip_grad_norm_(params, cfg.optimizer.max_grad_norm)
-            lr = self.scheduler.get_last_lr()[0]
-            self.optimizer.step()
-            self.scheduler.step()
-            self.optimizer.zero_grad(set_to_none=True)
+            lr = self._optimizer_step(batches, params, autocast, window)
             state.global_step += 1
             state.stage_step += 1
-            if self.world > 1:
-                step_sums = acc.reduce(step_sums.to(acc.device), "sum").cpu()
-            window_sums += torch.cat([step_sums, torch.tensor([n_words, n_ents], dtype=torch.float64)])
-            window["time"] += time.perf_counter() - t0
-            window["steps"] += 1
             bar.update(1)
-
             if state.stage_step % cfg.log_every_steps == 0 or state.stage_step == stage.max_steps:
-                w, e = max(float(window_sums[4]), 1.0), max(float(window_sums[5]), 1.0)
-                record = {
-                    "step": state.global_step,
-                    "stage": stage.name,
-                    "loss": float(window_sums[0]) / w + float(window_sums[1]) / e,
-                    "mlm_loss": float(window_sums[0]) / w,
-                    "mlm_accuracy": float(window_sums[2]) / w,
-                    "mep_loss": float(window_sums[1]) / e,
-                    "mep_accuracy": float(window_sums[3]) / e,
-                    "learning_rate": lr,
-                    "tokens_per_second": window["tokens"] * self.world / max(window["time"], 1e-9),
-                    "data_wait_fraction": window["wait"] / max(window["time"], 1e-9),
-                    "step_time": window["time"] / window["steps"],
-                }
+                record = window.record(state.global_step, stage.name, lr, self.world)
                 log.log(record)
                 bar.set_postfix(
                     loss=f"{record['loss']:.3f}",
@@ -722,9 +607,8 @@ class Trainer:
                     tok_s=f"{record['tokens_per_second']:.0f}",
                     refresh=False,
                 )
-                window = {"time": 0.0, "wait": 0.0, "tokens": 0, "steps": 0}
-                window_sums.zero_()
-            _fault(f"step:{state.global_step}")
+                window = _Window()
+            fault(f"step:{state.global_step}")
             at_save = cfg.save_every_steps and state.global_step % cfg.save_every_steps == 0
             at_end = state.stage_step == stage.max_steps
             if self.eval_dataset is not None and (at_save or at_end):
@@ -733,6 +617,70 @@ class Trainer:
                 self._save_checkpoint(state)
         bar.close()
         return last_eval
+
+    def _optimizer_step(
+        self, batches: Iterator[dict[str, torch.Tensor]], params: list[nn.Parameter], autocast: Any, window: _Window
+    ) -> float:
+        """One optimiser step over ``gradient_accumulation_steps`` micro-batches (the loss normalised by the
+        global counts, see the module docstring); adds to ``window`` and returns the learning rate used."""
+        acc = self.accelerator
+        t0 = time.perf_counter()
+        micro_batches = []
+        for _ in range(self.config.gradient_accumulation_steps):
+            t_wait = time.perf_counter()
+            micro_batches.append({k: v.to(acc.device) for k, v in next(batches).items()})
+            window.wait += time.perf_counter() - t_wait
+        counts = torch.tensor(
+            [
+                sum(int((b["labels"] != IGNORE_INDEX).sum()) for b in micro_batches),
+                sum(int((b["entity_labels"] != IGNORE_INDEX).sum()) for b in micro_batches),
+            ],
+            dtype=torch.float64,
+            device=acc.device,
+        )
+        if self.world > 1:
+            counts = acc.reduce(counts, "sum")
+        n_words, n_ents = float(counts[0]), float(counts[1])
+        step_sums = self._forward_backward(micro_batches, n_words, n_ents, autocast, window)
+        if self.config.optimizer.max_grad_norm > 0:
+            torch.nn.utils.clip_grad_norm_(params, self.config.optimizer.max_grad_norm)
+        lr = self.scheduler.get_last_lr()[0]
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.world > 1:
+            step_sums = acc.reduce(step_sums.to(acc.device), "sum").cpu()
+        window.sums += torch.cat([step_sums, torch.tensor([n_words, n_ents], dtype=torch.float64)])
+        window.time += time.perf_counter() - t0
+        window.steps += 1
+        return lr
+
+    def _forward_backward(
+        self,
+        micro_batches: list[dict[str, torch.Tensor]],
+        n_words: float,
+        n_ents: float,
+        autocast: Any,
+        window: _Window,
+    ) -> torch.Tensor:
+        """Gradients of the micro-batches (DDP synchronises on the last one); returns the summed losses and
+        correct counts (mlm, mep, mlm correct, mep correct) of this process."""
+        step_sums = torch.zeros(4, dtype=torch.float64)
+        last = len(micro_batches) - 1
+        for j, batch in enumerate(micro_batches):
+            sync = j == last or self.world == 1
+            with nullcontext() if sync else self.accelerator.no_sync(self.module), autocast:
+                out = self.module(batch)
+            loss = out["mlm_sum"] * (self.world / max(n_words, 1.0))
+            if n_ents > 0:
+                loss = loss + out["mep_sum"] * (self.world / n_ents)
+            with nullcontext() if sync else self.accelerator.no_sync(self.module):
+                loss.backward()
+            step_sums += torch.stack(
+                [out[k].detach().double().cpu() for k in ("mlm_sum", "mep_sum", "mlm_correct", "mep_correct")]
+            )
+            window.tokens += int(batch["attention_mask"].sum() + batch["entity_attention_mask"].sum())
+        return step_sums
 
     def _evaluate(self, state: TrainerState, log: MetricsLog) -> dict[str, Any]:
         cfg = self.config

@@ -1,0 +1,300 @@
+"""The training toolkit shared by the pretraining loop (:mod:`luke.pretraining.trainer`) and the fine-tuning
+loop (:mod:`luke.finetuning.trainer`): each keeps its own loop and calls these pieces.
+
+* :func:`create_accelerator`: an ``accelerate.Accelerator``, after resetting accelerate's process-wide state
+  (the one place that does it).
+* :data:`NO_DECAY_SUFFIXES` / :func:`parameter_groups`: weight decay everywhere but biases and LayerNorm weights.
+* :func:`warmup_factor` / :class:`WarmupSchedule`: linear warm-up, then linear decay or a constant rate.
+* :class:`CheckpointFolders`: atomic checkpoint folders (written under a temporary name, flushed and renamed),
+  the latest complete one, keep-last-N; :func:`rng_state` / :func:`set_rng_state`; :func:`write_text_atomic`.
+* :class:`MetricsLog` (``metrics.jsonl`` + TensorBoard), :func:`tensorboard_available`, :func:`progress_bar`.
+* :func:`fault`: the ``LUKE_FAULT`` test hook (kill the process at a named point).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import shutil
+import signal
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from torch import nn
+
+if TYPE_CHECKING:
+    from accelerate import Accelerator
+    from tqdm import tqdm
+
+__all__ = [
+    "NO_DECAY_SUFFIXES",
+    "CheckpointFolders",
+    "MetricsLog",
+    "WarmupSchedule",
+    "create_accelerator",
+    "fault",
+    "parameter_groups",
+    "progress_bar",
+    "rng_state",
+    "set_rng_state",
+    "tensorboard_available",
+    "warmup_factor",
+    "write_text_atomic",
+]
+
+logger = logging.getLogger(__name__)
+
+# Parameters without weight decay (spec §2.8 and §3.0): every bias and every LayerNorm weight.
+NO_DECAY_SUFFIXES = ("bias", "LayerNorm.weight", "layer_norm.weight")
+STATE_FILE = "trainer_state.json"  # written last into a checkpoint: its presence marks the folder complete
+
+
+# ------------------------------------------------------------------------------------------- accelerate
+
+
+def create_accelerator(**kwargs: Any) -> Accelerator:
+    """``accelerate.Accelerator(**kwargs)`` after resetting accelerate's process-wide state.
+
+    Why the reset: ``Accelerator`` stores its settings (mixed precision, gradient accumulation, ...) in
+    singletons (``AcceleratorState``, ``GradientState``) that outlive it, and a second ``Accelerator`` in
+    the same process with other settings is refused or silently takes the first one's. Resetting them here
+    (the distributed set-up, ``PartialState``, is kept) lets several runs follow each other in one process:
+    tests, a notebook, pretraining then fine-tuning. Every loop creates its accelerator through here."""
+    from accelerate import Accelerator
+    from accelerate.state import AcceleratorState, GradientState
+
+    AcceleratorState._reset_state()
+    GradientState._reset_state()
+    return Accelerator(**kwargs)
+
+
+# --------------------------------------------------------------------------------- optimiser and schedule
+
+
+def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """Trainable parameters in two groups: with ``weight_decay``, and without (names ending in
+    :data:`NO_DECAY_SUFFIXES`). Tied parameters appear once (``named_parameters`` lists each once)."""
+    decay, no_decay = [], []
+    for name, param in model.named_parameters():
+        if param.requires_grad:
+            (no_decay if name.endswith(NO_DECAY_SUFFIXES) else decay).append(param)
+    return [
+        {"params": decay, "weight_decay": weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+
+
+def warmup_factor(
+    step: int, warmup_steps: int, total_steps: int, kind: str = "warmup_linear", ramp_steps: int | None = None
+) -> float:
+    """LR multiplier at optimiser step ``step`` (0-based).
+
+    During warm-up (``step < warmup_steps``) it is ``(step + 1) / ramp_steps`` (``ramp_steps`` defaults to
+    ``warmup_steps``; fine-tuning uses ``warmup_steps + 1``); afterwards 1 for ``warmup_constant``, else a
+    linear decay ``(total - step) / (total - warmup)`` that reaches ``1 / (total - warmup)`` at the last step."""
+    if step < warmup_steps:
+        return (step + 1) / (warmup_steps if ramp_steps is None else ramp_steps)
+    if kind == "warmup_constant":
+        return 1.0
+    return max(0.0, (total_steps - step) / max(1, total_steps - warmup_steps))
+
+
+class WarmupSchedule:
+    """:func:`warmup_factor` as a ``LambdaLR`` multiplier whose settings are saved with the scheduler's state
+    (``LambdaLR.state_dict`` keeps a callable object's attributes)."""
+
+    def __init__(self, warmup_steps: int, total_steps: int, kind: str = "warmup_linear") -> None:
+        self.warmup_steps = warmup_steps
+        self.total_steps = total_steps
+        self.kind = kind
+
+    def __call__(self, step: int) -> float:
+        return warmup_factor(step, self.warmup_steps, self.total_steps, self.kind)
+
+
+# ------------------------------------------------------------------------------------------ checkpoints
+
+
+def fault(point: str) -> None:
+    """Test hook: ``LUKE_FAULT=point`` kills this process with SIGKILL at that point (e.g. ``step:5``)."""
+    if os.environ.get("LUKE_FAULT") == point:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def fsync_tree(folder: Path) -> None:
+    """Flush every file below ``folder`` and the folder itself to disk."""
+    for path in folder.rglob("*"):
+        if path.is_file():
+            with open(path, "rb") as f:
+                os.fsync(f.fileno())
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Replace ``path`` by ``text`` in one step (temporary file, flushed, renamed)."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def rng_state() -> dict[str, Any]:
+    """This process's torch, numpy, python (and CUDA) RNG states."""
+    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore what :func:`rng_state` returned."""
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+class CheckpointFolders:
+    """Checkpoint folders ``root/NAME`` written atomically, with an optional pointer file and keep-last-N.
+
+    :meth:`save` writes into ``root/.tmp-NAME`` (every process may write its part), then the main process
+    writes ``trainer_state.json`` last, flushes the folder and renames it to ``root/NAME``; with ``pointer``
+    the file ``root/POINTER`` is then replaced atomically by ``NAME``. A folder without
+    ``trainer_state.json`` is incomplete and never resumed from, so a crash or a full disk during a write
+    leaves the previous checkpoint as the resume point.
+
+    Args:
+        root: the folder holding the checkpoints.
+        pattern: glob of the checkpoint names (their sorted order is their age: oldest first).
+        pointer: name of the file naming the latest checkpoint (None: no pointer).
+        keep: how many complete checkpoints to keep (None: all).
+    """
+
+    def __init__(self, root: Path, pattern: str, pointer: str | None = None, keep: int | None = None) -> None:
+        self.root, self.pattern, self.pointer, self.keep = Path(root), pattern, pointer, keep
+
+    def complete(self) -> list[Path]:
+        """The complete checkpoints, oldest first."""
+        if not self.root.is_dir():
+            return []
+        return sorted(p for p in self.root.glob(self.pattern) if (p / STATE_FILE).is_file())
+
+    def latest(self) -> Path | None:
+        """The checkpoint named by the pointer file if complete, else the newest complete one (or None)."""
+        if self.pointer is not None and (self.root / self.pointer).is_file():
+            candidate = self.root / (self.root / self.pointer).read_text().strip()
+            if (candidate / STATE_FILE).is_file():
+                return candidate
+        complete = self.complete()
+        return complete[-1] if complete else None
+
+    @staticmethod
+    def read_state(folder: Path) -> dict[str, Any]:
+        """The ``trainer_state.json`` of a checkpoint."""
+        return json.loads((Path(folder) / STATE_FILE).read_text())
+
+    def save(self, name: str, state: dict[str, Any], write: Callable[[Path], None], accelerator: Accelerator) -> Path:
+        """Write checkpoint ``name``: ``write(tmp_folder)`` on every process, then ``state`` as
+        ``trainer_state.json`` and the rename on the main process. Returns the final folder."""
+        main = accelerator.is_main_process
+        tmp, final = self.root / f".tmp-{name}", self.root / name
+        if main:
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir(parents=True)
+        accelerator.wait_for_everyone()
+        write(tmp)
+        accelerator.wait_for_everyone()
+        if main:
+            (tmp / STATE_FILE).write_text(json.dumps(state, indent=2) + "\n")
+            fsync_tree(tmp)
+            self._publish(tmp, final)
+        accelerator.wait_for_everyone()
+        return final
+
+    def _publish(self, tmp: Path, final: Path) -> None:
+        if final.exists():  # a checkpoint of the same name (fine-tuning's single folder): set it aside first
+            aside = self.root / f".old-{final.name}"
+            shutil.rmtree(aside, ignore_errors=True)
+            os.replace(final, aside)
+            os.replace(tmp, final)
+            shutil.rmtree(aside, ignore_errors=True)
+        else:
+            os.replace(tmp, final)
+        if self.pointer is not None:
+            write_text_atomic(self.root / self.pointer, final.name + "\n")
+        if self.keep is not None:
+            for old in self.complete()[: -self.keep]:
+                shutil.rmtree(old, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------------------------------- logging
+
+
+def tensorboard_available() -> bool:
+    """Whether the ``tensorboard`` package is installed (a warning when it is not)."""
+    try:
+        import tensorboard  # noqa: F401
+    except ImportError:
+        logger.warning("the tensorboard package is not installed: no TensorBoard logs (pip install tensorboard)")
+        return False
+    return True
+
+
+def progress_bar(total: int, initial: int, desc: str, enabled: bool, **kwargs: Any) -> tqdm:
+    """The training progress bar (optimiser steps); a silent one when not ``enabled``."""
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=initial, desc=desc, disable=not enabled, **kwargs)
+
+
+class MetricsLog:
+    """``metrics.jsonl`` (one JSON object per logged step, read by ``luke plot-training``) + TensorBoard
+    (``OUTPUT/tensorboard``; ``eval_X`` is logged as ``eval/X``).
+
+    ``resume_step``: the step a resumed run continues from; records logged after it by the interrupted
+    run are dropped (None: a new run, the file is emptied). Nothing is written when not ``enabled``."""
+
+    def __init__(self, output_dir: Path, enabled: bool, tensorboard: bool, resume_step: int | None) -> None:
+        self.enabled = enabled
+        self.path = Path(output_dir) / "metrics.jsonl"
+        self.writer = None
+        if not enabled:
+            return
+        if resume_step is not None and self.path.is_file():
+            lines = self.path.read_text().splitlines()
+            kept = [line for line in lines if line and json.loads(line)["step"] <= resume_step]
+            write_text_atomic(self.path, "".join(x + "\n" for x in kept))
+        elif resume_step is None:
+            self.path.write_text("")
+        if tensorboard and tensorboard_available():
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.writer = SummaryWriter(str(Path(output_dir) / "tensorboard"), purge_step=resume_step)
+
+    def log(self, record: dict[str, Any]) -> None:
+        """Append ``record`` (which has a ``step``)."""
+        if not self.enabled:
+            return
+        with open(self.path, "a") as f:
+            f.write(json.dumps(record) + "\n")
+        if self.writer is not None:
+            for key, value in record.items():
+                if isinstance(value, (int, float)) and key != "step":
+                    self.writer.add_scalar(key.replace("eval_", "eval/"), value, record["step"])
+
+    def close(self) -> None:
+        """Flush and close TensorBoard."""
+        if self.writer is not None:
+            self.writer.close()
