@@ -7,6 +7,7 @@ arguments.  Hyper-parameters default to the paper's (spec §3.6) for each task.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import random
@@ -16,40 +17,30 @@ import time
 from pathlib import Path
 from typing import Any
 
+from luke.dataclass_args import add_arguments, flag_fields, from_mapping, values_from_namespace
 from luke.errors import ConfigError, DataError, LukeError
 from luke.finetuning.data import iter_json_records
-from luke.finetuning.model_io import build_for_finetuning, load_finetuned, to_transformers
+from luke.finetuning.model_io import TASK_FILE, build_for_finetuning, load_finetuned, to_transformers
+from luke.finetuning.options import (
+    TaskDefaults,
+    TrainingArguments,
+    add_task_arguments,
+    add_training_arguments,
+    applicable_options,
+    task_option_fields,
+)
 from luke.finetuning.tasks import TASKS, get_task
 from luke.finetuning.tasks.base import UNSEEN_LABEL_POLICIES, Task
-from luke.finetuning.trainer import Trainer, TrainingArguments, evaluate, make_accelerator
+from luke.finetuning.trainer import Trainer, evaluate, make_accelerator
 
-__all__ = ["register", "finetune", "evaluate_folder", "make_task"]
+__all__ = ["register", "finetune", "evaluate_folder", "make_task", "load_task_model"]
 
 logger = logging.getLogger(__name__)
-PREDICTION_SUFFIX = {"entity_typing": "jsonl", "relation_classification": "jsonl", "ner": "conll", "squad": "json",
-                     "record": "json"}  # fmt: skip
-_TASK_OPTIONS = (
-    "max_seq_length",
-    "max_mention_length",
-    "max_entity_length",
-    "dev_ratio",
-    "dev_seed",
-    "doc_stride",
-    "max_query_length",
-    "max_answer_length",
-    "n_best_size",
-    "mention_db",
-    "entity_vocab",
-    "min_link_prob",
-    "no_entity",
-    "entity_init",
-    "no_entity_aware_attention",
-)
 
 
 def make_task(name: str, labels: list[str] | None = None, unseen_labels: str = "error", **options: Any) -> Task:
     """A task instance; ``options`` that are None are left out (task defaults apply)."""
-    return get_task(name)(labels, unseen_labels, **{k: v for k, v in options.items() if v is not None})
+    return get_task(name)(labels, unseen_labels, **options)
 
 
 def _subset(items: list, n: int | None, seed: int) -> list:
@@ -57,6 +48,66 @@ def _subset(items: list, n: int | None, seed: int) -> list:
         return items
     idx = sorted(random.Random(seed).sample(range(len(items)), n))
     return [items[i] for i in idx]
+
+
+def _training_arguments(task: Task, output_dir: str | Path, training: dict[str, Any]) -> TrainingArguments:
+    """``training`` with the task's paper defaults (:class:`TaskDefaults`) where a value is missing."""
+    for f in dataclasses.fields(TaskDefaults):
+        if training.get(f.name) is None:
+            training[f.name] = getattr(task.defaults, f.name)
+    return TrainingArguments(output_dir=Path(output_dir), **{k: v for k, v in training.items() if v is not None})
+
+
+def _load_examples(
+    task: Task, data_dir: str | Path, eval_splits: tuple[str, ...], limits: dict[str, int | None], seed: int
+) -> dict[str, list]:
+    """The splits' examples (labels from train, checked on the others), cut to seeded subsets of ``limits``."""
+    splits = task.load_splits(data_dir, ("train", *eval_splits))
+    task.set_labels_from(splits["train"])
+    for split in eval_splits:
+        if split in splits:
+            task.check_labels(splits[split], split)
+    for split, limit in limits.items():
+        if split in splits:
+            splits[split] = _subset(splits[split], limit, seed if split == "train" else 0)
+    logger.info("examples: %s", {k: len(v) for k, v in splits.items()})
+    return splits
+
+
+def _build_model(task: Task, model_path: str | Path, backend: str, seed: int, tmp_dir: str) -> tuple[Any, Any]:
+    """The model to train (through ``transformers``' class with ``backend="transformers"``) and its tokenizer."""
+    labels = list(task.labels or [])
+    model, tokenizer = build_for_finetuning(
+        model_path, task.model_class_name, labels, seed=seed, **task.model_settings()
+    )
+    task.prepare_model(model)
+    if backend == "transformers":
+        model = to_transformers(model, tmp_dir, source=model_path)
+        task.prepare_model(model)
+    return model, tokenizer
+
+
+def _evaluate_splits(
+    trainer: Trainer, task: Task, splits: dict[str, list], features: dict[str, list], args: TrainingArguments,
+    pad_token_id: int, eval_splits: tuple[str, ...],
+) -> dict[str, Any]:  # fmt: skip
+    """Scores (and timings) of each evaluation split; predictions files are written into ``args.output_dir``."""
+    results: dict[str, Any] = {}
+    model, acc = trainer.unwrapped, trainer.accelerator
+    for split in (s for s in eval_splits if s in splits):
+        t0 = time.perf_counter()
+        reuse = trainer.final_dev_evaluation() if split == "dev" else None
+        scores, preds = reuse or evaluate(
+            model, task, splits[split], features[split], args.eval_batch_size, pad_token_id, acc, args.progress,
+            desc=f"{split}",
+        )  # fmt: skip
+        results[split] = scores
+        results[f"{split}_eval_seconds"] = time.perf_counter() - t0
+        if acc.is_main_process:
+            path = Path(args.output_dir) / f"{split}_predictions.{task.prediction_suffix}"
+            task.write_predictions(path, splits[split], preds)
+        logger.info("%s %s = %.4f", split, task.main_metric, scores[task.main_metric])
+    return results
 
 
 def finetune(
@@ -78,99 +129,69 @@ def finetune(
     """Fine-tune ``model_path`` on ``data_dir`` for ``task_name``; writes the model folder, ``results.json``
     and ``{split}_predictions.*`` into ``output_dir`` and returns the results.
 
+    ``task_options`` holds fields of the task's :attr:`~luke.finetuning.tasks.base.Task.options_class`;
     ``training`` holds :class:`TrainingArguments` fields; missing ones take the task's paper defaults.
     ``backend="transformers"`` trains the same initialisation through ``transformers``' LUKE class.
     """
     wall = time.perf_counter()
     task = make_task(task_name, None, unseen_labels, **(task_options or {}))
-    defaults = task.defaults
-    for key in ("learning_rate", "train_batch_size", "gradient_accumulation_steps", "num_train_epochs", "seed",
-                "select_best", "eval_batch_size"):  # fmt: skip
-        if training.get(key) is None:
-            training[key] = getattr(defaults, key)
-    training = {k: v for k, v in training.items() if v is not None}
-    args = TrainingArguments(output_dir=Path(output_dir), **training)
+    args = _training_arguments(task, output_dir, training)
     if backend not in ("luke", "transformers"):
         raise ConfigError(f"--backend must be 'luke' or 'transformers', got {backend!r}")
-
-    splits = task.load_splits(data_dir, ("train", *eval_splits))
-    task.set_labels_from(splits["train"])
-    for split in eval_splits:
-        if split in splits:
-            task.check_labels(splits[split], split)
-    splits["train"] = _subset(splits["train"], max_train_examples, args.seed)
-    for split, limit in (("dev", max_dev_examples), ("test", max_test_examples)):
-        if split in splits:
-            splits[split] = _subset(splits[split], limit, 0)
-    logger.info("examples: %s", {k: len(v) for k, v in splits.items()})
-
-    model, tokenizer = build_for_finetuning(
-        model_path,
-        task.model_class_name,
-        list(task.labels or []),
-        seed=args.seed,
-        # Typing/relations: mentions are never cut (the legacy code did not truncate them).
-        max_mention_length=int(task.options.get("max_mention_length", task.options.get("max_seq_length", 512))),
-        keep_entity_vocab=task.keeps_entity_vocab,
-        entity_vocab_path=task.options.get("entity_vocab"),
-        entity_init=task.options.get("entity_init") or "random",
-        entity_aware_attention=not task.options.get("no_entity_aware_attention"),
-    )
-    task.prepare_model(model)
-    tmp = tempfile.TemporaryDirectory()
-    if backend == "transformers":
-        model = to_transformers(model, tmp.name, source=model_path)
-        task.prepare_model(model)
-    t0 = time.perf_counter()
-    features = {name: task.featurize(examples, tokenizer) for name, examples in splits.items()}
-    featurize_seconds = time.perf_counter() - t0
-    dev = (splits["dev"], features["dev"]) if "dev" in splits else None
-    trainer = Trainer(model, task, args, features["train"], tokenizer.pad_token_id, dev=dev)
-    state = trainer.train()
-    model = trainer.unwrapped
-
-    out = Path(output_dir)
-    acc = trainer.accelerator
-    if acc.is_main_process:
-        model.save_pretrained(out)
-        tokenizer.save_pretrained(out)
-        task.save(out)
-    results: dict[str, Any] = {
-        "task": task.name,
-        "backend": backend,
-        "model": str(model_path),
-        "data_dir": str(data_dir),
-        "labels": task.labels,
-        "main_metric": task.main_metric,
-        "examples": {k: len(v) for k, v in splits.items()},
-        "features": {k: len(v) for k, v in features.items()},
-        "training": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-        "task_options": task.options,
-        "best_epoch": state.get("best_epoch"),
-        "history": state["history"],
-        "featurize_seconds": featurize_seconds,
-        "train_seconds": state.get("train_seconds"),
-    }
-    for split in eval_splits:
-        if split not in splits:
-            continue
+    limits = {"train": max_train_examples, "dev": max_dev_examples, "test": max_test_examples}
+    splits = _load_examples(task, data_dir, eval_splits, limits, args.seed)
+    with tempfile.TemporaryDirectory() as tmp:
+        model, tokenizer = _build_model(task, model_path, backend, args.seed, tmp)
         t0 = time.perf_counter()
-        reuse = trainer.final_dev_evaluation() if split == "dev" else None
-        scores, preds = reuse or evaluate(
-            model, task, splits[split], features[split], args.eval_batch_size, tokenizer.pad_token_id, acc,
-            args.progress, desc=f"{split}",
-        )  # fmt: skip
-        results[split] = scores
-        results[f"{split}_eval_seconds"] = time.perf_counter() - t0
-        if acc.is_main_process:
-            task.write_predictions(out / f"{split}_predictions.{PREDICTION_SUFFIX[task.name]}", splits[split], preds)
-        logger.info("%s %s = %.4f", split, task.main_metric, scores[task.main_metric])
-    results["wall_seconds"] = time.perf_counter() - wall
-    if acc.is_main_process:
-        (out / "results.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
-    trainer.cleanup(remove_checkpoints=not keep_checkpoints)
-    tmp.cleanup()
+        features = {name: task.featurize(examples, tokenizer) for name, examples in splits.items()}
+        featurize_seconds = time.perf_counter() - t0
+        dev = (splits["dev"], features["dev"]) if "dev" in splits else None
+        trainer = Trainer(model, task, args, features["train"], tokenizer.pad_token_id, dev=dev)
+        state = trainer.train()
+        out = Path(output_dir)
+        if trainer.accelerator.is_main_process:
+            trainer.unwrapped.save_pretrained(out)
+            tokenizer.save_pretrained(out)
+            task.save(out)
+        results: dict[str, Any] = {
+            "task": task.name,
+            "backend": backend,
+            "model": str(model_path),
+            "data_dir": str(data_dir),
+            "labels": task.labels,
+            "main_metric": task.main_metric,
+            "examples": {k: len(v) for k, v in splits.items()},
+            "features": {k: len(v) for k, v in features.items()},
+            "training": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+            "task_options": task.given_options,
+            "best_epoch": state.get("best_epoch"),
+            "history": state["history"],
+            "featurize_seconds": featurize_seconds,
+            "train_seconds": state.get("train_seconds"),
+        }
+        results |= _evaluate_splits(trainer, task, splits, features, args, tokenizer.pad_token_id, eval_splits)
+        results["wall_seconds"] = time.perf_counter() - wall
+        if trainer.accelerator.is_main_process:
+            (out / "results.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+        trainer.cleanup(remove_checkpoints=not keep_checkpoints)
     return results
+
+
+def load_task_model(
+    task_name: str, model_path: str | Path, tokenizer_path: str | Path | None = None, unseen_labels: str = "error"
+) -> tuple[Task, Any, Any]:
+    """(task, model, tokenizer) of a fine-tuned folder.  Its ``luke_task.json`` options are checked: an option
+    of another task (old files may hold them) is ignored with a warning, an unknown one or a bad value raises
+    :class:`ConfigError` naming the file."""
+    cls = get_task(task_name)
+    model, tokenizer, state = load_finetuned(model_path, cls.model_class_name, task_name, tokenizer_path)
+    where = str(Path(model_path) / TASK_FILE)
+    options = state.get("options") or {}
+    if not isinstance(options, dict):
+        raise ConfigError(f"{where}: 'options' must be a JSON object, got {type(options).__name__}")
+    options = applicable_options(cls, options, TASKS.values(), where)
+    from_mapping(cls.options_class, options, where)  # the values' errors name the file
+    return cls(state["labels"], unseen_labels, **options), model, tokenizer
 
 
 def evaluate_folder(
@@ -189,9 +210,7 @@ def evaluate_folder(
     mixed_precision: str = "no",
 ) -> dict[str, Any]:
     """Score a fine-tuned folder on one split of ``data_dir`` (optionally writing predictions)."""
-    cls = get_task(task_name)
-    model, tokenizer, state = load_finetuned(model_path, cls.model_class_name, task_name, tokenizer_path)
-    task = make_task(task_name, state["labels"], unseen_labels, **state.get("options", {}))
+    task, model, tokenizer = load_task_model(task_name, model_path, tokenizer_path, unseen_labels)
     splits = task.load_splits(data_dir, (split,))
     if split not in splits:
         raise DataError(data_dir, f"no {split} file for task {task_name}")
@@ -205,8 +224,7 @@ def evaluate_folder(
     scores = {**scores, "examples": len(examples), "seconds": time.perf_counter() - t0}
     if output_dir is not None and acc.is_main_process:
         Path(output_dir).mkdir(parents=True, exist_ok=True)
-        path = Path(output_dir) / f"{split}_predictions.{PREDICTION_SUFFIX[task_name]}"
-        task.write_predictions(path, examples, preds)
+        task.write_predictions(Path(output_dir) / f"{split}_predictions.{task.prediction_suffix}", examples, preds)
     return scores
 
 
@@ -215,15 +233,24 @@ def evaluate_folder(
 
 def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("task", choices=sorted(TASKS), help="the task")
-    p.add_argument("--cpu", action="store_true", help="run on CPU even when a GPU is present")
-    p.add_argument("--mixed-precision", choices=("no", "bf16", "fp16"), default="no", help="autocast precision")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_training_arguments(p, "common")
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def _add_unseen_labels(p: Any, help: str | None = None) -> None:
+    p.add_argument("--unseen-labels", choices=UNSEEN_LABEL_POLICIES, default="error", help=help)
+
+
+def _add_inference(p: argparse.ArgumentParser) -> None:
+    """The flags ``evaluate`` and ``predict`` share after their own: tokenizer folder and batch size."""
+    p.add_argument("--tokenizer", type=Path, help="tokenizer folder (default: the model folder)")
+    eval_batch_size = [f for f in dataclasses.fields(TrainingArguments) if f.name == "eval_batch_size"]
+    add_arguments(p, TrainingArguments, eval_batch_size)
+
+
+def _register_finetune(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "finetune",
-        help="fine-tune a model on a task (entity_typing, relation_classification, ner, squad, record)",
+        help=f"fine-tune a model on a task ({', '.join(TASKS)})",
         description="Fine-tune LUKE on a task. Hyper-parameters default to the paper's for the task (spec §3.6). "
         "Writes the fine-tuned model folder (loads in transformers' matching class), results.json, "
         "{dev,test}_predictions.* and TensorBoard logs into --output-dir.",
@@ -231,85 +258,56 @@ def register(sub: argparse._SubParsersAction) -> None:
     _add_common(p)
     p.add_argument("--model", required=True, type=Path, help="LUKE folder, or a BERT/RoBERTa transformers folder")
     p.add_argument("--data-dir", required=True, type=Path, help="folder with the task's train/dev/test files")
-    p.add_argument("--output-dir", required=True, type=Path, help="where to write the fine-tuned model and results")
+    add_training_arguments(p, "main")
     g = p.add_argument_group("hyper-parameters (default: the paper's for the task)")
-    g.add_argument("--learning-rate", type=float)
-    g.add_argument("--train-batch-size", type=int)
-    g.add_argument("--eval-batch-size", type=int)
-    g.add_argument("--gradient-accumulation-steps", type=int)
-    g.add_argument("--num-train-epochs", type=float)
-    g.add_argument("--seed", type=int)
-    g.add_argument("--warmup-ratio", type=float, default=0.06)
-    g.add_argument("--weight-decay", type=float, default=0.01)
-    g.add_argument("--max-grad-norm", type=float, default=0.0, help="gradient clipping (0 = none, the paper's)")
-    g.add_argument("--select-best", action=argparse.BooleanOptionalAction, default=None,
-                   help="keep the best dev epoch's weights (default: yes, no for NER)")  # fmt: skip
-    g.add_argument("--max-seq-length", type=int, help="maximum word tokens per input (NER window; default 512)")
-    g.add_argument("--max-mention-length", type=int, help="NER: longest candidate span in subwords (default 16)")
-    g.add_argument("--max-entity-length", type=int, help="NER: candidate spans per input (default 128)")
-    g.add_argument("--no-entity-aware-attention", action="store_true", default=None,
-                   help="fine-tune with vanilla self-attention (ablation; default: entity-aware)")  # fmt: skip
-    g.add_argument("--entity-init", choices=("random", "words"),
-                   help="from a BERT/RoBERTa folder: the new entity side at random (default, as the original) or "
-                   "from the word side: [MASK] entity = [MASK] word, entity positions/types/LayerNorm = the words', "
-                   "squad entities = mean word embedding of their title")  # fmt: skip
-    g.add_argument("--dev-ratio", type=float, help="relations without a dev file: held-out share of train (0.1)")
-    g.add_argument("--dev-seed", type=int, help="seed of that hold-out split (default 0)")
-    q = p.add_argument_group("question answering (squad, record)")
-    q.add_argument("--doc-stride", type=int, help="tokens between the starts of consecutive passage windows (128)")
-    q.add_argument("--max-query-length", type=int, help="question tokens kept (squad 64, record 90)")
-    q.add_argument("--max-answer-length", type=int, help="squad: longest answer in tokens at decoding (30)")
-    q.add_argument("--n-best-size", type=int, help="squad: start/end candidates per window at decoding (20)")
-    q.add_argument("--mention-db", type=Path, help="squad: mention dictionary (luke build-mention-db, or a TSV)")
-    q.add_argument("--entity-vocab", type=Path, help="squad from a BERT/RoBERTa folder: entity vocabulary file")
-    q.add_argument("--min-link-prob", type=float, help="squad: minimum link probability of a mention (0.01)")
-    q.add_argument("--no-entity", action="store_true", default=None,
-                   help="squad: no entity features (the paper's ablation; words only)")  # fmt: skip
+    add_training_arguments(g, "", TASKS.values())
+    qa_tasks = [t.name for t in TASKS.values() if flag_fields(t.options_class, "qa")]
+    add_task_arguments(
+        {"": g, "qa": p.add_argument_group(f"question answering ({', '.join(qa_tasks)})")}, TASKS.values()
+    )
     r = p.add_argument_group("run control")
     r.add_argument("--backend", choices=("luke", "transformers"), default="luke",
                    help="train our model or the same initialisation through transformers' LUKE class (squad from a "
                    "BERT/RoBERTa folder: that model's own *ForQuestionAnswering class, words only)")  # fmt: skip
-    r.add_argument("--unseen-labels", choices=UNSEEN_LABEL_POLICIES, default="error",
-                   help="dev/test labels missing from train: stop (error) or score them as misses (keep)")  # fmt: skip
+    _add_unseen_labels(r, "dev/test labels missing from train: stop (error) or score them as misses (keep)")
     r.add_argument("--max-train-examples", type=int, help="train on a seeded random subset of this size")
     r.add_argument("--max-dev-examples", type=int, help="evaluate dev on a seeded subset of this size")
     r.add_argument("--max-test-examples", type=int, help="evaluate test on a seeded subset of this size")
-    r.add_argument("--max-steps", type=int, default=0, help="stop after this many optimiser steps")
-    r.add_argument("--save-steps", type=int, default=0, help="also save resumable state every N steps")
-    r.add_argument("--resume", action="store_true", help="continue from OUTPUT/checkpoint if present")
     r.add_argument("--keep-checkpoints", action="store_true", help="keep OUTPUT/checkpoint and OUTPUT/best")
-    r.add_argument("--logging-steps", type=int, default=20)
-    r.add_argument("--no-tensorboard", action="store_true")
+    add_training_arguments(r, "run")
     p.set_defaults(func=_finetune)
 
+
+def _register_evaluate(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("evaluate", help="score a fine-tuned model on a split of a data folder")
     _add_common(p)
     p.add_argument("--model", required=True, type=Path, help="fine-tuned model folder")
     p.add_argument("--data-dir", required=True, type=Path)
     p.add_argument("--split", default="test", choices=("train", "dev", "test"))
     p.add_argument("--output-dir", type=Path, help="also write the predictions file here")
-    p.add_argument("--tokenizer", type=Path, help="tokenizer folder (default: the model folder)")
-    p.add_argument("--eval-batch-size", type=int, default=32)
-    p.add_argument("--unseen-labels", choices=UNSEEN_LABEL_POLICIES, default="error")
+    _add_inference(p)
+    _add_unseen_labels(p)
     p.add_argument("--max-eval-examples", type=int)
     p.set_defaults(func=_evaluate)
 
+
+def _register_predict(sub: argparse._SubParsersAction) -> None:
+    inputs = "; ".join(f"{name} {cls.raw_input}" for name, cls in TASKS.items())
     p = sub.add_parser(
         "predict",
         help="label raw text + spans (or answer questions) from a JSONL file with a fine-tuned model",
-        description="Input JSON Lines: entity_typing {'text', 'span': [start, end]}; relation_classification "
-        "{'text', 'head': [s, e], 'tail': [s, e]}; ner {'text'} or {'tokens': [...]}; squad {'question', "
-        "'context', optional 'id'}; record {'passage', 'query' (with @placeholder), 'entities': [[s, e], ...], "
-        "optional 'id'} (character offsets, end exclusive). Writes one JSON object per input line.",
+        description=f"Input JSON Lines: {inputs} (character offsets, end exclusive). "
+        "Writes one JSON object per input line.",
     )
     _add_common(p)
     p.add_argument("--model", required=True, type=Path, help="fine-tuned model folder")
     p.add_argument("--input", required=True, type=Path, help="JSONL input")
     p.add_argument("--output", type=Path, help="JSONL output (default: stdout)")
-    p.add_argument("--tokenizer", type=Path, help="tokenizer folder (default: the model folder)")
-    p.add_argument("--eval-batch-size", type=int, default=32)
+    _add_inference(p)
     p.set_defaults(func=_predict)
 
+
+def _register_split_squad(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "split-squad",
         help="split a SQuAD file by article (fixed seed) into train.json and dev.json",
@@ -323,6 +321,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="shuffling seed (default 0)")
     p.set_defaults(func=_split_squad)
 
+
+def _register_score(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "score",
         help="score a predictions file against gold data with the task's official metric",
@@ -338,9 +338,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_score)
 
 
-def _plain(value: Any) -> Any:
-    """JSON-friendly option values (paths as strings)."""
-    return str(value) if isinstance(value, Path) else value
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``finetune``, ``evaluate``, ``predict``, ``split-squad`` and ``score``."""
+    for add in (_register_finetune, _register_evaluate, _register_predict, _register_split_squad, _register_score):
+        add(sub)
 
 
 def _check_file(path: Path | None, what: str) -> None:
@@ -351,37 +352,15 @@ def _check_file(path: Path | None, what: str) -> None:
 def _finetune(a: argparse.Namespace) -> int:
     if not a.data_dir.is_dir():
         raise LukeError(f"data directory {a.data_dir} does not exist")
+    training = values_from_namespace(a, flag_fields(TrainingArguments))
+    del training["output_dir"]
+    given = {name: getattr(a, name) for name in task_option_fields(TASKS.values())}
     results = finetune(
-        a.task,
-        a.model,
-        a.data_dir,
-        a.output_dir,
-        backend=a.backend,
-        unseen_labels=a.unseen_labels,
-        max_train_examples=a.max_train_examples,
-        max_dev_examples=a.max_dev_examples,
-        max_test_examples=a.max_test_examples,
-        keep_checkpoints=a.keep_checkpoints,
-        task_options={k: _plain(getattr(a, k)) for k in _TASK_OPTIONS},
-        learning_rate=a.learning_rate,
-        train_batch_size=a.train_batch_size,
-        eval_batch_size=a.eval_batch_size,
-        gradient_accumulation_steps=a.gradient_accumulation_steps,
-        num_train_epochs=a.num_train_epochs,
-        seed=a.seed,
-        select_best=a.select_best,
-        warmup_ratio=a.warmup_ratio,
-        weight_decay=a.weight_decay,
-        max_grad_norm=a.max_grad_norm,
-        mixed_precision=a.mixed_precision,
-        cpu=a.cpu,
-        save_steps=a.save_steps,
-        resume=a.resume,
-        logging_steps=a.logging_steps,
-        tensorboard=not a.no_tensorboard,
-        progress=not a.no_progress,
-        max_steps=a.max_steps,
-    )
+        a.task, a.model, a.data_dir, a.output_dir, backend=a.backend, unseen_labels=a.unseen_labels,
+        max_train_examples=a.max_train_examples, max_dev_examples=a.max_dev_examples,
+        max_test_examples=a.max_test_examples, keep_checkpoints=a.keep_checkpoints,
+        task_options=applicable_options(get_task(a.task), given, TASKS.values(), "luke finetune"), **training,
+    )  # fmt: skip
     summary = {k: results[k] for k in ("dev", "test") if k in results}
     print(json.dumps({"output_dir": str(a.output_dir), "main_metric": results["main_metric"], **summary}, indent=2))
     return 0
@@ -389,35 +368,24 @@ def _finetune(a: argparse.Namespace) -> int:
 
 def _evaluate(a: argparse.Namespace) -> int:
     scores = evaluate_folder(
-        a.task,
-        a.model,
-        a.data_dir,
-        a.split,
-        output_dir=a.output_dir,
-        eval_batch_size=a.eval_batch_size,
-        tokenizer_path=a.tokenizer,
-        unseen_labels=a.unseen_labels,
-        max_eval_examples=a.max_eval_examples,
-        progress=not a.no_progress,
-        cpu=a.cpu,
-        mixed_precision=a.mixed_precision,
-    )
+        a.task, a.model, a.data_dir, a.split, output_dir=a.output_dir, eval_batch_size=a.eval_batch_size,
+        tokenizer_path=a.tokenizer, unseen_labels=a.unseen_labels, max_eval_examples=a.max_eval_examples,
+        progress=a.progress, cpu=a.cpu, mixed_precision=a.mixed_precision,
+    )  # fmt: skip
     print(json.dumps(scores, indent=2))
     return 0
 
 
 def _predict(a: argparse.Namespace) -> int:
     _check_file(a.input, "input file")
-    cls = get_task(a.task)
-    model, tokenizer, state = load_finetuned(a.model, cls.model_class_name, a.task, a.tokenizer)
-    task = make_task(a.task, state["labels"], **state.get("options", {}))
+    task, model, tokenizer = load_task_model(a.task, a.model, a.tokenizer)
     examples = task.examples_from_raw(list(iter_json_records(a.input)), a.input)
     features = task.featurize(examples, tokenizer)
     acc = make_accelerator(cpu=a.cpu, mixed_precision=a.mixed_precision)
     model = acc.prepare_model(model, evaluation_mode=True)
     from luke.finetuning.trainer import predict_logits
 
-    logits = predict_logits(model, task, features, a.eval_batch_size, tokenizer.pad_token_id, acc, not a.no_progress)
+    logits = predict_logits(model, task, features, a.eval_batch_size, tokenizer.pad_token_id, acc, a.progress)
     predictions = task.decode(examples, features, logits)
     out = open(a.output, "w", encoding="utf-8") if a.output else sys.stdout
     try:

@@ -77,6 +77,22 @@ def _relation_type(label: str) -> str:
     return m.group(1) if m else label
 
 
+def _count_by_type(
+    pairs: Iterable[tuple[Iterable[tuple[str, object]], Iterable[tuple[str, object]]]],
+) -> tuple[Counter[str], Counter[str], Counter[str]]:
+    """(correct, predicted, gold) counts per type over ``(gold items, predicted items)`` pairs; an item is
+    ``(type, key)`` and is correct when the same item is among the gold ones."""
+    correct: Counter[str] = Counter()
+    n_pred: Counter[str] = Counter()
+    n_gold: Counter[str] = Counter()
+    for g, p in pairs:
+        g, p = set(g), set(p)
+        n_gold.update(t for t, _ in g)
+        n_pred.update(t for t, _ in p)
+        correct.update(t for t, _ in g & p)
+    return correct, n_pred, n_gold
+
+
 def semeval_official_f1(gold: Sequence[str], predicted: Sequence[str], other: str = "Other") -> dict[str, float]:
     """Official SemEval-2010 Task 8 score (the scorer's "(9+1)-way, directionality taken into account").
 
@@ -87,15 +103,10 @@ def semeval_official_f1(gold: Sequence[str], predicted: Sequence[str], other: st
     """
     if len(gold) != len(predicted):
         raise ValueError(f"{len(gold)} gold examples but {len(predicted)} predictions")
-    correct: Counter[str] = Counter()
-    n_pred: Counter[str] = Counter()
-    n_gold: Counter[str] = Counter()
-    for g, p in zip(gold, predicted, strict=True):
-        tg, tp = _relation_type(g), _relation_type(p)
-        n_gold[tg] += 1
-        n_pred[tp] += 1
-        if g == p:
-            correct[tg] += 1
+    # One item per example: (direction-free type, full label); a prediction is correct when equal to the gold label.
+    correct, n_pred, n_gold = _count_by_type(
+        ([(_relation_type(g), g)], [(_relation_type(p), p)]) for g, p in zip(gold, predicted, strict=True)
+    )
     types = sorted((set(n_gold) | set(n_pred)) - {other})
     per_type = {t: micro_prf(correct[t], n_pred[t], n_gold[t]) for t in types}
     n = len(types)
@@ -155,17 +166,9 @@ def span_f1(gold: Sequence[Iterable[Span]], predicted: Sequence[Iterable[Span]])
     gold chunk of the same sentence.  Also returns per-type F1 and the counts."""
     if len(gold) != len(predicted):
         raise ValueError(f"{len(gold)} gold sentences but {len(predicted)} predicted sentences")
-    correct: Counter[str] = Counter()
-    n_pred: Counter[str] = Counter()
-    n_gold: Counter[str] = Counter()
-    for g, p in zip(gold, predicted, strict=True):
-        g, p = set(g), set(p)
-        for s in g:
-            n_gold[s[2]] += 1
-        for s in p:
-            n_pred[s[2]] += 1
-        for s in g & p:
-            correct[s[2]] += 1
+    correct, n_pred, n_gold = _count_by_type(
+        ([(s[2], s) for s in g], [(s[2], s) for s in p]) for g, p in zip(gold, predicted, strict=True)
+    )
     out: dict = micro_prf(sum(correct.values()), sum(n_pred.values()), sum(n_gold.values()))
     out["per_type_f1"] = {t: micro_prf(correct[t], n_pred[t], n_gold[t])["f1"] for t in sorted(n_gold | n_pred)}
     out["num_gold"], out["num_predicted"], out["num_correct"] = (

@@ -64,6 +64,119 @@ def _marker_init(tokenizer: LukeTokenizer) -> dict[int, int]:
     return init
 
 
+def _luke_config(folder: Path, id2label: dict[int, str], entity_aware_attention: bool, **changes: Any) -> LukeConfig:
+    """The folder's config for a new task head (``changes`` are further config fields)."""
+    config = LukeConfig.from_pretrained(folder)
+    config.use_entity_aware_attention = entity_aware_attention
+    for key, value in changes.items():
+        setattr(config, key, value)
+    config.id2label, config.label2id, config.architectures = id2label, None, None
+    config.__post_init__()
+    return config
+
+
+def _luke_state(folder: Path) -> dict[str, torch.Tensor]:
+    """The folder's weights under ``LukeModel`` names."""
+    return {k.removeprefix("luke."): v for k, v in read_state_dict(folder).items()}
+
+
+def _load_luke(
+    folder: Path, cls: type, config: LukeConfig, state: dict[str, torch.Tensor], seed: int
+) -> LukePreTrainedModel:
+    """A ``cls`` model with ``state`` loaded and a fresh head (initialised after ``torch.manual_seed(seed)``)."""
+    state = {k: v for k, v in state.items() if not k.startswith(_HEADS)}
+    torch.manual_seed(seed)
+    model = cls(config)
+    n_words = state["embeddings.word_embeddings.weight"].shape[0]
+    if n_words != config.vocab_size:
+        raise CheckpointError(f"{folder}: {n_words} word embeddings but config.vocab_size is {config.vocab_size}")
+    load_state_dict(model, state, expected_missing=_HEADS)
+    return model
+
+
+def _from_words_model(
+    folder: Path, cls: type, vocab: EntityVocab, id2label: dict[int, str], seed: int, entity_aware_attention: bool
+) -> LukePreTrainedModel:
+    """``cls`` with a BERT/RoBERTa folder's word side and a new entity table for ``vocab``."""
+    src = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    model, _ = init_from_transformers(
+        folder, cls, entity_vocab_size=len(vocab), entity_emb_size=src["hidden_size"], seed=seed, id2label=id2label,
+        use_entity_aware_attention=entity_aware_attention,
+    )  # fmt: skip
+    return model
+
+
+def _keeping_entity_vocab(
+    folder: Path, kind: str, cls: type, id2label: dict[int, str], opts: dict[str, Any]
+) -> tuple[LukePreTrainedModel, LukeTokenizer]:
+    """SQuAD's start: a LUKE folder as it is, or a BERT/RoBERTa folder with a table for ``--entity-vocab``."""
+    vocab_path, mention = opts["entity_vocab_path"], opts["max_mention_length"]
+    if kind == "luke":
+        if vocab_path is not None:
+            raise ConfigError(f"{folder} is a LUKE folder with its own entity vocabulary; drop --entity-vocab")
+        tokenizer = LukeTokenizer.from_pretrained(folder, max_mention_length=mention)
+        config = _luke_config(folder, id2label, opts["entity_aware_attention"])
+        model = _load_luke(folder, cls, config, _luke_state(folder), opts["seed"])
+        model_vocab = tokenizer.entity_vocab
+    else:
+        # Without a vocabulary only the special entities exist (words-only QA, e.g. --no-entity).
+        model_vocab = EntityVocab.load(vocab_path) if vocab_path is not None else EntityVocab.from_counts([])
+        tokenizer = LukeTokenizer.from_pretrained(folder, entity_vocab=model_vocab, max_mention_length=mention)
+        model = _from_words_model(folder, cls, model_vocab, id2label, opts["seed"], opts["entity_aware_attention"])
+        if opts["entity_init"] == "words":
+            backend = tokenizer.backend_tokenizer
+
+            def encode(texts: list[str]) -> list[list[int]]:
+                return [e.ids for e in backend.encode_batch(texts, add_special_tokens=False)]
+
+            n = init_entities_from_words(model, title_token_ids(model_vocab, encode))
+            logger.info("initialised %d entity embeddings from their titles' word embeddings", n)
+    if len(model_vocab) != model.config.entity_vocab_size:
+        raise CheckpointError(
+            f"{folder}: entity vocabulary has {len(model_vocab)} entries but the model's entity table has "
+            f"{model.config.entity_vocab_size} rows"
+        )
+    return model, tokenizer
+
+
+def _luke_with_new_table(
+    folder: Path, cls: type, id2label: dict[int, str], opts: dict[str, Any]
+) -> tuple[LukePreTrainedModel, LukeTokenizer]:
+    """A LUKE folder with the entity-table surgery (module docstring): the 4 special rows are kept."""
+    old_vocab_path = next((folder / n for n in ("entity_vocab.json", "entity_vocab.jsonl", "entity_vocab.tsv")
+                           if (folder / n).is_file()), None)  # fmt: skip
+    if old_vocab_path is None:
+        raise CheckpointError(f"{folder}: a LUKE folder needs its entity_vocab.json for the entity-table surgery")
+    old_vocab = EntityVocab.load(old_vocab_path)
+    vocab = EntityVocab.from_counts([])  # [PAD], [UNK], [MASK], [MASK2]
+    tokenizer = LukeTokenizer.from_pretrained(folder, entity_vocab=vocab, max_mention_length=opts["max_mention_length"])
+    config = _luke_config(folder, id2label, opts["entity_aware_attention"], entity_vocab_size=len(vocab))
+    state = _luke_state(folder)
+    table = state["entity_embeddings.entity_embeddings.weight"]
+    rows = [old_vocab.pad_id, old_vocab.unk_id, old_vocab.mask_id, old_vocab.mask2_id or old_vocab.mask_id]
+    state["entity_embeddings.entity_embeddings.weight"] = table[rows].clone()
+    return _load_luke(folder, cls, config, state, opts["seed"]), tokenizer
+
+
+def _words_with_new_table(
+    folder: Path, cls: type, id2label: dict[int, str], opts: dict[str, Any]
+) -> tuple[LukePreTrainedModel, LukeTokenizer]:
+    """A BERT/RoBERTa folder with a new 4-row entity table (``[MASK]`` from the ``[MASK]`` word with
+    ``entity_init="words"``; ``[MASK2]`` a copy of ``[MASK]``)."""
+    vocab = EntityVocab.from_counts([])  # [PAD], [UNK], [MASK], [MASK2]
+    tokenizer = LukeTokenizer.from_pretrained(folder, entity_vocab=vocab, max_mention_length=opts["max_mention_length"])
+    model = _from_words_model(folder, cls, vocab, id2label, opts["seed"], opts["entity_aware_attention"])
+    if opts["entity_init"] == "words":
+        # The [MASK] entity starts as the [MASK] word: at its mention's (averaged) positions it then gathers
+        # its context the way the word encoder's masked words do (positions/types/LayerNorm from words).
+        mask_word = tokenizer.convert_tokens_to_ids(tokenizer.mask_token)
+        init_entities_from_words(model, {vocab.mask_id: [mask_word]})
+    with torch.no_grad():  # [MASK2] starts as a copy of [MASK], as transformers' conversion does
+        table = model.luke.entity_embeddings.entity_embeddings.weight
+        table[vocab.mask2_id] = table[vocab.mask_id]
+    return model, tokenizer
+
+
 def build_for_finetuning(
     model_path: str | Path,
     model_class_name: str,
@@ -93,96 +206,17 @@ def build_for_finetuning(
         raise CheckpointError(f"model folder {folder} does not exist")
     cls = MODEL_CLASSES[model_class_name]
     id2label = dict(enumerate(labels))
-    vocab = EntityVocab.from_counts([])  # [PAD], [UNK], [MASK], [MASK2]
     kind = _model_type(folder)
     if kind == "luke" and entity_init != "random":
         raise ConfigError(f"--entity-init {entity_init} is for BERT/RoBERTa starts; {folder} is a LUKE folder")
+    opts = {"seed": seed, "max_mention_length": max_mention_length, "entity_vocab_path": entity_vocab_path,
+            "entity_init": entity_init, "entity_aware_attention": entity_aware_attention}  # fmt: skip
     if keep_entity_vocab:
-        if kind == "luke":
-            if entity_vocab_path is not None:
-                raise ConfigError(f"{folder} is a LUKE folder with its own entity vocabulary; drop --entity-vocab")
-            tokenizer = LukeTokenizer.from_pretrained(folder, max_mention_length=max_mention_length)
-            config = LukeConfig.from_pretrained(folder)
-            config.use_entity_aware_attention = entity_aware_attention
-            config.id2label, config.label2id, config.architectures = id2label, None, None
-            config.__post_init__()
-            state = {k.removeprefix("luke."): v for k, v in read_state_dict(folder).items()}
-            state = {k: v for k, v in state.items() if not k.startswith(_HEADS)}
-            torch.manual_seed(seed)
-            model = cls(config)
-            load_state_dict(model, state, expected_missing=_HEADS)
-            model_vocab = tokenizer.entity_vocab
-        else:
-            # Without a vocabulary only the special entities exist (words-only QA, e.g. --no-entity).
-            model_vocab = EntityVocab.load(entity_vocab_path) if entity_vocab_path is not None else vocab
-            tokenizer = LukeTokenizer.from_pretrained(
-                folder, entity_vocab=model_vocab, max_mention_length=max_mention_length
-            )
-            src = json.loads((folder / "config.json").read_text(encoding="utf-8"))
-            model, _ = init_from_transformers(
-                folder, cls, entity_vocab_size=len(model_vocab), entity_emb_size=src["hidden_size"], seed=seed,
-                id2label=id2label, use_entity_aware_attention=entity_aware_attention,
-            )  # fmt: skip
-            if entity_init == "words":
-                backend = tokenizer.backend_tokenizer
-
-                def encode(texts: list[str]) -> list[list[int]]:
-                    return [e.ids for e in backend.encode_batch(texts, add_special_tokens=False)]
-
-                n = init_entities_from_words(model, title_token_ids(model_vocab, encode))
-                logger.info("initialised %d entity embeddings from their titles' word embeddings", n)
-        if len(model_vocab) != model.config.entity_vocab_size:
-            raise CheckpointError(
-                f"{folder}: entity vocabulary has {len(model_vocab)} entries but the model's entity table has "
-                f"{model.config.entity_vocab_size} rows"
-            )
-        if len(tokenizer) != model.config.vocab_size:
-            model.resize_token_embeddings(len(tokenizer), init_from=_marker_init(tokenizer))
-        model.train()
-        return model, tokenizer
-    if kind == "luke":
-        old_vocab_path = next((folder / n for n in ("entity_vocab.json", "entity_vocab.jsonl", "entity_vocab.tsv")
-                               if (folder / n).is_file()), None)  # fmt: skip
-        if old_vocab_path is None:
-            raise CheckpointError(f"{folder}: a LUKE folder needs its entity_vocab.json for the entity-table surgery")
-        old_vocab = EntityVocab.load(old_vocab_path)
-        tokenizer = LukeTokenizer.from_pretrained(folder, entity_vocab=vocab, max_mention_length=max_mention_length)
-        config = LukeConfig.from_pretrained(folder)
-        config.use_entity_aware_attention = entity_aware_attention
-        config.entity_vocab_size, config.id2label = len(vocab), id2label
-        config.label2id, config.architectures = None, None
-        config.__post_init__()
-        state = {k.removeprefix("luke."): v for k, v in read_state_dict(folder).items()}
-        table = state["entity_embeddings.entity_embeddings.weight"]
-        rows = [old_vocab.pad_id, old_vocab.unk_id, old_vocab.mask_id, old_vocab.mask2_id or old_vocab.mask_id]
-        state["entity_embeddings.entity_embeddings.weight"] = table[rows].clone()
-        state = {k: v for k, v in state.items() if not k.startswith(_HEADS)}
-        torch.manual_seed(seed)
-        model = cls(config)
-        n_words = state["embeddings.word_embeddings.weight"].shape[0]
-        if n_words != config.vocab_size:
-            raise CheckpointError(f"{folder}: {n_words} word embeddings but config.vocab_size is {config.vocab_size}")
-        load_state_dict(model, state, expected_missing=_HEADS)
+        model, tokenizer = _keeping_entity_vocab(folder, kind, cls, id2label, opts)
+    elif kind == "luke":
+        model, tokenizer = _luke_with_new_table(folder, cls, id2label, opts)
     elif kind in ("bert", "roberta", "xlm-roberta", "camembert"):
-        tokenizer = LukeTokenizer.from_pretrained(folder, entity_vocab=vocab, max_mention_length=max_mention_length)
-        src = json.loads((folder / "config.json").read_text(encoding="utf-8"))
-        model, _ = init_from_transformers(
-            folder,
-            cls,
-            entity_vocab_size=len(vocab),
-            entity_emb_size=src["hidden_size"],
-            seed=seed,
-            id2label=id2label,
-            use_entity_aware_attention=entity_aware_attention,
-        )
-        if entity_init == "words":
-            # The [MASK] entity starts as the [MASK] word: at its mention's (averaged) positions it then gathers
-            # its context the way the word encoder's masked words do (positions/types/LayerNorm from words).
-            mask_word = tokenizer.convert_tokens_to_ids(tokenizer.mask_token)
-            init_entities_from_words(model, {vocab.mask_id: [mask_word]})
-        with torch.no_grad():  # [MASK2] starts as a copy of [MASK], as transformers' conversion does
-            table = model.luke.entity_embeddings.entity_embeddings.weight
-            table[vocab.mask2_id] = table[vocab.mask_id]
+        model, tokenizer = _words_with_new_table(folder, cls, id2label, opts)
     else:
         raise CheckpointError(f"{folder}: model_type {kind!r} is neither LUKE nor BERT/RoBERTa-like")
     if len(tokenizer) != model.config.vocab_size:

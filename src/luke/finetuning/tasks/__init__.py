@@ -1,8 +1,11 @@
-"""Fine-tuning tasks by name."""
+"""Fine-tuning tasks by name: the one registry (the commands, their flags and help derive from it).
+
+A task is one module (reader, featurize, decode, metric and its options class) plus one line here."""
 
 from __future__ import annotations
 
-from luke.finetuning.tasks.base import Task, TaskDefaults
+from luke.errors import ConfigError
+from luke.finetuning.tasks.base import Task, TaskDefaults, TaskOptions
 from luke.finetuning.tasks.entity_typing import EntityTypingTask
 from luke.finetuning.tasks.ner import NerTask
 from luke.finetuning.tasks.record import RecordTask
@@ -17,6 +20,7 @@ __all__ = [
     "TASKS",
     "Task",
     "TaskDefaults",
+    "TaskOptions",
     "EntityTypingTask",
     "RelationClassificationTask",
     "NerTask",
@@ -27,8 +31,8 @@ __all__ = [
 
 
 def get_task(name: str) -> type[Task]:
-    """The task class called ``name`` (``entity_typing``, ``relation_classification``, ``ner``)."""
+    """The task class called ``name`` (a key of :data:`TASKS`)."""
     try:
         return TASKS[name]
     except KeyError:
-        raise ValueError(f"unknown task {name!r}; choose from {', '.join(TASKS)}") from None
+        raise ConfigError(f"unknown task {name!r}; choose from {', '.join(TASKS)}") from None

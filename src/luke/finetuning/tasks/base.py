@@ -16,17 +16,26 @@ import json
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 import torch
 
+from luke.dataclass_args import from_mapping
 from luke.errors import DataError
 from luke.finetuning.data import find_split_file
+from luke.finetuning.options import TaskDefaults, TaskOptions
 
-__all__ = ["Task", "TaskDefaults", "Feature", "collate_features", "UNSEEN_LABEL_POLICIES"]
+__all__ = [
+    "Task",
+    "TaskDefaults",
+    "TaskOptions",
+    "Feature",
+    "collate_features",
+    "entity_features",
+    "UNSEEN_LABEL_POLICIES",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -38,30 +47,25 @@ UNSEEN_LABEL_POLICIES = ("error", "keep")
 IGNORE_INDEX = -100
 
 
-@dataclass(frozen=True)
-class TaskDefaults:
-    """Paper hyper-parameters (spec §3.6) used when the command line does not override them."""
-
-    learning_rate: float = 1e-5
-    train_batch_size: int = 2
-    gradient_accumulation_steps: int = 2
-    num_train_epochs: float = 3
-    seed: int = 12
-    select_best: bool = True  # keep the weights of the best dev epoch (else the last)
-    eval_batch_size: int = 32
-
-
 class Task(ABC):
     """One fine-tuning task.  Subclasses set the class attributes and implement the abstract methods.
 
     Args:
         labels: the label list (index = class id); ``None`` until :meth:`set_labels_from` sees train data.
         unseen_labels: policy for dev/test labels missing from train (see :data:`UNSEEN_LABEL_POLICIES`).
+        options: fields of :attr:`options_class` (the others keep the task's defaults); unknown ones raise
+            :class:`~luke.errors.ConfigError`.
     """
 
     name: ClassVar[str]
     model_class_name: ClassVar[str]  # the luke.modeling / transformers head class
     defaults: ClassVar[TaskDefaults]
+    #: the task's options (flags of ``luke finetune``), with the task's defaults
+    options_class: ClassVar[type[TaskOptions]] = TaskOptions
+    #: file name suffix of the predictions file (``{split}_predictions.{suffix}``)
+    prediction_suffix: ClassVar[str] = "jsonl"
+    #: the ``luke predict`` input record, for the command's help
+    raw_input: ClassVar[str]
     #: data file names tried for each split, in order
     split_files: ClassVar[dict[str, tuple[str, ...]]]
     main_metric: ClassVar[str] = "f1"
@@ -76,7 +80,10 @@ class Task(ABC):
             raise ValueError(f"unseen_labels must be one of {UNSEEN_LABEL_POLICIES}, got {unseen_labels!r}")
         self.labels: list[str] | None = list(labels) if labels is not None else None
         self.unseen_labels = unseen_labels
-        self.options: dict[str, Any] = dict(options)
+        options = {k: v for k, v in options.items() if v is not None}  # None = not given
+        self.options: TaskOptions = from_mapping(self.options_class, options, f"task {self.name}")
+        #: the options given (not defaulted), as ``luke_task.json`` records them
+        self.given_options: dict[str, Any] = {k: _plain(getattr(self.options, k)) for k in options}
 
     # ------------------------------------------------------------------------------------------ data
     @abstractmethod
@@ -144,6 +151,21 @@ class Task(ABC):
         """Pad features into a batch of tensors (model inputs + ``labels``)."""
         return collate_features(features, pad_token_id, self.label_kind)
 
+    def model_settings(self) -> dict[str, Any]:
+        """Keywords of :func:`luke.finetuning.model_io.build_for_finetuning` for this task.
+
+        The tokenizer cuts entity mentions at ``max_mention_length`` only when that option was given (else at
+        ``max_seq_length``: never); NER and ReCoRD apply their default to their own candidates."""
+        o = self.options
+        return {
+            "max_mention_length": o.max_mention_length
+            if "max_mention_length" in self.given_options
+            else o.max_seq_length,
+            "keep_entity_vocab": self.keeps_entity_vocab,
+            "entity_init": o.entity_init,
+            "entity_aware_attention": not o.no_entity_aware_attention,
+        }
+
     def prepare_model(self, model: Any) -> None:  # noqa: B027 (optional hook)
         """Task-specific changes to a freshly built model before training (e.g. freezing); default none."""
 
@@ -183,10 +205,35 @@ class Task(ABC):
     # ------------------------------------------------------------------------------------------ persistence
     def state(self) -> dict[str, Any]:
         """What a fine-tuned model folder records about the task (``luke_task.json``)."""
-        return {"task": self.name, "labels": self.labels, "options": self.options}
+        return {"task": self.name, "labels": self.labels, "options": self.given_options}
 
     def save(self, folder: str | Path) -> None:
         Path(folder, "luke_task.json").write_text(json.dumps(self.state(), indent=2) + "\n", encoding="utf-8")
+
+
+def _plain(value: Any) -> Any:
+    """JSON-friendly option values (paths as strings)."""
+    return str(value) if isinstance(value, Path) else value
+
+
+def entity_features(enc: Any, examples: Sequence[Any], max_seq_length: int, labels: Sequence[Any]) -> list[Feature]:
+    """Features of one-input-per-example tasks (typing, relations) from a tokenizer batch ``enc``: an example
+    longer than ``max_seq_length`` tokens raises :class:`DataError` (file:line); ``labels[i]`` is example i's."""
+    feats = []
+    for i, ex in enumerate(examples):
+        ids = np.asarray(enc["input_ids"][i], np.int64)
+        if len(ids) > max_seq_length:
+            raise DataError(ex.path, f"{len(ids)} tokens, more than --max-seq-length {max_seq_length}", ex.line)
+        feats.append(
+            {
+                "input_ids": ids,
+                "entity_ids": np.asarray(enc["entity_ids"][i], np.int64),
+                "entity_position_ids": np.asarray(enc["entity_position_ids"][i], np.int64),
+                "labels": labels[i],
+                "example_index": i,
+            }
+        )
+    return feats
 
 
 def _pad_stack(rows: Sequence[np.ndarray], value: int, dtype=np.int64) -> np.ndarray:
@@ -195,6 +242,11 @@ def _pad_stack(rows: Sequence[np.ndarray], value: int, dtype=np.int64) -> np.nda
     for i, r in enumerate(rows):
         out[i, : len(r)] = r
     return out
+
+
+def _pad_or_zeros(features: Sequence[Feature], key: str, like: np.ndarray) -> np.ndarray:
+    """The features' ``key`` arrays padded with 0, or zeros shaped like ``like`` when they have none."""
+    return _pad_stack([f[key] for f in features], 0) if key in features[0] else np.zeros_like(like)
 
 
 def collate_features(features: Sequence[Feature], pad_token_id: int, label_kind: str) -> dict[str, torch.Tensor]:
@@ -216,18 +268,10 @@ def collate_features(features: Sequence[Feature], pad_token_id: int, label_kind:
     batch: dict[str, np.ndarray] = {
         "input_ids": input_ids,
         "attention_mask": attention_mask,
-        "token_type_ids": (
-            _pad_stack([f["token_type_ids"] for f in features], 0)
-            if "token_type_ids" in features[0]
-            else np.zeros_like(input_ids)
-        ),
+        "token_type_ids": _pad_or_zeros(features, "token_type_ids", input_ids),
         "entity_ids": entity_ids,
         "entity_attention_mask": entity_attention_mask,
-        "entity_token_type_ids": (
-            _pad_stack([f["entity_token_type_ids"] for f in features], 0)
-            if "entity_token_type_ids" in features[0]
-            else np.zeros_like(entity_ids)
-        ),
+        "entity_token_type_ids": _pad_or_zeros(features, "entity_token_type_ids", entity_ids),
     }
     if label_kind == "span" and "start_positions" in features[0]:
         batch["start_positions"] = np.array([f["start_positions"] for f in features], np.int64)

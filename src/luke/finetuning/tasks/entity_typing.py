@@ -18,7 +18,7 @@ import numpy as np
 from luke.errors import DataError
 from luke.finetuning.data import iter_json_records, require
 from luke.finetuning.metrics import multilabel_micro_f1
-from luke.finetuning.tasks.base import Feature, Task, TaskDefaults
+from luke.finetuning.tasks.base import Feature, Task, TaskDefaults, entity_features
 
 __all__ = ["EntityTypingTask", "TypingExample", "normalize_ptb"]
 
@@ -61,6 +61,7 @@ class EntityTypingTask(Task):
     )
     split_files = {"train": ("train.json",), "dev": ("dev.json",), "test": ("test.json",)}
     label_kind = "multilabel"
+    raw_input = "{'text', 'span': [start, end]}"
 
     def read(self, path: str | Path) -> list[TypingExample]:
         path = Path(path)
@@ -89,26 +90,12 @@ class EntityTypingTask(Task):
             task="entity_classification",
         )
         label2id = self.label2id
-        max_len = int(self.options.get("max_seq_length", 512))
-        feats = []
-        for i, ex in enumerate(examples):
-            ids = np.asarray(enc["input_ids"][i], np.int64)
-            if len(ids) > max_len:
-                raise DataError(ex.path, f"{len(ids)} tokens, more than --max-seq-length {max_len}", ex.line)
+        labels = []
+        for ex in examples:
             multi_hot = np.zeros(len(label2id), np.float32)
-            for label in ex.labels:
-                if label in label2id:
-                    multi_hot[label2id[label]] = 1.0
-            feats.append(
-                {
-                    "input_ids": ids,
-                    "entity_ids": np.asarray(enc["entity_ids"][i], np.int64),
-                    "entity_position_ids": np.asarray(enc["entity_position_ids"][i], np.int64),
-                    "labels": multi_hot,
-                    "example_index": i,
-                }
-            )
-        return feats
+            multi_hot[[label2id[label] for label in ex.labels if label in label2id]] = 1.0
+            labels.append(multi_hot)
+        return entity_features(enc, examples, self.options.max_seq_length, labels)
 
     def decode(self, examples, features, logits) -> list[list[str]]:
         labels = self.labels or []

@@ -35,7 +35,8 @@ import numpy as np
 from luke.errors import DataError
 from luke.finetuning.data import require
 from luke.finetuning.metrics import Span, span_f1, spans_to_tags, tags_to_spans
-from luke.finetuning.tasks.base import Feature, Task, TaskDefaults
+from luke.finetuning.options import EntityCapOptions
+from luke.finetuning.tasks.base import Feature, Task, TaskDefaults, TaskOptions
 
 __all__ = ["NerTask", "NerDocument", "greedy_decode", "read_conll", "enumerate_spans"]
 
@@ -152,24 +153,30 @@ def greedy_decode(sentence: np.ndarray, start: np.ndarray, end: np.ndarray, scor
     return np.sort(order[np.concatenate(accepted)])
 
 
+@dataclass(frozen=True)
+class NerOptions(TaskOptions, EntityCapOptions):
+    """NER options: candidate spans of at most 16 subwords, 128 per feature."""
+
+    max_mention_length: int = 16
+
+
 class NerTask(Task):
     """CoNLL-2003 NER as span classification (``luke finetune ner``)."""
 
     name = "ner"
     model_class_name = "LukeForEntitySpanClassification"
     defaults = TaskDefaults(
-        learning_rate=1e-5,
-        train_batch_size=2,
-        gradient_accumulation_steps=2,
-        num_train_epochs=5,
-        seed=35,
+        learning_rate=1e-5, train_batch_size=2, gradient_accumulation_steps=2, num_train_epochs=5, seed=35,
         select_best=False,
-    )
+    )  # fmt: skip
     split_files = {
         "train": ("train.txt", "eng.train", "train.conll"),
-        "dev": ("valid.txt", "dev.txt", "eng.testa", "dev.conll"),
-        "test": ("test.txt", "eng.testb", "test.conll"),
-    }
+        "dev": ("valid.txt", "dev.txt", "eng.testa", "dev.conll"), "test": ("test.txt", "eng.testb", "test.conll"),
+    }  # fmt: skip
+    options_class = NerOptions
+    options: NerOptions
+    prediction_suffix = "conll"
+    raw_input = "{'text'} or {'tokens': [...]}"
     label_kind = "entity"
 
     def read(self, path: str | Path) -> list[NerDocument]:
@@ -206,9 +213,8 @@ class NerTask(Task):
 
     # --------------------------------------------------------------------------------------- features
     def featurize(self, examples: Sequence[NerDocument], tokenizer: Any) -> list[Feature]:
-        max_len = int(self.options.get("max_seq_length", 512))
-        max_mention = int(self.options.get("max_mention_length", 16))
-        max_entities = int(self.options.get("max_entity_length", 128))
+        max_len, max_mention = self.options.max_seq_length, self.options.max_mention_length
+        max_entities = self.options.max_entity_length
         if max_len < 3 or max_mention < 1 or max_entities < 1:
             raise ValueError("max_seq_length must be >= 3, max_mention_length and max_entity_length >= 1")
         cls_id, sep_id = tokenizer.cls_token_id, tokenizer.sep_token_id

@@ -1,5 +1,6 @@
-"""What the two question-answering tasks (SQuAD, ReCoRD) share: passage windows with the original meaning
-of ``doc_stride``, and the official predictions file ``{question id: answer text}``."""
+"""What the two question-answering tasks (SQuAD, ReCoRD) share: their options (:class:`QaOptions`), passage
+windows with the original meaning of ``doc_stride``, the ``{"data": [...]}`` file layout, and the official
+predictions file ``{question id: answer text}``."""
 
 from __future__ import annotations
 
@@ -8,16 +9,35 @@ import logging
 import re
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from luke.dataclass_args import option
 from luke.errors import DataError
 from luke.finetuning.metrics import qa_scores
+from luke.finetuning.options import TaskOptions
 
-__all__ = ["id_lines", "load_json_file", "passage_windows", "read_prediction_file", "score_prediction_file"]
+__all__ = [
+    "QaOptions",
+    "id_lines",
+    "load_data_file",
+    "load_json_file",
+    "passage_windows",
+    "read_prediction_file",
+    "score_prediction_file",
+]
 
 logger = logging.getLogger(__name__)
 _ID_FIELD = re.compile(r'"id"\s*:\s*"((?:[^"\\]|\\.)*)"')
+
+
+@dataclass(frozen=True)
+class QaOptions(TaskOptions):
+    """Options of the question-answering tasks (flags in the ``question answering`` group)."""
+
+    doc_stride: int = option(128, "tokens between the starts of consecutive passage windows", group="qa")
+    max_query_length: int = option(64, "question tokens kept", group="qa")
 
 
 def id_lines(text: str) -> dict[str, int]:
@@ -95,6 +115,16 @@ def load_json_file(path: str | Path) -> tuple[Any, str]:
         return json.loads(raw), raw
     except json.JSONDecodeError as err:
         raise DataError(path, f"invalid JSON: {err.msg} (column {err.colno})", err.lineno) from None
+
+
+def load_data_file(path: str | Path, layout: str) -> tuple[list[Any], dict[str, int]]:
+    """The ``data`` list of a SQuAD/ReCoRD JSON file and the line of each id (:func:`id_lines`); a file of
+    another shape raises :class:`DataError` saying it expected ``layout``."""
+    path = Path(path)
+    doc, raw = load_json_file(path)
+    if not isinstance(doc, dict) or not isinstance(doc.get("data"), list):
+        raise DataError(path, f"expected {layout}")
+    return doc["data"], id_lines(raw)
 
 
 def read_prediction_file(path: str | Path) -> dict[str, str]:

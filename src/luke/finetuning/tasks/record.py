@@ -56,7 +56,7 @@ from luke.errors import DataError
 from luke.finetuning.data import require
 from luke.finetuning.metrics import qa_scores
 from luke.finetuning.tasks.base import IGNORE_INDEX, Feature, Task, TaskDefaults, _pad_stack
-from luke.finetuning.tasks.qa import id_lines, load_json_file, passage_windows, score_prediction_file
+from luke.finetuning.tasks.qa import QaOptions, load_data_file, passage_windows, score_prediction_file
 
 __all__ = ["RecordTask", "RecordExample", "RecordPrediction", "mark_passage", "mark_query"]
 
@@ -162,8 +162,8 @@ def mark_passage(
 class _Lines:
     """Line numbers of the questions and passages of a ReCoRD file (by id)."""
 
-    def __init__(self, text: str) -> None:
-        self._lines = id_lines(text)
+    def __init__(self, lines: dict[str, int]) -> None:
+        self._lines = lines
 
     def of(self, qid: Any) -> int | None:
         return self._lines.get(qid) if isinstance(qid, str) else None
@@ -190,17 +190,32 @@ def _require(obj: Any, fields: dict[str, type], path: Path, line: int | None, wh
             raise DataError(path, f"{where}: {problem} {name!r}", line)
 
 
+def _check_inclusive(s: int, e: int, text: str, path: Path, line: int | None, what: str) -> None:
+    """An inclusive character span ``[s, e]`` must lie in ``text``."""
+    if not 0 <= s <= e < len(text):
+        raise DataError(
+            path, f"{what}: [{s}, {e}] (inclusive) is out of range for a passage of {len(text)} characters", line
+        )
+
+
 def _check_query(query: str, path: Path | str, line: int | None, qid: str) -> None:
     if PLACEHOLDER not in query:
         raise DataError(path, f"question {qid}: the query has no {PLACEHOLDER!r}", line)
 
 
 # ---------------------------------------------------------------------------------------------- task
+@dataclass(frozen=True)
+class RecordOptions(QaOptions):
+    """ReCoRD options: longer queries and candidate mentions than SQuAD's defaults."""
+
+    max_query_length: int = 90
+    max_mention_length: int = 30
+
+
 class RecordTask(Task):
     """ReCoRD cloze QA over the passage's entities (``luke finetune record``; see the module docstring).
 
-    Options (``--max-seq-length``, ``--doc-stride``, ``--max-query-length``, ``--max-mention-length``):
-    512, 128, 90, 30.  Defaults: batch 1 × accumulation 4 (the paper had 8 GPUs × 1 × 4 = 32)."""
+    Options: :class:`RecordOptions`.  Defaults: batch 1 × accumulation 4 (the paper had 8 GPUs × 1 × 4 = 32)."""
 
     name = "record"
     model_class_name = "LukeForEntitySpanQA"
@@ -212,18 +227,20 @@ class RecordTask(Task):
     main_metric = "exact_match"
     label_kind = "entity"
     label_keys = ("labels",)
+    options_class = RecordOptions
+    options: RecordOptions
+    prediction_suffix = "json"
+    raw_input = "{'passage', 'query' (with @placeholder), 'entities': [[s, e], ...], optional 'id'}"
 
     # ------------------------------------------------------------------------------------------ data
     def read(self, path: str | Path) -> list[RecordExample]:
         """Questions of an official ReCoRD JSON file (one :class:`RecordExample` each)."""
         path = Path(path)
-        doc, raw = load_json_file(path)
-        lines = _Lines(raw)
-        if not isinstance(doc, dict) or not isinstance(doc.get("data"), list):
-            raise DataError(path, "expected the ReCoRD layout {'data': [{'passage': ..., 'qas': [...]}]}")
+        data, by_id = load_data_file(path, "the ReCoRD layout {'data': [{'passage': ..., 'qas': [...]}]}")
+        lines = _Lines(by_id)
         out: list[RecordExample] = []
         seen: set[str] = set()
-        for n, item in enumerate(doc["data"]):
+        for n, item in enumerate(data):
             pid = item.get("id") if isinstance(item, dict) else None
             where = f"passage {pid}" if pid is not None else f"data[{n}]"
             pline = lines.of(pid)
@@ -236,13 +253,7 @@ class RecordTask(Task):
             candidates: list[tuple[int, int]] = []
             for k, ent in enumerate(passage["entities"]):
                 s, e = _int_pair(ent, path, pline, f"{where} entity {k}")
-                if not 0 <= s <= e < len(text):
-                    raise DataError(
-                        path,
-                        f"{where} entity {k}: [{s}, {e}] (inclusive) is out of range for a passage of "
-                        f"{len(text)} characters",
-                        pline,
-                    )
+                _check_inclusive(s, e, text, path, pline, f"{where} entity {k}")
                 candidates.append((s, e + 1))
             candidates = sorted(set(candidates))
             if not candidates:
@@ -263,13 +274,7 @@ class RecordTask(Task):
                     s, e = _int_pair(ans, path, line, f"question {qid} answer {k}")
                     if not isinstance(ans.get("text"), str):
                         raise DataError(path, f"question {qid} answer {k}: missing string field 'text'", line)
-                    if not 0 <= s <= e < len(text):
-                        raise DataError(
-                            path,
-                            f"question {qid} answer {k}: [{s}, {e}] (inclusive) is out of range for a passage of "
-                            f"{len(text)} characters",
-                            line,
-                        )
+                    _check_inclusive(s, e, text, path, line, f"question {qid} answer {k}")
                     if text[s : e + 1] != ans["text"]:
                         raise DataError(
                             path,
@@ -310,17 +315,16 @@ class RecordTask(Task):
         return [ANSWER_LABEL]
 
     # ------------------------------------------------------------------------------------------ features
-    def _opt(self, name: str, default: int) -> int:
-        value = self.options.get(name)
-        return default if value is None else int(value)
-
     def featurize(self, examples: Sequence[RecordExample], tokenizer: Any) -> list[Feature]:
         """Windows of every question (see the module docstring); each feature has ``candidate_indices``
         (index into ``example.candidates`` of entities 1..) and float ``labels`` (1 = an answer span)."""
-        max_len = self._opt("max_seq_length", 512)
-        doc_stride = self._opt("doc_stride", 128)
-        max_query = self._opt("max_query_length", 90)
-        mention_len = self._opt("max_mention_length", 30)
+        o = self.options
+        max_len, doc_stride, max_query, mention_len = (
+            o.max_seq_length,
+            o.doc_stride,
+            o.max_query_length,
+            o.max_mention_length,
+        )
         if doc_stride < 1 or max_query < 1 or mention_len < 1:
             raise ValueError("doc_stride, max_query_length and max_mention_length must be >= 1")
         if not examples:

@@ -26,10 +26,11 @@ from typing import Any
 
 import numpy as np
 
+from luke.dataclass_args import option
 from luke.errors import DataError
 from luke.finetuning.data import iter_json_records, require
 from luke.finetuning.metrics import relation_micro_f1, semeval_official_f1
-from luke.finetuning.tasks.base import IGNORE_INDEX, Feature, Task, TaskDefaults
+from luke.finetuning.tasks.base import IGNORE_INDEX, Feature, Task, TaskDefaults, TaskOptions, entity_features
 
 __all__ = ["RelationClassificationTask", "RelationExample"]
 
@@ -59,6 +60,14 @@ def _spans_from_tokens(tokens: list[str], spans: list[tuple[int, int]]) -> tuple
     return text, [(starts[s], starts[e] + len(tokens[e])) for s, e in spans]
 
 
+@dataclass(frozen=True)
+class RelationOptions(TaskOptions):
+    """Relation classification options: the dev set held out from train when there is no dev file."""
+
+    dev_ratio: float = option(0.1, "held-out share of train when there is no dev file")
+    dev_seed: int = option(0, "seed of that hold-out split")
+
+
 class RelationClassificationTask(Task):
     """TACRED-style relation classification (``luke finetune relation_classification``)."""
 
@@ -72,6 +81,9 @@ class RelationClassificationTask(Task):
         "dev": ("dev.json", "dev.jsonl"),
         "test": ("test.json", "test.jsonl"),
     }
+    options_class = RelationOptions
+    options: RelationOptions
+    raw_input = "{'text', 'head': [s, e], 'tail': [s, e]}"
 
     def read(self, path: str | Path) -> list[RelationExample]:
         path = Path(path)
@@ -99,8 +111,7 @@ class RelationClassificationTask(Task):
     def load_splits(self, data_dir, splits=("train", "dev", "test")) -> dict[str, list]:
         out = super().load_splits(data_dir, splits)
         if "dev" in splits and "dev" not in out and "train" in out:
-            ratio = float(self.options.get("dev_ratio", 0.1))
-            seed = int(self.options.get("dev_seed", 0))
+            ratio, seed = self.options.dev_ratio, self.options.dev_seed
             train = out["train"]
             if ratio > 0 and len(train) > 1:
                 # The label set comes from the full train file, so a held-out label is never "unseen".
@@ -148,22 +159,8 @@ class RelationClassificationTask(Task):
             task="entity_pair_classification",
         )
         label2id = self.label2id
-        max_len = int(self.options.get("max_seq_length", 512))
-        feats = []
-        for i, ex in enumerate(examples):
-            ids = np.asarray(enc["input_ids"][i], np.int64)
-            if len(ids) > max_len:
-                raise DataError(ex.path, f"{len(ids)} tokens, more than --max-seq-length {max_len}", ex.line)
-            feats.append(
-                {
-                    "input_ids": ids,
-                    "entity_ids": np.asarray(enc["entity_ids"][i], np.int64),
-                    "entity_position_ids": np.asarray(enc["entity_position_ids"][i], np.int64),
-                    "labels": label2id.get(ex.relation, IGNORE_INDEX) if ex.relation is not None else IGNORE_INDEX,
-                    "example_index": i,
-                }
-            )
-        return feats
+        labels = [IGNORE_INDEX if ex.relation is None else label2id.get(ex.relation, IGNORE_INDEX) for ex in examples]
+        return entity_features(enc, examples, self.options.max_seq_length, labels)
 
     def decode(self, examples, features, logits) -> list[str]:
         labels = self.labels or []

@@ -37,12 +37,20 @@ from typing import Any
 import numpy as np
 import torch
 
+from luke.dataclass_args import option
 from luke.errors import ConfigError, DataError
 from luke.finetuning.metrics import qa_scores
+from luke.finetuning.options import EntityCapOptions
 from luke.finetuning.tasks.base import Feature, Task, TaskDefaults, collate_features
-from luke.finetuning.tasks.qa import id_lines, load_json_file, passage_windows, score_prediction_file
+from luke.finetuning.tasks.qa import (
+    QaOptions,
+    load_data_file,
+    load_json_file,
+    passage_windows,
+    score_prediction_file,
+)
 
-__all__ = ["SquadTask", "SquadExample", "SquadPrediction", "read_squad", "split_squad_by_article"]
+__all__ = ["SquadTask", "SquadOptions", "SquadExample", "SquadPrediction", "read_squad", "split_squad_by_article"]
 
 logger = logging.getLogger(__name__)
 _SPECIAL_ENTITIES = ("[PAD]", "[UNK]", "[MASK]", "[MASK2]")
@@ -78,14 +86,11 @@ def read_squad(path: str | Path) -> list[SquadExample]:
     duplicate id; for answers whose offsets do not match the context text it names the count and the first
     offending id.  Questions without answers are kept (they score 0; training refuses them)."""
     path = Path(path)
-    data, raw = load_json_file(path)
-    lines = id_lines(raw)
-    if not isinstance(data, dict) or not isinstance(data.get("data"), list):
-        raise DataError(path, 'expected a SQuAD JSON object {"version": ..., "data": [...]}')
+    articles, lines = load_data_file(path, 'a SQuAD JSON object {"version": ..., "data": [...]}')
     out: list[SquadExample] = []
     seen: set[str] = set()
     mismatched: list[str] = []
-    for a, article in enumerate(data["data"]):
+    for a, article in enumerate(articles):
         if not isinstance(article, dict) or not isinstance(article.get("paragraphs"), list):
             raise DataError(path, f"data[{a}] has no 'paragraphs' list")
         title = str(article.get("title", ""))
@@ -161,6 +166,18 @@ def split_squad_by_article(
     return summary
 
 
+@dataclass(frozen=True)
+class SquadOptions(QaOptions, EntityCapOptions):
+    """SQuAD options: decoding and the entity features (mention dictionary)."""
+
+    max_answer_length: int = option(30, "longest answer in tokens at decoding", group="qa")
+    n_best_size: int = option(20, "start/end candidates per window at decoding", group="qa")
+    mention_db: Path | None = option(None, "mention dictionary (luke build-mention-db, or a TSV)", group="qa")
+    entity_vocab: Path | None = option(None, "entity vocabulary file for a BERT/RoBERTa start", group="qa")
+    min_link_prob: float = option(0.01, "minimum link probability of a mention", group="qa")
+    no_entity: bool = option(False, "no entity features (the paper's ablation; words only)", group="qa")
+
+
 class SquadTask(Task):
     """SQuAD 1.1 extractive QA (``luke finetune squad``); see the module docstring."""
 
@@ -168,18 +185,15 @@ class SquadTask(Task):
     model_class_name = "LukeForQuestionAnswering"
     # Paper: 8 GPUs x batch 2 x accumulation 3 = 48, lr 15e-6, 2 epochs, seed 14, final weights.
     defaults = TaskDefaults(
-        learning_rate=15e-6,
-        train_batch_size=2,
-        gradient_accumulation_steps=24,
-        num_train_epochs=2,
-        seed=14,
+        learning_rate=15e-6, train_batch_size=2, gradient_accumulation_steps=24, num_train_epochs=2, seed=14,
         select_best=False,
-    )
-    split_files = {
-        "train": ("train-v1.1.json", "train.json"),
-        "dev": ("dev-v1.1.json", "dev.json"),
-        "test": ("test-v1.1.json", "test.json"),
-    }
+    )  # fmt: skip
+    split_files = {"train": ("train-v1.1.json", "train.json"), "dev": ("dev-v1.1.json", "dev.json"),
+                   "test": ("test-v1.1.json", "test.json")}  # fmt: skip
+    options_class = SquadOptions
+    options: SquadOptions
+    prediction_suffix = "json"
+    raw_input = "{'question', 'context', optional 'id'}"
     main_metric = "f1"
     label_kind = "span"
     label_keys = ("start_positions", "end_positions")
@@ -220,13 +234,13 @@ class SquadTask(Task):
         """Answers are spans, not labels: nothing can be unseen."""
 
     # ------------------------------------------------------------------------------------------ options
-    def _opt(self, key: str, default: Any) -> Any:
-        value = self.options.get(key)
-        return default if value is None else value
-
     @property
     def use_entities(self) -> bool:
-        return not self._opt("no_entity", False) and self.options.get("mention_db") is not None
+        return not self.options.no_entity and self.options.mention_db is not None
+
+    def model_settings(self) -> dict[str, Any]:
+        """As :meth:`Task.model_settings`, with the entity vocabulary of a BERT/RoBERTa start (``--entity-vocab``)."""
+        return {**super().model_settings(), "entity_vocab_path": self.options.entity_vocab}
 
     def detector(self, entity_vocab: Any) -> Any:
         """The mention detector of ``--mention-db``, restricted to ``entity_vocab`` (loaded once)."""
@@ -239,11 +253,11 @@ class SquadTask(Task):
                     "FILE (e.g. from luke build-entity-vocab) with a BERT/RoBERTa folder; or use --no-entity"
                 )
 
-            path = Path(self.options["mention_db"])
+            path = Path(self.options.mention_db or "")
             if not path.is_file():
                 raise DataError(path, "mention dictionary not found (--mention-db)")
             self._detector = MentionDetector.from_file(
-                path, min_link_prob=float(self._opt("min_link_prob", 0.01)), entity_vocab=entity_vocab
+                path, min_link_prob=self.options.min_link_prob, entity_vocab=entity_vocab
             )
             logger.info("mention dictionary %s: %d mentions in the entity vocabulary", path, len(self._detector))
         return self._detector
@@ -264,7 +278,7 @@ class SquadTask(Task):
 
     def _cut_questions(self, examples: Sequence[SquadExample], tokenizer: Any) -> tuple[list[str], list[int]]:
         """Questions cut to ``max_query_length`` tokens (at a token's end offset), and their token counts."""
-        limit = int(self._opt("max_query_length", 64))
+        limit = self.options.max_query_length
         out, lengths = [], []
         for ex, enc in zip(examples, tokenizer.backend_tokenizer.encode_batch(
             [ex.question for ex in examples], add_special_tokens=False
@@ -275,9 +289,8 @@ class SquadTask(Task):
         return out, lengths
 
     def featurize(self, examples: Sequence[SquadExample], tokenizer: Any) -> list[Feature]:
-        max_len = int(self._opt("max_seq_length", 512))
-        doc_stride = int(self._opt("doc_stride", 128))
-        max_entities = int(self._opt("max_entity_length", 128))
+        o = self.options
+        max_len, doc_stride, max_entities = o.max_seq_length, o.doc_stride, o.max_entity_length
         questions, q_lengths = self._cut_questions(examples, tokenizer)
         q_mentions = self._mentions(questions, tokenizer)
         c_mentions = self._mentions([ex.context for ex in examples], tokenizer)
@@ -345,8 +358,7 @@ class SquadTask(Task):
         return row[: len(feature["input_ids"])]
 
     def decode(self, examples, features, logits) -> list[SquadPrediction]:
-        n_best = int(self._opt("n_best_size", 20))
-        max_answer = int(self._opt("max_answer_length", 30))
+        n_best, max_answer = self.options.n_best_size, self.options.max_answer_length
         best = [SquadPrediction("") for _ in examples]
         for f, row in zip(features, logits, strict=True):
             a, b = f["context_start"], f["context_end"]
