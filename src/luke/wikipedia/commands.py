@@ -6,60 +6,94 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import time
 from pathlib import Path
 
-from luke.errors import LukeError
+from luke.command_args import (
+    add_command,
+    add_int_options,
+    add_json_flag,
+    add_no_progress,
+    add_num_workers,
+    add_paths,
+    dataclass_from_args,
+    positive_int,
+    timed,
+)
+from luke.errors import ConfigError
 
-_DOC = "See docs/pretraining-data.md for the formats and a worked example."
-
-
-def _workers(value: str) -> int:
-    n = int(value)
-    if n < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return n
+_DB_HELP = "database written by build-dump-db"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the Wikipedia pretraining-data commands to the ``luke`` parser."""
-    default_workers = max(1, os.cpu_count() or 1)
-    p = sub.add_parser(
-        "build-dump-db",
-        help="step 1: Wikipedia XML dump -> SQLite database of paragraphs with links and redirects",
-        description=(
-            "Stream a MediaWiki pages-articles XML dump (.bz2 or plain; export schema 0.9-0.11, with or without "
-            "<siteinfo>) and store every namespace-0 article as plain paragraphs with link annotations "
-            "(character offsets of the anchor text, normalised target title), plus the redirect table and raw "
-            "link counts, in an SQLite file. Disambiguation pages, other namespaces, templates, tables, "
-            "references and File/Category/interlanguage links are dropped. The file appears only when "
-            f"complete. {_DOC}"
-        ),
-    )
-    p.add_argument("dump_file", type=Path, help="pages-articles XML dump (.xml.bz2, .bz2 or plain .xml)")
-    p.add_argument("out_file", type=Path, help="SQLite database to write (replaced if it exists)")
-    p.add_argument(
-        "--num-workers",
-        type=_workers,
-        default=default_workers,
-        help=f"processes parsing wikitext (default: number of CPUs, here {default_workers})",
-    )
-    p.add_argument("--chunk-size", type=_workers, default=2, help="pages per task sent to a worker (default: 2)")
-    p.add_argument("--no-progress", action="store_true", help="do not show a progress bar")
-    p.set_defaults(func=_build_dump_db)
+    _add_build_dump_db(sub)
+    _add_build_entity_vocab(sub)
+    _add_build_pretraining_dataset(sub)
+    _add_data_stats(sub)
+    _add_build_mention_db(sub)
 
-    p = sub.add_parser(
-        "build-entity-vocab",
-        help="step 2: dump database -> entity vocabulary (JSONL) of the most-linked articles",
-        description=(
-            "Count links per target article after redirect resolution (targets must be existing articles) and "
-            "write an entity vocabulary: special entities [PAD] [UNK] [MASK] [MASK2] first, then white-listed "
-            "titles, then articles by descending link count. Ids are contiguous. The format is chosen from the "
-            f"suffix of OUT (.jsonl recommended; .tsv and .json also work). {_DOC}"
-        ),
+
+# ------------------------------------------------------------------------------------------------ build-dump-db
+
+
+_BUILD_DUMP_DB = """step 1: Wikipedia XML dump -> SQLite database of paragraphs with links and redirects
+
+Stream a MediaWiki pages-articles XML dump (.bz2 or plain; export schema 0.9-0.11, with or without
+<siteinfo>) and store every namespace-0 article as plain paragraphs with link annotations (character
+offsets of the anchor text, normalised target title), plus the redirect table and raw link counts, in an
+SQLite file. Disambiguation pages, other namespaces, templates, tables, references and
+File/Category/interlanguage links are dropped. The file appears only when complete. See
+docs/pretraining-data.md for the formats and a worked example.
+"""
+
+
+def _add_build_dump_db(sub: argparse._SubParsersAction) -> None:
+    p = add_command(sub, "build-dump-db", _build_dump_db, _BUILD_DUMP_DB)
+    add_paths(
+        p,
+        dump_file="pages-articles XML dump (.xml.bz2, .bz2 or plain .xml)",
+        out_file="SQLite database to write (replaced if it exists)",
     )
-    p.add_argument("dump_db", type=Path, help="database written by build-dump-db")
-    p.add_argument("out_file", type=Path, help="vocabulary file to write (.jsonl, .tsv or .json)")
+    add_num_workers(p, "processes parsing wikitext")
+    p.add_argument("--chunk-size", type=positive_int, default=2, help="pages per task sent to a worker (default: 2)")
+    add_no_progress(p)
+
+
+def _build_dump_db(args: argparse.Namespace) -> int:
+    from luke.wikipedia.dump_db import build_dump_db
+
+    stats, seconds = timed(
+        build_dump_db,
+        args.dump_file,
+        args.out_file,
+        num_workers=args.num_workers,
+        chunk_size=args.chunk_size,
+        progress=not args.no_progress,
+    )
+    print(
+        f"wrote {args.out_file}: {stats.get('articles', 0):,} articles, {stats.get('redirects', 0):,} redirects, "
+        f"{stats.get('links', 0):,} links ({stats.get('disambiguation_pages', 0):,} disambiguation and "
+        f"{stats.get('non_article_pages', 0):,} non-article pages dropped) in {seconds:.1f} s"
+    )
+    return 0
+
+
+# ------------------------------------------------------------------------------------------------ build-entity-vocab
+
+
+_BUILD_ENTITY_VOCAB = """step 2: dump database -> entity vocabulary (JSONL) of the most-linked articles
+
+Count links per target article after redirect resolution (targets must be existing articles) and write
+an entity vocabulary: special entities [PAD] [UNK] [MASK] [MASK2] first, then white-listed titles, then
+articles by descending link count. Ids are contiguous. The format is chosen from the suffix of OUT
+(.jsonl recommended; .tsv and .json also work). See docs/pretraining-data.md for the formats and a
+worked example.
+"""
+
+
+def _add_build_entity_vocab(sub: argparse._SubParsersAction) -> None:
+    p = add_command(sub, "build-entity-vocab", _build_entity_vocab, _BUILD_ENTITY_VOCAB)
+    add_paths(p, dump_db=_DB_HELP, out_file="vocabulary file to write (.jsonl, .tsv or .json)")
     p.add_argument(
         "--vocab-size", type=int, default=1_000_000, help="maximum number of ids, specials included (default: 1M)"
     )
@@ -74,145 +108,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--white-list-only", action="store_true", help="include only white-listed titles")
     p.add_argument("--language", default=None, help="language code stored with every title (mLUKE style)")
-    p.set_defaults(func=_build_entity_vocab)
-
-    p = sub.add_parser(
-        "build-pretraining-dataset",
-        help="step 3: dump database + tokenizer + entity vocab -> packed Arrow dataset",
-        description=(
-            "Split paragraphs into sentences, tokenise them so that link spans never cut a token, map links to "
-            "entity ids, pack consecutive sentences of a page greedily into items of at most "
-            "MAX_SEQ_LENGTH-2 tokens, and save the items as sharded Arrow files (datasets.save_to_disk) with "
-            "metadata.json, the tokenizer and a copy of the entity vocabulary. Word ids have no CLS/SEP and "
-            "entity positions are 0-based over them. Same inputs and --seed give byte-identical output "
-            f"whatever --num-workers. {_DOC}"
-        ),
-    )
-    p.add_argument("dump_db", type=Path, help="database written by build-dump-db")
-    p.add_argument(
-        "tokenizer",
-        type=Path,
-        help="local tokenizer folder (tokenizer.json, or vocab.json + merges.txt, or vocab.txt), or a WordPiece "
-        "*vocab.txt file (lower-cased if its name contains 'uncased')",
-    )
-    p.add_argument("entity_vocab", type=Path, help="entity vocabulary written by build-entity-vocab")
-    p.add_argument("out_dir", type=Path, help="output folder (must not exist, unless --overwrite)")
-    p.add_argument("--max-seq-length", type=int, default=512, help="model sequence length incl. CLS/SEP (512)")
-    p.add_argument("--max-entity-length", type=int, default=128, help="maximum mentions per item (128)")
-    p.add_argument("--max-mention-length", type=int, default=30, help="maximum tokens per mention (30)")
-    p.add_argument("--min-sentence-length", type=int, default=5, help="drop sentences with fewer tokens (5)")
-    unk = p.add_mutually_exclusive_group()
-    unk.add_argument(
-        "--include-unk-entities",
-        dest="include_unk_entities",
-        action="store_true",
-        default=True,
-        help="keep links to entities outside the vocabulary as [UNK] (default)",
-    )
-    unk.add_argument(
-        "--skip-unk-entities",
-        dest="include_unk_entities",
-        action="store_false",
-        help="drop links to entities outside the vocabulary (their anchor text stays)",
-    )
-    p.add_argument(
-        "--include-sentences-without-entities",
-        action="store_true",
-        help="also keep items that have no entity mention",
-    )
-    p.add_argument("--abstract-only", action="store_true", help="use only paragraphs before the first heading")
-    p.add_argument(
-        "--sentence-splitter",
-        choices=("pysbd", "icu"),
-        default="pysbd",
-        help="pysbd (pure Python, default) or icu (needs PyICU); no JVM either way",
-    )
-    p.add_argument("--language", default="en", help="language for the sentence splitter (default: en)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the page shuffle (default: 0)")
-    p.add_argument("--max-num-documents", type=int, default=None, help="use only the first N shuffled pages")
-    p.add_argument(
-        "--num-workers",
-        type=_workers,
-        default=default_workers,
-        help=f"worker processes (default: number of CPUs, here {default_workers}); does not change the output",
-    )
-    p.add_argument("--num-shards", type=_workers, default=None, help="Arrow shards (default: one per 50M tokens)")
-    p.add_argument("--overwrite", action="store_true", help="replace OUT_DIR if it exists")
-    p.add_argument("--no-progress", action="store_true", help="do not show a progress bar")
-    p.set_defaults(func=_build_pretraining_dataset)
-
-    p = sub.add_parser(
-        "data-stats",
-        help="print items, tokens, entity mentions and entity coverage of a pretraining dataset",
-        description=(
-            "Read a folder written by build-pretraining-dataset and print the number of items, tokens, entity "
-            "mentions (per item), [UNK] mentions and entity coverage (share of mentions with a known entity), "
-            "computed from the Arrow data."
-        ),
-    )
-    p.add_argument("out_dir", type=Path, help="folder written by build-pretraining-dataset")
-    p.add_argument("--json", action="store_true", help="print machine-readable JSON")
-    p.set_defaults(func=_data_stats)
-
-    p = sub.add_parser(
-        "build-mention-db",
-        help="dump database -> mention dictionary (anchor text -> linked articles, link probability), JSONL",
-        description=(
-            "Count every link's normalised anchor text (lowercased, accents stripped) against its "
-            "redirect-resolved target article, and the number of articles whose text contains the anchor as "
-            "a whole-word sequence; write one JSON line per mention with link_count, doc_count, "
-            "link_prob = min(1, link_count / doc_count) and the candidate titles, after a header line. "
-            "MentionDetector.from_file reads it (and plain TSV/JSON dictionaries) to find entity mentions in "
-            "any text. The file appears only when complete."
-        ),
-    )
-    p.add_argument("dump_db", type=Path, help="database written by build-dump-db")
-    p.add_argument("out_file", type=Path, help="mention database to write (.jsonl; replaced if it exists)")
-    p.add_argument("--max-mention-words", type=_workers, default=20, help="ignore anchors longer than this (words, 20)")
-    p.add_argument("--min-link-count", type=_workers, default=1, help="drop mentions linked fewer times (1)")
-    p.add_argument(
-        "--any-target",
-        action="store_true",
-        help="also keep links to titles that are not articles of the database (partial dumps)",
-    )
-    p.add_argument("--no-progress", action="store_true", help="do not show a progress bar")
-    p.set_defaults(func=_build_mention_db)
-
-
-def _build_dump_db(args: argparse.Namespace) -> int:
-    from luke.wikipedia.dump_db import DumpError, build_dump_db
-
-    start = time.perf_counter()
-    try:
-        stats = build_dump_db(
-            args.dump_file,
-            args.out_file,
-            num_workers=args.num_workers,
-            chunk_size=args.chunk_size,
-            progress=not args.no_progress,
-        )
-    except DumpError as err:
-        raise LukeError(str(err)) from None
-    elapsed = time.perf_counter() - start
-    print(
-        f"wrote {args.out_file}: {stats.get('articles', 0):,} articles, {stats.get('redirects', 0):,} redirects, "
-        f"{stats.get('links', 0):,} links ({stats.get('disambiguation_pages', 0):,} disambiguation and "
-        f"{stats.get('non_article_pages', 0):,} non-article pages dropped) in {elapsed:.1f} s"
-    )
-    return 0
 
 
 def _build_entity_vocab(args: argparse.Namespace) -> int:
-    from luke.wikipedia.dump_db import DumpDB, DumpError
+    from luke.wikipedia.dump_db import DumpDB
     from luke.wikipedia.entity_vocab_builder import build_entity_vocab, read_white_list, save_vocab_atomically
 
-    try:
-        db = DumpDB(args.dump_db)
-    except DumpError as err:
-        raise LukeError(str(err)) from None
+    db = DumpDB(args.dump_db)
     white_list = [title for path in args.white_list for title in read_white_list(path)]
     if args.white_list_only and not white_list:
-        raise LukeError("--white-list-only needs at least one --white-list file")
+        raise ConfigError("--white-list-only needs at least one --white-list file")
     vocab, stats = build_entity_vocab(
         db,
         vocab_size=args.vocab_size,
@@ -231,46 +136,115 @@ def _build_entity_vocab(args: argparse.Namespace) -> int:
     return 0
 
 
+# ------------------------------------------------------------------------------------ build-pretraining-dataset
+
+
+_BUILD_PRETRAINING_DATASET = """step 3: dump database + tokenizer + entity vocab -> packed Arrow dataset
+
+Split paragraphs into sentences, tokenise them so that link spans never cut a token, map links to entity
+ids, pack consecutive sentences of a page greedily into items of at most MAX_SEQ_LENGTH-2 tokens, and
+save the items as sharded Arrow files (datasets.save_to_disk) with metadata.json, the tokenizer and a
+copy of the entity vocabulary. Word ids have no CLS/SEP and entity positions are 0-based over them.
+Same inputs and --seed give byte-identical output whatever --num-workers. See docs/pretraining-data.md
+for the formats and a worked example.
+"""
+
+
+def _add_build_pretraining_dataset(sub: argparse._SubParsersAction) -> None:
+    p = add_command(sub, "build-pretraining-dataset", _build_pretraining_dataset, _BUILD_PRETRAINING_DATASET)
+    add_paths(
+        p,
+        dump_db=_DB_HELP,
+        tokenizer="local tokenizer folder (tokenizer.json, or vocab.json + merges.txt, or vocab.txt), or a "
+        "WordPiece *vocab.txt file (lower-cased if its name contains 'uncased')",
+        entity_vocab="entity vocabulary written by build-entity-vocab",
+        out_dir="output folder (must not exist, unless --overwrite)",
+    )
+    add_int_options(
+        p,
+        ("--max-seq-length", 512, "model sequence length incl. CLS/SEP (512)"),
+        ("--max-entity-length", 128, "maximum mentions per item (128)"),
+        ("--max-mention-length", 30, "maximum tokens per mention (30)"),
+        ("--min-sentence-length", 5, "drop sentences with fewer tokens (5)"),
+    )
+    _add_unk_entity_switch(p)
+    p.add_argument(
+        "--include-sentences-without-entities", action="store_true", help="also keep items that have no entity mention"
+    )
+    p.add_argument("--abstract-only", action="store_true", help="use only paragraphs before the first heading")
+    p.add_argument(
+        "--sentence-splitter",
+        choices=("pysbd", "icu"),
+        default="pysbd",
+        help="pysbd (pure Python, default) or icu (needs PyICU); no JVM either way",
+    )
+    p.add_argument("--language", default="en", help="language for the sentence splitter (default: en)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the page shuffle (default: 0)")
+    p.add_argument("--max-num-documents", type=int, default=None, help="use only the first N shuffled pages")
+    add_num_workers(p, "worker processes", "; does not change the output")
+    p.add_argument("--num-shards", type=positive_int, default=None, help="Arrow shards (default: one per 50M tokens)")
+    p.add_argument("--overwrite", action="store_true", help="replace OUT_DIR if it exists")
+    add_no_progress(p)
+
+
+def _add_unk_entity_switch(parser: argparse.ArgumentParser) -> None:
+    """``--include-unk-entities`` (default) / ``--skip-unk-entities`` -> ``args.include_unk_entities``."""
+    unk = parser.add_mutually_exclusive_group()
+    unk.add_argument(
+        "--include-unk-entities",
+        dest="include_unk_entities",
+        action="store_true",
+        default=True,
+        help="keep links to entities outside the vocabulary as [UNK] (default)",
+    )
+    unk.add_argument(
+        "--skip-unk-entities",
+        dest="include_unk_entities",
+        action="store_false",
+        help="drop links to entities outside the vocabulary (their anchor text stays)",
+    )
+
+
 def _build_pretraining_dataset(args: argparse.Namespace) -> int:
-    from luke.wikipedia.dump_db import DumpError
     from luke.wikipedia.pretraining_dataset import DatasetOptions, build_pretraining_dataset
 
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    options = DatasetOptions(
-        max_seq_length=args.max_seq_length,
-        max_entity_length=args.max_entity_length,
-        max_mention_length=args.max_mention_length,
-        min_sentence_length=args.min_sentence_length,
-        include_unk_entities=args.include_unk_entities,
-        include_sentences_without_entities=args.include_sentences_without_entities,
-        abstract_only=args.abstract_only,
-        sentence_splitter=args.sentence_splitter,
-        language=args.language,
-        seed=args.seed,
-        max_num_documents=args.max_num_documents,
+    options = dataclass_from_args(DatasetOptions, args)
+    meta, seconds = timed(
+        build_pretraining_dataset,
+        args.dump_db,
+        args.tokenizer,
+        args.entity_vocab,
+        args.out_dir,
+        options,
+        num_workers=args.num_workers,
+        num_shards=args.num_shards,
+        overwrite=args.overwrite,
+        progress=not args.no_progress,
     )
-    start = time.perf_counter()
-    try:
-        meta = build_pretraining_dataset(
-            args.dump_db,
-            args.tokenizer,
-            args.entity_vocab,
-            args.out_dir,
-            options,
-            num_workers=args.num_workers,
-            num_shards=args.num_shards,
-            overwrite=args.overwrite,
-            progress=not args.no_progress,
-        )
-    except (DumpError, FileExistsError, ImportError) as err:
-        raise LukeError(str(err)) from None
     counts = meta["counts"]
     print(
         f"wrote {args.out_dir}: {meta['number_of_items']:,} items, {counts.get('tokens', 0):,} tokens, "
-        f"{counts.get('mentions', 0):,} entity mentions from {meta['number_of_pages']:,} pages "
-        f"in {time.perf_counter() - start:.1f} s"
+        f"{counts.get('mentions', 0):,} entity mentions from {meta['number_of_pages']:,} pages in {seconds:.1f} s"
     )
     return 0
+
+
+# ------------------------------------------------------------------------------------------------ data-stats
+
+
+_DATA_STATS = """print items, tokens, entity mentions and entity coverage of a pretraining dataset
+
+Read a folder written by build-pretraining-dataset and print the number of items, tokens, entity
+mentions (per item), [UNK] mentions and entity coverage (share of mentions with a known entity),
+computed from the Arrow data.
+"""
+
+
+def _add_data_stats(sub: argparse._SubParsersAction) -> None:
+    p = add_command(sub, "data-stats", _data_stats, _DATA_STATS)
+    add_paths(p, out_dir="folder written by build-pretraining-dataset")
+    add_json_flag(p)
 
 
 def _data_stats(args: argparse.Namespace) -> int:
@@ -291,22 +265,47 @@ def _data_stats(args: argparse.Namespace) -> int:
     return 0
 
 
+# ------------------------------------------------------------------------------------------------ build-mention-db
+
+
+_BUILD_MENTION_DB = """dump database -> mention dictionary (anchor text -> linked articles, link probability), JSONL
+
+Count every link's normalised anchor text (lowercased, accents stripped) against its redirect-resolved
+target article, and the number of articles whose text contains the anchor as a whole-word sequence;
+write one JSON line per mention with link_count, doc_count, link_prob = min(1, link_count / doc_count)
+and the candidate titles, after a header line. MentionDetector.from_file reads it (and plain TSV/JSON
+dictionaries) to find entity mentions in any text. The file appears only when complete.
+"""
+
+
+def _add_build_mention_db(sub: argparse._SubParsersAction) -> None:
+    p = add_command(sub, "build-mention-db", _build_mention_db, _BUILD_MENTION_DB)
+    add_paths(p, dump_db=_DB_HELP, out_file="mention database to write (.jsonl; replaced if it exists)")
+    add_int_options(
+        p,
+        ("--max-mention-words", 20, "ignore anchors longer than this (words, 20)"),
+        ("--min-link-count", 1, "drop mentions linked fewer times (1)"),
+        type=positive_int,
+    )
+    p.add_argument(
+        "--any-target",
+        action="store_true",
+        help="also keep links to titles that are not articles of the database (partial dumps)",
+    )
+    add_no_progress(p)
+
+
 def _build_mention_db(args: argparse.Namespace) -> int:
-    from luke.wikipedia.dump_db import DumpError
     from luke.wikipedia.mention_db import build_mention_db
 
-    start = time.perf_counter()
-    try:
-        stats = build_mention_db(
-            args.dump_db,
-            args.out_file,
-            max_mention_words=args.max_mention_words,
-            min_link_count=args.min_link_count,
-            progress=not args.no_progress,
-            any_target=args.any_target,
-        )
-    except DumpError as err:
-        raise LukeError(str(err)) from None
-    summary = {"out_file": str(args.out_file), **stats, "seconds": round(time.perf_counter() - start, 1)}
-    print(json.dumps(summary))
+    stats, seconds = timed(
+        build_mention_db,
+        dump_db_path=args.dump_db,
+        out_path=args.out_file,
+        max_mention_words=args.max_mention_words,
+        min_link_count=args.min_link_count,
+        progress=not args.no_progress,
+        any_target=args.any_target,
+    )
+    print(json.dumps({"out_file": str(args.out_file), **stats, "seconds": round(seconds, 1)}))
     return 0

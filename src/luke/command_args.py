@@ -1,0 +1,95 @@
+"""Building blocks shared by the ``luke`` command modules (``register(sub)`` functions).
+
+A command is declared as ``p = add_command(sub, name, handler, text)`` followed by its arguments; the
+helpers here cover what several commands repeat: positional path arguments, ``--num-workers``,
+``--no-progress``, ``--json`` and the positive-integer type, and :func:`timed` for the "in N s" summary
+line. They only build ``argparse`` parsers: errors for bad input stay :class:`luke.errors.LukeError`\\ s
+raised by the library, which ``luke.cli`` prints.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import inspect
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def positive_int(value: str) -> int:
+    """``argparse`` type: an integer of at least 1."""
+    n = int(value)
+    if n < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return n
+
+
+# argparse names the type in "invalid _workers value: 'x'"; the name the commands have always shown.
+positive_int.__name__ = "_workers"
+
+
+def add_command(sub: argparse._SubParsersAction, name: str, handler: Handler, text: str) -> argparse.ArgumentParser:
+    """Add sub-command ``name``, run by ``handler(args)``, and return its parser.
+
+    ``text`` is written like a docstring: its first paragraph is the one-line help shown by ``luke --help``,
+    the rest (after a blank line) the description shown by ``luke NAME --help``. argparse re-wraps both,
+    so line breaks inside a paragraph do not show.
+    """
+    summary, _, description = inspect.cleandoc(text).partition("\n\n")
+    parser = sub.add_parser(name, help=summary, description=description or None)
+    parser.set_defaults(func=handler)
+    return parser
+
+
+def add_paths(parser: argparse.ArgumentParser, **helps: str | None) -> None:
+    """Positional :class:`~pathlib.Path` arguments, in the order given: ``name=help`` each."""
+    for name, help in helps.items():
+        parser.add_argument(name, type=Path, help=help)
+
+
+def add_int_options(
+    parser: argparse.ArgumentParser, *options: tuple[str, int | None, str], type: Callable[[str], int] = int
+) -> None:
+    """Integer options, ``(flag, default, help)`` each, parsed with ``type``."""
+    for flag, default, help in options:
+        parser.add_argument(flag, type=type, default=default, help=help)
+
+
+def add_num_workers(parser: argparse.ArgumentParser, what: str, note: str = "") -> None:
+    """``--num-workers`` (at least 1, default: the number of CPUs); help ``"WHAT (default: ...)NOTE"``."""
+    default = max(1, os.cpu_count() or 1)
+    parser.add_argument(
+        "--num-workers",
+        type=positive_int,
+        default=default,
+        help=f"{what} (default: number of CPUs, here {default}){note}",
+    )
+
+
+def add_no_progress(parser: argparse.ArgumentParser, help: str | None = "do not show a progress bar") -> None:
+    """``--no-progress``: the command reads ``not args.no_progress`` as its ``progress`` switch."""
+    parser.add_argument("--no-progress", action="store_true", help=help)
+
+
+def add_json_flag(parser: argparse.ArgumentParser, help: str = "print machine-readable JSON") -> None:
+    """``--json``: print the result as JSON instead of a table."""
+    parser.add_argument("--json", action="store_true", help=help)
+
+
+def dataclass_from_args(cls: type[T], args: argparse.Namespace) -> T:
+    """An instance of dataclass ``cls`` whose fields are the same-named attributes of ``args``."""
+    return cls(**{field.name: getattr(args, field.name) for field in dataclasses.fields(cls)})  # type: ignore[arg-type]
+
+
+def timed(func: Callable[..., T], *args: Any, **kwargs: Any) -> tuple[T, float]:
+    """``func(*args, **kwargs)`` and the wall-clock seconds it took."""
+    start = time.perf_counter()
+    result = func(*args, **kwargs)
+    return result, time.perf_counter() - start
