@@ -23,6 +23,7 @@ masks, oneDNN products, a shared FFN block at inference) lives in ``luke.kernels
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -32,14 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from luke.config import LukeConfig
-from luke.kernels import (
-    EncoderLinear,
-    FastDropout,
-    TokenLayout,
-    entity_aware_attention,
-    ffn_block,
-    shared_ffn_block,
-)
+from luke.kernels import EncoderLinear, FastDropout, TokenLayout, entity_aware_attention, ffn_block, shared_ffn_block
 
 # --------------------------------------------------------------------------------------------- outputs
 
@@ -181,13 +175,15 @@ def attention_reference(
     mask: torch.Tensor,
     num_words: int,
     scale: float,
-    dropout: nn.Module | None = None,
+    dropout: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Plain attention that materialises the (B, h, N, N) probabilities.
+    """Entity-aware attention, defined plainly: the (B, h, Nq, N) probabilities materialised.
 
-    Used when probabilities are requested, when attention-probability dropout is active (the fused CPU
-    kernel has no dropout), and as the reference the fast paths are tested against. ``q_te is None``
-    means vanilla attention (one query for all keys). Returns (output (B,h,N,d), probs (B,h,N,N)).
+    ``q_tw`` (B, h, Nq, d) meets the first ``num_words`` keys, ``q_te`` the entity keys after them, under
+    one softmax; ``q_te is None`` means vanilla attention (one query for all keys). ``mask``: additive,
+    broadcast to the scores; ``dropout``: applied to the probabilities. This is what every kernel of
+    ``luke.kernels.entity_aware_attention`` computes (and is tested against); that function also runs it
+    when the probabilities are requested or no fast path applies. Returns (output (B, h, Nq, d), probs).
     """
     # Scale the (N, d) queries rather than the (N, N) scores, and add the mask in place: fewer N x N
     # temporaries (on CPU, fresh large allocations cost page faults).
@@ -243,8 +239,10 @@ class LukeSelfAttention(nn.Module):
         else:  # vanilla attention, or no entities in the batch: one query over all keys
             q_tw, q_te = layout.heads(self.query(x), num_heads=h), None
         k, v = layout.heads(self.key(x), num_heads=h), layout.heads(self.value(x), num_heads=h)  # (B, h, N, d)
-        kw = dict(dropout_p=self.dropout.p, training=self.training, output_attentions=output_attentions)
-        out, probs = entity_aware_attention(q_tw, q_te, k, v, layout, **kw)  # (B, h, Nq, d), fast kernels
+        p = self.dropout.p  # attention-probability dropout (trainers may change it between steps)
+        out, probs = entity_aware_attention(  # (B, h, Nq, d), by the fast path that applies
+            q_tw, q_te, k, v, layout, dropout_p=p, training=self.training, output_attentions=output_attentions
+        )
         return queries.from_heads(out), probs
 
 
@@ -252,9 +250,11 @@ class LukeSelfAttention(nn.Module):
 
 
 class LukeSelfOutput(nn.Module):
-    def __init__(self, config: LukeConfig):
+    """dense -> dropout -> LayerNorm(+ residual); ``LukeOutput`` is the same after the FFN."""
+
+    def __init__(self, config: LukeConfig, in_features: int | None = None):
         super().__init__()
-        self.dense = EncoderLinear(config.hidden_size, config.hidden_size)
+        self.dense = EncoderLinear(in_features or config.hidden_size, config.hidden_size)
         self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.dropout = FastDropout(config.hidden_dropout_prob)
 
@@ -291,10 +291,7 @@ class LukeIntermediate(nn.Module):
 
 class LukeOutput(LukeSelfOutput):
     def __init__(self, config: LukeConfig):
-        nn.Module.__init__(self)
-        self.dense = EncoderLinear(config.intermediate_size, config.hidden_size)
-        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-        self.dropout = FastDropout(config.hidden_dropout_prob)
+        super().__init__(config, config.intermediate_size)
 
 
 class LukeLayer(nn.Module):
@@ -352,23 +349,18 @@ class LukePooler(nn.Module):
         return torch.tanh(self.dense(word_states[:, 0]))  # (B, H)
 
 
+_ACTIVATIONS = {  # name: (function, its in-place version, used without autograd)
+    "gelu": (F.gelu, torch.ops.aten.gelu_),
+    "relu": (F.relu, torch.relu_),
+    "gelu_new": (lambda x: F.gelu(x, approximate="tanh"), lambda x: torch.ops.aten.gelu_(x, approximate="tanh")),
+    "silu": (F.silu, lambda x: F.silu(x, inplace=True)),
+}
+
+
 def _activation(name: str, inplace: bool = False):
-    table = {
-        "gelu": F.gelu,
-        "relu": F.relu,
-        "gelu_new": lambda x: F.gelu(x, approximate="tanh"),
-        "silu": F.silu,
-    }
-    if inplace:
-        table = {
-            "gelu": torch.ops.aten.gelu_,
-            "relu": torch.relu_,
-            "gelu_new": lambda x: torch.ops.aten.gelu_(x, approximate="tanh"),
-            "silu": lambda x: F.silu(x, inplace=True),
-        }
-    if name not in table:
-        raise ValueError(f"unsupported hidden_act {name!r}; choose one of {sorted(table)}")
-    return table[name]
+    if name not in _ACTIVATIONS:
+        raise ValueError(f"unsupported hidden_act {name!r}; choose one of {sorted(_ACTIVATIONS)}")
+    return _ACTIVATIONS[name][inplace]
 
 
 # --------------------------------------------------------------------------------------- base classes
@@ -420,34 +412,20 @@ class LukePreTrainedModel(nn.Module):
         ``init_from`` (new id -> existing id; the original code starts ``<ent>`` from "@", ``<ent2>`` from
         "#"). An MLM head's decoder and bias follow."""
         base: LukeModel = self.luke if hasattr(self, "luke") else self  # type: ignore[assignment]
-        old = base.embeddings.word_embeddings
+        emb, std = base.embeddings, self.config.initializer_range
+        old = emb.word_embeddings
         if new_size == old.num_embeddings:
             return
-        weight = old.weight.new_empty(new_size, old.embedding_dim).normal_(std=self.config.initializer_range)
-        keep = min(new_size, old.num_embeddings)
-        with torch.no_grad():
-            weight[:keep] = old.weight[:keep]
-            for new_id, src_id in (init_from or {}).items():
-                weight[new_id] = old.weight[src_id]
-        base.embeddings.word_embeddings = nn.Embedding.from_pretrained(
-            weight, freeze=False, padding_idx=old.padding_idx
-        )
+        weight = _copy_rows(old.weight.new_empty(new_size, old.embedding_dim).normal_(std=std), old.weight, init_from)
+        emb.word_embeddings = nn.Embedding.from_pretrained(weight, freeze=False, padding_idx=old.padding_idx)
         head = getattr(self, "lm_head", None)
         if head is not None:
-            bias = head.decoder.bias.new_zeros(new_size)
-            with torch.no_grad():
-                bias[:keep] = head.decoder.bias[:keep]
-                for new_id, src_id in (init_from or {}).items():
-                    bias[new_id] = head.decoder.bias[src_id]
+            bias = _copy_rows(head.decoder.bias.new_zeros(new_size), head.decoder.bias, init_from)
             decoder = nn.Linear(old.embedding_dim, new_size)
             decoder.bias = nn.Parameter(bias)
-            if not self.config.tie_word_embeddings:
-                w = head.decoder.weight.new_empty(new_size, old.embedding_dim).normal_(
-                    std=self.config.initializer_range
-                )
-                with torch.no_grad():
-                    w[:keep] = head.decoder.weight[:keep]
-                decoder.weight = nn.Parameter(w)
+            if not self.config.tie_word_embeddings:  # an untied decoder keeps its rows, new ones are random
+                w = head.decoder.weight.new_empty(new_size, old.embedding_dim).normal_(std=std)
+                decoder.weight = nn.Parameter(_copy_rows(w, head.decoder.weight, None))
             head.decoder, head.bias = decoder, decoder.bias
         self.config.vocab_size = new_size
         self.tie_weights()
@@ -474,6 +452,16 @@ class LukePreTrainedModel(nn.Module):
         save_pretrained(self, folder)
 
 
+def _copy_rows(new: torch.Tensor, old: torch.Tensor, init_from: dict[int, int] | None) -> torch.Tensor:
+    """``new`` with its leading rows copied from ``old`` and rows ``init_from`` (new id -> old id) set."""
+    keep = min(new.shape[0], old.shape[0])
+    with torch.no_grad():
+        new[:keep] = old[:keep]
+        for new_id, src_id in (init_from or {}).items():
+            new[new_id] = old[src_id]
+    return new
+
+
 def _validate_inputs(config: LukeConfig, input_ids, attention_mask, token_type_ids, entity_ids, entity_pos):
     """Shape and range checks with messages that name the argument (cheap next to the forward pass)."""
     if input_ids.dim() != 2:
@@ -498,8 +486,7 @@ def _validate_inputs(config: LukeConfig, input_ids, attention_mask, token_type_i
         raise ValueError("entity_position_ids is required when entity_ids is given")
     if entity_pos.dim() != 3 or entity_pos.shape[:2] != entity_ids.shape:
         raise ValueError(
-            f"entity_position_ids must be (batch, entities, max_mention_length) = "
-            f"{tuple(entity_ids.shape)} + (M,),"
+            f"entity_position_ids must be (batch, entities, max_mention_length) = {tuple(entity_ids.shape)} + (M,),"
             f" got {tuple(entity_pos.shape)}"
         )
     if entity_ids.numel():
@@ -565,10 +552,9 @@ class LukeModel(LukePreTrainedModel):
                 saves most of that layer; ``last_hidden_state`` and ``pooler_output`` are None. Ignored
                 (everything computed) without entities or with ``output_hidden_states``/``output_attentions``.
         """
-        if unused:
-            unknown = sorted(k for k, v in unused.items() if v is not None and k != "return_dict")
-            if unknown:
-                raise TypeError(f"unexpected inputs: {unknown}")
+        unknown = sorted(k for k, v in unused.items() if v is not None and k != "return_dict")
+        if unknown:
+            raise TypeError(f"unexpected inputs: {unknown}")
         if not (torch.jit.is_tracing() or torch.compiler.is_compiling()):
             _validate_inputs(self.config, input_ids, attention_mask, token_type_ids, entity_ids, entity_position_ids)
         L = input_ids.shape[1]
@@ -614,6 +600,13 @@ class LukeModel(LukePreTrainedModel):
 
 
 # -------------------------------------------------------------------------------- pretraining heads
+
+
+def _states(out: BaseLukeModelOutputWithPooling) -> dict[str, Any]:
+    """The per-layer outputs a head model passes on from the encoder."""
+    return dict(
+        hidden_states=out.hidden_states, entity_hidden_states=out.entity_hidden_states, attentions=out.attentions
+    )
 
 
 class LukeLMHead(nn.Module):
@@ -696,9 +689,7 @@ class LukeForMaskedLM(LukePreTrainedModel):
             mep_loss=mep_loss,
             logits=logits,
             entity_logits=entity_logits,
-            hidden_states=out.hidden_states,
-            entity_hidden_states=out.entity_hidden_states,
-            attentions=out.attentions,
+            **_states(out),
         )
 
 
@@ -751,9 +742,7 @@ class _EntityHeadModel(LukePreTrainedModel):
         return EntityClassificationOutput(
             loss=_classification_loss(logits, labels),
             logits=logits,
-            hidden_states=out.hidden_states,
-            entity_hidden_states=out.entity_hidden_states,
-            attentions=out.attentions,
+            **_states(out),
         )
 
 
@@ -833,9 +822,7 @@ class LukeForQuestionAnswering(LukePreTrainedModel):
             loss=loss,
             start_logits=start_logits,
             end_logits=end_logits,
-            hidden_states=out.hidden_states,
-            entity_hidden_states=out.entity_hidden_states,
-            attentions=out.attentions,
+            **_states(out),
         )
 
 
@@ -872,9 +859,7 @@ class LukeForEntitySpanQA(LukePreTrainedModel):
         return EntityClassificationOutput(
             loss=loss,
             logits=logits,
-            hidden_states=out.hidden_states,
-            entity_hidden_states=out.entity_hidden_states,
-            attentions=out.attentions,
+            **_states(out),
         )
 
 
