@@ -42,7 +42,7 @@ from typing import Any
 from tqdm import tqdm
 
 from luke.entity_vocab import EntityVocab
-from luke.errors import TokenizerError
+from luke.errors import ConfigError, DatasetError, TokenizerError
 from luke.wikipedia.dump_db import DumpDB, Paragraph, resolve
 from luke.wikipedia.sentence_splitter import SentenceSplitter, get_sentence_splitter
 
@@ -70,13 +70,14 @@ class DatasetOptions:
     max_num_documents: int | None = None
 
     def validate(self) -> None:
+        """Raise :class:`~luke.errors.ConfigError` naming the first option out of range."""
         if self.max_seq_length < 3:
-            raise ValueError("--max-seq-length must be at least 3 (CLS, SEP and one token)")
+            raise ConfigError("--max-seq-length must be at least 3 (CLS, SEP and one token)")
         for name in ("max_entity_length", "max_mention_length", "min_sentence_length"):
             if getattr(self, name) < 1:
-                raise ValueError(f"--{name.replace('_', '-')} must be at least 1")
+                raise ConfigError(f"--{name.replace('_', '-')} must be at least 1")
         if self.max_num_documents is not None and self.max_num_documents < 1:
-            raise ValueError("--max-num-documents must be at least 1")
+            raise ConfigError("--max-num-documents must be at least 1")
 
 
 def features() -> Any:
@@ -360,10 +361,10 @@ def _segments(
 _WORKER: PageProcessor | None = None
 
 
-def _init_worker(db_path: str, tokenizer_json: str, vocab: EntityVocab, options: DatasetOptions) -> None:
+def _init_worker(source: _ItemSource) -> None:
     global _WORKER
     os.environ["TOKENIZERS_PARALLELISM"] = "false"
-    _WORKER = PageProcessor(db_path, tokenizer_json, vocab, options)
+    _WORKER = source.processor()
 
 
 def _work(page_id: int) -> tuple[list[dict[str, Any]], Counter[str]]:
@@ -410,15 +411,11 @@ def build_pretraining_dataset(
     Everything is written to a temporary folder next to ``out_dir`` that is renamed into place only when
     complete. ``out_dir`` must not exist unless ``overwrite``.
     """
-    import datasets
-    from datasets.arrow_writer import ArrowWriter
-    from datasets.table import MemoryMappedTable
-
     options = options or DatasetOptions()
     options.validate()
     out = Path(out_dir)
     if out.exists() and not overwrite:
-        raise FileExistsError(f"{out}: output folder already exists (use --overwrite to replace it)")
+        raise DatasetError(out, "output folder already exists (use --overwrite to replace it)")
     if not out.parent.is_dir():
         raise FileNotFoundError(f"{out.parent}: parent folder of the output does not exist")
     db = DumpDB(dump_db)
@@ -436,81 +433,14 @@ def build_pretraining_dataset(
     for path in (work, staging):
         shutil.rmtree(path, ignore_errors=True)
     staging.mkdir()
-    stats: Counter[str] = Counter()
     try:
-        writer = ArrowWriter(features=features(), path=str(staging / "items.arrow"))
-        bar = tqdm(total=len(page_ids), unit="page", desc="build-pretraining-dataset", disable=not progress)
-        pool = None
-        if num_workers > 1:
-            pool = multiprocessing.get_context("fork").Pool(
-                num_workers, _init_worker, (str(db.path), tokenizer_json, vocab, options)
-            )
-            results: Iterator[tuple[list[dict[str, Any]], Counter[str]]] = pool.imap(
-                _work, page_ids, chunksize=chunk_size
-            )
-        else:
-            processor = PageProcessor(db.path, tokenizer_json, vocab, options)
-            results = map(processor.process, page_ids)
-        try:
-            for items, page_stats in results:
-                stats.update(page_stats)
-                for item in items:
-                    writer.write(item)
-                bar.update(1)
-                bar.set_postfix(items=stats["items"], refresh=False)
-        finally:
-            bar.close()
-            if pool is not None:
-                pool.terminate()
-                pool.join()
-        writer.finalize()
-        staged = staging / "items.arrow"
-        table = MemoryMappedTable.from_file(str(staged))
-        fingerprint = _sha256_file(staged)[:16]
-        dataset = datasets.Dataset(table, info=datasets.DatasetInfo(features=features()), fingerprint=fingerprint)
-        was_disabled = datasets.are_progress_bars_disabled()
-        if not progress:
-            datasets.disable_progress_bars()
-        try:
-            shards = num_shards or max(1, -(-stats["tokens"] // 50_000_000))
-            dataset.save_to_disk(str(work), num_shards=min(shards, max(1, len(dataset))))
-        finally:
-            if not progress and not was_disabled:
-                datasets.enable_progress_bars()
-        del dataset, table
+        items = staging / "items.arrow"
+        source = _ItemSource(str(db.path), tokenizer_json, vocab, options)
+        stats = _write_items(items, source, page_ids, num_workers, chunk_size, progress)
+        _save_shards(items, work, num_shards or max(1, -(-stats["tokens"] // 50_000_000)), progress)
         tokenizer.save_pretrained(str(work / "tokenizer"))
         shutil.copyfile(vocab_path, work / f"entity_vocab{vocab_path.suffix}")
-        metadata = {
-            "format": FORMAT_NAME,
-            "format_version": FORMAT_VERSION,
-            "number_of_items": stats["items"],
-            "number_of_pages": len(page_ids),
-            "counts": dict(sorted(stats.items())),
-            "max_seq_length": options.max_seq_length,
-            "max_entity_length": options.max_entity_length,
-            "max_mention_length": options.max_mention_length,
-            "min_sentence_length": options.min_sentence_length,
-            "word_ids_have_special_tokens": False,
-            "tokenizer": {
-                "class": type(tokenizer).__name__,
-                "source": str(tokenizer_path),
-                "vocab_size": len(tokenizer),
-                "sha256": hashlib.sha256(tokenizer_json.encode("utf-8")).hexdigest(),
-                "saved_to": "tokenizer/",
-            },
-            "entity_vocab": {
-                "source": str(entity_vocab_path),
-                "file": f"entity_vocab{vocab_path.suffix}",
-                "size": len(vocab),
-                "sha256": _sha256_file(vocab_path),
-                "special_ids": vocab.special_ids(),
-            },
-            "dump_db": {
-                "source": db.meta.get("source"),
-                "counts": {k[6:]: int(v) for k, v in sorted(db.meta.items()) if k.startswith("count.")},
-            },
-            "arguments": asdict(options),
-        }
+        metadata = _metadata(source, stats, len(page_ids), db, tokenizer, tokenizer_path, entity_vocab_path)
         (work / "metadata.json").write_text(json.dumps(metadata, indent=2, ensure_ascii=False) + "\n")
         if out.exists():
             shutil.rmtree(out)
@@ -522,6 +452,120 @@ def build_pretraining_dataset(
         shutil.rmtree(staging, ignore_errors=True)
         db.close()
     return metadata
+
+
+@dataclass
+class _ItemSource:
+    """What a :class:`PageProcessor` is built from (in this process, or once in each worker)."""
+
+    db_path: str
+    tokenizer_json: str
+    vocab: EntityVocab
+    options: DatasetOptions
+
+    def processor(self) -> PageProcessor:
+        return PageProcessor(self.db_path, self.tokenizer_json, self.vocab, self.options)
+
+
+def _processed_pages(
+    source: _ItemSource, page_ids: list[int], num_workers: int, chunk_size: int
+) -> Iterator[tuple[list[dict[str, Any]], Counter[str]]]:
+    """``PageProcessor.process`` of every page, in ``page_ids`` order (in a fork pool if ``num_workers > 1``)."""
+    if num_workers <= 1:
+        yield from map(source.processor().process, page_ids)
+        return
+    pool = multiprocessing.get_context("fork").Pool(num_workers, _init_worker, (source,))
+    try:
+        yield from pool.imap(_work, page_ids, chunksize=chunk_size)
+    finally:
+        pool.terminate()
+        pool.join()
+
+
+def _write_items(
+    path: Path, source: _ItemSource, page_ids: list[int], num_workers: int, chunk_size: int, progress: bool
+) -> Counter[str]:
+    """Process the pages and write their items to the Arrow file ``path``; return the summed page stats."""
+    from datasets.arrow_writer import ArrowWriter
+
+    stats: Counter[str] = Counter()
+    writer = ArrowWriter(features=features(), path=str(path))
+    results = _processed_pages(source, page_ids, num_workers, chunk_size)
+    with tqdm(total=len(page_ids), unit="page", desc="build-pretraining-dataset", disable=not progress) as bar:
+        try:
+            for items, page_stats in results:
+                stats.update(page_stats)
+                for item in items:
+                    writer.write(item)
+                bar.update(1)
+                bar.set_postfix(items=stats["items"], refresh=False)
+        finally:
+            results.close()
+    writer.finalize()
+    return stats
+
+
+def _save_shards(items: Path, out: Path, num_shards: int, progress: bool) -> None:
+    """Save the Arrow file ``items`` as a ``datasets`` folder ``out`` of ``num_shards`` shards (fewer if
+    there are fewer rows); the fingerprint is the file's hash, so equal items give equal files."""
+    import datasets
+    from datasets.table import MemoryMappedTable
+
+    table = MemoryMappedTable.from_file(str(items))
+    fingerprint = _sha256_file(items)[:16]
+    dataset = datasets.Dataset(table, info=datasets.DatasetInfo(features=features()), fingerprint=fingerprint)
+    was_disabled = datasets.are_progress_bars_disabled()
+    if not progress:
+        datasets.disable_progress_bars()
+    try:
+        dataset.save_to_disk(str(out), num_shards=min(num_shards, max(1, len(dataset))))
+    finally:
+        if not progress and not was_disabled:
+            datasets.enable_progress_bars()
+
+
+def _metadata(
+    source: _ItemSource,
+    stats: Counter[str],
+    number_of_pages: int,
+    db: DumpDB,
+    tokenizer: Any,
+    tokenizer_path: str | os.PathLike[str],
+    entity_vocab_path: str | os.PathLike[str],
+) -> dict[str, Any]:
+    """The content of ``metadata.json``."""
+    options, vocab, vocab_path = source.options, source.vocab, Path(entity_vocab_path)
+    return {
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "number_of_items": stats["items"],
+        "number_of_pages": number_of_pages,
+        "counts": dict(sorted(stats.items())),
+        "max_seq_length": options.max_seq_length,
+        "max_entity_length": options.max_entity_length,
+        "max_mention_length": options.max_mention_length,
+        "min_sentence_length": options.min_sentence_length,
+        "word_ids_have_special_tokens": False,
+        "tokenizer": {
+            "class": type(tokenizer).__name__,
+            "source": str(tokenizer_path),
+            "vocab_size": len(tokenizer),
+            "sha256": hashlib.sha256(source.tokenizer_json.encode("utf-8")).hexdigest(),
+            "saved_to": "tokenizer/",
+        },
+        "entity_vocab": {
+            "source": str(entity_vocab_path),
+            "file": f"entity_vocab{vocab_path.suffix}",
+            "size": len(vocab),
+            "sha256": _sha256_file(vocab_path),
+            "special_ids": vocab.special_ids(),
+        },
+        "dump_db": {
+            "source": db.meta.get("source"),
+            "counts": {k[6:]: int(v) for k, v in sorted(db.meta.items()) if k.startswith("count.")},
+        },
+        "arguments": asdict(options),
+    }
 
 
 # ------------------------------------------------------------------------------------------------ stats
@@ -541,7 +585,7 @@ def dataset_stats(out_dir: str | os.PathLike[str]) -> dict[str, Any]:
     try:
         dataset = datasets.load_from_disk(str(path))
     except Exception as err:
-        raise ValueError(f"{path}: cannot load the Arrow dataset: {err}") from None
+        raise DatasetError(path, f"cannot load the Arrow dataset: {err}") from None
     table = dataset.data.table
     word_lengths = pc.list_value_length(table.column("word_ids"))
     entity_ids = pc.list_flatten(table.column("entity_ids"))

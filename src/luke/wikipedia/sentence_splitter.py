@@ -11,6 +11,8 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from luke.errors import ConfigError
+
 SentenceSplitter = Callable[[str], list[tuple[int, int]]]
 SPLITTERS = ("pysbd", "icu")
 _TERMINATORS = re.compile(r"[.!?;:…。！？\n]")
@@ -74,7 +76,7 @@ class ICUSentenceSplitter:
         try:
             import icu  # type: ignore[import-not-found]
         except ImportError as err:
-            raise ImportError(
+            raise ConfigError(
                 "the 'icu' sentence splitter needs PyICU (pip install pyicu; it compiles against the ICU "
                 "library, e.g. apt-get install libicu-dev pkg-config); or use --sentence-splitter pysbd"
             ) from err
@@ -103,4 +105,4 @@ def get_sentence_splitter(name: str, language: str = "en") -> SentenceSplitter:
         return PySBDSentenceSplitter(language)
     if name == "icu":
         return ICUSentenceSplitter(language)
-    raise ValueError(f"unknown sentence splitter {name!r} (choose from {', '.join(SPLITTERS)})")
+    raise ConfigError(f"unknown sentence splitter {name!r} (choose from {', '.join(SPLITTERS)})")
