@@ -212,12 +212,12 @@ def test_fast_paths_agree_with_rust_piecewise(ours: LukeTokenizer) -> None:
     slow = LukeTokenizer.from_files(
         vocab=ROBERTA / "vocab.json", merges=ROBERTA / "merges.txt", entity_vocab=ENTITY_VOCAB
     )
-    slow._py_bpe = None
+    slow.encoder.py_bpe = None
     slowest = LukeTokenizer.from_files(
         vocab=ROBERTA / "vocab.json", merges=ROBERTA / "merges.txt", entity_vocab=ENTITY_VOCAB
     )
-    slowest._py_bpe = None
-    slowest._whole_text_ok = False
+    slowest.encoder.py_bpe = None
+    slowest.encoder.whole_text_ok = False
     examples = [(t, s) for t, s in _open_entity()] + [(t, s) for t, s in _semeval(3000)]
     texts = [t for t, _ in examples]
     spans = [s for _, s in examples]
