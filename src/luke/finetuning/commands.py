@@ -231,6 +231,13 @@ def evaluate_folder(
 # ---------------------------------------------------------------------------------------------- CLI
 
 
+def _parser(sub: argparse._SubParsersAction, name: str, func: Any, help: str, description: str | None = None) -> Any:
+    """A sub-command whose parsed arguments go to ``func``."""
+    p = sub.add_parser(name, help=help, description=description)
+    p.set_defaults(func=func)
+    return p
+
+
 def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("task", choices=sorted(TASKS), help="the task")
     add_training_arguments(p, "common")
@@ -248,10 +255,12 @@ def _add_inference(p: argparse.ArgumentParser) -> None:
 
 
 def _register_finetune(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
+    p = _parser(
+        sub,
         "finetune",
-        help=f"fine-tune a model on a task ({', '.join(TASKS)})",
-        description="Fine-tune LUKE on a task. Hyper-parameters default to the paper's for the task (spec §3.6). "
+        _finetune,
+        f"fine-tune a model on a task ({', '.join(TASKS)})",
+        "Fine-tune LUKE on a task. Hyper-parameters default to the paper's for the task (spec §3.6). "
         "Writes the fine-tuned model folder (loads in transformers' matching class), results.json, "
         "{dev,test}_predictions.* and TensorBoard logs into --output-dir.",
     )
@@ -275,11 +284,10 @@ def _register_finetune(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--max-test-examples", type=int, help="evaluate test on a seeded subset of this size")
     r.add_argument("--keep-checkpoints", action="store_true", help="keep OUTPUT/checkpoint and OUTPUT/best")
     add_training_arguments(r, "run")
-    p.set_defaults(func=_finetune)
 
 
 def _register_evaluate(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("evaluate", help="score a fine-tuned model on a split of a data folder")
+    p = _parser(sub, "evaluate", _evaluate, "score a fine-tuned model on a split of a data folder")
     _add_common(p)
     p.add_argument("--model", required=True, type=Path, help="fine-tuned model folder")
     p.add_argument("--data-dir", required=True, type=Path)
@@ -288,54 +296,53 @@ def _register_evaluate(sub: argparse._SubParsersAction) -> None:
     _add_inference(p)
     _add_unseen_labels(p)
     p.add_argument("--max-eval-examples", type=int)
-    p.set_defaults(func=_evaluate)
 
 
 def _register_predict(sub: argparse._SubParsersAction) -> None:
     inputs = "; ".join(f"{name} {cls.raw_input}" for name, cls in TASKS.items())
-    p = sub.add_parser(
+    p = _parser(
+        sub,
         "predict",
-        help="label raw text + spans (or answer questions) from a JSONL file with a fine-tuned model",
-        description=f"Input JSON Lines: {inputs} (character offsets, end exclusive). "
-        "Writes one JSON object per input line.",
+        _predict,
+        "label raw text + spans (or answer questions) from a JSONL file with a fine-tuned model",
+        f"Input JSON Lines: {inputs} (character offsets, end exclusive). Writes one JSON object per input line.",
     )
     _add_common(p)
     p.add_argument("--model", required=True, type=Path, help="fine-tuned model folder")
     p.add_argument("--input", required=True, type=Path, help="JSONL input")
     p.add_argument("--output", type=Path, help="JSONL output (default: stdout)")
     _add_inference(p)
-    p.set_defaults(func=_predict)
+
+
+_SPLIT_SQUAD = (
+    "Split a SQuAD v1.1 file by article with a fixed seed: --train-articles articles (default half) go to "
+    "OUT_DIR/train.json, the rest to OUT_DIR/dev.json. Used to fine-tune on half of the official dev set and score "
+    "the other half when train-v1.1.json is not available."
+)
+_SCORE = (
+    "Prints JSON. entity_typing/relation_classification: a predictions JSONL (as written by finetune/evaluate) "
+    "against the gold data file (or its own 'gold' fields). ner: a CoNLL file whose last column is the predicted "
+    "tag, against --gold's last column or, without --gold, the column before it (conlleval style). squad/record: a "
+    "JSON object {question id: answer text} against the official JSON (--gold required); prints {exact_match, f1} "
+    "in percent like the official scripts."
+)
 
 
 def _register_split_squad(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "split-squad",
-        help="split a SQuAD file by article (fixed seed) into train.json and dev.json",
-        description="Split a SQuAD v1.1 file by article with a fixed seed: --train-articles articles (default half) "
-        "go to OUT_DIR/train.json, the rest to OUT_DIR/dev.json. Used to fine-tune on half of the official dev set "
-        "and score the other half when train-v1.1.json is not available.",
-    )
+    text = "split a SQuAD file by article (fixed seed) into train.json and dev.json"
+    p = _parser(sub, "split-squad", _split_squad, text, _SPLIT_SQUAD)
     p.add_argument("squad_file", type=Path, help="SQuAD JSON (e.g. dev-v1.1.json)")
     p.add_argument("out_dir", type=Path, help="folder for train.json and dev.json")
     p.add_argument("--train-articles", type=int, help="articles that go to train (default: half)")
     p.add_argument("--seed", type=int, default=0, help="shuffling seed (default 0)")
-    p.set_defaults(func=_split_squad)
 
 
 def _register_score(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "score",
-        help="score a predictions file against gold data with the task's official metric",
-        description="Prints JSON. entity_typing/relation_classification: a predictions JSONL (as written by "
-        "finetune/evaluate) against the gold data file (or its own 'gold' fields). ner: a CoNLL file whose last "
-        "column is the predicted tag, against --gold's last column or, without --gold, the column before it "
-        "(conlleval style). squad/record: a JSON object {question id: answer text} against the official JSON "
-        "(--gold required); prints {exact_match, f1} in percent like the official scripts.",
-    )
+    text = "score a predictions file against gold data with the task's official metric"
+    p = _parser(sub, "score", _score, text, _SCORE)
     p.add_argument("task", choices=sorted(TASKS))
     p.add_argument("--gold", type=Path, help="gold data file")
     p.add_argument("--predictions", required=True, type=Path)
-    p.set_defaults(func=_score)
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -39,6 +39,7 @@ logger = logging.getLogger(__name__)
 @dataclass
 class TaskDefaults:
     """The hyper-parameters a task's paper recipe sets (spec §3.6); :class:`TrainingArguments` extends them.
+    A task's ``defaults`` name the values that differ from the ones declared here.
 
     On the command line they are unset unless given, and then take the task's values (``Task.defaults``)."""
 

@@ -67,7 +67,7 @@ class Task(ABC):
     #: the ``luke predict`` input record, for the command's help
     raw_input: ClassVar[str]
     #: data file names tried for each split, in order
-    split_files: ClassVar[dict[str, tuple[str, ...]]]
+    split_files: ClassVar[dict[str, tuple[str, ...]]] = {s: (f"{s}.json",) for s in ("train", "dev", "test")}
     main_metric: ClassVar[str] = "f1"
     label_kind: ClassVar[str] = "class"  # "class" (one id per feature), "multilabel", "entity" (one id per entity)
     #: batch keys that hold training targets (left out of the batch at prediction time)

@@ -56,10 +56,7 @@ class EntityTypingTask(Task):
 
     name = "entity_typing"
     model_class_name = "LukeForEntityClassification"
-    defaults = TaskDefaults(
-        learning_rate=1e-5, train_batch_size=2, gradient_accumulation_steps=2, num_train_epochs=3, seed=12
-    )
-    split_files = {"train": ("train.json",), "dev": ("dev.json",), "test": ("test.json",)}
+    defaults = TaskDefaults(gradient_accumulation_steps=2, seed=12)
     label_kind = "multilabel"
     raw_input = "{'text', 'span': [start, end]}"
 

@@ -165,10 +165,7 @@ class NerTask(Task):
 
     name = "ner"
     model_class_name = "LukeForEntitySpanClassification"
-    defaults = TaskDefaults(
-        learning_rate=1e-5, train_batch_size=2, gradient_accumulation_steps=2, num_train_epochs=5, seed=35,
-        select_best=False,
-    )  # fmt: skip
+    defaults = TaskDefaults(gradient_accumulation_steps=2, num_train_epochs=5, seed=35, select_best=False)
     split_files = {
         "train": ("train.txt", "eng.train", "train.conll"),
         "dev": ("valid.txt", "dev.txt", "eng.testa", "dev.conll"), "test": ("test.txt", "eng.testb", "test.conll"),

@@ -219,11 +219,7 @@ class RecordTask(Task):
 
     name = "record"
     model_class_name = "LukeForEntitySpanQA"
-    defaults = TaskDefaults(
-        learning_rate=1e-5, train_batch_size=1, gradient_accumulation_steps=4, num_train_epochs=2, seed=4,
-        select_best=True,
-    )  # fmt: skip
-    split_files = {"train": ("train.json",), "dev": ("dev.json",), "test": ("test.json",)}
+    defaults = TaskDefaults(train_batch_size=1, gradient_accumulation_steps=4, num_train_epochs=2, seed=4)
     main_metric = "exact_match"
     label_kind = "entity"
     label_keys = ("labels",)

@@ -73,9 +73,7 @@ class RelationClassificationTask(Task):
 
     name = "relation_classification"
     model_class_name = "LukeForEntityPairClassification"
-    defaults = TaskDefaults(
-        learning_rate=1e-5, train_batch_size=4, gradient_accumulation_steps=8, num_train_epochs=5, seed=42
-    )
+    defaults = TaskDefaults(train_batch_size=4, gradient_accumulation_steps=8, num_train_epochs=5, seed=42)
     split_files = {
         "train": ("train.json", "train.jsonl"),
         "dev": ("dev.json", "dev.jsonl"),

@@ -184,10 +184,8 @@ class SquadTask(Task):
     name = "squad"
     model_class_name = "LukeForQuestionAnswering"
     # Paper: 8 GPUs x batch 2 x accumulation 3 = 48, lr 15e-6, 2 epochs, seed 14, final weights.
-    defaults = TaskDefaults(
-        learning_rate=15e-6, train_batch_size=2, gradient_accumulation_steps=24, num_train_epochs=2, seed=14,
-        select_best=False,
-    )  # fmt: skip
+    defaults = TaskDefaults(learning_rate=15e-6, gradient_accumulation_steps=24, num_train_epochs=2, seed=14,
+                            select_best=False)  # fmt: skip
     split_files = {"train": ("train-v1.1.json", "train.json"), "dev": ("dev-v1.1.json", "dev.json"),
                    "test": ("test-v1.1.json", "test.json")}  # fmt: skip
     options_class = SquadOptions
