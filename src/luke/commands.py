@@ -12,23 +12,28 @@ from luke.checkpoint import (
     model_class_for,
     read_state_dict,
 )
+from luke.command_args import add_command, add_json_flag, add_paths
 from luke.config import LukeConfig
-from luke.errors import LukeError
+from luke.errors import CheckpointError
+
+_CONVERT = """convert an original LUKE model archive into a transformers-format folder
+
+Convert an original LUKE archive (.tar.gz / .tar.bz2 / .tar.xz or a folder with pytorch_model.bin,
+metadata.json and entity_vocab.tsv|jsonl) into a folder with config.json, model.safetensors and
+entity_vocab.json that both luke and transformers load. BERT-based archives get their word-position table
+shifted to transformers' RoBERTa-style numbering.
+"""
+
+_INFO = """print a checkpoint's config, parameter counts and vocabulary sizes
+
+Print a LUKE model folder's (or original archive's) config, parameter counts and vocab sizes.
+"""
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "convert",
-        help="convert an original LUKE model archive into a transformers-format folder",
-        description=(
-            "Convert an original LUKE archive (.tar.gz / .tar.bz2 / .tar.xz or a folder with "
-            "pytorch_model.bin, metadata.json and entity_vocab.tsv|jsonl) into a folder with config.json, "
-            "model.safetensors and entity_vocab.json that both luke and transformers load. BERT-based "
-            "archives get their word-position table shifted to transformers' RoBERTa-style numbering."
-        ),
-    )
-    p.add_argument("archive", type=Path, help="original archive file or folder")
-    p.add_argument("output_dir", type=Path, help="folder to write")
+    """Add ``luke convert`` and ``luke info`` to the ``luke`` parser."""
+    p = add_command(sub, "convert", _convert, _CONVERT)
+    add_paths(p, archive="original archive file or folder", output_dir="folder to write")
     p.add_argument(
         "--no-entity-aware-attention",
         action="store_true",
@@ -40,16 +45,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="a local transformers tokenizer folder (e.g. roberta-base files) to save beside the model",
     )
-    p.set_defaults(func=_convert)
 
-    p = sub.add_parser(
-        "info",
-        help="print a checkpoint's config, parameter counts and vocabulary sizes",
-        description="Print a LUKE model folder's (or original archive's) config, parameter counts and vocab sizes.",
-    )
-    p.add_argument("checkpoint", type=Path, help="model folder or original archive")
-    p.add_argument("--json", action="store_true", help="print machine-readable JSON")
-    p.set_defaults(func=_info)
+    p = add_command(sub, "info", _info, _INFO)
+    add_paths(p, checkpoint="model folder or original archive")
+    add_json_flag(p)
 
 
 def _convert(args: argparse.Namespace) -> int:
@@ -70,7 +69,7 @@ def _convert(args: argparse.Namespace) -> int:
 def _info(args: argparse.Namespace) -> int:
     path: Path = args.checkpoint
     if not path.exists():
-        raise LukeError(f"{path} does not exist")
+        raise CheckpointError(f"{path} does not exist")
     if path.is_dir() and (path / "config.json").is_file():
         config = LukeConfig.from_pretrained(path)
         state = read_state_dict(path)

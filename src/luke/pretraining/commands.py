@@ -6,71 +6,36 @@ import argparse
 import json
 from pathlib import Path
 
+from luke.command_args import add_command, add_json_flag, add_no_progress, add_paths
 from luke.errors import CheckpointError, DatasetError
-
-_DOC = "See docs/pretraining.md for the configuration keys and a worked example."
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the pretraining commands to the ``luke`` parser."""
-    p = sub.add_parser(
-        "pretrain",
-        help="pretrain LUKE (masked words + masked entities, two stages) on a pretraining dataset",
-        description=(
-            "Train LukeForMaskedLM on a dataset from `luke build-pretraining-dataset`, starting from a BERT/RoBERTa "
-            "transformers folder (word side) or a LUKE folder. CONFIG is a YAML or JSON file; KEY=VALUE arguments "
-            "override it (dotted paths, e.g. stages.0.max_steps=100 optimizer.bias_correction=false). For several "
-            "processes, start it with `accelerate launch -m luke pretrain ...` or `torchrun --nproc_per_node N -m "
-            f"luke pretrain ...`. {_DOC}"
-        ),
-    )
-    p.add_argument("config", type=Path, help="YAML or JSON config file")
+    _add_pretrain(sub)
+    _add_evaluate(sub)
+    _add_plot(sub)
+    _add_split(sub)
+
+
+# ------------------------------------------------------------------------------------------------ pretrain
+
+
+_PRETRAIN = """pretrain LUKE (masked words + masked entities, two stages) on a pretraining dataset
+
+Train LukeForMaskedLM on a dataset from `luke build-pretraining-dataset`, starting from a BERT/RoBERTa
+transformers folder (word side) or a LUKE folder. CONFIG is a YAML or JSON file; KEY=VALUE arguments override it
+(dotted paths, e.g. stages.0.max_steps=100 optimizer.bias_correction=false). For several processes, start it
+with `accelerate launch -m luke pretrain ...` or `torchrun --nproc_per_node N -m luke pretrain ...`. See
+docs/pretraining.md for the configuration keys and a worked example.
+"""
+
+
+def _add_pretrain(sub: argparse._SubParsersAction) -> None:
+    p = add_command(sub, "pretrain", _pretrain, _PRETRAIN)
+    add_paths(p, config="YAML or JSON config file")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides")
     p.add_argument("--resume", action="store_true", help="continue from the latest complete checkpoint in output_dir")
-    p.set_defaults(func=_pretrain)
-
-    p = sub.add_parser(
-        "evaluate-pretraining",
-        help="held-out masked-word and masked-entity loss/accuracy of a LUKE model on a pretraining dataset",
-        description=(
-            "Mask the dataset once (fixed seed, the training masking rules) and report MLM and masked-entity "
-            "loss and accuracy, and the accuracy of always predicting the most frequent masked entity. "
-            f"{_DOC}"
-        ),
-    )
-    p.add_argument("model", type=Path, help="LUKE model folder (e.g. OUTPUT/final of luke pretrain)")
-    p.add_argument("dataset", type=Path, help="pretraining dataset folder")
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--train-dataset", type=Path, default=None,
-                   help="the training dataset: also report the accuracy of always predicting its most frequent "
-                   "entity (the baseline)")  # fmt: skip
-    p.add_argument("--max-items", type=int, default=None, help="evaluate only the first N items")
-    p.add_argument("--seed", type=int, default=0, help="masking seed (default 0)")
-    p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
-    p.add_argument("--json", action="store_true", help="print JSON")
-    p.add_argument("--no-progress", action="store_true")
-    p.set_defaults(func=_evaluate)
-
-    p = sub.add_parser(
-        "plot-training",
-        help="PNG of the training and held-out curves of a luke pretrain output folder",
-        description="Read RUN_DIR/metrics.jsonl and write a PNG of losses and accuracies (needs matplotlib).",
-    )
-    p.add_argument("run_dir", type=Path)
-    p.add_argument("--out", type=Path, default=None, help="PNG to write (default RUN_DIR/training_curves.png)")
-    p.set_defaults(func=_plot)
-
-    p = sub.add_parser(
-        "split-pretraining-dataset",
-        help="split a pretraining dataset by article into train and held-out datasets",
-        description="Hold out a random share of articles (page ids): two complete dataset folders.",
-    )
-    p.add_argument("dataset", type=Path)
-    p.add_argument("train_out", type=Path)
-    p.add_argument("heldout_out", type=Path)
-    p.add_argument("--heldout-fraction", type=float, default=0.1)
-    p.add_argument("--seed", type=int, default=0)
-    p.set_defaults(func=_split)
 
 
 def _pretrain(args: argparse.Namespace) -> int:
@@ -82,6 +47,31 @@ def _pretrain(args: argparse.Namespace) -> int:
     if result:
         print(json.dumps(result, indent=2))
     return 0
+
+
+# ----------------------------------------------------------------------------------------- evaluate-pretraining
+
+
+_EVALUATE = """held-out masked-word and masked-entity loss/accuracy of a LUKE model on a pretraining dataset
+
+Mask the dataset once (fixed seed, the training masking rules) and report MLM and masked-entity loss and
+accuracy, and the accuracy of always predicting the most frequent masked entity. See docs/pretraining.md for
+the configuration keys and a worked example.
+"""
+
+
+def _add_evaluate(sub: argparse._SubParsersAction) -> None:
+    p = add_command(sub, "evaluate-pretraining", _evaluate, _EVALUATE)
+    add_paths(p, model="LUKE model folder (e.g. OUTPUT/final of luke pretrain)", dataset="pretraining dataset folder")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--train-dataset", type=Path, default=None,
+                   help="the training dataset: also report the accuracy of always predicting its most frequent "
+                   "entity (the baseline)")  # fmt: skip
+    p.add_argument("--max-items", type=int, default=None, help="evaluate only the first N items")
+    p.add_argument("--seed", type=int, default=0, help="masking seed (default 0)")
+    p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
+    add_json_flag(p, help="print JSON")
+    add_no_progress(p, help=None)
 
 
 def _evaluate(args: argparse.Namespace) -> int:
@@ -102,15 +92,9 @@ def _evaluate(args: argparse.Namespace) -> int:
     train = PretrainingDataset(args.train_dataset) if args.train_dataset else None
     if train is not None and train.entity_vocab.to_dict() != dataset.entity_vocab.to_dict():
         raise DatasetError(f"{args.train_dataset} and {args.dataset} have different entity vocabularies")
+    options = {"batch_size": args.batch_size, "seed": args.seed, "max_items": args.max_items}
     result = evaluate(
-        model,
-        dataset,
-        batch_size=args.batch_size,
-        seed=args.seed,
-        max_items=args.max_items,
-        precision=args.precision,
-        progress=not args.no_progress,
-        train_dataset=train,
+        model, dataset, **options, precision=args.precision, progress=not args.no_progress, train_dataset=train
     )
     if args.json:
         print(json.dumps(result, indent=2))
@@ -120,11 +104,42 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+# ------------------------------------------------------------------------------------------------ plot-training
+
+
+_PLOT = """PNG of the training and held-out curves of a luke pretrain output folder
+
+Read RUN_DIR/metrics.jsonl and write a PNG of losses and accuracies (needs matplotlib).
+"""
+
+
+def _add_plot(sub: argparse._SubParsersAction) -> None:
+    p = add_command(sub, "plot-training", _plot, _PLOT)
+    add_paths(p, run_dir=None)
+    p.add_argument("--out", type=Path, default=None, help="PNG to write (default RUN_DIR/training_curves.png)")
+
+
 def _plot(args: argparse.Namespace) -> int:
     from luke.pretraining.plot import plot_training
 
     print(f"wrote {plot_training(args.run_dir, args.out)}")
     return 0
+
+
+# ------------------------------------------------------------------------------------ split-pretraining-dataset
+
+
+_SPLIT = """split a pretraining dataset by article into train and held-out datasets
+
+Hold out a random share of articles (page ids): two complete dataset folders.
+"""
+
+
+def _add_split(sub: argparse._SubParsersAction) -> None:
+    p = add_command(sub, "split-pretraining-dataset", _split, _SPLIT)
+    add_paths(p, dataset=None, train_out=None, heldout_out=None)
+    p.add_argument("--heldout-fraction", type=float, default=0.1)
+    p.add_argument("--seed", type=int, default=0)
 
 
 def _split(args: argparse.Namespace) -> int:
