@@ -25,14 +25,13 @@ import bz2
 import html
 import json
 import logging
-import multiprocessing
 import os
 import re
 import sqlite3
 import urllib.parse
 import xml.etree.ElementTree as ET
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -52,6 +51,7 @@ from mwparserfromhell.nodes import (
 from tqdm import tqdm
 
 from luke.errors import DumpError
+from luke.wikipedia.parallel import ordered_map
 
 logger = logging.getLogger(__name__)
 
@@ -585,51 +585,14 @@ def build_dump_db(
         raise DumpError(f"{out.parent}: output directory does not exist")
     tmp = _temporary_path(out)
     tmp.unlink(missing_ok=True)
-    stats = Counter()
-    link_counts: Counter[str] = Counter()
+    stats: Counter[str] = Counter()
     redirects: dict[str, str] = {}
     try:
         conn = sqlite3.connect(tmp)
         _create_schema(conn)
-
-        def jobs() -> Iterator[tuple[int, str, str, frozenset[str]]]:
-            for page in reader:
-                stats["pages_read"] += 1
-                if page.namespace != 0:
-                    stats["non_article_pages"] += 1
-                elif page.redirect is not None:
-                    target = normalize_title(page.redirect)
-                    source = normalize_title(page.title)
-                    if target and source and target != source:
-                        redirects[source] = target  # jobs() runs in the pool's feeder thread: no SQLite here
-                    else:
-                        stats["invalid_redirects"] += 1
-                else:
-                    yield page.page_id, normalize_title(page.title), page.text, reader.namespaces
-
-        bar = tqdm(total=reader.size, unit="B", unit_scale=True, desc="build-dump-db", disable=not progress)
-        pool = multiprocessing.get_context("fork").Pool(num_workers) if num_workers > 1 else None
-        try:
-            results = pool.imap(_process_page, jobs(), chunksize=chunk_size) if pool else map(_process_page, jobs())
-            batch: list[tuple[int, str, str]] = []
-            for page_id, title, payload, targets in results:
-                if payload is None:
-                    stats["disambiguation_pages"] += 1
-                else:
-                    batch.append((page_id, title, payload))
-                    link_counts.update(targets)
-                    stats["links"] += len(targets)
-                if len(batch) >= 256:
-                    stats["duplicate_titles"] += _insert_pages(conn, batch)
-                    batch = []
-                bar.update(reader.position - bar.n)
-            stats["duplicate_titles"] += _insert_pages(conn, batch)
-            bar.update(reader.position - bar.n)
-        finally:
-            bar.close()
-            if pool is not None:
-                pool.terminate()
-                pool.join()
+        jobs = _article_jobs(reader, stats, redirects)
+        results = ordered_map(_process_page, jobs, num_workers, chunk_size)
+        link_counts = _store_pages(conn, results, reader, stats, progress)
         conn.executemany("INSERT INTO redirects VALUES (?, ?)", sorted(redirects.items()))
         stats["redirects"] = len(redirects)
         stats["articles"] = conn.execute("SELECT COUNT(*) FROM pages").fetchone()[0]
@@ -654,6 +617,57 @@ def build_dump_db(
         tmp.unlink(missing_ok=True)
         raise
     return dict(stats)
+
+
+def _article_jobs(
+    reader: DumpReader, stats: Counter[str], redirects: dict[str, str]
+) -> Iterator[tuple[int, str, str, frozenset[str]]]:
+    """The ``_process_page`` jobs of the dump's articles; counts the other pages in ``stats`` and collects
+    the redirects into ``redirects`` on the way (it may run in a pool's feeder thread: no SQLite here)."""
+    for page in reader:
+        stats["pages_read"] += 1
+        if page.namespace != 0:
+            stats["non_article_pages"] += 1
+        elif page.redirect is not None:
+            target = normalize_title(page.redirect)
+            source = normalize_title(page.title)
+            if target and source and target != source:
+                redirects[source] = target
+            else:
+                stats["invalid_redirects"] += 1
+        else:
+            yield page.page_id, normalize_title(page.title), page.text, reader.namespaces
+
+
+def _store_pages(
+    conn: sqlite3.Connection,
+    results: Generator[tuple[int, str, str | None, list[str]], None, None],
+    reader: DumpReader,
+    stats: Counter[str],
+    progress: bool,
+) -> Counter[str]:
+    """Insert the processed pages in batches (disambiguation pages are counted, not stored); return the
+    link count of every target title."""
+    link_counts: Counter[str] = Counter()
+    batch: list[tuple[int, str, str]] = []
+    with tqdm(total=reader.size, unit="B", unit_scale=True, desc="build-dump-db", disable=not progress) as bar:
+        try:
+            for page_id, title, payload, targets in results:
+                if payload is None:
+                    stats["disambiguation_pages"] += 1
+                else:
+                    batch.append((page_id, title, payload))
+                    link_counts.update(targets)
+                    stats["links"] += len(targets)
+                if len(batch) >= 256:
+                    stats["duplicate_titles"] += _insert_pages(conn, batch)
+                    batch = []
+                bar.update(reader.position - bar.n)
+        finally:
+            results.close()
+        stats["duplicate_titles"] += _insert_pages(conn, batch)
+        bar.update(reader.position - bar.n)
+    return link_counts
 
 
 def _insert_pages(conn: sqlite3.Connection, batch: list[tuple[int, str, str]]) -> int:

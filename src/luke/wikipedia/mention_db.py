@@ -41,7 +41,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from luke.errors import DataError
+from luke.errors import ConfigError, DataError
 from luke.wikipedia.dump_db import DumpDB, resolve
 
 logger = logging.getLogger(__name__)
@@ -211,9 +211,9 @@ def build_mention_db(
     the database: for a partial dump, whose links mostly point outside it.
     """
     if max_mention_words < 1:
-        raise ValueError(f"max_mention_words must be at least 1, got {max_mention_words}")
+        raise ConfigError(f"max_mention_words must be at least 1, got {max_mention_words}")
     if min_link_count < 1:
-        raise ValueError(f"min_link_count must be at least 1, got {min_link_count}")
+        raise ConfigError(f"min_link_count must be at least 1, got {min_link_count}")
     out = Path(out_path)
     if not out.parent.is_dir():
         raise FileNotFoundError(f"{out.parent}: output directory does not exist")
@@ -229,12 +229,28 @@ def build_mention_db(
 def _build_mention_db(
     db: DumpDB, out: Path, max_mention_words: int, min_link_count: int, progress: bool, any_target: bool = False
 ) -> dict[str, int]:
-    redirects = db.redirects()
-    titles = db.title_set()
     page_ids = db.page_ids()
     stats: Counter[str] = Counter(pages=len(page_ids))
+    candidates, prefixes = _count_links(db, page_ids, stats, max_mention_words, progress, any_target)
+    doc_counts = _count_documents(db, page_ids, candidates, prefixes, max_mention_words, progress)
+    stats["mentions"] = 0
+    header = {
+        "format": FORMAT_NAME,
+        "version": FORMAT_VERSION,
+        "source": Path(db.path).name,
+        "max_mention_words": max_mention_words,
+    }
+    _write_atomically(out, _mention_lines(header, candidates, doc_counts, min_link_count, stats))
+    return dict(stats)
 
-    # Pass 1: anchors → targets.
+
+def _count_links(
+    db: DumpDB, page_ids: list[int], stats: Counter[str], max_mention_words: int, progress: bool, any_target: bool
+) -> tuple[dict[str, Counter[str]], set[str]]:
+    """Pass 1, anchors -> targets: the link count of every (mention, target) and the word prefixes of all
+    mentions kept; the links dropped are counted in ``stats``."""
+    redirects = db.redirects()
+    titles = db.title_set()
     candidates: dict[str, Counter[str]] = {}
     prefixes: set[str] = set()
     anchor_keys: dict[str, str | None] = {}  # raw anchor → normalised mention (None: dropped)
@@ -262,9 +278,18 @@ def _build_mention_db(
                 stats["links_to_articles"] += 1
                 if target != link.title:
                     stats["links_resolved_through_redirects"] += 1
-    del anchor_keys
+    return candidates, prefixes
 
-    # Pass 2: documents containing each mention.
+
+def _count_documents(
+    db: DumpDB,
+    page_ids: list[int],
+    candidates: dict[str, Counter[str]],
+    prefixes: set[str],
+    max_mention_words: int,
+    progress: bool,
+) -> Counter[str]:
+    """Pass 2: the number of articles containing each mention (linked, or as a whole-word sequence)."""
     doc_counts: Counter[str] = Counter()
     for page_id in tqdm(page_ids, desc="mention-db: documents", unit="page", disable=not progress):
         _, paragraphs = db.get_page(page_id)
@@ -284,32 +309,37 @@ def _build_mention_db(
                     if key in candidates:
                         found.add(key)
         doc_counts.update(found)
+    return doc_counts
 
-    def lines() -> Iterator[str]:
-        header = {"format": FORMAT_NAME, "version": FORMAT_VERSION, "source": Path(db.path).name}
-        yield json.dumps({**header, "max_mention_words": max_mention_words}, ensure_ascii=False)
-        for mention in sorted(candidates):
-            counts = candidates[mention]
-            link_count = sum(counts.values())
-            if link_count < min_link_count:
-                stats["mentions_below_min_link_count"] += 1
-                continue
-            doc_count = doc_counts[mention]
-            record: dict[str, Any] = {
-                "mention": mention,
-                "link_count": link_count,
-                "doc_count": doc_count,
-                "link_prob": min(1.0, link_count / max(doc_count, 1)),
-                "candidates": [[t, c] for t, c in sorted(counts.items(), key=lambda x: (-x[1], x[0]))],
-            }
-            stats["mentions"] += 1
-            if len(counts) > 1:
-                stats["ambiguous_mentions"] += 1
-            yield json.dumps(record, ensure_ascii=False)
 
-    stats["mentions"] = 0
-    _write_atomically(out, lines())
-    return dict(stats)
+def _mention_lines(
+    header: dict[str, Any],
+    candidates: dict[str, Counter[str]],
+    doc_counts: Counter[str],
+    min_link_count: int,
+    stats: Counter[str],
+) -> Iterator[str]:
+    """The JSON lines of the file: ``header``, then one record per mention linked ``min_link_count`` times or
+    more, in mention order; the mentions written and left out are counted in ``stats``."""
+    yield json.dumps(header, ensure_ascii=False)
+    for mention in sorted(candidates):
+        counts = candidates[mention]
+        link_count = sum(counts.values())
+        if link_count < min_link_count:
+            stats["mentions_below_min_link_count"] += 1
+            continue
+        doc_count = doc_counts[mention]
+        record: dict[str, Any] = {
+            "mention": mention,
+            "link_count": link_count,
+            "doc_count": doc_count,
+            "link_prob": min(1.0, link_count / max(doc_count, 1)),
+            "candidates": [[t, c] for t, c in sorted(counts.items(), key=lambda x: (-x[1], x[0]))],
+        }
+        stats["mentions"] += 1
+        if len(counts) > 1:
+            stats["ambiguous_mentions"] += 1
+        yield json.dumps(record, ensure_ascii=False)
 
 
 # --------------------------------------------------------------------------------------------- detector
@@ -335,7 +365,7 @@ class MentionDetector:
 
     def __init__(self, mapping: Mapping[str, str], max_mention_words: int = 20) -> None:
         if max_mention_words < 1:
-            raise ValueError(f"max_mention_words must be at least 1, got {max_mention_words}")
+            raise ConfigError(f"max_mention_words must be at least 1, got {max_mention_words}")
         self.max_mention_words = max_mention_words
         self._mapping: dict[str, str] = {}
         self._prefixes: set[str] = set()

@@ -29,7 +29,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import multiprocessing
 import os
 import random
 import shutil
@@ -44,6 +43,7 @@ from tqdm import tqdm
 from luke.entity_vocab import EntityVocab
 from luke.errors import ConfigError, DatasetError, TokenizerError
 from luke.wikipedia.dump_db import DumpDB, Paragraph, resolve
+from luke.wikipedia.parallel import ordered_map
 from luke.wikipedia.sentence_splitter import SentenceSplitter, get_sentence_splitter
 
 logger = logging.getLogger(__name__)
@@ -474,12 +474,7 @@ def _processed_pages(
     if num_workers <= 1:
         yield from map(source.processor().process, page_ids)
         return
-    pool = multiprocessing.get_context("fork").Pool(num_workers, _init_worker, (source,))
-    try:
-        yield from pool.imap(_work, page_ids, chunksize=chunk_size)
-    finally:
-        pool.terminate()
-        pool.join()
+    yield from ordered_map(_work, page_ids, num_workers, chunk_size, _init_worker, (source,))
 
 
 def _write_items(
