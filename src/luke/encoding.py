@@ -248,63 +248,46 @@ class LukeEncoder:
         (:class:`PyByteLevelBPE`), other text one batched Rust call on the whole texts when that gives the same
         tokens, and piecewise Rust calls otherwise.
         """
-        out: list[Segment | None] = [None] * len(texts)
-        split_points = [_split_points(t, sp) for t, sp in zip(texts, spans, strict=True)]
+        batch = _TextBatch(texts, spans, entity_ids)
         rust: list[int] = []
         py = self.py_bpe
         for k, t in enumerate(texts):
             if py is not None and py.eligible(t):
-                ids, offsets, char_to_tok = py.encode_pieces(t, split_points[k], need_offsets)
+                ids, offsets, char_to_tok = py.encode_pieces(t, batch.points[k], need_offsets)
                 if offsets is not None:
                     offsets = self.trim(t, offsets, 0)
-                out[k] = _segment(ids, offsets, spans[k], char_to_tok, entity_ids[k])
+                batch.finish(k, ids, offsets, char_to_tok)
             else:
                 rust.append(k)
         if rust:
-            slow = (
-                self._tokenize_whole(texts, spans, entity_ids, split_points, rust, out) if self.whole_text_ok else rust
-            )
+            slow = self._tokenize_whole(batch, rust) if self.whole_text_ok else rust
             if slow:
-                self._tokenize_piecewise(texts, spans, entity_ids, split_points, slow, out)
+                self._tokenize_piecewise(batch, slow)
             if not need_offsets:
                 for k in rust:
-                    out[k].offsets = None  # type: ignore[union-attr]
-        return out  # type: ignore[return-value]
+                    batch.out[k].offsets = None  # type: ignore[union-attr]
+        return batch.out  # type: ignore[return-value]
 
-    def _tokenize_whole(
-        self,
-        texts: list[str],
-        spans: list[list[Span] | None],
-        entity_ids: list[list[int]],
-        split_points: list[list[Span]],
-        todo: list[int],
-        out: list[Segment | None],
-    ) -> list[int]:
+    def _tokenize_whole(self, batch: _TextBatch, todo: list[int]) -> list[int]:
         """Tokenize whole texts in one Rust call; returns the texts whose span boundaries split a word."""
         slow: list[int] = []
+        texts = batch.texts
         encodings = self.tokenizer.encode_batch([texts[k] for k in todo], add_special_tokens=False)
         for k, enc in zip(todo, encodings, strict=True):
             offsets = enc.offsets
-            points = split_points[k]
+            points = batch.points[k]
             char_to_tok = _boundary_tokens(offsets, enc.word_ids, points) if points else {}
             if char_to_tok is None:
                 slow.append(k)
                 continue
-            out[k] = _segment(enc.ids, self.trim(texts[k], offsets, 0), spans[k], char_to_tok, entity_ids[k])
+            batch.finish(k, enc.ids, self.trim(texts[k], offsets, 0), char_to_tok)
         return slow
 
-    def _tokenize_piecewise(
-        self,
-        texts: list[str],
-        spans: list[list[Span] | None],
-        entity_ids: list[list[int]],
-        split_points: list[list[Span]],
-        todo: list[int],
-        out: list[Segment | None],
-    ) -> None:
+    def _tokenize_piecewise(self, batch: _TextBatch, todo: list[int]) -> None:
         """Tokenize the pieces between span boundaries (one Rust call for all pieces of all texts)."""
         pieces: list[str] = []
-        plans = [_Pieces.plan(texts[k], split_points[k], pieces) for k in todo]
+        texts = batch.texts
+        plans = [_Pieces.plan(texts[k], batch.points[k], pieces) for k in todo]
         e_iter = iter(self.tokenizer.encode_batch(pieces, add_special_tokens=False))
         for k, plan in zip(todo, plans, strict=True):
             ids: list[int] = []
@@ -315,8 +298,7 @@ class LukeEncoder:
                 ids.extend(enc.ids)
                 offsets.extend(self.trim(texts[k], enc.offsets, start))
                 tokens_before.append(len(ids))
-            char_to_tok = {pos: tokens_before[n] for pos, n in plan.marks.items()}
-            out[k] = _segment(ids, offsets, spans[k], char_to_tok, entity_ids[k])
+            batch.finish(k, ids, offsets, {pos: tokens_before[n] for pos, n in plan.marks.items()})
 
     def trim(self, text: str, offsets: list[Span], shift: int) -> list[Span]:
         """Shift offsets into the full text and drop leading spaces from byte-level tokens (``ĠLos``)."""
@@ -491,12 +473,10 @@ class LukeEncoder:
         import numpy as np
 
         n_rows = len(rows)
-        row_idx, col_idx = _ragged_index(lens)
-        input_ids = np.full((n_rows, word_len), self.special.pad, dtype=np.int64)
-        input_ids[row_idx, col_idx] = list(chain.from_iterable(r.ids for r in rows))
+        input_ids, index = _pad_ids([r.ids for r in rows], lens, word_len, self.special.pad)
         data: dict[str, Any] = {"input_ids": input_ids}
         if options.return_attention_mask:
-            data["attention_mask"] = (np.arange(word_len)[None, :] < lens[:, None]).astype(np.int64)
+            data["attention_mask"] = _length_mask(lens, word_len)
         if options.return_token_type_ids:
             types = np.zeros((n_rows, word_len), dtype=np.int64)
             for i, r in enumerate(rows):
@@ -504,12 +484,11 @@ class LukeEncoder:
                     types[i, : len(r.token_types)] = r.token_types
             data["token_type_ids"] = types
         if options.return_offsets_mapping:
-            offsets = np.zeros((n_rows, word_len, 2), dtype=np.int64)
-            offsets[row_idx, col_idx] = np.asarray(
+            offsets = np.asarray(
                 list(chain.from_iterable(r.offsets for r in rows)),  # type: ignore[arg-type]
                 dtype=np.int64,
             ).reshape(-1, 2)
-            data["offset_mapping"] = offsets
+            data["offset_mapping"] = _scatter((n_rows, word_len, 2), 0, index, offsets)
         if options.return_length:
             data["length"] = lens
         return data
@@ -518,19 +497,15 @@ class LukeEncoder:
         import numpy as np
 
         n_rows = len(rows)
-        e_row, e_col = _ragged_index(elens)
-        entity_ids = np.full((n_rows, ent_len), self.special.entity_pad, dtype=np.int64)
-        entity_ids[e_row, e_col] = list(chain.from_iterable(r.entity_ids for r in rows))
+        entity_ids, index = _pad_ids([r.entity_ids for r in rows], elens, ent_len, self.special.entity_pad)
         data: dict[str, Any] = {"entity_ids": entity_ids}
         spans = np.asarray(list(chain.from_iterable(r.entity_spans for r in rows)), dtype=np.int64).reshape(-1, 2)
         arange_m = np.arange(options.max_mention_length)
         pos = spans[:, :1] + arange_m[None, :]
         pos[arange_m[None, :] >= (spans[:, 1:] - spans[:, :1])] = -1
-        positions = np.full((n_rows, ent_len, options.max_mention_length), -1, dtype=np.int64)
-        positions[e_row, e_col] = pos
-        data["entity_position_ids"] = positions
+        data["entity_position_ids"] = _scatter((n_rows, ent_len, options.max_mention_length), -1, index, pos)
         if options.return_attention_mask:
-            data["entity_attention_mask"] = (np.arange(ent_len)[None, :] < elens[:, None]).astype(np.int64)
+            data["entity_attention_mask"] = _length_mask(elens, ent_len)
         if options.return_token_type_ids:
             etypes = np.zeros((n_rows, ent_len), dtype=np.int64)
             if not self.double_separator:
@@ -538,16 +513,11 @@ class LukeEncoder:
                     etypes[i, r.n_first : len(r.entity_ids)] = 1
             data["entity_token_type_ids"] = etypes
         if options.task == "entity_span_classification":
-            start = np.zeros((n_rows, ent_len), dtype=np.int64)
-            end = np.zeros((n_rows, ent_len), dtype=np.int64)
-            start[e_row, e_col] = spans[:, 0]
-            end[e_row, e_col] = spans[:, 1] - 1
-            data["entity_start_positions"] = start
-            data["entity_end_positions"] = end
+            data["entity_start_positions"] = _scatter((n_rows, ent_len), 0, index, spans[:, 0])
+            data["entity_end_positions"] = _scatter((n_rows, ent_len), 0, index, spans[:, 1] - 1)
         if options.return_overflowing_tokens:
-            idx = np.full((n_rows, ent_len), -1, dtype=np.int64)
-            idx[e_row, e_col] = list(chain.from_iterable(r.entity_indices for r in rows))
-            data["entity_indices"] = idx
+            indices = list(chain.from_iterable(r.entity_indices for r in rows))
+            data["entity_indices"] = _scatter((n_rows, ent_len), -1, index, indices)
         return data
 
     def _collate_lists(self, rows: list[Row], has_entities: bool, options: EncodeOptions) -> dict[str, Any]:
@@ -598,16 +568,25 @@ def _split_points(text: str, spans: list[Span] | None) -> list[Span]:
     return points
 
 
-def _segment(
-    ids: list[int],
-    offsets: list[Span] | None,
-    spans: list[Span] | None,
-    char_to_tok: dict[int, int],
-    entity_ids: list[int],
-) -> Segment:
-    sp = spans or []
-    token_spans = [(char_to_tok[s], char_to_tok[e]) for s, e in sp]
-    return Segment(ids, offsets, token_spans, entity_ids, list(range(len(sp))))
+@dataclass(slots=True)
+class _TextBatch:
+    """Texts being word-tokenized: their spans, entity ids and split points, and the segments done so far."""
+
+    texts: list[str]
+    spans: list[list[Span] | None]
+    entity_ids: list[list[int]]
+    points: list[list[Span]] = field(init=False)
+    out: list[Segment | None] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.points = [_split_points(t, sp) for t, sp in zip(self.texts, self.spans, strict=True)]
+        self.out = [None] * len(self.texts)
+
+    def finish(self, k: int, ids: list[int], offsets: list[Span] | None, char_to_tok: dict[int, int]) -> None:
+        """Store text ``k``'s segment; ``char_to_tok`` maps each span boundary to its token index."""
+        sp = self.spans[k] or []
+        token_spans = [(char_to_tok[s], char_to_tok[e]) for s, e in sp]
+        self.out[k] = Segment(ids, offsets, token_spans, self.entity_ids[k], list(range(len(sp))))
 
 
 def _boundary_tokens(offsets: list[Span], word_ids: list[int | None], points: list[Span]) -> dict[int, int] | None:
@@ -689,6 +668,28 @@ def _padded_lengths(lengths: list[int], n_ents: list[int], options: EncodeOption
         word_len = -(-word_len // multiple) * multiple  # type: ignore[operator]
         ent_len = -(-ent_len // multiple) * multiple
     return word_len, ent_len
+
+
+def _pad_ids(seqs: list[list[int]], lengths: Any, width: int, fill: int) -> tuple[Any, tuple[Any, Any]]:
+    """``seqs`` padded to ``width`` with ``fill`` (int64 array), and the index of the real entries."""
+    index = _ragged_index(lengths)
+    return _scatter((len(seqs), width), fill, index, list(chain.from_iterable(seqs))), index
+
+
+def _scatter(shape: tuple[int, ...], fill: int, index: tuple[Any, Any], values: Any) -> Any:
+    """An int64 array of ``shape`` filled with ``fill`` and ``values`` at ``index``."""
+    import numpy as np
+
+    out = np.full(shape, fill, dtype=np.int64)
+    out[index] = values
+    return out
+
+
+def _length_mask(lengths: Any, width: int) -> Any:
+    """``1`` for the first ``lengths[i]`` positions of each row of ``width``, ``0`` after."""
+    import numpy as np
+
+    return (np.arange(width)[None, :] < lengths[:, None]).astype(np.int64)
 
 
 def _ragged_index(lengths: Any) -> tuple[Any, Any]:
