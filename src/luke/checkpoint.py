@@ -32,6 +32,7 @@ from torch import nn
 
 from luke.config import LukeConfig
 from luke.entity_vocab import EntityVocab
+from luke.errors import CheckpointError, ConfigError
 from luke.modeling import MODEL_CLASSES, LukeForMaskedLM, LukeModel, LukePreTrainedModel
 
 logger = logging.getLogger(__name__)
@@ -73,11 +74,11 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # unpickling errors have many types; report the file
-        raise ValueError(f"{path}: cannot read as a weights-only PyTorch checkpoint ({err})") from None
+        raise CheckpointError(f"{path}: cannot read as a weights-only PyTorch checkpoint ({err})") from None
     if isinstance(state, dict) and "module" in state and isinstance(state["module"], dict):
         state = state["module"]  # DeepSpeed model-states file
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise ValueError(f"{path}: expected a state dict of tensors")
+        raise CheckpointError(f"{path}: expected a state dict of tensors")
     return state
 
 
@@ -108,11 +109,29 @@ def load_state_dict(
 
     Missing tensors whose names (without ``luke.``) start with one of ``expected_missing`` are left out
     of the report and not warned about (e.g. the entity side when starting from a BERT checkpoint)."""
-    state = _normalise_keys(state)
-    report = LoadReport()
-    own = model.state_dict()
     headed = hasattr(model, "luke")
-    # Prefix: headed models keep the encoder under `luke.`; the bare encoder has no prefix.
+    own = model.state_dict()
+    state = _renamed_for(own, _normalise_keys(state), headed)
+    report = LoadReport()
+    _match_entity_aware_queries(own, state, report)
+    if isinstance(model, LukeForMaskedLM):
+        if _untie_if_different(model, state, report):
+            own = model.state_dict()
+        state.pop("entity_predictions.decoder.weight", None)
+    _copy_tensors(model, own, state, report)
+    report.unexpected_keys = sorted(k for k in state if k not in own)
+    if expected_missing:
+        fresh = [k for k in report.missing_keys if k.removeprefix("luke.").startswith(expected_missing)]
+        report.missing_keys = [k for k in report.missing_keys if k not in fresh]
+        logger.info("freshly initialised as expected: %d tensors", len(fresh))
+    model.tie_weights()
+    _log_report(report, headed)
+    return report
+
+
+def _renamed_for(own: dict[str, torch.Tensor], state: dict[str, torch.Tensor], headed: bool) -> dict[str, torch.Tensor]:
+    """``state`` with the keys the model uses: headed models keep the encoder under ``luke.``, the bare encoder
+    has no prefix; ``lm_head.bias`` is carried as ``lm_head.decoder.bias``."""
     renamed: dict[str, torch.Tensor] = {}
     for key, value in state.items():
         if headed and not key.startswith("luke.") and f"luke.{key}" in own:
@@ -120,12 +139,16 @@ def load_state_dict(
         elif not headed and key.startswith("luke."):
             key = key[len("luke.") :]
         renamed[key] = value
-    state = renamed
-    if "lm_head.decoder.bias" not in state and "lm_head.bias" in state:
-        state["lm_head.decoder.bias"] = state["lm_head.bias"]
-    state.pop("lm_head.bias", None)
+    if "lm_head.decoder.bias" not in renamed and "lm_head.bias" in renamed:
+        renamed["lm_head.decoder.bias"] = renamed["lm_head.bias"]
+    renamed.pop("lm_head.bias", None)
+    return renamed
 
-    # Entity-aware queries: copy `query` where a checkpoint has none; drop them if the model has none.
+
+def _match_entity_aware_queries(
+    own: dict[str, torch.Tensor], state: dict[str, torch.Tensor], report: LoadReport
+) -> None:
+    """Entity-aware queries: copy ``query`` where the checkpoint has none; drop them if the model has none."""
     for key in list(own):
         m = _EA_QUERY.match(key)
         if m and key not in state:
@@ -138,18 +161,25 @@ def load_state_dict(
             state.pop(key)
             logger.info("ignoring %s: the model does not use entity-aware attention", key)
 
-    # Tied weights.
-    if isinstance(model, LukeForMaskedLM):
-        word = state.get("luke.embeddings.word_embeddings.weight")
-        decoder = state.get("lm_head.decoder.weight")
-        if decoder is not None and word is not None and model.config.tie_word_embeddings:
-            if decoder.shape != word.shape or not torch.equal(decoder, word):
-                model.config.tie_word_embeddings = False
-                model.lm_head.decoder.weight = nn.Parameter(model.lm_head.decoder.weight.detach().clone())
-                report.untied.append("lm_head.decoder.weight")
-                own = model.state_dict()
-        state.pop("entity_predictions.decoder.weight", None)
 
+def _untie_if_different(model: LukeForMaskedLM, state: dict[str, torch.Tensor], report: LoadReport) -> bool:
+    """Untie the MLM decoder from the word embeddings when the checkpoint's two differ; True if it did."""
+    word = state.get("luke.embeddings.word_embeddings.weight")
+    decoder = state.get("lm_head.decoder.weight")
+    if decoder is None or word is None or not model.config.tie_word_embeddings:
+        return False
+    if decoder.shape == word.shape and torch.equal(decoder, word):
+        return False
+    model.config.tie_word_embeddings = False
+    model.lm_head.decoder.weight = nn.Parameter(model.lm_head.decoder.weight.detach().clone())
+    report.untied.append("lm_head.decoder.weight")
+    return True
+
+
+def _copy_tensors(
+    model: nn.Module, own: dict[str, torch.Tensor], state: dict[str, torch.Tensor], report: LoadReport
+) -> None:
+    """Copy every tensor of ``own`` (aliases once) from ``state``; record the missing ones in ``report``."""
     tied = _tied_keys(model)
     with torch.no_grad():
         params = dict(model.named_parameters(remove_duplicate=False)) | dict(model.named_buffers())
@@ -163,17 +193,14 @@ def load_state_dict(
                 continue
             value = state[key]
             if value.shape != target.shape:
-                raise ValueError(
+                raise CheckpointError(
                     f"checkpoint tensor {key} has shape {tuple(value.shape)} but the model (config) expects "
                     f"{tuple(target.shape)}"
                 )
             params[key].copy_(value)
-    report.unexpected_keys = sorted(k for k in state if k not in own)
-    if expected_missing:
-        fresh = [k for k in report.missing_keys if k.removeprefix("luke.").startswith(expected_missing)]
-        report.missing_keys = [k for k in report.missing_keys if k not in fresh]
-        logger.info("freshly initialised as expected: %d tensors", len(fresh))
-    model.tie_weights()
+
+
+def _log_report(report: LoadReport, headed: bool) -> None:
     if report.copied_queries:
         logger.info("initialised %d entity-aware query tensors from `query`", len(report.copied_queries))
     if report.missing_keys:
@@ -183,7 +210,6 @@ def load_state_dict(
         logger.info("ignoring %d task/pretraining head tensors", len(heads))
     if len(heads) < len(report.unexpected_keys):
         logger.warning("unused checkpoint tensors: %s", ", ".join(k for k in report.unexpected_keys if k not in heads))
-    return report
 
 
 def _tied_keys(model: nn.Module) -> set[str]:
@@ -318,7 +344,7 @@ def init_entities_from_words(model: LukePreTrainedModel, title_token_ids: dict[i
     entity table exists).  Needs ``entity_emb_size == hidden_size``.  Returns the number of rows set."""
     base = model.luke if hasattr(model, "luke") else model
     if model.config.entity_emb_size != model.config.hidden_size:
-        raise ValueError("init_entities_from_words needs entity_emb_size == hidden_size")
+        raise ConfigError("init_entities_from_words needs entity_emb_size == hidden_size")
     words, ents = base.embeddings, base.entity_embeddings
     copy_word_positions_to_entities(model)
     done = 0
@@ -371,7 +397,7 @@ def init_from_transformers(
     src = json.loads(cfg_path.read_text())
     model_type = src.get("model_type")
     if model_type not in ("bert", "roberta", "xlm-roberta", "camembert"):
-        raise ValueError(f"{cfg_path}: model_type {model_type!r} is not BERT or RoBERTa-like")
+        raise CheckpointError(f"{cfg_path}: model_type {model_type!r} is not BERT or RoBERTa-like")
     bert_style = model_type == "bert"
     config = LukeConfig(
         vocab_size=src["vocab_size"],
@@ -444,7 +470,7 @@ def load_original_archive(path: str | Path, *, use_entity_aware_attention: bool 
                 with tarfile.open(path) as tar:
                     tar.extractall(tmp, filter="data")
             except tarfile.TarError as err:
-                raise ValueError(f"{path}: not a readable tar archive ({err})") from None
+                raise CheckpointError(f"{path}: not a readable tar archive ({err})") from None
             folder = _find_archive_root(Path(tmp))
         for name in ("metadata.json", LEGACY_WEIGHTS_NAME):
             if not (folder / name).is_file():
@@ -458,7 +484,7 @@ def load_original_archive(path: str | Path, *, use_entity_aware_attention: bool 
         entity_vocab = EntityVocab.load(vocab_file)
         state = _normalise_keys(read_state_dict(folder / LEGACY_WEIGHTS_NAME))
     if "model_config" not in metadata:
-        raise ValueError(f"{path}: metadata.json has no model_config")
+        raise CheckpointError(f"{path}: metadata.json has no model_config")
     mc = dict(metadata["model_config"])
     roberta = "roberta" in str(mc.get("bert_model_name", ""))
     known = set(LukeConfig.__dataclass_fields__) - {"extra", "architectures", "id2label", "label2id"}
@@ -472,7 +498,7 @@ def load_original_archive(path: str | Path, *, use_entity_aware_attention: bool 
     model = model_class_for(config, set(state))(config)
     report = load_state_dict(model, state)
     if report.missing_keys:
-        raise ValueError(f"{path}: checkpoint lacks tensors: {', '.join(report.missing_keys)}")
+        raise CheckpointError(f"{path}: checkpoint lacks tensors: {', '.join(report.missing_keys)}")
     return OriginalArchive(model=model.eval(), entity_vocab=entity_vocab, metadata=metadata)
 
 
