@@ -4,7 +4,6 @@ shared building blocks of :mod:`luke.command_args` behave as the commands rely o
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 from pathlib import Path
 
@@ -18,7 +17,6 @@ from luke.command_args import (
     add_no_progress,
     add_num_workers,
     add_paths,
-    dataclass_from_args,
     positive_int,
     timed,
 )
@@ -161,13 +159,6 @@ def test_argument_helpers() -> None:
         parser.parse_args(["x", "y", "--a", "0"])
 
 
-def test_dataclass_from_args_and_timed() -> None:
-    @dataclasses.dataclass
-    class Options:
-        size: int = 1
-        name: str = "a"
-
-    options = dataclass_from_args(Options, argparse.Namespace(size=3, name="b", other=True))
-    assert options == Options(3, "b")
+def test_timed() -> None:
     result, seconds = timed(lambda a, b=0: a + b, 2, b=3)
     assert result == 5 and seconds >= 0

@@ -10,7 +10,6 @@ raised by the library, which ``luke.cli`` prints.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import inspect
 import os
 import time
@@ -81,11 +80,6 @@ def add_no_progress(parser: argparse.ArgumentParser, help: str | None = "do not 
 def add_json_flag(parser: argparse.ArgumentParser, help: str = "print machine-readable JSON") -> None:
     """``--json``: print the result as JSON instead of a table."""
     parser.add_argument("--json", action="store_true", help=help)
-
-
-def dataclass_from_args(cls: type[T], args: argparse.Namespace) -> T:
-    """An instance of dataclass ``cls`` whose fields are the same-named attributes of ``args``."""
-    return cls(**{field.name: getattr(args, field.name) for field in dataclasses.fields(cls)})  # type: ignore[arg-type]
 
 
 def timed(func: Callable[..., T], *args: Any, **kwargs: Any) -> tuple[T, float]:

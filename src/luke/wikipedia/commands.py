@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -15,10 +16,10 @@ from luke.command_args import (
     add_no_progress,
     add_num_workers,
     add_paths,
-    dataclass_from_args,
     positive_int,
     timed,
 )
+from luke.dataclass_args import values_from_namespace
 from luke.errors import ConfigError
 
 _DB_HELP = "database written by build-dump-db"
@@ -209,7 +210,7 @@ def _build_pretraining_dataset(args: argparse.Namespace) -> int:
     from luke.wikipedia.pretraining_dataset import DatasetOptions, build_pretraining_dataset
 
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    options = dataclass_from_args(DatasetOptions, args)
+    options = DatasetOptions(**values_from_namespace(args, dataclasses.fields(DatasetOptions), skip_none=False))
     meta, seconds = timed(
         build_pretraining_dataset,
         args.dump_db,
