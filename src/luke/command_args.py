@@ -1,10 +1,10 @@
-"""Building blocks shared by the ``luke`` command modules (``register(sub)`` functions).
+"""Building blocks shared by the ``luke`` command modules (their ``register(sub)`` functions).
 
 A command is declared as ``p = add_command(sub, name, handler, text)`` followed by its arguments; the
-helpers here cover what several commands repeat: positional path arguments, ``--num-workers``,
-``--no-progress``, ``--json`` and the positive-integer type, and :func:`timed` for the "in N s" summary
-line. They only build ``argparse`` parsers: errors for bad input stay :class:`luke.errors.LukeError`\\ s
-raised by the library, which ``luke.cli`` prints.
+helpers here cover what several commands repeat: positional path arguments, integer options, ``--num-workers``,
+``--no-progress``, ``--json``, the positive-integer type, and :func:`timed` for the "in N s" summary line.
+They only build ``argparse`` parsers: bad input is reported by the library raising a
+:class:`luke.errors.LukeError`, which ``luke.cli`` prints as one line.
 """
 
 from __future__ import annotations
