@@ -15,10 +15,13 @@ where words and entities query with different projections, keys and values share
 * ``"reference"``: ``attention_reference`` itself, when the probabilities are requested, for bf16 with
   attention dropout, and on other devices with entity-aware attention.
 
-Why: ``benchmarks/bench_model.py`` (base size, 2 threads; ``docs/benchmarks.md``) measures our model at
-1.47-1.54x the training speed of ``transformers`` at 4x(512+64) with 2458 vs 4138 MiB peak memory, and the
-materialised path's chunking took NER fine-tuning from about 1.7x to 2.5x (``benchmarks/bench_finetuning.py``);
-``benchmarks/profile_step.py --kernels`` times the mask and the ``uint8`` multiply that ``DenseAttention`` uses.
+Why: these are parts (1) and (3) of "where the speed comes from" in ``docs/benchmarks.md``; there is no
+separate on/off measurement of them. ``benchmarks/bench_model.py`` (base size, 2 threads) measures the whole
+model against ``transformers``: 1.65-1.73x the inference speed at 4x(512+64) with 88 vs 328 MiB peak memory,
+1.47-1.54x the training speed with 2458 vs 4138 MiB. Chunking the dense path and multiplying its mask as
+``uint8`` moved NER fine-tuning from about 1.7x to 2.5x the speed of ``transformers``
+(``benchmarks/bench_finetuning.py``); ``benchmarks/profile_step.py --kernels`` times the pieces (one 375x375
+head, 100 times: probabilities x bool mask 39.2 ms, x the mask viewed as ``uint8`` 5.6 ms).
 """
 
 from __future__ import annotations
