@@ -38,6 +38,7 @@ __all__ = [
     "WarmupSchedule",
     "create_accelerator",
     "fault",
+    "fsync_tree",
     "parameter_groups",
     "progress_bar",
     "rng_state",
