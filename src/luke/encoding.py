@@ -98,7 +98,7 @@ class EncodeOptions:
         return self.return_tensors is not None or self.padding != "do_not_pad"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Example:
     """One checked input: a text (and optional second text) with character spans and their entity ids."""
 
@@ -121,7 +121,7 @@ class Segment:
     entity_indices: list[int]  # index of each entity's span in the input
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Window:
     """Token window of one example: ``[a_start, a_end)`` of the first text, ``[b_start, b_end)`` of the second."""
 
@@ -196,10 +196,11 @@ class LukeEncoder:
         sample_map: list[int] = []
         n_single = 2 if options.add_special_tokens else 0
         n_pair = (4 if self.double_separator else 3) if options.add_special_tokens else 0
+        windows, assemble = self.windows, self.assemble
         for i, (a, b) in enumerate(zip(first, second, strict=True)):
             len_b = None if b is None else len(b.ids)
-            for window in self.windows(i, len(a.ids), len_b, n_single if b is None else n_pair, options):
-                rows.append(self.assemble(a, b, window, options))
+            for window in windows(i, len(a.ids), len_b, n_single if b is None else n_pair, options):
+                rows.append(assemble(a, b, window, options))
                 sample_map.append(i)
         has_entities = any(ex.spans is not None or ex.pair_spans is not None for ex in examples)
         data = self.collate(rows, has_entities, options)
@@ -251,12 +252,13 @@ class LukeEncoder:
         batch = _TextBatch(texts, spans, entity_ids)
         rust: list[int] = []
         py = self.py_bpe
+        points, finish = batch.points, batch.finish
         for k, t in enumerate(texts):
             if py is not None and py.eligible(t):
-                ids, offsets, char_to_tok = py.encode_pieces(t, batch.points[k], need_offsets)
+                ids, offsets, char_to_tok = py.encode_pieces(t, points[k], need_offsets)
                 if offsets is not None:
                     offsets = self.trim(t, offsets, 0)
-                batch.finish(k, ids, offsets, char_to_tok)
+                finish(k, ids, offsets, char_to_tok)
             else:
                 rust.append(k)
         if rust:
