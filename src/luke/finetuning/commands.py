@@ -162,7 +162,11 @@ def finetune(
             "main_metric": task.main_metric,
             "examples": {k: len(v) for k, v in splits.items()},
             "features": {k: len(v) for k, v in features.items()},
-            "training": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+            # output_dir first, as when it was the first field of TrainingArguments
+            "training": {
+                "output_dir": str(args.output_dir),
+                **{k: v for k, v in vars(args).items() if k != "output_dir"},
+            },
             "task_options": task.given_options,
             "best_epoch": state.get("best_epoch"),
             "history": state["history"],

@@ -63,15 +63,15 @@ class TrainingArguments(TaskDefaults):
     adam_beta2: float = 0.98
     adam_epsilon: float = 1e-6
     max_grad_norm: float = option(0.0, "gradient clipping (0 = none, the paper's)")
-    cpu: bool = option(False, "run on CPU even when a GPU is present", group="common")
     mixed_precision: Literal["no", "bf16", "fp16"] = option("no", "autocast precision", group="common")
-    #: stop after N optimiser steps (0 = run all epochs); the schedule still spans the epochs
-    max_steps: int = option(0, "stop after this many optimiser steps", group="run")
+    cpu: bool = option(False, "run on CPU even when a GPU is present", group="common")
     save_steps: int = option(0, "also save resumable state every N steps", group="run")
     resume: bool = option(False, "continue from OUTPUT/checkpoint if present", group="run")
     logging_steps: int = option(20, "log the training loss every N optimiser steps", group="run")
     tensorboard: bool = option(True, "no TensorBoard logs", group="run", flag="--no-tensorboard")
     progress: bool = option(True, "no progress bars", group="common", flag="--no-progress")
+    #: stop after N optimiser steps (0 = run all epochs); the schedule still spans the epochs
+    max_steps: int = option(0, "stop after this many optimiser steps", group="run")
     extra: dict[str, Any] = field(default_factory=dict)
 
 
