@@ -157,10 +157,9 @@ class Task(ABC):
         The tokenizer cuts entity mentions at ``max_mention_length`` only when that option was given (else at
         ``max_seq_length``: never); NER and ReCoRD apply their default to their own candidates."""
         o = self.options
+        mention = o.max_mention_length if "max_mention_length" in self.given_options else o.max_seq_length
         return {
-            "max_mention_length": o.max_mention_length
-            if "max_mention_length" in self.given_options
-            else o.max_seq_length,
+            "max_mention_length": mention,
             "keep_entity_vocab": self.keeps_entity_vocab,
             "entity_init": o.entity_init,
             "entity_aware_attention": not o.no_entity_aware_attention,
