@@ -148,12 +148,14 @@ def test_segments_put_span_boundaries_on_tokens(roberta: LukeTokenizer, bert: Lu
 def test_markers_wrap_the_spans(roberta: LukeTokenizer) -> None:
     encoder = roberta.encoder
     (seg,) = encoder.tokenize_segments(["a b c d"], [[(2, 3), (6, 7)]], [[2, 3]], True)
-    marked = encoder.insert_markers(seg)
+    n_before = len(seg.ids)
+    encoder.insert_markers(seg)
+    marked = seg
     e1, e2 = encoder.special.entity_1, encoder.special.entity_2
     (s1, t1), (s2, t2) = marked.spans
     assert marked.ids[s1] == e1 and marked.ids[t1 - 1] == e1
     assert marked.ids[s2] == e2 and marked.ids[t2 - 1] == e2
-    assert len(marked.ids) == len(seg.ids) + 4 and len(marked.offsets) == len(marked.ids)
+    assert len(marked.ids) == n_before + 4 and len(marked.offsets) == len(marked.ids)
 
 
 def test_windows(roberta: LukeTokenizer) -> None:

@@ -231,7 +231,8 @@ class LukeEncoder:
             for i, seg in zip(pair_idx, encoded, strict=True):
                 second[i] = seg
         if options.task in _MARKER_TASKS:
-            first = [self.insert_markers(seg) for seg in first]
+            for seg in first:
+                self.insert_markers(seg)
         return first, second
 
     # ------------------------------------------------------------------------------------ word tokenization
@@ -315,8 +316,8 @@ class LukeEncoder:
             out.append((s, e))
         return out
 
-    def insert_markers(self, seg: Segment) -> Segment:
-        """Insert ``<ent>`` (and ``<ent2>``) around the task spans, as transformers does."""
+    def insert_markers(self, seg: Segment) -> None:
+        """Insert ``<ent>`` (and ``<ent2>``) around the task spans of ``seg`` (in place), as transformers does."""
         ids, offsets = seg.ids, seg.offsets
         markers = (self.special.entity_1, self.special.entity_2)
         # At one token position: closing markers of non-empty spans, then empty spans (open, close), then
@@ -350,7 +351,7 @@ class LukeEncoder:
         new_ids += ids[cur:]
         if new_offsets is not None:
             new_offsets += offsets[cur:]  # type: ignore[index]
-        return Segment(new_ids, new_offsets, [(s, e) for s, e in new_spans], seg.entity_ids, seg.entity_indices)
+        seg.ids, seg.offsets, seg.spans = new_ids, new_offsets, [(s, e) for s, e in new_spans]
 
     # ------------------------------------------------------------------------------------ windows
     def windows(

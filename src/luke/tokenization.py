@@ -494,22 +494,22 @@ class LukeTokenizer:
             raise ValueError(f"task {task!r} needs entity_spans")
         examples = []
         language = options.entity_language
-        for i in range(n):
-            t, p = inputs.texts[i], inputs.pairs[i]
+        columns = (inputs.texts, inputs.pairs, inputs.spans, inputs.spans_pair, entities, entities_pair)
+        for i, (t, p, spans, spans_pair, ents, ents_pair) in enumerate(zip(*columns, strict=True)):
             if not isinstance(t, str):
                 raise ValueError(f"example {i}: text must be a string, got {type(t).__name__}")
             if p is not None and not isinstance(p, str):
                 raise ValueError(f"example {i}: text_pair must be a string, got {type(p).__name__}")
-            s1 = _check_spans(inputs.spans[i], t, i, "entity_spans")
+            s1 = _check_spans(spans, t, i, "entity_spans")
             if task is not None:
                 _check_task_spans(task, s1, i)
             s2 = None
-            if inputs.spans_pair[i] is not None:
+            if spans_pair is not None:
                 if p is None:
                     raise ValueError(f"example {i}: entity_spans_pair given without text_pair")
-                s2 = _check_spans(inputs.spans_pair[i], p, i, "entity_spans_pair")
-            ids1 = self._entity_ids(task, s1, entities[i], i, "entities", language)
-            ids2 = self._entity_ids(None, s2, entities_pair[i], i, "entities_pair", language)
+                s2 = _check_spans(spans_pair, p, i, "entity_spans_pair")
+            ids1 = self._entity_ids(task, s1, ents, i, "entities", language)
+            ids2 = self._entity_ids(None, s2, ents_pair, i, "entities_pair", language)
             examples.append(Example(t, s1, ids1, p, s2, ids2))
         return examples
 
