@@ -16,6 +16,7 @@ import yaml
 
 from conftest import minilm_folder, require_shared
 from luke.cli import main
+from luke.errors import ConfigError
 from luke.pretraining.config import PretrainingConfig
 from luke.pretraining.data import DatasetError, PretrainingDataset
 from luke.pretraining.trainer import Trainer, latest_checkpoint
@@ -190,7 +191,7 @@ def test_evaluate_and_plot_commands(inputs, trained, capsys: pytest.CaptureFixtu
 
 def test_resume_without_checkpoint_and_reuse_of_output_dir(inputs, trained, tmp_path: Path) -> None:
     out, _, _ = trained
-    with pytest.raises(FileExistsError, match="already holds checkpoints"):
+    with pytest.raises(ConfigError, match="already holds checkpoints"):
         Trainer(PretrainingConfig.from_dict(tiny_config(inputs, out))).run()
     with pytest.raises(FileNotFoundError, match="no complete checkpoint"):
         Trainer(PretrainingConfig.from_dict(tiny_config(inputs, tmp_path / "new")), resume=True).run()
@@ -381,7 +382,7 @@ def test_entity_position_init_from_word_positions(inputs, tmp_path: Path) -> Non
 def test_entity_init_from_title_words(inputs, tmp_path: Path) -> None:
     """``entity_init: words``: each entity row is the mean word embedding of its title's word pieces (the
     dataset's tokenizer), specials stay random; a table wider than the hidden size is refused."""
-    from luke.pretraining.config import ConfigError
+
     from luke.pretraining.trainer import load_model
 
     dataset = PretrainingDataset(inputs["ds"])
@@ -441,8 +442,6 @@ def test_deepspeed_or_fsdp_configuration_is_refused_not_ignored(inputs, tmp_path
     with a clear message instead of silently training with its own DDP wrapper."""
     import accelerate
     from accelerate.utils import DistributedType
-
-    from luke.pretraining.config import ConfigError
 
     monkeypatch.setattr(accelerate.Accelerator, "distributed_type", property(lambda self: DistributedType[kind]))
     with pytest.raises(ConfigError, match=f"configured for {kind}.*does not support"):

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from luke.errors import CheckpointError, ConfigError
+
 CONFIG_NAME = "config.json"
 
 # Keys that `transformers` writes but that carry no model meaning for us; dropped on read.
@@ -59,12 +61,12 @@ class LukeConfig:
 
     def __post_init__(self) -> None:
         if self.hidden_size % self.num_attention_heads:
-            raise ValueError(
+            raise ConfigError(
                 f"hidden_size ({self.hidden_size}) must be a multiple of num_attention_heads "
                 f"({self.num_attention_heads})"
             )
         if self.word_position_style not in ("roberta", "bert"):
-            raise ValueError(f"word_position_style must be 'roberta' or 'bert', got {self.word_position_style!r}")
+            raise ConfigError(f"word_position_style must be 'roberta' or 'bert', got {self.word_position_style!r}")
         for name in (
             "vocab_size",
             "entity_vocab_size",
@@ -73,7 +75,7 @@ class LukeConfig:
             "num_hidden_layers",
         ):
             if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+                raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
         if self.id2label is not None:
             self.id2label = {int(k): v for k, v in self.id2label.items()}
             if self.label2id is None:
@@ -100,7 +102,7 @@ class LukeConfig:
             elif key not in _IGNORED_KEYS and key != "extra":
                 extra[key] = value
         if data.get("model_type", "luke") not in ("luke", None):
-            raise ValueError(f"config has model_type {data['model_type']!r}, expected 'luke'")
+            raise ConfigError(f"config has model_type {data['model_type']!r}, expected 'luke'")
         return cls(**kwargs, extra=extra)
 
     def to_dict(self) -> dict[str, Any]:
@@ -127,13 +129,13 @@ class LukeConfig:
         except FileNotFoundError:
             raise FileNotFoundError(f"no config file at {path}") from None
         except json.JSONDecodeError as err:
-            raise ValueError(f"{path}: invalid JSON at line {err.lineno}: {err.msg}") from None
+            raise CheckpointError(f"{path}: invalid JSON at line {err.lineno}: {err.msg}") from None
         if not isinstance(data, dict):
-            raise ValueError(f"{path}: expected a JSON object")
+            raise CheckpointError(f"{path}: expected a JSON object")
         try:
             return cls.from_dict(data)
         except TypeError as err:
-            raise ValueError(f"{path}: {err}") from None
+            raise CheckpointError(f"{path}: {err}") from None
 
     @classmethod
     def from_pretrained(cls, folder: str | Path) -> LukeConfig:

@@ -29,6 +29,8 @@ import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
+from luke.errors import DataError
+
 __all__ = [
     "EntityVocab",
     "PAD_TOKEN",
@@ -76,20 +78,20 @@ class EntityVocab:
     def _add_entry(self, entity_id: int, entities: list[Entity], count: int, where: str | None) -> None:
         prefix = f"{where}: " if where else ""
         if entity_id < 0:
-            raise ValueError(f"{prefix}negative entity id {entity_id}")
+            raise DataError(f"{prefix}negative entity id {entity_id}")
         if entity_id in self._id_to_entities:
-            raise ValueError(f"{prefix}duplicate entity id {entity_id}")
+            raise DataError(f"{prefix}duplicate entity id {entity_id}")
         if not entities:
-            raise ValueError(f"{prefix}entity id {entity_id} has no titles")
+            raise DataError(f"{prefix}entity id {entity_id} has no titles")
         for title, language in entities:
             if not isinstance(title, str) or not title:
-                raise ValueError(f"{prefix}entity id {entity_id}: title must be a non-empty string, got {title!r}")
+                raise DataError(f"{prefix}entity id {entity_id}: title must be a non-empty string, got {title!r}")
             if language is not None and not isinstance(language, str):
-                raise ValueError(f"{prefix}entity id {entity_id}: language must be a string or null")
+                raise DataError(f"{prefix}entity id {entity_id}: language must be a string or null")
             key = (title, language)
             if key in self._entity_to_id:
                 lang = f" (language {language!r})" if language else ""
-                raise ValueError(
+                raise DataError(
                     f"{prefix}duplicate title {title!r}{lang}: already has id {self._entity_to_id[key]}, "
                     f"again for id {entity_id}"
                 )
@@ -103,7 +105,7 @@ class EntityVocab:
         if n and max(self._id_to_entities) != n - 1:
             missing = next(i for i in range(n) if i not in self._id_to_entities)
             prefix = f"{where}: " if where else ""
-            raise ValueError(
+            raise DataError(
                 f"{prefix}entity ids are not contiguous: id {missing} is missing "
                 f"({n} ids, largest id {max(self._id_to_entities)})"
             )
@@ -147,7 +149,7 @@ class EntityVocab:
         prefix = f"{where}: " if where else ""
         for key, value in pairs:
             if not isinstance(key, str) or isinstance(value, bool) or not isinstance(value, int):
-                raise ValueError(f"{prefix}expected a mapping of title -> integer id, got {key!r}: {value!r}")
+                raise DataError(f"{prefix}expected a mapping of title -> integer id, got {key!r}: {value!r}")
         if multilingual is None:
             regular = [k for k, _ in pairs if k not in DEFAULT_SPECIALS]
             multilingual = bool(regular) and all(_LANG_KEY.match(k) for k in regular)
@@ -157,7 +159,7 @@ class EntityVocab:
             if multilingual and key not in DEFAULT_SPECIALS:
                 match = _LANG_KEY.match(key)
                 if match is None:
-                    raise ValueError(f"{prefix}key {key!r} is not of the form 'lang:title'")
+                    raise DataError(f"{prefix}key {key!r} is not of the form 'lang:title'")
                 entity = (match.group(2), match.group(1))
             grouped.setdefault(entity_id, []).append(entity)
         vocab = cls()
@@ -184,7 +186,7 @@ class EntityVocab:
             return cls._load_jsonl(path)
         if suffix == ".json":
             return cls._load_json(path, multilingual=multilingual)
-        raise ValueError(f"{path}: unknown entity vocabulary format {suffix!r} (expected .tsv, .jsonl or .json)")
+        raise DataError(f"{path}: unknown entity vocabulary format {suffix!r} (expected .tsv, .jsonl or .json)")
 
     @classmethod
     def _load_tsv(cls, path: Path) -> EntityVocab:
@@ -194,15 +196,15 @@ class EntityVocab:
                 line = raw.rstrip("\n").rstrip("\r")
                 where = f"{path}:{line_no}"
                 if not line.strip():
-                    raise ValueError(f"{where}: empty line (the TSV format has one 'title<TAB>count' per line)")
+                    raise DataError(f"{where}: empty line (the TSV format has one 'title<TAB>count' per line)")
                 parts = line.split("\t")
                 if len(parts) != 2:
-                    raise ValueError(f"{where}: expected 'title<TAB>count', got {line!r}")
+                    raise DataError(f"{where}: expected 'title<TAB>count', got {line!r}")
                 title, count_str = parts
                 try:
                     count = int(count_str)
                 except ValueError:
-                    raise ValueError(f"{where}: count {count_str!r} is not an integer") from None
+                    raise DataError(f"{where}: count {count_str!r} is not an integer") from None
                 vocab._add_entry(line_no - 1, [(title, None)], count, where=where)
         return vocab
 
@@ -217,23 +219,23 @@ class EntityVocab:
                 try:
                     obj = json.loads(raw)
                 except json.JSONDecodeError as e:
-                    raise ValueError(f"{where}: invalid JSON ({e.msg})") from None
+                    raise DataError(f"{where}: invalid JSON ({e.msg})") from None
                 if not isinstance(obj, dict) or "id" not in obj or "entities" not in obj:
-                    raise ValueError(f"{where}: expected an object with keys 'id', 'entities', 'count'")
+                    raise DataError(f"{where}: expected an object with keys 'id', 'entities', 'count'")
                 entity_id = obj["id"]
                 if isinstance(entity_id, bool) or not isinstance(entity_id, int):
-                    raise ValueError(f"{where}: 'id' must be an integer, got {entity_id!r}")
+                    raise DataError(f"{where}: 'id' must be an integer, got {entity_id!r}")
                 raw_entities = obj["entities"]
                 if not isinstance(raw_entities, list):
-                    raise ValueError(f"{where}: 'entities' must be a list of [title, language] pairs")
+                    raise DataError(f"{where}: 'entities' must be a list of [title, language] pairs")
                 entities: list[Entity] = []
                 for item in raw_entities:
                     if not isinstance(item, list | tuple) or len(item) != 2:
-                        raise ValueError(f"{where}: each entity must be a [title, language] pair, got {item!r}")
+                        raise DataError(f"{where}: each entity must be a [title, language] pair, got {item!r}")
                     entities.append((item[0], item[1]))
                 count = obj.get("count", 0)
                 if isinstance(count, bool) or not isinstance(count, int):
-                    raise ValueError(f"{where}: 'count' must be an integer, got {count!r}")
+                    raise DataError(f"{where}: 'count' must be an integer, got {count!r}")
                 vocab._add_entry(entity_id, entities, count, where=where)
         vocab._check_contiguous(where=str(path))
         return vocab
@@ -244,7 +246,7 @@ class EntityVocab:
             seen: dict[str, object] = {}
             for key, value in pairs:
                 if key in seen:
-                    raise ValueError(f"{path}: duplicate title {key!r} in JSON object")
+                    raise DataError(f"{path}: duplicate title {key!r} in JSON object")
                 seen[key] = value
             return seen
 
@@ -252,9 +254,9 @@ class EntityVocab:
             try:
                 data = json.load(f, object_pairs_hook=no_duplicates)
             except json.JSONDecodeError as e:
-                raise ValueError(f"{path}:{e.lineno}: invalid JSON ({e.msg})") from None
+                raise DataError(f"{path}:{e.lineno}: invalid JSON ({e.msg})") from None
         if not isinstance(data, dict):
-            raise ValueError(f"{path}: expected a JSON object mapping title -> id")
+            raise DataError(f"{path}: expected a JSON object mapping title -> id")
         if "entity_vocab" in data and isinstance(data["entity_vocab"], dict):
             # a transformers tokenizer_config.json that embeds the vocabulary
             data = data["entity_vocab"]
@@ -274,13 +276,13 @@ class EntityVocab:
             for entity_id in range(len(self)):
                 entities = self._id_to_entities[entity_id]
                 if len(entities) != 1 or entities[0][1] is not None:
-                    raise ValueError(
+                    raise DataError(
                         f"{path}: the TSV format holds one title without language per id; id {entity_id} has "
                         f"{entities!r} (save as .jsonl instead)"
                     )
                 title = entities[0][0]
                 if "\t" in title or "\n" in title:
-                    raise ValueError(f"{path}: title {title!r} contains a tab or newline (save as .jsonl)")
+                    raise DataError(f"{path}: title {title!r} contains a tab or newline (save as .jsonl)")
                 lines.append(f"{title}\t{self._counts[entity_id]}\n")
             text = "".join(lines)
         elif suffix == ".jsonl":
@@ -299,7 +301,7 @@ class EntityVocab:
         elif suffix == ".json":
             text = json.dumps(self.to_dict(), ensure_ascii=False, indent=2) + "\n"
         else:
-            raise ValueError(f"{path}: unknown entity vocabulary format {suffix!r} (expected .tsv, .jsonl or .json)")
+            raise DataError(f"{path}: unknown entity vocabulary format {suffix!r} (expected .tsv, .jsonl or .json)")
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
 
@@ -314,7 +316,7 @@ class EntityVocab:
             for title, language in self._id_to_entities[entity_id]:
                 key = f"{language}:{title}" if language else title
                 if key in out and out[key] != entity_id:
-                    raise ValueError(f"key {key!r} would map to both id {out[key]} and id {entity_id}")
+                    raise DataError(f"key {key!r} would map to both id {out[key]} and id {entity_id}")
                 out[key] = entity_id
         return out
 

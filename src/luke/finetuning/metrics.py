@@ -20,6 +20,8 @@ import string
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 
+from luke.errors import DataError
+
 __all__ = [
     "answer_exact_match",
     "answer_f1",
@@ -47,7 +49,7 @@ def micro_prf(correct: int, predicted: int, gold: int) -> dict[str, float]:
 def multilabel_micro_f1(gold: Sequence[Iterable[str]], predicted: Sequence[Iterable[str]]) -> dict[str, float]:
     """Micro P/R/F1 over all (example, label) pairs (Open Entity / ERNIE / LUKE)."""
     if len(gold) != len(predicted):
-        raise ValueError(f"{len(gold)} gold examples but {len(predicted)} predictions")
+        raise DataError(f"{len(gold)} gold examples but {len(predicted)} predictions")
     correct = n_pred = n_gold = 0
     for g, p in zip(gold, predicted, strict=True):
         g, p = set(g), set(p)
@@ -60,7 +62,7 @@ def multilabel_micro_f1(gold: Sequence[Iterable[str]], predicted: Sequence[Itera
 def relation_micro_f1(gold: Sequence[str], predicted: Sequence[str], negative: str | None) -> dict[str, float]:
     """TACRED micro P/R/F1: precision over predictions != ``negative``, recall over gold != ``negative``."""
     if len(gold) != len(predicted):
-        raise ValueError(f"{len(gold)} gold examples but {len(predicted)} predictions")
+        raise DataError(f"{len(gold)} gold examples but {len(predicted)} predictions")
     correct = sum(1 for g, p in zip(gold, predicted, strict=True) if g == p and g != negative)
     n_pred = sum(1 for p in predicted if p != negative)
     n_gold = sum(1 for g in gold if g != negative)
@@ -102,7 +104,7 @@ def semeval_official_f1(gold: Sequence[str], predicted: Sequence[str], other: st
     unweighted mean over the types seen in gold or predictions.  Also returns the per-type F1s.
     """
     if len(gold) != len(predicted):
-        raise ValueError(f"{len(gold)} gold examples but {len(predicted)} predictions")
+        raise DataError(f"{len(gold)} gold examples but {len(predicted)} predictions")
     # One item per example: (direction-free type, full label); a prediction is correct when equal to the gold label.
     correct, n_pred, n_gold = _count_by_type(
         ([(_relation_type(g), g)], [(_relation_type(p), p)]) for g, p in zip(gold, predicted, strict=True)
@@ -165,7 +167,7 @@ def span_f1(gold: Sequence[Iterable[Span]], predicted: Sequence[Iterable[Span]])
     """Entity-level micro P/R/F1 over sentences: a predicted chunk counts iff its (start, end, type) is a
     gold chunk of the same sentence.  Also returns per-type F1 and the counts."""
     if len(gold) != len(predicted):
-        raise ValueError(f"{len(gold)} gold sentences but {len(predicted)} predicted sentences")
+        raise DataError(f"{len(gold)} gold sentences but {len(predicted)} predicted sentences")
     correct, n_pred, n_gold = _count_by_type(
         ([(s[2], s) for s in g], [(s[2], s) for s in p]) for g, p in zip(gold, predicted, strict=True)
     )

@@ -33,6 +33,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Sampler
 from tqdm.auto import tqdm
 
+from luke.errors import ConfigError, DataError
 from luke.finetuning.options import TrainingArguments
 from luke.finetuning.tasks.base import Feature, Task
 from luke.training import (
@@ -187,9 +188,9 @@ class Trainer:
         save_model: Callable[[nn.Module, Path], None] | None = None,
     ) -> None:
         if not train_features:
-            raise ValueError("no training features")
+            raise DataError("no training features")
         if args.mixed_precision == "fp16" and (args.cpu or not torch.cuda.is_available()):
-            raise ValueError("fp16 autocast needs a GPU; use --mixed-precision bf16 on CPU")
+            raise ConfigError("fp16 autocast needs a GPU; use --mixed-precision bf16 on CPU")
         self.task, self.args, self.features, self.dev = task, args, list(train_features), dev
         self.pad_token_id = pad_token_id
         self.save_model = save_model or (lambda m, folder: m.save_pretrained(folder))

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from luke.errors import TokenizerError
 from luke.pretraining.config import MaskingConfig
 
 IGNORE_INDEX = -100
@@ -72,7 +73,7 @@ class WordVocabInfo:
         random_ids = np.array([i for i in range(size) if i not in special], dtype=np.int64)
         for name in ("cls_token_id", "sep_token_id", "pad_token_id", "mask_token_id"):
             if getattr(tokenizer, name, None) is None:
-                raise ValueError(f"the tokenizer has no {name.removesuffix('_id')} (needed for pretraining)")
+                raise TokenizerError(f"the tokenizer has no {name.removesuffix('_id')} (needed for pretraining)")
         return cls(
             vocab_size=size,
             cls_id=tokenizer.cls_token_id,

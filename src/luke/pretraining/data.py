@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from luke.entity_vocab import EntityVocab
-from luke.errors import DatasetError
+from luke.errors import ConfigError, DatasetError
 from luke.pretraining.collator import EntityVocabInfo, WordVocabInfo, collate, mask_item
 from luke.pretraining.config import MaskingConfig
 
@@ -133,7 +133,7 @@ class StreamLayout:
 
     def check(self) -> None:
         if self.batch_size % (self.accumulation * self.world_size):
-            raise ValueError(
+            raise ConfigError(
                 f"batch_size {self.batch_size} must be divisible by gradient_accumulation_steps × processes = "
                 f"{self.accumulation} × {self.world_size}"
             )
@@ -258,18 +258,18 @@ def split_by_page(
     import datasets
 
     if not 0 < heldout_fraction < 1:
-        raise ValueError("--heldout-fraction must lie in (0, 1)")
+        raise ConfigError("--heldout-fraction must lie in (0, 1)")
     source = PretrainingDataset(dataset_path)
     pages = sorted(set(source.data["page_id"]))
     rng = np.random.default_rng(seed)
     n_held = max(1, round(len(pages) * heldout_fraction))
     held = set(rng.permutation(pages)[:n_held].tolist())
     if n_held >= len(pages):
-        raise ValueError(f"{dataset_path}: only {len(pages)} article(s); cannot hold out {n_held}")
+        raise DatasetError(f"{dataset_path}: only {len(pages)} article(s); cannot hold out {n_held}")
     counts = []
     for out, keep_held in ((Path(train_out), False), (Path(heldout_out), True)):
         if out.exists():
-            raise FileExistsError(f"{out}: output folder already exists")
+            raise DatasetError(f"{out}: output folder already exists")
         indices = [i for i, p in enumerate(source.data["page_id"]) if (p in held) == keep_held]
         subset = source.data.select(indices)
         tmp = out.with_name(f".{out.name}.tmp")

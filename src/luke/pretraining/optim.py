@@ -10,6 +10,7 @@ from collections.abc import Iterable
 
 import torch
 
+from luke.errors import ConfigError
 from luke.training import NO_DECAY_SUFFIXES, WarmupSchedule, parameter_groups
 
 __all__ = ["NO_DECAY_SUFFIXES", "LukeAdamW", "WarmupSchedule", "parameter_groups"]
@@ -32,7 +33,7 @@ class LukeAdamW(torch.optim.Optimizer):
         bias_correction: bool = True,
     ) -> None:
         if lr < 0 or eps < 0 or not (0 <= betas[0] < 1 and 0 <= betas[1] < 1):
-            raise ValueError(f"invalid AdamW hyper-parameters lr={lr}, betas={betas}, eps={eps}")
+            raise ConfigError(f"invalid AdamW hyper-parameters lr={lr}, betas={betas}, eps={eps}")
         defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, bias_correction=bias_correction)
         super().__init__(params, defaults)
 

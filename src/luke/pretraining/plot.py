@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from luke.errors import ConfigError, DataError
+
 
 def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
     """The records of ``RUN_DIR/metrics.jsonl`` (training windows and ``eval_*`` records)."""
@@ -18,9 +20,9 @@ def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
             try:
                 records.append(json.loads(line))
             except json.JSONDecodeError as err:
-                raise ValueError(f"{path}:{number}: corrupt line: {err}") from None
+                raise DataError(f"{path}:{number}: corrupt line: {err}") from None
     if not records:
-        raise ValueError(f"{path}: no records yet")
+        raise DataError(f"{path}: no records yet")
     return records
 
 
@@ -33,7 +35,7 @@ def plot_training(run_dir: str | Path, out: str | Path | None = None) -> Path:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        raise ImportError("plot-training needs matplotlib: pip install matplotlib") from None
+        raise ConfigError("plot-training needs matplotlib: pip install matplotlib") from None
     records = read_metrics(run_dir)
     train = [r for r in records if "mlm_loss" in r]
     evals = [r for r in records if "eval_mlm_loss" in r]

@@ -32,10 +32,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from luke.entity_vocab import EntityVocab
+from luke.errors import ConfigError, DatasetError
 from luke.modeling import LukeForMaskedLM
 from luke.pretraining.collator import IGNORE_INDEX
-from luke.pretraining.config import ConfigError, PretrainingConfig, StageConfig
-from luke.pretraining.data import DatasetError, EvalBatches, MicroBatches, PretrainingDataset, StreamLayout
+from luke.pretraining.config import PretrainingConfig, StageConfig
+from luke.pretraining.data import EvalBatches, MicroBatches, PretrainingDataset, StreamLayout
 from luke.pretraining.optim import LukeAdamW
 from luke.training import (
     CheckpointFolders,
@@ -443,11 +444,11 @@ class Trainer:
             current = cfg.to_dict()
             changed = sorted(k for k in current if k not in RESUMABLE_KEYS and saved.get(k) != current[k])
             if changed:
-                raise ValueError(f"--resume: the config differs from the interrupted run's in {changed}")
+                raise ConfigError(f"--resume: the config differs from the interrupted run's in {changed}")
         else:
             ckpts = self.output_dir / CHECKPOINT_DIR
             if ckpts.is_dir() and any(ckpts.iterdir()):  # checked on every rank, so all stop alike
-                raise FileExistsError(
+                raise ConfigError(
                     f"{self.output_dir} already holds checkpoints; pass --resume to continue or use a new output_dir"
                 )
         acc.wait_for_everyone()

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from luke.entity_vocab import DEFAULT_SPECIALS, EntityVocab
+from luke.errors import ConfigError
 from luke.wikipedia.dump_db import DumpDB, normalize_title, resolve
 
 logger = logging.getLogger(__name__)
@@ -87,9 +88,9 @@ def build_entity_vocab(
     whatever their count; then the most-linked articles with at least ``min_count`` links.
     """
     if vocab_size <= len(specials):
-        raise ValueError(f"--vocab-size must be larger than the {len(specials)} special entities")
+        raise ConfigError(f"--vocab-size must be larger than the {len(specials)} special entities")
     if min_count < 1:
-        raise ValueError("--min-count must be at least 1")
+        raise ConfigError("--min-count must be at least 1")
     counts, stats = count_entity_links(db)
     titles = db.title_set()
     redirects = db.redirects()

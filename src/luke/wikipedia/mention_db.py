@@ -455,7 +455,7 @@ class MentionDetector:
         :meth:`from_file`). The file is replaced atomically."""
         for mention, title in self._mapping.items():
             if not title or any(c in title for c in "\t\n\r"):
-                raise ValueError(f"title {title!r} of mention {mention!r} cannot be written as TSV")
+                raise DataError(f"title {title!r} of mention {mention!r} cannot be written as TSV")
         _write_atomically(Path(path), (f"{m}\t{t}" for m, t in sorted(self._mapping.items())))
 
     # ---------------------------------------------------------------------------------------- lookup

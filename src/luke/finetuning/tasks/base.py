@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from luke.dataclass_args import from_mapping
-from luke.errors import DataError
+from luke.errors import ConfigError, DataError
 from luke.finetuning.data import find_split_file
 from luke.finetuning.options import TaskDefaults, TaskOptions
 
@@ -77,7 +77,7 @@ class Task(ABC):
 
     def __init__(self, labels: Sequence[str] | None = None, unseen_labels: str = "error", **options: Any) -> None:
         if unseen_labels not in UNSEEN_LABEL_POLICIES:
-            raise ValueError(f"unseen_labels must be one of {UNSEEN_LABEL_POLICIES}, got {unseen_labels!r}")
+            raise ConfigError(f"unseen_labels must be one of {UNSEEN_LABEL_POLICIES}, got {unseen_labels!r}")
         self.labels: list[str] | None = list(labels) if labels is not None else None
         self.unseen_labels = unseen_labels
         options = {k: v for k, v in options.items() if v is not None}  # None = not given

@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from luke.errors import DataError
+from luke.errors import ConfigError, DataError
 from luke.finetuning.data import require
 from luke.finetuning.metrics import Span, span_f1, spans_to_tags, tags_to_spans
 from luke.finetuning.options import EntityCapOptions
@@ -213,7 +213,7 @@ class NerTask(Task):
         max_len, max_mention = self.options.max_seq_length, self.options.max_mention_length
         max_entities = self.options.max_entity_length
         if max_len < 3 or max_mention < 1 or max_entities < 1:
-            raise ValueError("max_seq_length must be >= 3, max_mention_length and max_entity_length >= 1")
+            raise ConfigError("max_seq_length must be >= 3, max_mention_length and max_entity_length >= 1")
         cls_id, sep_id = tokenizer.cls_token_id, tokenizer.sep_token_id
         mask_id = tokenizer.entity_mask_token_id
         unk_id = tokenizer.convert_tokens_to_ids(tokenizer.unk_token)

@@ -52,7 +52,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from luke.errors import DataError
+from luke.errors import ConfigError, DataError
 from luke.finetuning.data import require
 from luke.finetuning.metrics import qa_scores
 from luke.finetuning.tasks.base import IGNORE_INDEX, Feature, Task, TaskDefaults, _pad_stack
@@ -322,7 +322,7 @@ class RecordTask(Task):
             o.max_mention_length,
         )
         if doc_stride < 1 or max_query < 1 or mention_len < 1:
-            raise ValueError("doc_stride, max_query_length and max_mention_length must be >= 1")
+            raise ConfigError("doc_stride, max_query_length and max_mention_length must be >= 1")
         if not examples:
             return []
         ent1, ent2 = tokenizer.entity_1_token, tokenizer.entity_2_token

@@ -152,7 +152,7 @@ def split_squad_by_article(
     random.Random(seed).shuffle(order)
     n = len(articles) // 2 if first_articles is None else first_articles
     if not 0 < n < len(articles):
-        raise ValueError(f"first_articles must be between 1 and {len(articles) - 1}, got {n}")
+        raise ConfigError(f"first_articles must be between 1 and {len(articles) - 1}, got {n}")
     parts = {"train": sorted(order[:n]), "dev": sorted(order[n:])}
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
