@@ -78,6 +78,8 @@ def test_from_mapping_converts_and_names_bad_keys():
         from_mapping(_Example, {"path": "p", "mode": "c"}, "x.json")
     with pytest.raises(ConfigError, match=r"x\.json: size must be int"):
         from_mapping(_Example, {"path": "p", "size": "many"}, "x.json")
+    with pytest.raises(ConfigError, match=r"x\.json: quiet must be true or false, got 'false'"):
+        from_mapping(_Example, {"path": "p", "quiet": "false"}, "x.json")
 
 
 def test_per_task_note():

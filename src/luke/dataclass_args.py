@@ -123,8 +123,10 @@ def _coerce(name: str, hint: Any, value: Any, where: str) -> Any:
         if value not in choices:
             raise ConfigError(f"{where}: {name} must be one of {', '.join(map(str, choices))}, got {value!r}")
         return value
-    if kind is bool:
-        return bool(value)
+    if kind is bool:  # bool("false") is True: only real booleans
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: {name} must be true or false, got {value!r}")
+        return value
     if kind in (int, float, Path, str):
         if kind is int and isinstance(value, float) and not value.is_integer():
             raise ConfigError(f"{where}: {name} must be an integer, got {value!r}")

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from luke.command_args import add_command
 from luke.dataclass_args import add_arguments, flag_fields, from_mapping, values_from_namespace
 from luke.errors import ConfigError, DataError, LukeError
 from luke.finetuning.data import iter_json_records
@@ -235,11 +236,9 @@ def evaluate_folder(
 # ---------------------------------------------------------------------------------------------- CLI
 
 
-def _parser(sub: argparse._SubParsersAction, name: str, func: Any, help: str, description: str | None = None) -> Any:
-    """A sub-command whose parsed arguments go to ``func``."""
-    p = sub.add_parser(name, help=help, description=description)
-    p.set_defaults(func=func)
-    return p
+def _parser(sub: argparse._SubParsersAction, name: str, func: Any, help: str, description: str = "") -> Any:
+    """A sub-command whose parsed arguments go to ``func`` (one-line ``help``, ``description`` for its --help)."""
+    return add_command(sub, name, func, f"{help}\n\n{description}" if description else help)
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
