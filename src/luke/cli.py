@@ -12,8 +12,9 @@ import argparse
 import importlib
 import logging
 import sys
+import traceback
 
-from luke.errors import LukeError
+from luke.errors import LukeError, shorten
 
 COMMAND_MODULES: list[str] = [
     "luke.commands",
@@ -47,9 +48,35 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
-    except (LukeError, FileNotFoundError, ValueError) as err:
-        print(f"luke {args.command}: error: {err}", file=sys.stderr)
-        return 2
+    except (LukeError, ValueError) as err:
+        return _error(args.command, str(err))
+    except OSError as err:  # a path the system refused: missing, a folder, read-only, disk full, ...
+        return _error(args.command, _os_error_text(err))
+    except KeyboardInterrupt:
+        print(f"luke {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:  # anything else is a bug: the traceback, then one line saying so
+        traceback.print_exc()
+        print(
+            f"luke {args.command}: internal error (a bug in luke, not in your input; please report it with the "
+            f"traceback above): {type(err).__name__}: {shorten(str(err), 200)}",
+            file=sys.stderr,
+        )
+        return 1
+
+
+def _error(command: str, message: str) -> int:
+    print(f"luke {command}: error: {shorten(message, 2000)}", file=sys.stderr)
+    return 2
+
+
+def _os_error_text(err: OSError) -> str:
+    """``PATH: reason`` for an :class:`OSError` (``[Errno 13] Permission denied: 'x'`` -> ``x: permission denied``)."""
+    reason = (err.strerror or type(err).__name__).lower()
+    if err.filename is None:
+        return f"{reason} ({err})" if str(err) and str(err) != err.strerror else reason
+    where = f"{err.filename} -> {err.filename2}" if err.filename2 is not None else str(err.filename)
+    return f"{where}: {reason}"
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -24,6 +24,8 @@ __all__ = [
     "ConfigError",
     "CheckpointError",
     "TokenizerError",
+    "OutputError",
+    "shorten",
 ]
 
 
@@ -67,3 +69,17 @@ class CheckpointError(LukeError):
 
 class TokenizerError(LukeError):
     """A tokenizer folder or file that cannot be used (missing files, not a fast tokenizer, ...)."""
+
+
+class OutputError(LukeError):
+    """An output path that cannot be written: a folder where a file belongs (or the reverse), a read-only
+    or missing parent, or an existing output without ``--overwrite``. Checked before the work starts."""
+
+
+def shorten(value: object, limit: int = 80) -> str:
+    """``repr``-free text of ``value`` for an error message, cut to ``limit`` characters (a 50 MB line is
+    never echoed whole)."""
+    text = value if isinstance(value, str) else repr(value)
+    if len(text) <= limit:
+        return text
+    return f"{text[: limit - 1]}… ({len(text):,} characters)"

@@ -27,6 +27,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from luke.files import write_text_atomic
+
 if TYPE_CHECKING:
     from accelerate import Accelerator
     from tqdm import tqdm
@@ -138,16 +140,6 @@ def fsync_tree(folder: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Replace ``path`` by ``text`` in one step (temporary file, flushed, renamed)."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def rng_state() -> dict[str, Any]:
