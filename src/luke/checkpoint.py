@@ -32,7 +32,8 @@ from torch import nn
 
 from luke.config import LukeConfig
 from luke.entity_vocab import EntityVocab
-from luke.errors import CheckpointError, ConfigError
+from luke.errors import CheckpointError, ConfigError, shorten
+from luke.files import read_json
 from luke.modeling import MODEL_CLASSES, LukeForMaskedLM, LukeModel, LukePreTrainedModel
 
 logger = logging.getLogger(__name__)
@@ -59,27 +60,159 @@ class LoadReport:
 # ----------------------------------------------------------------------------------------- reading
 
 
-def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
-    """Read ``model.safetensors`` or ``pytorch_model.bin`` (a file, or a folder containing one)."""
+def weights_file(path: str | Path) -> Path:
+    """The weights file of ``path``: the file itself, or a folder's ``model.safetensors`` /
+    ``pytorch_model.bin``."""
     path = Path(path)
     if path.is_dir():
         for name in (WEIGHTS_NAME, LEGACY_WEIGHTS_NAME):
             if (path / name).is_file():
-                return read_state_dict(path / name)
+                return path / name
         raise FileNotFoundError(f"{path} contains neither {WEIGHTS_NAME} nor {LEGACY_WEIGHTS_NAME}")
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint file at {path}")
+    return path
+
+
+def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """Read ``model.safetensors`` or ``pytorch_model.bin`` (a file, or a folder containing one); a
+    truncated or corrupt file is a :class:`CheckpointError` naming it."""
+    path = weights_file(path)
     if path.suffix == ".safetensors":
-        return load_file(str(path))
+        safetensors_shapes(path)  # a truncated or garbled file is reported here, naming it
+        try:
+            return load_file(str(path))
+        except Exception as err:  # SafetensorError and friends
+            raise CheckpointError(f"{path}: not a readable safetensors file ({_one_line(err)})") from None
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # unpickling errors have many types; report the file
-        raise CheckpointError(f"{path}: cannot read as a weights-only PyTorch checkpoint ({err})") from None
+        raise CheckpointError(f"{path}: cannot read as a weights-only PyTorch checkpoint ({_one_line(err)})") from None
     if isinstance(state, dict) and "module" in state and isinstance(state["module"], dict):
         state = state["module"]  # DeepSpeed model-states file
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise CheckpointError(f"{path}: expected a state dict of tensors")
     return state
+
+
+def _one_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return shorten(text[0] if text else type(err).__name__, 200)
+
+
+def safetensors_shapes(path: str | Path) -> dict[str, tuple[int, ...]]:
+    """``{tensor name: shape}`` from a ``.safetensors`` file's header, without reading the tensors.
+
+    The header is checked against the file: a file too short for its header or for the tensors the
+    header lists (a truncated download), or a header that is not the format's JSON, is a
+    :class:`CheckpointError` naming the file."""
+    path = Path(path)
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        head = f.read(8)
+        if len(head) < 8:
+            raise CheckpointError(f"{path}: not a safetensors file ({size} bytes, too short for a header)")
+        n = int.from_bytes(head, "little")
+        if n > size - 8:
+            raise CheckpointError(
+                f"{path}: truncated or not a safetensors file (header of {n:,} bytes announced, file has {size:,})"
+            )
+        raw = f.read(n)
+    try:
+        header = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise CheckpointError(f"{path}: not a safetensors file (its header is not JSON)") from None
+    if not isinstance(header, dict):
+        raise CheckpointError(f"{path}: not a safetensors file (its header is not a JSON object)")
+    shapes: dict[str, tuple[int, ...]] = {}
+    end = 0
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        try:
+            shape = tuple(int(d) for d in info["shape"])
+            begin, stop = (int(o) for o in info["data_offsets"])
+        except (TypeError, KeyError, ValueError):
+            raise CheckpointError(f"{path}: corrupt safetensors header (entry {shorten(name)})") from None
+        shapes[name] = shape
+        end = max(end, stop, begin)
+    if end > size - 8 - n:
+        raise CheckpointError(
+            f"{path}: truncated: its tensors need {end + 8 + n:,} bytes, the file has {size:,} "
+            "(an interrupted copy or download?)"
+        )
+    return shapes
+
+
+def weight_shapes(path: str | Path) -> dict[str, tuple[int, ...]]:
+    """``{tensor name: shape}`` of a checkpoint (file or folder); reads only the header of a
+    ``.safetensors`` file, and a ``.bin`` file memory-mapped where its format allows."""
+    path = weights_file(path)
+    if path.suffix == ".safetensors":
+        return safetensors_shapes(path)
+    return {k: tuple(v.shape) for k, v in read_state_dict(path).items()}
+
+
+_LAYER = re.compile(r"(?:^|\.)encoder\.layer\.(\d+)\.")
+_PREFIXES = ("module.", "luke.", "bert.", "roberta.")
+
+
+def _shape_rules(config: LukeConfig) -> dict[str, tuple[tuple[int, ...], str]]:
+    """Tensor name (without ``luke.``) -> (shape the config implies, the fields that decide it)."""
+    h = config.hidden_size
+    return {
+        "embeddings.word_embeddings.weight": ((config.vocab_size, h), "vocab_size, hidden_size"),
+        "embeddings.position_embeddings.weight": ((config.max_position_embeddings, h), "max_position_embeddings"),
+        "embeddings.token_type_embeddings.weight": ((config.type_vocab_size, h), "type_vocab_size"),
+        "entity_embeddings.entity_embeddings.weight": (
+            (config.entity_vocab_size, config.entity_emb_size),
+            "entity_vocab_size, entity_emb_size",
+        ),
+        "encoder.layer.0.intermediate.dense.weight": ((config.intermediate_size, h), "intermediate_size"),
+    }
+
+
+def _plain_key(key: str) -> str:
+    changed = True
+    while changed:
+        changed = False
+        for prefix in _PREFIXES:
+            if key.startswith(prefix):
+                key, changed = key[len(prefix) :], True
+    return key
+
+
+def config_contradictions(
+    config: LukeConfig, shapes: dict[str, tuple[int, ...]], *, fewer_layers_ok: bool = False
+) -> list[str]:
+    """What ``config`` says that the weights' ``shapes`` (``{name: shape}``) contradict: table sizes,
+    widths and the number of layers; one sentence each, empty when they agree. A config with fewer layers
+    than the weights (a deliberately truncated model) counts only unless ``fewer_layers_ok``."""
+    plain = {_plain_key(k): tuple(v) for k, v in shapes.items()}
+    found = []
+    for name, (expected, fields) in _shape_rules(config).items():
+        got = plain.get(name)
+        if got is not None and got != expected:
+            found.append(f"{name} has shape {tuple(got)} in the weights, but the config ({fields}) needs {expected}")
+    layers = {int(m[1]) for k in plain if (m := _LAYER.search(f".{k}"))}
+    if layers:
+        n = max(layers) + 1
+        if config.num_hidden_layers > n:
+            found.append(f"the config has num_hidden_layers {config.num_hidden_layers:,} but the weights hold {n}")
+        elif config.num_hidden_layers < n and not fewer_layers_ok:
+            found.append(f"the config has num_hidden_layers {config.num_hidden_layers} but the weights hold {n}")
+    return found
+
+
+def check_config_matches(
+    config: LukeConfig, shapes: dict[str, tuple[int, ...]], where: str | Path, *, fewer_layers_ok: bool = True
+) -> None:
+    """Refuse (:class:`CheckpointError` naming ``where``) a config the weights contradict, before a model
+    is built from it: a million layers over weights that hold two is never allocated."""
+    found = config_contradictions(config, shapes, fewer_layers_ok=fewer_layers_ok)
+    if found:
+        more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
+        raise CheckpointError(f"{where}: config and weights disagree: {found[0]}{more}")
 
 
 def _normalise_keys(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -246,9 +379,11 @@ def load_pretrained(
         if not hasattr(config, key):
             raise TypeError(f"unknown option {key!r} (not a LukeConfig field)")
         setattr(config, key, value)
-    config.__post_init__()
+    config.validate()
+    state = read_state_dict(folder)
+    check_config_matches(config, {k: tuple(v.shape) for k, v in state.items()}, weights_file(folder))
     model = cls(config)
-    report = load_state_dict(model, read_state_dict(folder))
+    report = load_state_dict(model, state)
     model.eval()
     return (model, report) if output_loading_info else model
 
@@ -371,6 +506,16 @@ def title_token_ids(vocab: EntityVocab, encode: Callable[[list[str]], list[list[
     return dict(zip(titles, encode(list(titles.values())), strict=True))
 
 
+_BERT_KEYS = (
+    "vocab_size",
+    "hidden_size",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "intermediate_size",
+    "max_position_embeddings",
+)
+
+
 def init_from_transformers(
     folder: str | Path,
     cls: type[LukePreTrainedModel] = LukeModel,
@@ -394,42 +539,49 @@ def init_from_transformers(
     cfg_path = folder / "config.json"
     if not cfg_path.is_file():
         raise FileNotFoundError(f"{folder} has no config.json (expected a BERT/RoBERTa transformers folder)")
-    src = json.loads(cfg_path.read_text())
+    src = read_json(cfg_path, expected=dict)
     model_type = src.get("model_type")
     if model_type not in ("bert", "roberta", "xlm-roberta", "camembert"):
         raise CheckpointError(f"{cfg_path}: model_type {model_type!r} is not BERT or RoBERTa-like")
     bert_style = model_type == "bert"
-    config = LukeConfig(
-        vocab_size=src["vocab_size"],
-        entity_vocab_size=entity_vocab_size,
-        hidden_size=src["hidden_size"],
-        entity_emb_size=entity_emb_size or src["hidden_size"],
-        num_hidden_layers=src["num_hidden_layers"],
-        num_attention_heads=src["num_attention_heads"],
-        intermediate_size=src["intermediate_size"],
-        hidden_act=src.get("hidden_act", "gelu"),
-        hidden_dropout_prob=src.get("hidden_dropout_prob", 0.1),
-        attention_probs_dropout_prob=src.get("attention_probs_dropout_prob", 0.1),
-        max_position_embeddings=src["max_position_embeddings"],
-        type_vocab_size=src.get("type_vocab_size", 2),
-        initializer_range=src.get("initializer_range", 0.02),
-        layer_norm_eps=src.get("layer_norm_eps", 1e-12),
-        use_entity_aware_attention=use_entity_aware_attention,
-        pad_token_id=src.get("pad_token_id", 0 if bert_style else 1),
-        bos_token_id=src.get("bos_token_id"),
-        eos_token_id=src.get("eos_token_id"),
-        word_position_style="bert" if bert_style else "roberta",
-        extra={"bert_model_name": str(src.get("_name_or_path", folder.name))},
-        **config_overrides,
-    )
-    if seed is not None:
-        torch.manual_seed(seed)
-    model = cls(config)
+    absent = [k for k in _BERT_KEYS if k not in src]
+    if absent:
+        raise CheckpointError(f"{cfg_path}: no {', '.join(absent)} (not a complete BERT/RoBERTa config)")
+    try:
+        config = LukeConfig(
+            vocab_size=src["vocab_size"],
+            entity_vocab_size=entity_vocab_size,
+            hidden_size=src["hidden_size"],
+            entity_emb_size=entity_emb_size or src["hidden_size"],
+            num_hidden_layers=src["num_hidden_layers"],
+            num_attention_heads=src["num_attention_heads"],
+            intermediate_size=src["intermediate_size"],
+            hidden_act=src.get("hidden_act", "gelu"),
+            hidden_dropout_prob=src.get("hidden_dropout_prob", 0.1),
+            attention_probs_dropout_prob=src.get("attention_probs_dropout_prob", 0.1),
+            max_position_embeddings=src["max_position_embeddings"],
+            type_vocab_size=src.get("type_vocab_size", 2),
+            initializer_range=src.get("initializer_range", 0.02),
+            layer_norm_eps=src.get("layer_norm_eps", 1e-12),
+            use_entity_aware_attention=use_entity_aware_attention,
+            pad_token_id=src.get("pad_token_id", 0 if bert_style else 1),
+            bos_token_id=src.get("bos_token_id"),
+            eos_token_id=src.get("eos_token_id"),
+            word_position_style="bert" if bert_style else "roberta",
+            extra={"bert_model_name": str(src.get("_name_or_path", folder.name))},
+            **config_overrides,
+        )
+    except ConfigError as err:
+        raise ConfigError(f"{cfg_path}: {err}") from None
     state = {}
     for key, value in read_state_dict(folder).items():
         for prefix in ("bert.", "roberta."):
             key = key.removeprefix(prefix)
         state[key] = value
+    check_config_matches(config, {k: tuple(v.shape) for k, v in state.items()}, weights_file(folder))
+    if seed is not None:
+        torch.manual_seed(seed)
+    model = cls(config)
     report = load_state_dict(
         model, state, expected_missing=("entity_embeddings.", "entity_predictions.", "classifier.", "qa_outputs.")
     )
@@ -475,7 +627,7 @@ def load_original_archive(path: str | Path, *, use_entity_aware_attention: bool 
         for name in ("metadata.json", LEGACY_WEIGHTS_NAME):
             if not (folder / name).is_file():
                 raise FileNotFoundError(f"{path}: archive has no {name}")
-        metadata = json.loads((folder / "metadata.json").read_text())
+        metadata = read_json(folder / "metadata.json", expected=dict)
         vocab_file = next(
             (folder / n for n in ("entity_vocab.jsonl", "entity_vocab.tsv") if (folder / n).is_file()), None
         )
@@ -483,8 +635,8 @@ def load_original_archive(path: str | Path, *, use_entity_aware_attention: bool 
             raise FileNotFoundError(f"{path}: archive has no entity_vocab.jsonl or entity_vocab.tsv")
         entity_vocab = EntityVocab.load(vocab_file)
         state = _normalise_keys(read_state_dict(folder / LEGACY_WEIGHTS_NAME))
-    if "model_config" not in metadata:
-        raise CheckpointError(f"{path}: metadata.json has no model_config")
+    if not isinstance(metadata.get("model_config"), dict) or "hidden_size" not in metadata["model_config"]:
+        raise CheckpointError(f"{path}: metadata.json has no model_config object with hidden_size")
     mc = dict(metadata["model_config"])
     roberta = "roberta" in str(mc.get("bert_model_name", ""))
     known = set(LukeConfig.__dataclass_fields__) - {"extra", "architectures", "id2label", "label2id"}
@@ -494,7 +646,11 @@ def load_original_archive(path: str | Path, *, use_entity_aware_attention: bool 
     kwargs["word_position_style"] = "roberta" if roberta else "bert"
     kwargs["use_entity_aware_attention"] = use_entity_aware_attention
     extra = {k: v for k, v in mc.items() if k not in known and k in ("bert_model_name",)}
-    config = LukeConfig(**kwargs, extra=extra)
+    try:
+        config = LukeConfig(**kwargs, extra=extra)
+    except ConfigError as err:
+        raise ConfigError(f"{path}: metadata.json model_config: {err}") from None
+    check_config_matches(config, {k: tuple(v.shape) for k, v in state.items()}, path, fewer_layers_ok=False)
     model = model_class_for(config, set(state))(config)
     report = load_state_dict(model, state)
     if report.missing_keys:
