@@ -76,5 +76,6 @@ def test_cli_writes_loadable_jsonl_atomically(tmp_path: Path, capsys: pytest.Cap
     vocab = EntityVocab.load(out)
     assert vocab["Kyoto"] == 4 and vocab["Japan"] == 5 and len(vocab) == 7
     assert sorted(p.name for p in tmp_path.iterdir()) == ["db.sqlite", "vocab.jsonl", "white.txt"]
-    assert main(["build-entity-vocab", str(db_path), str(tmp_path / "no" / "v.jsonl"), "--vocab-size", "9"]) == 2
+    # a parent that is a file is refused; a missing parent folder is created (luke.files.atomic_output)
+    assert main(["build-entity-vocab", str(db_path), str(white / "v.jsonl"), "--vocab-size", "9"]) == 2
     assert main(["build-entity-vocab", str(db_path), str(out), "-w", str(tmp_path / "missing.txt")]) == 2

@@ -14,7 +14,7 @@ import pytest
 from conftest import require_shared
 from luke.cli import main
 from luke.entity_vocab import EntityVocab
-from luke.errors import DataError
+from luke.errors import DataError, OutputError
 from luke.wikipedia.dump_db import DumpDB, build_dump_db
 from luke.wikipedia.mention_db import MentionDetector, build_mention_db, normalize_mention, word_spans
 
@@ -177,8 +177,9 @@ def test_max_mention_words_and_min_link_count(paris_db: Path, tmp_path: Path) ->
     assert stats["links_dropped_too_long"] == 1 and stats["mentions_below_min_link_count"] == 1
     with pytest.raises(ValueError, match="max_mention_words"):
         build_mention_db(paris_db, tmp_path / "b.jsonl", max_mention_words=0)
-    with pytest.raises(FileNotFoundError, match="output directory"):
-        build_mention_db(paris_db, tmp_path / "missing" / "b.jsonl", progress=False)
+    (tmp_path / "file").write_text("")
+    with pytest.raises(OutputError, match="is a file, not a folder"):
+        build_mention_db(paris_db, tmp_path / "file" / "b.jsonl", progress=False)
 
 
 # ------------------------------------------------------------------------------------ loading / filtering
@@ -268,7 +269,7 @@ def test_malformed_files_name_file_and_line(
 
 
 def test_missing_empty_and_non_utf8_files(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match="no such mention dictionary file"):
+    with pytest.raises(DataError, match="no such mention dictionary file"):
         MentionDetector.from_file(tmp_path / "nope.tsv")
     (tmp_path / "empty.tsv").write_text("\n \n")
     with pytest.raises(DataError, match="empty"):
@@ -359,7 +360,8 @@ def test_cli_round_trip(paris_db: Path, paris_mdb: Path, tmp_path: Path, capsys:
     assert json.loads(capsys.readouterr().out)["links_dropped_too_long"] == 1
     assert main(["build-mention-db", str(tmp_path / "missing.sqlite"), str(out)]) == 2
     assert "no such dump database" in capsys.readouterr().err
-    assert main(["build-mention-db", str(paris_db), str(tmp_path / "no" / "x.jsonl"), "--no-progress"]) == 2
+    assert main(["build-mention-db", str(paris_db), str(out / "x.jsonl"), "--no-progress"]) == 2  # parent is a file
+    assert "is a file, not a folder" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["build-mention-db", str(paris_db), str(out), "--max-mention-words", "0"])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cli.jsonl", "cli2.jsonl"]

@@ -27,7 +27,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from luke.errors import ConfigError
+from luke.errors import ConfigError, DataError, shorten
+from luke.files import read_text, write_text_atomic
 
 
 @dataclass
@@ -133,13 +134,15 @@ class PretrainingConfig:
             raise ConfigError("stages: at least one stage is needed")
         for i, stage in enumerate(self.stages):
             if stage.trainable not in ("entity", "all"):
-                raise ConfigError(f"stages.{i}.trainable must be 'entity' or 'all', got {stage.trainable!r}")
+                raise ConfigError(
+                    f"stages.{i}.trainable must be 'entity' or 'all', got {shorten(repr(stage.trainable))}"
+                )
             if stage.lr_schedule not in ("warmup_linear", "warmup_constant"):
                 raise ConfigError(f"stages.{i}.lr_schedule must be warmup_linear or warmup_constant")
             if stage.max_steps < 1 or stage.warmup_steps < 0 or stage.learning_rate <= 0:
                 raise ConfigError(f"stages.{i}: max_steps >= 1, warmup_steps >= 0 and learning_rate > 0 required")
         if self.precision not in ("fp32", "bf16"):
-            raise ConfigError(f"precision must be fp32 or bf16, got {self.precision!r}")
+            raise ConfigError(f"precision must be fp32 or bf16, got {shorten(repr(self.precision))}")
         if self.keep_checkpoints < 1:
             raise ConfigError("keep_checkpoints must be at least 1")
         if self.save_every_steps < 0 or self.log_every_steps < 1:
@@ -151,7 +154,7 @@ class PretrainingConfig:
         return asdict(self)
 
     def save(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        write_text_atomic(path, json.dumps(self.to_dict(), indent=2) + "\n")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PretrainingConfig:
@@ -165,18 +168,15 @@ class PretrainingConfig:
         data: dict[str, Any] = {}
         if path is not None:
             p = Path(path)
+            if p.is_dir():
+                raise ConfigError(f"{p}: is a folder, expected a YAML or JSON config file")
             if not p.is_file():
                 raise ConfigError(f"{p}: config file not found")
-            text = p.read_text()
             try:
-                if p.suffix == ".json":
-                    data = json.loads(text)
-                else:
-                    import yaml
-
-                    data = yaml.safe_load(text) or {}
-            except Exception as err:
-                raise ConfigError(f"{p}: cannot parse: {err}") from None
+                text = read_text(p)
+            except DataError as err:
+                raise ConfigError(str(err)) from None
+            data = _parse_config(p, text)
             if not isinstance(data, dict):
                 raise ConfigError(f"{p}: the top level must be a mapping of keys to values")
         for item in overrides:
@@ -187,6 +187,25 @@ class PretrainingConfig:
 
 
 # ------------------------------------------------------------------------------------------ helpers
+
+
+def _parse_config(path: Path, text: str) -> Any:
+    """The value of a JSON (``.json``) or YAML (anything else) config file; a syntax error is a
+    :class:`ConfigError` naming the file and its 1-based line."""
+    if path.suffix == ".json":
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as err:
+            raise ConfigError(f"{path}:{err.lineno}: not valid JSON ({err.msg}, column {err.colno})") from None
+    import yaml
+
+    try:
+        return yaml.safe_load(text) or {}
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else f"{path}"
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise ConfigError(f"{where}: not valid YAML ({shorten(problem, 200)})") from None
 
 
 def _suggest(key: str, choices: list[str]) -> str:
@@ -204,7 +223,7 @@ def _build(cls: type, data: Any, where: str) -> Any:
     for key, value in data.items():
         path = f"{where}{key}"
         if key not in names:
-            raise ConfigError(f"unknown config key {path!r}{_suggest(str(key), names)}")
+            raise ConfigError(f"unknown config key {shorten(repr(path))}{_suggest(str(key), names)}")
         kwargs[key] = _convert(hints[key], value, path)
     return cls(**kwargs)
 
@@ -216,11 +235,11 @@ def _convert(tp: Any, value: Any, path: str) -> Any:
         return _build(tp, value, f"{path}.")
     if origin is list:
         if not isinstance(value, list):
-            raise ConfigError(f"{path}: expected a list, got {value!r}")
+            raise ConfigError(f"{path}: expected a list, got {shorten(repr(value))}")
         return [_convert(args[0], v, f"{path}.{i}") for i, v in enumerate(value)]
     if origin is Literal:
         if value not in args:
-            raise ConfigError(f"{path}: expected one of {list(args)}, got {value!r}")
+            raise ConfigError(f"{path}: expected one of {list(args)}, got {shorten(repr(value))}")
         return value
     if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
         if value is None and type(None) in args:
@@ -229,11 +248,11 @@ def _convert(tp: Any, value: Any, path: str) -> Any:
         return _convert(inner[0], value, path)
     if tp is bool:
         if not isinstance(value, bool):
-            raise ConfigError(f"{path}: expected true or false, got {value!r}")
+            raise ConfigError(f"{path}: expected true or false, got {shorten(repr(value))}")
         return value
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{path}: expected an integer, got {value!r}")
+            raise ConfigError(f"{path}: expected an integer, got {shorten(repr(value))}")
         return value
     if tp is float:
         if isinstance(value, str):  # YAML 1.1 reads "1e-5" (no dot) as a string
@@ -242,11 +261,11 @@ def _convert(tp: Any, value: Any, path: str) -> Any:
             except ValueError:
                 pass
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{path}: expected a number, got {value!r}")
+            raise ConfigError(f"{path}: expected a number, got {shorten(repr(value))}")
         return float(value)
     if tp is str:
         if not isinstance(value, (str, int, float)) or isinstance(value, bool):
-            raise ConfigError(f"{path}: expected a string, got {value!r}")
+            raise ConfigError(f"{path}: expected a string, got {shorten(repr(value))}")
         return str(value)
     return value
 
@@ -272,7 +291,7 @@ def _parse_scalar(text: str) -> Any:
 def _apply_override(data: dict[str, Any], item: str) -> None:
     """Apply one ``dotted.key=value`` override to the raw config mapping (checked later by ``_build``)."""
     if "=" not in item:
-        raise ConfigError(f"override {item!r} is not of the form key=value")
+        raise ConfigError(f"override {shorten(repr(item))} is not of the form key=value")
     key, raw = item.split("=", 1)
     parts = key.strip().split(".")
     value = _parse_scalar(raw)
@@ -300,7 +319,7 @@ def _apply_override(data: dict[str, Any], item: str) -> None:
             continue
         names = [f.name for f in dataclasses.fields(cls)]
         if part not in names:
-            raise ConfigError(f"unknown config key {path!r}{_suggest(part, names)}")
+            raise ConfigError(f"unknown config key {shorten(repr(path))}{_suggest(part, names)}")
         hint = typing.get_type_hints(cls)[part]
         if last:
             node[part] = value

@@ -22,7 +22,8 @@ import numpy as np
 import torch
 
 from luke.entity_vocab import EntityVocab
-from luke.errors import ConfigError, DatasetError
+from luke.errors import ConfigError, DatasetError, OutputError
+from luke.files import atomic_output, check_output
 from luke.pretraining.collator import EntityVocabInfo, WordVocabInfo, collate, mask_item
 from luke.pretraining.config import MaskingConfig
 
@@ -33,37 +34,13 @@ class PretrainingDataset:
     """A folder written by ``luke build-pretraining-dataset``, checked and memory-mapped."""
 
     def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        meta_path = self.path / "metadata.json"
-        if not self.path.is_dir():
-            raise DatasetError(f"{self.path}: dataset folder not found")
-        if not meta_path.is_file():
-            raise DatasetError(f"{self.path}: not a pretraining dataset (no metadata.json)")
-        try:
-            self.metadata: dict[str, Any] = json.loads(meta_path.read_text())
-        except json.JSONDecodeError as err:
-            raise DatasetError(f"{meta_path}: corrupt JSON: {err}") from None
-        if self.metadata.get("format") != "luke-pretraining-dataset":
-            raise DatasetError(f"{meta_path}: format is {self.metadata.get('format')!r}, not luke-pretraining-dataset")
-        state_path = self.path / "state.json"
-        if not state_path.is_file():
-            raise DatasetError(f"{self.path}: state.json is missing (an incomplete copy of the dataset?)")
-        try:
-            files = [f["filename"] for f in json.loads(state_path.read_text())["_data_files"]]
-        except Exception as err:
-            raise DatasetError(f"{state_path}: unreadable: {err}") from None
-        missing = [f for f in files if not (self.path / f).is_file()]
-        if missing:
-            raise DatasetError(f"{self.path}: missing dataset shard(s): {', '.join(missing)}")
-        import datasets
+        from luke.wikipedia.pretraining_dataset import load_arrow, read_metadata
 
-        try:
-            self.data = datasets.load_from_disk(str(self.path))
-        except Exception as err:
-            first = str(err).splitlines()[0] if str(err) else type(err).__name__
-            raise DatasetError(f"{self.path}: corrupt dataset shard(s) (cannot read the Arrow data: {first})") from None
-        expected = self.metadata.get("number_of_items")
-        if expected is not None and len(self.data) != expected:
+        self.path = Path(path)
+        self.metadata: dict[str, Any] = read_metadata(self.path)
+        self.data = load_arrow(self.path)
+        expected = self.metadata["number_of_items"]
+        if len(self.data) != expected:
             raise DatasetError(
                 f"{self.path}: {len(self.data)} items in the Arrow shards but metadata.json says {expected} "
                 "(a shard is truncated or from another build)"
@@ -252,14 +229,21 @@ def split_by_page(
     dataset_path: str | Path, train_out: str | Path, heldout_out: str | Path, heldout_fraction: float, seed: int = 0
 ) -> tuple[int, int]:
     """Split a dataset by article (``page_id``) into train and held-out folders, each a complete dataset
-    (metadata, tokenizer and entity vocabulary copied; item counts updated). Returns (train, held-out) items."""
-    import shutil
+    (metadata, tokenizer and entity vocabulary copied; item counts updated). Returns (train, held-out) items.
 
-    import datasets
-
+    Both output folders are checked before the work (they must not exist, and must differ); each is written
+    under a temporary name and renamed into place when complete."""
     if not 0 < heldout_fraction < 1:
         raise ConfigError("--heldout-fraction must lie in (0, 1)")
+    outputs = (
+        check_output(train_out, kind="dir", what="train output folder"),
+        check_output(heldout_out, kind="dir", what="held-out output folder"),
+    )
+    if outputs[0].absolute() == outputs[1].absolute():
+        raise OutputError(f"the train and held-out output folders are the same ({outputs[0]})")
     source = PretrainingDataset(dataset_path)
+    if any(out.absolute() == source.path.absolute() for out in outputs):
+        raise OutputError(f"an output folder is the input dataset {source.path}")
     pages = sorted(set(source.data["page_id"]))
     rng = np.random.default_rng(seed)
     n_held = max(1, round(len(pages) * heldout_fraction))
@@ -267,37 +251,43 @@ def split_by_page(
     if n_held >= len(pages):
         raise DatasetError(f"{dataset_path}: only {len(pages)} article(s); cannot hold out {n_held}")
     counts = []
-    for out, keep_held in ((Path(train_out), False), (Path(heldout_out), True)):
-        if out.exists():
-            raise DatasetError(f"{out}: output folder already exists")
+    for out, keep_held in ((outputs[0], False), (outputs[1], True)):
         indices = [i for i, p in enumerate(source.data["page_id"]) if (p in held) == keep_held]
         subset = source.data.select(indices)
-        tmp = out.with_name(f".{out.name}.tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        was_disabled = datasets.are_progress_bars_disabled()
-        datasets.disable_progress_bars()
-        try:
-            subset.save_to_disk(str(tmp))
-        finally:
-            if not was_disabled:
-                datasets.enable_progress_bars()
-        for name in ("tokenizer", source.metadata.get("entity_vocab", {}).get("file", "entity_vocab.jsonl")):
-            src = source.path / name
-            if src.is_dir():
-                shutil.copytree(src, tmp / name)
-            elif src.is_file():
-                shutil.copyfile(src, tmp / name)
-        metadata = dict(source.metadata)
-        metadata["number_of_items"] = len(subset)
-        metadata["number_of_pages"] = n_held if keep_held else len(pages) - n_held
-        metadata["split"] = {
-            "source": str(source.path),
-            "part": "heldout" if keep_held else "train",
-            "heldout_fraction": heldout_fraction,
-            "seed": seed,
-            "heldout_page_ids": sorted(int(p) for p in held),
-        }
-        (tmp / "metadata.json").write_text(json.dumps(metadata, indent=2, ensure_ascii=False) + "\n")
-        tmp.replace(out)
+        with atomic_output(out, "dir") as tmp:
+            _save_split(source, subset, tmp)
+            metadata = dict(source.metadata)
+            metadata["number_of_items"] = len(subset)
+            metadata["number_of_pages"] = n_held if keep_held else len(pages) - n_held
+            metadata["split"] = {
+                "source": str(source.path),
+                "part": "heldout" if keep_held else "train",
+                "heldout_fraction": heldout_fraction,
+                "seed": seed,
+                "heldout_page_ids": sorted(int(p) for p in held),
+            }
+            text = json.dumps(metadata, indent=2, ensure_ascii=False) + "\n"
+            (tmp / "metadata.json").write_text(text, encoding="utf-8")
         counts.append(len(subset))
     return counts[0], counts[1]
+
+
+def _save_split(source: PretrainingDataset, subset: Any, folder: Path) -> None:
+    """Save ``subset`` (Arrow shards) with a copy of the source's tokenizer and entity vocabulary in ``folder``."""
+    import shutil
+
+    import datasets
+
+    was_disabled = datasets.are_progress_bars_disabled()
+    datasets.disable_progress_bars()
+    try:
+        subset.save_to_disk(str(folder))
+    finally:
+        if not was_disabled:
+            datasets.enable_progress_bars()
+    for name in (source.metadata["tokenizer"]["saved_to"], source.metadata["entity_vocab"]["file"]):
+        src = source.path / name
+        if src.is_dir():
+            shutil.copytree(src, folder / name)
+        elif src.is_file():
+            shutil.copyfile(src, folder / name)

@@ -50,7 +50,8 @@ from mwparserfromhell.nodes import (
 )
 from tqdm import tqdm
 
-from luke.errors import DumpError
+from luke.errors import DumpError, OutputError, shorten
+from luke.files import atomic_output, check_output
 from luke.wikipedia.parallel import ordered_map
 
 logger = logging.getLogger(__name__)
@@ -442,10 +443,12 @@ class DumpReader:
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
+        if self.path.is_dir():
+            raise DumpError(self.path, "is a folder, expected a pages-articles XML dump file")
         if not self.path.is_file():
-            raise DumpError(f"{self.path}: no such file")
+            raise DumpError(self.path, "no such file")
         if not os.access(self.path, os.R_OK):
-            raise DumpError(f"{self.path}: not readable (permission denied)")
+            raise DumpError(self.path, "not readable (permission denied)")
         self.size = self.path.stat().st_size
         self.siteinfo: dict[str, Any] = {}
         self.namespaces: frozenset[str] = DEFAULT_NAMESPACES
@@ -562,10 +565,6 @@ def _create_schema(conn: sqlite3.Connection) -> None:
     )
 
 
-def _temporary_path(out: Path) -> Path:
-    return out.with_name(f".{out.name}.tmp-{os.getpid()}")
-
-
 def build_dump_db(
     dump_file: str | os.PathLike[str],
     out_file: str | os.PathLike[str],
@@ -576,47 +575,51 @@ def build_dump_db(
 ) -> dict[str, int]:
     """Build the dump database ``out_file`` from ``dump_file``; returns the counts stored in ``meta``.
 
-    The database is written to a temporary file next to ``out_file`` and renamed only once complete, so an
-    interrupted or failed run never leaves a complete-looking database behind.
+    The output path is checked before the dump is read (a folder, a read-only file or a parent that cannot
+    be written is an :class:`~luke.errors.OutputError`); an existing database is replaced. The database is
+    written under a temporary name next to ``out_file`` and renamed only once complete, so an interrupted or
+    failed run never leaves a complete-looking database behind (leftovers of killed runs are swept).
     """
+    out = check_output(out_file, kind="file", overwrite=True, what="output database")
     reader = DumpReader(dump_file)
-    out = Path(out_file)
-    if not out.parent.is_dir():
-        raise DumpError(f"{out.parent}: output directory does not exist")
-    tmp = _temporary_path(out)
-    tmp.unlink(missing_ok=True)
     stats: Counter[str] = Counter()
-    redirects: dict[str, str] = {}
-    try:
-        conn = sqlite3.connect(tmp)
-        _create_schema(conn)
-        jobs = _article_jobs(reader, stats, redirects)
-        results = ordered_map(_process_page, jobs, num_workers, chunk_size)
-        link_counts = _store_pages(conn, results, reader, stats, progress)
-        conn.executemany("INSERT INTO redirects VALUES (?, ?)", sorted(redirects.items()))
-        stats["redirects"] = len(redirects)
-        stats["articles"] = conn.execute("SELECT COUNT(*) FROM pages").fetchone()[0]
-        conn.executemany("INSERT INTO link_counts VALUES (?, ?)", sorted(link_counts.items()))
-        stats["distinct_link_targets"] = len(link_counts)
-        meta = {
-            "format": FORMAT_NAME,
-            "format_version": FORMAT_VERSION,
-            "source": Path(dump_file).name,
-            "siteinfo": json.dumps(reader.siteinfo, ensure_ascii=False, sort_keys=True),
-            **{f"count.{k}": str(v) for k, v in sorted(stats.items())},
-        }
-        conn.executemany("INSERT INTO meta VALUES (?, ?)", sorted(meta.items()))
-        conn.commit()
-        conn.close()
-        os.replace(tmp, out)
-    except BaseException:
+    with atomic_output(out) as tmp:
         try:
+            conn = sqlite3.connect(tmp)
+        except sqlite3.Error as err:
+            raise OutputError(f"output database {out}: cannot be created ({err})") from None
+        try:
+            _fill_database(conn, reader, stats, num_workers, chunk_size, progress)
+            conn.commit()
+        except sqlite3.Error as err:  # disk full, I/O error: name the real output, never the temporary
+            raise OutputError(f"output database {out}: cannot be written ({err})") from None
+        finally:
             conn.close()
-        except Exception:
-            pass
-        tmp.unlink(missing_ok=True)
-        raise
     return dict(stats)
+
+
+def _fill_database(
+    conn: sqlite3.Connection, reader: DumpReader, stats: Counter[str], num_workers: int, chunk_size: int, progress: bool
+) -> None:
+    """Create the schema and store the pages, redirects, link counts and ``meta`` of the dump."""
+    redirects: dict[str, str] = {}
+    _create_schema(conn)
+    jobs = _article_jobs(reader, stats, redirects)
+    results = ordered_map(_process_page, jobs, num_workers, chunk_size)
+    link_counts = _store_pages(conn, results, reader, stats, progress)
+    conn.executemany("INSERT INTO redirects VALUES (?, ?)", sorted(redirects.items()))
+    stats["redirects"] = len(redirects)
+    stats["articles"] = conn.execute("SELECT COUNT(*) FROM pages").fetchone()[0]
+    conn.executemany("INSERT INTO link_counts VALUES (?, ?)", sorted(link_counts.items()))
+    stats["distinct_link_targets"] = len(link_counts)
+    meta = {
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "source": reader.path.name,
+        "siteinfo": json.dumps(reader.siteinfo, ensure_ascii=False, sort_keys=True),
+        **{f"count.{k}": str(v) for k, v in sorted(stats.items())},
+    }
+    conn.executemany("INSERT INTO meta VALUES (?, ?)", sorted(meta.items()))
 
 
 def _article_jobs(
@@ -687,13 +690,19 @@ class DumpDB:
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
+        if self.path.is_dir():
+            raise DumpError(self.path, "is a folder, expected a dump database file (from build-dump-db)")
         if not self.path.is_file():
             raise DumpError(f"{self.path}: no such dump database")
         try:
             self.conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False)
             meta = dict(self.conn.execute("SELECT key, value FROM meta").fetchall())
+            tables = {row[0] for row in self.conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         except sqlite3.DatabaseError as err:
             raise DumpError(f"{self.path}: not a dump database ({err})") from None
+        missing = sorted({"pages", "redirects", "link_counts"} - tables)
+        if missing:
+            raise DumpError(self.path, f"not a complete dump database (table(s) {', '.join(missing)} missing)")
         if meta.get("format") != FORMAT_NAME:
             raise DumpError(f"{self.path}: not a dump database (meta.format = {meta.get('format')!r})")
         if meta.get("format_version") != FORMAT_VERSION:
@@ -723,13 +732,19 @@ class DumpDB:
         row = self.conn.execute("SELECT title, paragraphs FROM pages WHERE page_id = ?", (page_id,)).fetchone()
         if row is None:
             raise KeyError(page_id)
-        return row[0], [Paragraph.from_json(p) for p in json.loads(row[1])]
+        return row[0], self._paragraphs(row[1], f"page id {page_id}")
 
     def get_paragraphs(self, title: str) -> list[Paragraph]:
         row = self.conn.execute("SELECT paragraphs FROM pages WHERE title = ?", (title,)).fetchone()
         if row is None:
             raise KeyError(title)
-        return [Paragraph.from_json(p) for p in json.loads(row[0])]
+        return self._paragraphs(row[0], f"page {shorten(title)!r}")
+
+    def _paragraphs(self, payload: str, where: str) -> list[Paragraph]:
+        try:
+            return [Paragraph.from_json(p) for p in json.loads(payload)]
+        except (ValueError, TypeError, KeyError) as err:
+            raise DumpError(self.path, f"{where}: corrupt paragraphs ({shorten(str(err))})") from None
 
     def redirects(self) -> dict[str, str]:
         """Redirect source title → target title (unresolved, as stored)."""

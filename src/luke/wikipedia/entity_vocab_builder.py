@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from luke.entity_vocab import DEFAULT_SPECIALS, EntityVocab
-from luke.errors import ConfigError
+from luke.errors import ConfigError, DataError, LukeError, OutputError
+from luke.files import atomic_output, check_output, remove_path, temporary_path, text_lines
 from luke.wikipedia.dump_db import DumpDB, normalize_title, resolve
 
 logger = logging.getLogger(__name__)
@@ -60,13 +61,16 @@ def count_entity_links(db: DumpDB) -> tuple[Counter[str], EntityVocabStats]:
 
 def read_white_list(path: str | os.PathLike[str]) -> list[str]:
     """Titles, one per line (blank lines and ``#`` comments ignored; a ``title<TAB>count`` line keeps the
-    title)."""
+    title). A missing, unreadable or non-UTF-8 file is a :class:`~luke.errors.DataError` naming the file
+    (and line)."""
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: white list not found")
+    if path.is_dir():
+        raise DataError(path, "white list is a folder, expected a file of titles")
+    if not path.exists():
+        raise DataError(path, "white list not found")
     titles = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        line = line.split("\t", 1)[0].strip()
+    for _, line in text_lines(path):
+        line = line.lstrip("\ufeff").split("\t", 1)[0].strip()
         if line and not line.startswith("#"):
             titles.append(normalize_title(line))
     return titles
@@ -116,14 +120,38 @@ def build_entity_vocab(
     return vocab, stats
 
 
+VOCAB_SUFFIXES = (".jsonl", ".tsv", ".json")
+
+
+def check_vocab_output(out: str | os.PathLike[str], *, language: str | None = None) -> Path:
+    """Refuse an entity vocabulary output before the work: a bad path (see :func:`luke.files.check_output`;
+    an existing file is replaced), an unknown suffix, or ``language`` with the TSV format (one title without
+    language per line)."""
+    out = check_output(out, kind="file", overwrite=True, what="output vocabulary")
+    suffix = out.suffix.lower()
+    if suffix not in VOCAB_SUFFIXES:
+        raise OutputError(
+            f"output vocabulary {out}: unknown format {suffix or '(no suffix)'!r}; end the name with "
+            ".jsonl, .tsv or .json"
+        )
+    if language and suffix == ".tsv":
+        raise ConfigError(f"output vocabulary {out}: --language needs the .jsonl or .json format (TSV has no language)")
+    return out
+
+
 def save_vocab_atomically(vocab: EntityVocab, out: str | os.PathLike[str]) -> None:
-    """Write ``vocab`` to a temporary file next to ``out`` (same suffix), then rename it into place."""
+    """Write ``vocab`` under a temporary name next to ``out``, then rename it into place (the format comes
+    from the suffix of ``out``). Errors name ``out``, never the temporary file."""
     out = Path(out)
-    if not out.parent.is_dir():
-        raise FileNotFoundError(f"{out.parent}: output directory does not exist")
-    tmp = out.with_name(f".{out.stem}.tmp-{os.getpid()}{out.suffix}")
-    try:
-        vocab.save(tmp)
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_output(out) as tmp:
+        staging = temporary_path(out, "staging")  # a folder, so the file inside keeps the suffix of ``out``
+        remove_path(staging)
+        staging.mkdir()
+        try:
+            vocab.save(staging / out.name)
+            os.replace(staging / out.name, tmp)
+        except LukeError as err:
+            message = str(err).removeprefix(f"{staging / out.name}: ").replace(str(staging / out.name), str(out))
+            raise OutputError(f"output vocabulary {out}: {message}") from None
+        finally:
+            remove_path(staging)

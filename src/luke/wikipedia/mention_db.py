@@ -41,7 +41,8 @@ from typing import Any
 
 from tqdm import tqdm
 
-from luke.errors import ConfigError, DataError
+from luke.errors import ConfigError, DataError, shorten
+from luke.files import atomic_output, check_output
 from luke.wikipedia.dump_db import DumpDB, resolve
 
 logger = logging.getLogger(__name__)
@@ -168,23 +169,12 @@ def _word_prefixes(mention: str) -> list[str]:
     return [key for _, key in _span_keys(mention, spans, _token_keys(mention, spans), 0, len(spans), None)]
 
 
-def _temporary_path(out: Path) -> Path:
-    return out.with_name(f".{out.name}.tmp-{os.getpid()}")
-
-
 def _write_atomically(out: Path, lines: Iterator[str]) -> None:
-    if not out.parent.is_dir():
-        raise FileNotFoundError(f"{out.parent}: output directory does not exist")
-    tmp = _temporary_path(out)
-    try:
-        with open(tmp, "w", encoding="utf-8", newline="\n") as f:
-            for line in lines:
-                f.write(line)
-                f.write("\n")
-        os.replace(tmp, out)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    """Write ``lines`` to ``out`` under a temporary name, renamed into place when complete."""
+    with atomic_output(out) as tmp, open(tmp, "w", encoding="utf-8", newline="\n") as f:
+        for line in lines:
+            f.write(line)
+            f.write("\n")
 
 
 # ---------------------------------------------------------------------------------------------- builder
@@ -206,17 +196,17 @@ def build_mention_db(
     ``max_mention_words`` words are not counted. Pass 2 scans the plain text of every article for all anchor
     strings (every whole-word sequence of at most ``max_mention_words`` words, pruned by word prefixes) to count
     documents. Mentions linked fewer than ``min_link_count`` times are left out. The file is written to a
-    temporary file next to ``out_path`` and renamed when complete. Returns counts (links kept and dropped,
-    pages, mentions written).  ``any_target`` keeps links whose (redirect-resolved) target is not an article of
-    the database: for a partial dump, whose links mostly point outside it.
+    temporary file next to ``out_path`` and renamed when complete (the path is checked before the work: a
+    folder, a read-only file or a parent that cannot be written is an :class:`~luke.errors.OutputError`).
+    Returns counts (links kept and dropped, pages, mentions written). ``any_target`` keeps links whose
+    (redirect-resolved) target is not an article of the database: for a partial dump, whose links mostly point
+    outside it.
     """
     if max_mention_words < 1:
         raise ConfigError(f"max_mention_words must be at least 1, got {max_mention_words}")
     if min_link_count < 1:
         raise ConfigError(f"min_link_count must be at least 1, got {min_link_count}")
-    out = Path(out_path)
-    if not out.parent.is_dir():
-        raise FileNotFoundError(f"{out.parent}: output directory does not exist")
+    out = check_output(out_path, kind="file", overwrite=True, what="output mention database")
     if isinstance(dump_db_path, DumpDB):
         return _build_mention_db(dump_db_path, out, max_mention_words, min_link_count, progress, any_target)
     db = DumpDB(dump_db_path)
@@ -408,12 +398,16 @@ class MentionDetector:
         entries whose title is in it are kept. ``max_mention_words`` defaults to the database header's value
         (20 for plain dictionaries).
 
-        Raises ``FileNotFoundError`` for a missing file and :class:`luke.finetuning.data.DataError` (naming
-        the file and line) for a malformed one.
+        Raises :class:`luke.errors.DataError` (naming the file, and the line where there is one) for a
+        missing, unreadable or malformed file.
         """
         path = Path(path)
+        if path.is_dir():
+            raise DataError(path, "is a folder, expected a mention dictionary file")
         if not path.is_file():
-            raise FileNotFoundError(f"{path}: no such mention dictionary file")
+            raise DataError(path, "no such mention dictionary file")
+        if not os.access(path, os.R_OK):
+            raise DataError(path, "cannot be read (permission denied)")
         with open(path, "rb") as f:
             first = b""
             for raw in f:
@@ -455,7 +449,9 @@ class MentionDetector:
         :meth:`from_file`). The file is replaced atomically."""
         for mention, title in self._mapping.items():
             if not title or any(c in title for c in "\t\n\r"):
-                raise DataError(f"title {title!r} of mention {mention!r} cannot be written as TSV")
+                raise DataError(
+                    f"title {shorten(repr(title))} of mention {shorten(repr(mention))} cannot be written as TSV"
+                )
         _write_atomically(Path(path), (f"{m}\t{t}" for m, t in sorted(self._mapping.items())))
 
     # ---------------------------------------------------------------------------------------- lookup
@@ -548,9 +544,11 @@ def _read_json_dict(path: Path) -> list[tuple[str, str]]:
     entries = []
     for mention, title in obj.items():
         if not isinstance(title, str) or not title.strip():
-            raise DataError(path, f"the title of mention {mention!r} must be a non-empty string, got {title!r}")
+            raise DataError(
+                path, f"the title of mention {shorten(repr(mention))} must be a non-empty string, got {shorten(title)}"
+            )
         if not normalize_mention(mention):
-            raise DataError(path, f"empty mention {mention!r}")
+            raise DataError(path, f"empty mention {shorten(repr(mention))}")
         entries.append((mention, title.strip()))
     return entries
 
@@ -570,19 +568,21 @@ def _read_mention_db(path: Path, *, min_link_prob: float, min_prior: float) -> t
         if not header_seen:
             header_seen = True
             if record.get("version") != FORMAT_VERSION:
-                raise DataError(path, f"unsupported mention database version {record.get('version')!r}", number)
+                raise DataError(path, f"unsupported mention database version {shorten(record.get('version'))}", number)
             max_words = record.get("max_mention_words", 20)
             if not isinstance(max_words, int) or isinstance(max_words, bool) or max_words < 1:
-                raise DataError(path, f"invalid max_mention_words {max_words!r}", number)
+                raise DataError(
+                    path, f"invalid max_mention_words {shorten(max_words)} (expected an integer >= 1)", number
+                )
             continue
         mention, link_count = record.get("mention"), record.get("link_count")
         link_prob, candidates = record.get("link_prob"), record.get("candidates")
         if not isinstance(mention, str) or not mention.strip():
             raise DataError(path, "'mention' must be a non-empty string", number)
         if not isinstance(link_count, int) or isinstance(link_count, bool) or link_count < 1:
-            raise DataError(path, f"'link_count' must be a positive integer, got {link_count!r}", number)
+            raise DataError(path, f"'link_count' must be a positive integer, got {shorten(link_count)}", number)
         if not isinstance(link_prob, (int, float)) or isinstance(link_prob, bool) or not 0 <= link_prob <= 1:
-            raise DataError(path, f"'link_prob' must be a number in [0, 1], got {link_prob!r}", number)
+            raise DataError(path, f"'link_prob' must be a number in [0, 1], got {shorten(link_prob)}", number)
         if (
             not isinstance(candidates, list)
             or not candidates

@@ -31,7 +31,6 @@ import json
 import logging
 import os
 import random
-import shutil
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
@@ -41,7 +40,8 @@ from typing import Any
 from tqdm import tqdm
 
 from luke.entity_vocab import EntityVocab
-from luke.errors import ConfigError, DatasetError, TokenizerError
+from luke.errors import ConfigError, DataError, DatasetError, TokenizerError, shorten
+from luke.files import atomic_output, check_output, read_json, remove_path, temporary_path
 from luke.wikipedia.dump_db import DumpDB, Paragraph, resolve
 from luke.wikipedia.parallel import ordered_map
 from luke.wikipedia.sentence_splitter import SentenceSplitter, get_sentence_splitter
@@ -409,49 +409,59 @@ def build_pretraining_dataset(
     """Build the dataset in ``out_dir`` and return its metadata (also written to ``metadata.json``).
 
     Everything is written to a temporary folder next to ``out_dir`` that is renamed into place only when
-    complete. ``out_dir`` must not exist unless ``overwrite``.
+    complete (leftovers of killed runs are swept). ``out_dir`` must not exist unless ``overwrite``; the path is
+    checked before the work starts.
     """
     options = options or DatasetOptions()
     options.validate()
-    out = Path(out_dir)
-    if out.exists() and not overwrite:
-        raise DatasetError(out, "output folder already exists (use --overwrite to replace it)")
-    if not out.parent.is_dir():
-        raise FileNotFoundError(f"{out.parent}: parent folder of the output does not exist")
+    out = check_output(out_dir, kind="dir", overwrite=overwrite, what="output folder")
     db = DumpDB(dump_db)
     tokenizer = load_tokenizer(tokenizer_path)
     vocab_path = Path(entity_vocab_path)
+    if vocab_path.is_dir():
+        raise DataError(vocab_path, "entity vocabulary is a folder, expected a file")
     if not vocab_path.is_file():
-        raise FileNotFoundError(f"{vocab_path}: entity vocabulary not found")
+        raise DataError(vocab_path, "entity vocabulary not found")
     vocab = EntityVocab.load(vocab_path)
     get_sentence_splitter(options.sentence_splitter, options.language)  # fail early if unavailable
     tokenizer_json = tokenizer.backend_tokenizer.to_str()
     page_ids = select_pages(db, options)
+    try:
+        with atomic_output(out, "dir") as work:
+            source = _ItemSource(str(db.path), tokenizer_json, vocab, options)
+            stats = _write_and_save_items(out, work, source, page_ids, num_workers, chunk_size, num_shards, progress)
+            tokenizer.save_pretrained(str(work / "tokenizer"))
+            (work / f"entity_vocab{vocab_path.suffix}").write_bytes(vocab_path.read_bytes())
+            metadata = _metadata(source, stats, len(page_ids), db, tokenizer, tokenizer_path, entity_vocab_path)
+            text = json.dumps(metadata, indent=2, ensure_ascii=False) + "\n"
+            (work / "metadata.json").write_text(text, encoding="utf-8")
+    finally:
+        db.close()
+    return metadata
 
-    work = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    staging = out.with_name(f".{out.name}.staging-{os.getpid()}")
-    for path in (work, staging):
-        shutil.rmtree(path, ignore_errors=True)
+
+def _write_and_save_items(
+    out: Path,
+    work: Path,
+    source: _ItemSource,
+    page_ids: list[int],
+    num_workers: int,
+    chunk_size: int,
+    num_shards: int | None,
+    progress: bool,
+) -> Counter[str]:
+    """Process the pages into one Arrow file in a staging folder beside ``out`` (removed afterwards), then
+    save it as the shards of the ``datasets`` folder ``work``; return the summed page stats."""
+    staging = temporary_path(out, "staging")
+    remove_path(staging)
     staging.mkdir()
     try:
         items = staging / "items.arrow"
-        source = _ItemSource(str(db.path), tokenizer_json, vocab, options)
         stats = _write_items(items, source, page_ids, num_workers, chunk_size, progress)
         _save_shards(items, work, num_shards or max(1, -(-stats["tokens"] // 50_000_000)), progress)
-        tokenizer.save_pretrained(str(work / "tokenizer"))
-        shutil.copyfile(vocab_path, work / f"entity_vocab{vocab_path.suffix}")
-        metadata = _metadata(source, stats, len(page_ids), db, tokenizer, tokenizer_path, entity_vocab_path)
-        (work / "metadata.json").write_text(json.dumps(metadata, indent=2, ensure_ascii=False) + "\n")
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(work, out)
-    except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
-        raise
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
-        db.close()
-    return metadata
+        remove_path(staging)
+    return stats
 
 
 @dataclass
@@ -563,25 +573,110 @@ def _metadata(
     }
 
 
+# ---------------------------------------------------------------------------------------------- reading
+
+# metadata.json fields that readers rely on: dotted key -> type (bool is never accepted for int)
+METADATA_FIELDS: dict[str, type] = {
+    "number_of_items": int,
+    "number_of_pages": int,
+    "tokenizer": dict,
+    "tokenizer.saved_to": str,
+    "entity_vocab": dict,
+    "entity_vocab.file": str,
+    "entity_vocab.size": int,
+    "entity_vocab.special_ids": dict,
+}
+_TYPE_NAMES = {int: "an integer", str: "a string", dict: "a JSON object"}
+
+
+def read_metadata(folder: str | os.PathLike[str]) -> dict[str, Any]:
+    """The checked ``metadata.json`` of a dataset folder written by :func:`build_pretraining_dataset`.
+
+    A missing folder or file, bad UTF-8 or JSON, another ``format``, or a field of :data:`METADATA_FIELDS`
+    missing or of the wrong type is a :class:`~luke.errors.DatasetError` naming the file (and line)."""
+    path = Path(folder)
+    if path.exists() and not path.is_dir():
+        raise DatasetError(path, "is a file, expected a pretraining dataset folder (from build-pretraining-dataset)")
+    if not path.is_dir():
+        raise DatasetError(path, "dataset folder not found")
+    meta_path = path / "metadata.json"
+    if not meta_path.is_file():
+        raise DatasetError(path, "not a pretraining dataset (no metadata.json)")
+    try:
+        metadata = read_json(meta_path, dict)
+    except DatasetError:
+        raise
+    except DataError as err:
+        raise DatasetError(str(err)) from None
+    if metadata.get("format") != FORMAT_NAME:
+        raise DatasetError(meta_path, f"format is {shorten(metadata.get('format'))}, expected {FORMAT_NAME!r}")
+    for key, expected in METADATA_FIELDS.items():
+        value: Any = metadata
+        for part in key.split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+        if value is None:
+            raise DatasetError(meta_path, f"field {key!r} is missing (expected {_TYPE_NAMES[expected]})")
+        if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
+            raise DatasetError(
+                meta_path, f"field {key!r} must be {_TYPE_NAMES[expected]}, got {type(value).__name__} {shorten(value)}"
+            )
+        if expected is int and value < 0:
+            raise DatasetError(meta_path, f"field {key!r} must be >= 0, got {value}")
+    special_ids = metadata["entity_vocab"]["special_ids"]
+    for name, value in special_ids.items():
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise DatasetError(
+                meta_path, f"field 'entity_vocab.special_ids.{shorten(name)}' must be an integer, got {shorten(value)}"
+            )
+    return metadata
+
+
+def load_arrow(folder: str | os.PathLike[str]) -> Any:
+    """The ``datasets.Dataset`` saved in ``folder``; a missing shard or one that cannot be read (truncated,
+    not Arrow) is a :class:`~luke.errors.DatasetError` naming it."""
+    import datasets
+
+    path = Path(folder)
+    state_path = path / "state.json"
+    if not state_path.is_file():
+        raise DatasetError(path, "state.json is missing (an incomplete copy of the dataset?)")
+    try:
+        state = read_json(state_path, dict)
+    except DataError as err:
+        raise DatasetError(str(err)) from None
+    files = state.get("_data_files")
+    if not isinstance(files, list) or not all(
+        isinstance(f, dict) and isinstance(f.get("filename"), str) for f in files
+    ):
+        raise DatasetError(state_path, "'_data_files' must be a list of {\"filename\": ...} objects")
+    names = [f["filename"] for f in files]
+    missing = [name for name in names if not (path / name).is_file()]
+    if missing:
+        raise DatasetError(path, f"missing dataset shard(s): {shorten(', '.join(missing), 200)}")
+    try:
+        return datasets.load_from_disk(str(path))
+    except Exception as err:
+        first = str(err).splitlines()[0] if str(err) else type(err).__name__
+        shard = next((name for name in names if name in str(err)), None)
+        where = path / shard if shard else path
+        raise DatasetError(
+            where, f"corrupt dataset shard(s) (cannot read the Arrow data: {shorten(first, 200)})"
+        ) from None
+
+
 # ------------------------------------------------------------------------------------------------ stats
 
 
 def dataset_stats(out_dir: str | os.PathLike[str]) -> dict[str, Any]:
     """Items, tokens, entity mentions and entity coverage of a built dataset (computed from the Arrow
     data, not copied from ``metadata.json``)."""
-    import datasets
     import pyarrow.compute as pc
 
-    path = Path(out_dir)
-    meta_path = path / "metadata.json"
-    if not meta_path.is_file():
-        raise FileNotFoundError(f"{path}: not a pretraining dataset (no metadata.json)")
-    metadata = json.loads(meta_path.read_text())
-    try:
-        dataset = datasets.load_from_disk(str(path))
-    except Exception as err:
-        raise DatasetError(path, f"cannot load the Arrow dataset: {err}") from None
+    metadata = read_metadata(out_dir)
+    dataset = load_arrow(out_dir)
     table = dataset.data.table
+    if not {"word_ids", "entity_ids", "page_id"} <= set(table.column_names):
+        raise DatasetError(Path(out_dir), f"the Arrow data lacks columns (has {', '.join(table.column_names)})")
     word_lengths = pc.list_value_length(table.column("word_ids"))
     entity_ids = pc.list_flatten(table.column("entity_ids"))
     unk_id = metadata["entity_vocab"]["special_ids"].get("[UNK]")
