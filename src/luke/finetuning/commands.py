@@ -20,6 +20,7 @@ from typing import Any
 from luke.command_args import add_command
 from luke.dataclass_args import add_arguments, flag_fields, from_mapping, values_from_namespace
 from luke.errors import ConfigError, DataError, LukeError
+from luke.files import check_output, write_text_atomic
 from luke.finetuning.data import iter_json_records
 from luke.finetuning.model_io import TASK_FILE, build_for_finetuning, load_finetuned, to_transformers
 from luke.finetuning.options import (
@@ -111,6 +112,16 @@ def _evaluate_splits(
     return results
 
 
+def _check_outputs(
+    task: Task | type[Task], output_dir: str | Path, splits: tuple[str, ...], results: bool = True
+) -> None:
+    """Refuse an output folder (and the files it will get) that cannot be written, before any work."""
+    check_output(output_dir, kind="dir", exist_ok=True, what="--output-dir")
+    names = [f"{split}_predictions.{task.prediction_suffix}" for split in splits]
+    for name in (["results.json"] if results else []) + names:
+        check_output(Path(output_dir) / name, kind="file", overwrite=True, what="output file")
+
+
 def finetune(
     task_name: str,
     model_path: str | Path,
@@ -139,6 +150,7 @@ def finetune(
     args = _training_arguments(task, output_dir, training)
     if backend not in ("luke", "transformers"):
         raise ConfigError(f"--backend must be 'luke' or 'transformers', got {backend!r}")
+    _check_outputs(task, output_dir, eval_splits)
     limits = {"train": max_train_examples, "dev": max_dev_examples, "test": max_test_examples}
     splits = _load_examples(task, data_dir, eval_splits, limits, args.seed)
     with tempfile.TemporaryDirectory() as tmp:
@@ -177,7 +189,7 @@ def finetune(
         results |= _evaluate_splits(trainer, task, splits, features, args, tokenizer.pad_token_id, eval_splits)
         results["wall_seconds"] = time.perf_counter() - wall
         if trainer.accelerator.is_main_process:
-            (out / "results.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+            write_text_atomic(out / "results.json", json.dumps(results, indent=2) + "\n")
         trainer.cleanup(remove_checkpoints=not keep_checkpoints)
     return results
 
@@ -215,6 +227,8 @@ def evaluate_folder(
     mixed_precision: str = "no",
 ) -> dict[str, Any]:
     """Score a fine-tuned folder on one split of ``data_dir`` (optionally writing predictions)."""
+    if output_dir is not None:
+        _check_outputs(get_task(task_name), output_dir, (split,), results=False)
     task, model, tokenizer = load_task_model(task_name, model_path, tokenizer_path, unseen_labels)
     splits = task.load_splits(data_dir, (split,))
     if split not in splits:
@@ -388,8 +402,13 @@ def _evaluate(a: argparse.Namespace) -> int:
 
 def _predict(a: argparse.Namespace) -> int:
     _check_file(a.input, "input file")
+    if a.output is not None:
+        check_output(a.output, kind="file", overwrite=True, what="--output")
+    records = list(iter_json_records(a.input))
+    if not records:
+        raise DataError(a.input, "no input records in the file")
     task, model, tokenizer = load_task_model(a.task, a.model, a.tokenizer)
-    examples = task.examples_from_raw(list(iter_json_records(a.input)), a.input)
+    examples = task.examples_from_raw(records, a.input)
     features = task.featurize(examples, tokenizer)
     acc = make_accelerator(cpu=a.cpu, mixed_precision=a.mixed_precision)
     model = acc.prepare_model(model, evaluation_mode=True)
@@ -397,13 +416,12 @@ def _predict(a: argparse.Namespace) -> int:
 
     logits = predict_logits(model, task, features, a.eval_batch_size, tokenizer.pad_token_id, acc, a.progress)
     predictions = task.decode(examples, features, logits)
-    out = open(a.output, "w", encoding="utf-8") if a.output else sys.stdout
-    try:
-        for ex, pred in zip(examples, predictions, strict=True):
-            out.write(json.dumps(task.format_prediction(ex, pred), ensure_ascii=False) + "\n")
-    finally:
-        if a.output:
-            out.close()
+    lines = (json.dumps(task.format_prediction(ex, pred), ensure_ascii=False) + "\n"
+             for ex, pred in zip(examples, predictions, strict=True))  # fmt: skip
+    if a.output is None:
+        sys.stdout.writelines(lines)
+    else:
+        write_text_atomic(a.output, "".join(lines))
     return 0
 
 

@@ -9,22 +9,32 @@ knows the line on which each record starts.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import logging
+from collections import defaultdict
+from collections.abc import Hashable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from luke.errors import DataError
+from luke.errors import DataError, shorten
+from luke.files import read_text
 
-__all__ = ["DataError", "iter_json_records", "find_split_file", "require"]
+__all__ = [
+    "DataError",
+    "iter_json_records",
+    "find_split_file",
+    "require",
+    "int_pair",
+    "check_text_span",
+    "match_predictions",
+]
+
+logger = logging.getLogger(__name__)
 
 
 def iter_json_records(path: str | Path) -> Iterator[tuple[int, Any]]:
     """Yield ``(line_number, record)`` for a JSON array file or a JSON Lines file (1-based lines)."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as err:
-        raise DataError(path, f"not UTF-8 text ({err.reason} at byte {err.start})") from None
+    text = read_text(path)  # missing, unreadable, non-UTF-8: DataError naming the file (and line)
     decoder = json.JSONDecoder()
     stripped = text.lstrip()
     if not stripped:
@@ -69,9 +79,30 @@ def require(record: Any, fields: dict[str, type | tuple[type, ...]], path: Path,
         if name not in record:
             raise DataError(path, f"missing field {name!r}", line)
         value = record[name]
-        if not isinstance(value, kind) or (isinstance(value, bool) and kind is int):
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        if not isinstance(value, kind) or (isinstance(value, bool) and bool not in kinds):
             expected = kind.__name__ if isinstance(kind, type) else "/".join(k.__name__ for k in kind)
             raise DataError(path, f"field {name!r} must be {expected}, got {type(value).__name__}", line)
+
+
+def int_pair(value: Any, path: Path, line: int | None, what: str) -> tuple[int, int]:
+    """``value`` as a ``[start, end]`` pair of integers (a JSON ``true`` is not an integer), else
+    :class:`DataError` naming ``what``."""
+    if (
+        not isinstance(value, list | tuple)
+        or len(value) != 2
+        or not all(isinstance(x, int) and not isinstance(x, bool) for x in value)
+    ):
+        raise DataError(path, f"{what} must be [start, end] integer character offsets, got {shorten(value)}", line)
+    return value[0], value[1]
+
+
+def check_text_span(text: str, start: int, end: int, path: Path | str, line: int | None, what: str) -> None:
+    """``text[start:end]`` (end exclusive) must lie in ``text``, be non-empty and not only whitespace."""
+    if not 0 <= start < end <= len(text):
+        raise DataError(path, f"{what} = [{start}, {end}] is out of range for a text of {len(text)} characters", line)
+    if not text[start:end].strip():
+        raise DataError(path, f"{what} = [{start}, {end}] covers only whitespace ({text[start:end]!r})", line)
 
 
 def find_split_file(data_dir: str | Path, candidates: tuple[str, ...]) -> Path | None:
@@ -81,3 +112,34 @@ def find_split_file(data_dir: str | Path, candidates: tuple[str, ...]) -> Path |
         if (data_dir / name).is_file():
             return data_dir / name
     return None
+
+
+def match_predictions(
+    gold_keys: Sequence[Hashable], pred_keys: Sequence[Hashable], predictions: Path, gold: Path | str
+) -> tuple[list[int | None], dict[str, int]]:
+    """Match predictions to gold examples by key (their text and spans): for each gold example the index
+    of its prediction or None (the same key twice is matched in order).  Unmatched gold examples and
+    predictions are counted and warned about; no match at all (predictions of another file) is a
+    :class:`DataError`."""
+    queue: dict[Hashable, list[int]] = defaultdict(list)
+    for j, key in enumerate(pred_keys):
+        queue[key].append(j)
+    for js in queue.values():
+        js.reverse()
+    matched: list[int | None] = [queue[key].pop() if queue.get(key) else None for key in gold_keys]
+    n_matched = sum(m is not None for m in matched)
+    counts = {"matched": n_matched, "unmatched_gold": len(gold_keys) - n_matched,
+              "unmatched_predictions": len(pred_keys) - n_matched}  # fmt: skip
+    if gold_keys and not n_matched:
+        raise DataError(
+            predictions,
+            f"none of its {len(pred_keys)} predictions matches one of the {len(gold_keys)} examples of {gold} "
+            "(same text and spans): are they predictions for another file?",
+        )
+    if counts["unmatched_gold"]:
+        logger.warning("%s: %d gold example(s) of %s have no prediction (scored as misses)",
+                       predictions, counts["unmatched_gold"], gold)  # fmt: skip
+    if counts["unmatched_predictions"]:
+        logger.warning("%s: %d prediction(s) match no gold example of %s and are ignored",
+                       predictions, counts["unmatched_predictions"], gold)  # fmt: skip
+    return matched, counts

@@ -33,7 +33,8 @@ from luke.checkpoint import (
 )
 from luke.config import LukeConfig
 from luke.entity_vocab import EntityVocab
-from luke.errors import CheckpointError, ConfigError, TokenizerError
+from luke.errors import CheckpointError, ConfigError, TokenizerError, shorten
+from luke.files import read_json
 from luke.modeling import MODEL_CLASSES, LukePreTrainedModel
 from luke.tokenization import LukeTokenizer
 
@@ -239,7 +240,7 @@ def load_finetuned(
     archs = config.architectures or []
     state: dict[str, Any] = {}
     if (folder / TASK_FILE).is_file():
-        state = json.loads((folder / TASK_FILE).read_text(encoding="utf-8"))
+        state = read_json(folder / TASK_FILE, expected=dict)  # bad UTF-8 / JSON: DataError with file and line
     if model_class_name not in archs or (state.get("task") not in (None, task_name)):
         found = state.get("task") or (archs[0] if archs else "no head")
         raise CheckpointError(f"{folder} holds a model for {found}, not for task {task_name} ({model_class_name})")
@@ -252,6 +253,13 @@ def load_finetuned(
     except ValueError as err:
         raise TokenizerError(f"cannot load the tokenizer from {tok_folder} ({err}); pass --tokenizer FOLDER") from None
     labels = state.get("labels") or [config.id2label[i] for i in range(len(config.id2label))]
+    if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
+        raise CheckpointError(f"{folder / TASK_FILE}: 'labels' must be a list of strings, got {shorten(labels)}")
+    if len(labels) != len(config.id2label):
+        raise CheckpointError(
+            f"{folder / TASK_FILE} lists {len(labels)} labels but the model in {folder} has {len(config.id2label)} "
+            "(config.json id2label): the files come from different models"
+        )
     state["labels"] = labels
     return model, tokenizer, state
 

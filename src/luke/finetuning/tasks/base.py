@@ -24,6 +24,7 @@ import torch
 
 from luke.dataclass_args import from_mapping
 from luke.errors import ConfigError, DataError
+from luke.files import write_text_atomic
 from luke.finetuning.data import find_split_file
 from luke.finetuning.options import TaskDefaults, TaskOptions
 
@@ -119,7 +120,8 @@ class Task(ABC):
     def set_labels_from(self, train: Sequence[Any]) -> None:
         self.labels = self.build_labels(train)
         if not self.labels:
-            raise DataError("train", "the training data has no labels")
+            where = getattr(train[0], "path", None) if train else None
+            raise DataError(where or "train", "the training data has no labels (no example has a gold label)")
 
     def check_labels(self, examples: Sequence[Any], split: str) -> None:
         """Apply the unseen-label policy to dev/test examples."""
@@ -207,7 +209,7 @@ class Task(ABC):
         return {"task": self.name, "labels": self.labels, "options": self.given_options}
 
     def save(self, folder: str | Path) -> None:
-        Path(folder, "luke_task.json").write_text(json.dumps(self.state(), indent=2) + "\n", encoding="utf-8")
+        write_text_atomic(Path(folder, "luke_task.json"), json.dumps(self.state(), indent=2) + "\n")
 
 
 def _plain(value: Any) -> Any:

@@ -15,8 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from luke.errors import DataError
-from luke.finetuning.data import iter_json_records, require
+from luke.errors import DataError, shorten
+from luke.files import atomic_output
+from luke.finetuning.data import check_text_span, int_pair, iter_json_records, match_predictions, require
 from luke.finetuning.metrics import multilabel_micro_f1
 from luke.finetuning.tasks.base import Feature, Task, TaskDefaults, entity_features
 
@@ -51,6 +52,11 @@ def _check_span(start: Any, end: Any, length: int, path: Path | str, line: int |
         raise DataError(path, f"{name} ({start}, {end}) is out of range for a text of {length} characters", line)
 
 
+def _plain_offset(value: Any) -> Any:
+    """An offset of a predictions file as a key part (a JSON ``true`` never equals the offset 1)."""
+    return ("bool", value) if isinstance(value, bool) else value
+
+
 class EntityTypingTask(Task):
     """Open Entity typing (``luke finetune entity_typing``)."""
 
@@ -67,6 +73,8 @@ class EntityTypingTask(Task):
             require(rec, {"sent": str, "start": int, "end": int, "labels": list}, path, line)
             text, start, end = rec["sent"], rec["start"], rec["end"]
             _check_span(start, end, len(text), path, line)
+            if not text[start:end].strip():
+                raise DataError(path, f"the mention [{start}, {end}] covers only whitespace", line)
             if not all(isinstance(x, str) for x in rec["labels"]):
                 raise DataError(path, "field 'labels' must be a list of strings", line)
             left, mention, right = (normalize_ptb(t) for t in (text[:start], text[start:end], text[end:]))
@@ -105,37 +113,57 @@ class EntityTypingTask(Task):
         return multilabel_micro_f1([ex.labels for ex in examples], predictions)
 
     def write_predictions(self, path, examples, predictions) -> None:
-        with open(path, "w", encoding="utf-8") as f:
+        with atomic_output(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
             for i, (ex, pred) in enumerate(zip(examples, predictions, strict=True)):
                 rec = {"index": i, "text": ex.text, "span": [ex.start, ex.end], "gold": ex.labels, "labels": pred}
                 f.write(json.dumps(rec, ensure_ascii=False) + "\n")
 
-    def _read_prediction_labels(self, path: Path) -> list[list[str]]:
-        preds = []
-        for line, rec in iter_json_records(path):
+    def _read_predictions(self, path: Path) -> list[tuple[int, dict[str, Any]]]:
+        """The records of a predictions file, each checked: ``labels`` (and ``gold`` when present) are
+        lists of strings; an empty file is an error."""
+        records = list(iter_json_records(path))
+        if not records:
+            raise DataError(path, "no predictions in the file")
+        for line, rec in records:
             require(rec, {"labels": list}, path, line)
-            preds.append([str(x) for x in rec["labels"]])
-        return preds
+            for key in ("labels", "gold"):
+                value = rec.get(key, [])
+                if not isinstance(value, list) or not all(isinstance(x, str) for x in value):
+                    raise DataError(path, f"field {key!r} must be a list of strings, got {shorten(value)}", line)
+        return records
 
     def score_files(self, gold, predictions) -> dict[str, Any]:
+        """Score a predictions JSONL against a gold data file (matched by text and span; unmatched ones
+        are counted) or, without ``gold``, against the records' own ``gold`` fields."""
         predictions = Path(predictions)
-        preds = self._read_prediction_labels(predictions)
+        records = self._read_predictions(predictions)
         if gold is None:
-            golds = [[str(x) for x in rec.get("gold", [])] for _, rec in iter_json_records(predictions)]
+            missing = next((line for line, rec in records if "gold" not in rec), None)
+            if missing is not None:
+                raise DataError(predictions, "no 'gold' field in this prediction; pass --gold FILE", missing)
+            out = multilabel_micro_f1([rec["gold"] for _, rec in records], [rec["labels"] for _, rec in records])
+            return {**out, "matched": len(records), "unmatched_gold": 0, "unmatched_predictions": 0}
+        examples = self.read(gold)
+        keyed = all(isinstance(rec.get("text"), str) and isinstance(rec.get("span"), list) for _, rec in records)
+        if keyed:
+            pred_keys = [(rec["text"], *map(_plain_offset, rec["span"])) for _, rec in records]
+        elif len(records) != len(examples):  # no text to match by: in order, one per example
+            raise DataError(predictions, f"{len(records)} predictions but {len(examples)} gold examples in {gold}")
         else:
-            golds = [ex.labels for ex in self.read(gold)]
-        if len(golds) != len(preds):
-            raise DataError(predictions, f"{len(preds)} predictions but {len(golds)} gold examples")
-        return multilabel_micro_f1(golds, preds)
+            pred_keys = [(ex.text, ex.start, ex.end) for ex in examples]
+        matched, counts = match_predictions(
+            [(ex.text, ex.start, ex.end) for ex in examples], pred_keys, predictions, gold
+        )
+        preds = [records[j][1]["labels"] if j is not None else [] for j in matched]
+        return {**multilabel_micro_f1([ex.labels for ex in examples], preds), **counts}
 
     def examples_from_raw(self, records, path) -> list[TypingExample]:
         out = []
         for line, rec in records:
             require(rec, {"text": str, "span": list}, path, line)
-            if len(rec["span"]) != 2:
-                raise DataError(path, "field 'span' must be [start, end]", line)
-            _check_span(rec["span"][0], rec["span"][1], len(rec["text"]), path, line)
-            out.append(TypingExample(rec["text"], rec["span"][0], rec["span"][1], [], str(path), line))
+            start, end = int_pair(rec["span"], path, line, "field 'span'")
+            check_text_span(rec["text"], start, end, path, line, "span")
+            out.append(TypingExample(rec["text"], start, end, [], str(path), line))
         return out
 
     def format_prediction(self, example: TypingExample, prediction: list[str]) -> dict[str, Any]:

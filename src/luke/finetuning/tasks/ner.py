@@ -22,6 +22,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from collections.abc import Sequence
@@ -32,7 +33,8 @@ from typing import Any
 
 import numpy as np
 
-from luke.errors import ConfigError, DataError
+from luke.errors import ConfigError, DataError, shorten
+from luke.files import atomic_output, text_lines
 from luke.finetuning.data import require
 from luke.finetuning.metrics import Span, span_f1, spans_to_tags, tags_to_spans
 from luke.finetuning.options import EntityCapOptions
@@ -74,36 +76,28 @@ def read_conll(path: str | Path) -> list[tuple[list[list[list[str]]], list[int]]
             sents.append(sent)
             sent = []
 
-    try:
-        handle = open(path, encoding="utf-8")
-    except FileNotFoundError:
-        raise DataError(path, "file not found") from None
-    with handle:
-        try:
-            for number, raw in enumerate(handle, start=1):
-                cols = raw.split()
-                if not cols:
-                    close_sentence()
-                    continue
-                if cols[0] == "-DOCSTART-":
-                    close_sentence()
-                    if sents:
-                        docs.append((sents, lines))
-                    sents, lines = [], []
-                    continue
-                if len(cols) < 2:
-                    raise DataError(path, f"expected at least 2 columns (word ... tag), got {raw.strip()!r}", number)
-                if width is None:
-                    width = len(cols)
-                elif len(cols) != width:
-                    raise DataError(path, f"expected {width} columns like the lines before, got {len(cols)}", number)
-                if not _TAG.match(cols[-1]):
-                    raise DataError(path, f"invalid tag {cols[-1]!r} (expected O, B-X, I-X, ...)", number)
-                if not sent:
-                    lines.append(number)
-                sent.append(cols)
-        except UnicodeDecodeError as err:
-            raise DataError(path, f"not UTF-8 text ({err.reason})") from None
+    for number, raw in text_lines(path):  # missing, unreadable, non-UTF-8: DataError with file and line
+        cols = raw.split()
+        if not cols:
+            close_sentence()
+            continue
+        if cols[0] == "-DOCSTART-":
+            close_sentence()
+            if sents:
+                docs.append((sents, lines))
+            sents, lines = [], []
+            continue
+        if len(cols) < 2:
+            raise DataError(path, f"expected at least 2 columns (word ... tag), got {shorten(raw.strip())!r}", number)
+        if width is None:
+            width = len(cols)
+        elif len(cols) != width:
+            raise DataError(path, f"expected {width} columns like the lines before, got {len(cols)}", number)
+        if not _TAG.match(cols[-1]):
+            raise DataError(path, f"invalid tag {shorten(cols[-1])!r} (expected O, B-X, I-X, ...)", number)
+        if not sent:
+            lines.append(number)
+        sent.append(cols)
     close_sentence()
     if sents:
         docs.append((sents, lines))
@@ -191,6 +185,14 @@ class NerTask(Task):
 
     def build_labels(self, train) -> list[str]:
         return [NIL] + super().build_labels(train)
+
+    def set_labels_from(self, train) -> None:
+        super().set_labels_from(train)
+        if self.labels == [NIL]:
+            logger.warning(
+                "%s: the training data has no entity (every tag is O): the model can only learn to predict none",
+                train[0].path if train else "train",
+            )
 
     def check_labels(self, examples, split) -> None:
         known = set(self.labels or ())
@@ -331,7 +333,7 @@ class NerTask(Task):
         """CoNLL file ``word gold predicted`` (like ``conlleval`` input), predicted in the gold's scheme."""
         scheme = self._scheme(examples)
         it = iter(predictions)
-        with open(path, "w", encoding="utf-8") as f:
+        with atomic_output(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
             for doc in examples:
                 f.write("-DOCSTART- O O\n\n")
                 for k, sent in enumerate(doc.sentences):
@@ -346,12 +348,16 @@ class NerTask(Task):
         pred_docs = read_conll(predictions)
         pred_sents = [s for sents, _ in pred_docs for s in sents]
         pred_lines = [n for _, lines in pred_docs for n in lines]
+        if not pred_sents:
+            raise DataError(predictions, "no predictions in the file (no sentence)")
         if gold is None:
             if any(len(row) < 3 for s in pred_sents for row in s):
                 raise DataError(predictions, "without --gold the file needs 3+ columns (word ... gold predicted)")
             gold_tags = [[row[-2] for row in s] for s in pred_sents]
         else:
             gold_sents = [s for sents, _ in read_conll(gold) for s in sents]
+            if not gold_sents:
+                raise DataError(gold, "no sentence in the gold file")
             if len(gold_sents) != len(pred_sents):
                 raise DataError(predictions, f"{len(pred_sents)} sentences but the gold file has {len(gold_sents)}")
             for gs, ps, line in zip(gold_sents, pred_sents, pred_lines, strict=True):
@@ -364,9 +370,11 @@ class NerTask(Task):
         out = []
         for line, rec in records:
             if isinstance(rec, dict) and isinstance(rec.get("tokens"), list):
-                words = [str(t) for t in rec["tokens"]]
-                if not words or not all(words):
-                    raise DataError(path, "field 'tokens' must be a non-empty list of non-empty strings", line)
+                words = rec["tokens"]
+                bad = next((t for t in words if not isinstance(t, str) or not t.strip()), None)
+                if not words or bad is not None:
+                    got = f"got {shorten(json.dumps(bad))}" if words else "got an empty list"
+                    raise DataError(path, f"field 'tokens' must be a non-empty list of non-blank strings, {got}", line)
                 text = " ".join(words)
                 offsets, pos = [], 0
                 for w in words:

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from luke.dataclass_args import option
-from luke.errors import DataError
+from luke.errors import DataError, shorten
+from luke.files import read_text
 from luke.finetuning.metrics import qa_scores
 from luke.finetuning.options import TaskOptions
 
@@ -105,10 +106,7 @@ def passage_windows(
 def load_json_file(path: str | Path) -> tuple[Any, str]:
     """(parsed JSON, raw text) of a whole-file JSON document; :class:`DataError` (with the line) otherwise."""
     path = Path(path)
-    try:
-        raw = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as err:
-        raise DataError(path, f"not UTF-8 text ({err.reason} at byte {err.start})") from None
+    raw = read_text(path)  # missing, unreadable, non-UTF-8: DataError naming the file (and line)
     if not raw.strip():
         raise DataError(path, "the file is empty")
     try:
@@ -133,9 +131,11 @@ def read_prediction_file(path: str | Path) -> dict[str, str]:
     preds, _ = load_json_file(path)
     if not isinstance(preds, dict):
         raise DataError(path, "expected one JSON object {question id: answer text}")
+    if not preds:
+        raise DataError(path, "no predictions in the file (an empty JSON object)")
     bad = [k for k, v in preds.items() if not isinstance(v, str)]
     if bad:
-        raise DataError(path, f"{len(bad)} prediction(s) are not strings (first id {bad[0]!r})")
+        raise DataError(path, f"{len(bad)} prediction(s) are not strings (first id {shorten(bad[0])!r})")
     return preds
 
 
@@ -143,7 +143,14 @@ def score_prediction_file(gold: dict[str, list[str]], predictions: str | Path) -
     """Official EM/F1 of a predictions file against ``{question id: gold answers}``; questions without a
     prediction (scored 0) and predictions for unknown ids (ignored) are reported as warnings with the count
     and the first id."""
-    out = qa_scores(gold, read_prediction_file(predictions))
+    preds = read_prediction_file(predictions)
+    if gold and not any(qid in gold for qid in preds):
+        raise DataError(
+            predictions,
+            f"none of its {len(preds)} question ids is in the gold file ({len(gold)} questions): are they "
+            f"predictions for another file? (first id {shorten(next(iter(preds)))!r})",
+        )
+    out = qa_scores(gold, preds)
     if out["missing"]:
         logger.warning("%s: %d gold question(s) have no prediction and score 0", predictions, out["missing"])
     if out["unknown"]:

@@ -52,8 +52,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from luke.errors import ConfigError, DataError
-from luke.finetuning.data import require
+from luke.errors import ConfigError, DataError, shorten
+from luke.files import write_text_atomic
+from luke.finetuning.data import check_text_span, int_pair, require
 from luke.finetuning.metrics import qa_scores
 from luke.finetuning.tasks.base import IGNORE_INDEX, Feature, Task, TaskDefaults, _pad_stack
 from luke.finetuning.tasks.qa import QaOptions, load_data_file, passage_windows, score_prediction_file
@@ -176,7 +177,7 @@ def _int_pair(obj: Any, path: Path, line: int | None, what: str) -> tuple[int, i
         if key not in obj:
             raise DataError(path, f"{what}: missing field {key!r}", line)
         if not isinstance(obj[key], int) or isinstance(obj[key], bool):
-            raise DataError(path, f"{what}: field {key!r} must be an integer, got {obj[key]!r}", line)
+            raise DataError(path, f"{what}: field {key!r} must be an integer, got {shorten(obj[key])}", line)
     return obj["start"], obj["end"]
 
 
@@ -250,6 +251,8 @@ class RecordTask(Task):
             for k, ent in enumerate(passage["entities"]):
                 s, e = _int_pair(ent, path, pline, f"{where} entity {k}")
                 _check_inclusive(s, e, text, path, pline, f"{where} entity {k}")
+                if not text[s : e + 1].strip():
+                    raise DataError(path, f"{where} entity {k}: [{s}, {e}] covers only whitespace", pline)
                 candidates.append((s, e + 1))
             candidates = sorted(set(candidates))
             if not candidates:
@@ -274,10 +277,12 @@ class RecordTask(Task):
                     if text[s : e + 1] != ans["text"]:
                         raise DataError(
                             path,
-                            f"question {qid} answer {k}: text {ans['text']!r} does not match the passage text "
-                            f"{text[s : e + 1]!r} at [{s}, {e}]",
+                            f"question {qid} answer {k}: text {shorten(ans['text'])!r} does not match the passage "
+                            f"text {shorten(text[s : e + 1])!r} at [{s}, {e}]",
                             line,
                         )
+                    if not ans["text"].strip():
+                        raise DataError(path, f"question {qid} answer {k}: the answer is only whitespace", line)
                     spans.append((s, e + 1))
                     texts.append(ans["text"])
                 out.append(
@@ -484,7 +489,7 @@ class RecordTask(Task):
     ) -> None:
         """A JSON object ``{question id: answer text}`` (the official evaluation script's input)."""
         preds = {ex.qid: self._text(p) for ex, p in zip(examples, predictions, strict=True)}
-        Path(path).write_text(json.dumps(preds, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+        write_text_atomic(path, json.dumps(preds, indent=1, ensure_ascii=False) + "\n")
 
     def score_files(self, gold: str | Path | None, predictions: str | Path) -> dict[str, Any]:
         """Score a ``{id: text}`` predictions file against a ReCoRD JSON gold file (required)."""
@@ -500,23 +505,19 @@ class RecordTask(Task):
         out = []
         for line, rec in records:
             require(rec, {"passage": str, "query": str, "entities": list}, path, line)
-            qid = str(rec.get("id", f"line-{line}"))
+            qid = rec.get("id", f"line-{line}")
+            if not isinstance(qid, str | int) or isinstance(qid, bool):
+                raise DataError(
+                    path, f"field 'id' must be a string or an integer, got {shorten(json.dumps(qid))}", line
+                )
+            qid = str(qid)
             _check_query(rec["query"], path, line, qid)
             text = rec["passage"]
             spans = []
             for k, span in enumerate(rec["entities"]):
-                if (
-                    not isinstance(span, list | tuple)
-                    or len(span) != 2
-                    or not all(isinstance(x, int) and not isinstance(x, bool) for x in span)
-                ):
-                    raise DataError(path, f"entities[{k}] must be [start, end] character offsets, got {span!r}", line)
-                if not 0 <= span[0] < span[1] <= len(text):
-                    raise DataError(
-                        path, f"entities[{k}] = {list(span)} is out of range for a passage of {len(text)} characters",
-                        line,
-                    )  # fmt: skip
-                spans.append((span[0], span[1]))
+                start, end = int_pair(span, path, line, f"entities[{k}]")
+                check_text_span(text, start, end, path, line, f"entities[{k}]")
+                spans.append((start, end))
             spans = sorted(set(spans))
             if not spans:
                 raise DataError(path, "no entities (no answer candidates)", line)

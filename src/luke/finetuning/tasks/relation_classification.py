@@ -28,7 +28,8 @@ import numpy as np
 
 from luke.dataclass_args import option
 from luke.errors import DataError
-from luke.finetuning.data import iter_json_records, require
+from luke.files import atomic_output
+from luke.finetuning.data import check_text_span, int_pair, iter_json_records, match_predictions, require
 from luke.finetuning.metrics import relation_micro_f1, semeval_official_f1
 from luke.finetuning.tasks.base import IGNORE_INDEX, Feature, Task, TaskDefaults, TaskOptions, entity_features
 
@@ -90,8 +91,8 @@ class RelationClassificationTask(Task):
         for line, rec in iter_json_records(path):
             require(rec, fields | {"relation": str}, path, line)
             tokens = rec["token"]
-            if not tokens or not all(isinstance(t, str) and t for t in tokens):
-                raise DataError(path, "field 'token' must be a non-empty list of non-empty strings", line)
+            if not tokens or not all(isinstance(t, str) and t.strip() for t in tokens):
+                raise DataError(path, "field 'token' must be a non-empty list of non-blank strings", line)
             spans = []
             for who in ("subj", "obj"):
                 s, e = rec[f"{who}_start"], rec[f"{who}_end"]
@@ -134,6 +135,12 @@ class RelationClassificationTask(Task):
     def set_labels_from(self, train) -> None:
         if self.labels is None:
             super().set_labels_from(train)
+            negative = self.negative_label(self.labels or [])
+            if negative is not None and self.labels == [negative]:
+                logger.warning(
+                    "%s: every training example has the relation %r: the model can only learn to predict it",
+                    getattr(train[0], "path", "train") if train else "train", negative,
+                )  # fmt: skip
 
     @staticmethod
     def negative_label(labels: Sequence[str]) -> str | None:
@@ -181,27 +188,54 @@ class RelationClassificationTask(Task):
         return self._score([ex.relation for ex in examples], predictions)
 
     def write_predictions(self, path, examples, predictions) -> None:
-        with open(path, "w", encoding="utf-8") as f:
+        with atomic_output(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
             for i, (ex, pred) in enumerate(zip(examples, predictions, strict=True)):
-                rec = {"index": i, "gold": ex.relation, "relation": pred}
+                rec = {"index": i, "text": ex.text, "head": list(ex.subj), "tail": list(ex.obj), "gold": ex.relation,
+                       "relation": pred}  # fmt: skip
                 f.write(json.dumps(rec, ensure_ascii=False) + "\n")
 
+    @staticmethod
+    def _key(rec: dict[str, Any]) -> tuple | None:
+        """(text, head, tail) of a prediction record, or None when it does not carry them."""
+        if not isinstance(rec.get("text"), str) or not all(isinstance(rec.get(k), list) for k in ("head", "tail")):
+            return None
+        return (
+            rec["text"],
+            *(tuple(("bool", x) if isinstance(x, bool) else x for x in rec[k]) for k in ("head", "tail")),
+        )
+
     def score_files(self, gold, predictions) -> dict[str, Any]:
+        """Score a predictions JSONL against a gold data file (matched by text and spans; unmatched ones
+        are counted) or, without ``gold``, against the records' own ``gold`` fields."""
         predictions = Path(predictions)
-        preds, golds = [], []
-        for line, rec in iter_json_records(predictions):
+        records = list(iter_json_records(predictions))
+        if not records:
+            raise DataError(predictions, "no predictions in the file")
+        for line, rec in records:
             require(rec, {"relation": str}, predictions, line)
-            preds.append(rec["relation"])
-            golds.append(rec.get("gold"))
-        if gold is not None:
-            golds = [ex.relation for ex in self.read(gold)]
-        elif any(g is None for g in golds):
-            raise DataError(predictions, "no 'gold' field in the predictions; pass --gold FILE")
-        if len(golds) != len(preds):
-            raise DataError(predictions, f"{len(preds)} predictions but {len(golds)} gold examples")
+            if gold is None and not isinstance(rec.get("gold"), str):
+                raise DataError(predictions, "no string 'gold' field in this prediction; pass --gold FILE", line)
+        preds = [rec["relation"] for _, rec in records]
+        if gold is None:
+            golds = [rec["gold"] for _, rec in records]
+            counts = {"matched": len(records), "unmatched_gold": 0, "unmatched_predictions": 0}
+        else:
+            examples = self.read(gold)
+            gold_keys = [(ex.text, ex.subj, ex.obj) for ex in examples]
+            pred_keys = [self._key(rec) for _, rec in records]
+            if any(k is None for k in pred_keys):  # no text to match by: in order, one per example
+                if len(records) != len(examples):
+                    raise DataError(
+                        predictions, f"{len(records)} predictions but {len(examples)} gold examples in {gold}"
+                    )
+                pred_keys = gold_keys
+            matched, counts = match_predictions(gold_keys, pred_keys, predictions, gold)
+            golds = [ex.relation for ex in examples]
+            miss = self.negative_label(sorted(set(golds) | set(preds) | set(self.labels or ()))) or ""
+            preds = [preds[j] if j is not None else miss for j in matched]  # no prediction: a miss
         if self.labels is None:
             self.labels = self.build_labels([RelationExample("", (0, 1), (0, 1), g) for g in golds])
-        return self._score(golds, preds)
+        return {**self._score(golds, preds), **counts}
 
     def examples_from_raw(self, records, path) -> list[RelationExample]:
         out = []
@@ -209,12 +243,12 @@ class RelationClassificationTask(Task):
             require(rec, {"text": str, "head": list, "tail": list}, path, line)
             spans = []
             for key in ("head", "tail"):
-                span = rec[key]
-                if len(span) != 2 or not all(isinstance(x, int) for x in span):
-                    raise DataError(path, f"field {key!r} must be [start, end] character offsets", line)
-                if not 0 <= span[0] < span[1] <= len(rec["text"]):
-                    raise DataError(path, f"{key} span {span} is out of range for the text", line)
-                spans.append((span[0], span[1]))
+                start, end = int_pair(rec[key], path, line, f"field {key!r}")
+                check_text_span(rec["text"], start, end, path, line, key)
+                spans.append((start, end))
+            (s1, e1), (s2, e2) = spans
+            if s1 < e2 and s2 < e1:
+                raise DataError(path, f"head [{s1}, {e1}] and tail [{s2}, {e2}] overlap", line)
             out.append(RelationExample(rec["text"], spans[0], spans[1], None, str(path), line))
         return out
 

@@ -38,7 +38,8 @@ import numpy as np
 import torch
 
 from luke.dataclass_args import option
-from luke.errors import ConfigError, DataError
+from luke.errors import ConfigError, DataError, shorten
+from luke.files import check_output, write_text_atomic
 from luke.finetuning.metrics import qa_scores
 from luke.finetuning.options import EntityCapOptions
 from luke.finetuning.tasks.base import Feature, Task, TaskDefaults, collate_features
@@ -119,10 +120,18 @@ def read_squad(path: str | Path) -> list[SquadExample]:
                 for ans in q.get("answers") or []:
                     if not (isinstance(ans, dict) and isinstance(ans.get("text"), str)):
                         raise DataError(path, f"question {qid!r}: answers need a 'text' string", line)
-                    start = ans.get("answer_start")
+                    start, text = ans.get("answer_start"), ans["text"]
                     if not isinstance(start, int) or isinstance(start, bool):
-                        raise DataError(path, f"question {qid!r}: answer_start must be an integer", line)
-                    if context[start : start + len(ans["text"])] != ans["text"]:
+                        raise DataError(path, f"question {qid!r}: answer_start must be an integer, got "
+                                        f"{shorten(start)}", line)  # fmt: skip
+                    if not text.strip():
+                        raise DataError(path, f"question {qid!r}: an answer text is empty or only whitespace", line)
+                    if not 0 <= start <= len(context) - len(text):
+                        raise DataError(
+                            path, f"question {qid!r}: answer_start {start} with a {len(text)}-character answer is "
+                            f"out of range for a context of {len(context)} characters", line,
+                        )  # fmt: skip
+                    if context[start : start + len(text)] != text:
                         mismatched.append(qid)
                         continue
                     answers.append((start, ans["text"]))
@@ -138,31 +147,52 @@ def read_squad(path: str | Path) -> list[SquadExample]:
     return out
 
 
+def _article_questions(article: Any, a: int, path: Path) -> int:
+    """The number of questions of ``data[a]`` of a SQuAD file; :class:`DataError` for an article without
+    the ``paragraphs`` / ``qas`` lists ``split-squad`` needs."""
+    if not isinstance(article, dict) or not isinstance(article.get("paragraphs"), list):
+        raise DataError(path, f"data[{a}] has no 'paragraphs' list")
+    n = 0
+    for p, para in enumerate(article["paragraphs"]):
+        if not isinstance(para, dict) or not isinstance(para.get("qas"), list):
+            raise DataError(path, f"data[{a}].paragraphs[{p}] has no 'qas' list")
+        n += len(para["qas"])
+    return n
+
+
 def split_squad_by_article(
     path: str | Path, out_dir: str | Path, *, first_articles: int | None = None, seed: int = 0
 ) -> dict[str, Any]:
     """Split a SQuAD file by article with a fixed seed into ``out_dir/train.json`` and ``out_dir/dev.json``
-    (``first_articles`` articles, default half, go to train).  Returns what went where."""
-    path = Path(path)
+    (``first_articles`` articles, default half, go to train).  Returns what went where.
+
+    Everything is checked before anything is written (the output paths, every article's ``paragraphs``
+    and ``qas``); each file is written whole under a temporary name and renamed into place."""
+    path, out_dir = Path(path), Path(out_dir)
+    check_output(out_dir, kind="dir", exist_ok=True, what="output folder")
+    for name in ("train", "dev"):
+        check_output(out_dir / f"{name}.json", kind="file", overwrite=True, what="output file")
     data, _ = load_json_file(path)
     if not isinstance(data, dict) or not isinstance(data.get("data"), list) or len(data["data"]) < 2:
         raise DataError(path, "expected a SQuAD JSON object with at least two articles")
     articles = data["data"]
+    questions = [_article_questions(article, a, path) for a, article in enumerate(articles)]
     order = list(range(len(articles)))
     random.Random(seed).shuffle(order)
     n = len(articles) // 2 if first_articles is None else first_articles
     if not 0 < n < len(articles):
         raise ConfigError(f"first_articles must be between 1 and {len(articles) - 1}, got {n}")
     parts = {"train": sorted(order[:n]), "dev": sorted(order[n:])}
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     summary: dict[str, Any] = {"source": str(path), "seed": seed}
+    texts = {}
     for name, idx in parts.items():
         chosen = [articles[i] for i in idx]
-        doc = {"version": data.get("version", "1.1"), "data": chosen}
-        (out_dir / f"{name}.json").write_text(json.dumps(doc, ensure_ascii=False), encoding="utf-8")
-        n_q = sum(len(p["qas"]) for a in chosen for p in a["paragraphs"])
-        summary[name] = {"articles": len(chosen), "questions": n_q, "titles": [a.get("title", "") for a in chosen]}
+        texts[name] = json.dumps({"version": data.get("version", "1.1"), "data": chosen}, ensure_ascii=False)
+        summary[name] = {"articles": len(chosen), "questions": sum(questions[i] for i in idx),
+                         "titles": [a.get("title", "") for a in chosen]}  # fmt: skip
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name, text in texts.items():
+        write_text_atomic(out_dir / f"{name}.json", text)
     return summary
 
 
@@ -388,7 +418,7 @@ class SquadTask(Task):
     def write_predictions(self, path, examples, predictions) -> None:
         """The official format: one JSON object ``{question id: answer text}``."""
         preds = {ex.qid: p.text for ex, p in zip(examples, predictions, strict=True)}
-        Path(path).write_text(json.dumps(preds, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+        write_text_atomic(path, json.dumps(preds, ensure_ascii=False, indent=1) + "\n")
 
     def score_files(self, gold, predictions) -> dict[str, Any]:
         """``luke score squad --gold dev-v1.1.json --predictions preds.json``: the official script's output
@@ -406,7 +436,12 @@ class SquadTask(Task):
             for key in ("question", "context"):
                 if not isinstance(rec.get(key), str) or not rec[key].strip():
                     raise DataError(path, f"field {key!r} must be a non-empty string", line)
-            qid = str(rec.get("id", line))
+            qid = rec.get("id", line)
+            if not isinstance(qid, str | int) or isinstance(qid, bool):
+                raise DataError(
+                    path, f"field 'id' must be a string or an integer, got {shorten(json.dumps(qid))}", line
+                )
+            qid = str(qid)
             out.append(SquadExample(qid, rec["question"], rec["context"], [], "", str(path), line))
         return out
 
