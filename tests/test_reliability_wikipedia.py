@@ -1,0 +1,449 @@
+"""Issue #18 hardening of the Wikipedia pipeline commands and the pretraining-dataset readers.
+
+Output paths are refused before the work starts (a folder where a file belongs and the reverse, a parent
+that is a file, an existing output without --overwrite), outputs appear atomically and the hidden
+temporaries of killed runs are swept, and every bad input (non-UTF-8 text, a bad metadata.json, a truncated
+shard, a folder given as a file) is one ``luke CMD: error: …`` line naming the real file. The tests run as
+root here, so "read-only parent" is probed with a parent that is a file instead.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from conftest import require_shared
+from luke.cli import main
+from luke.entity_vocab import EntityVocab
+from luke.errors import DatasetError, DumpError, LukeError, OutputError
+from luke.wikipedia import dump_db as dump_db_module
+from luke.wikipedia import mention_db as mention_db_module
+from luke.wikipedia import pretraining_dataset as dataset_module
+from luke.wikipedia.dump_db import DumpDB, build_dump_db
+from luke.wikipedia.entity_vocab_builder import save_vocab_atomically
+
+TINY = Path(__file__).parent / "fixtures" / "wikipedia" / "tiny-export-0.10.xml"
+DEAD_PID = 2**22 + 123  # above the largest Linux pid: never a running process
+
+
+def _error_line(capsys: pytest.CaptureFixture[str], command: str) -> str:
+    """The one stderr line of a failed command (rc already checked by the caller)."""
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith(f"luke {command}: error: "), err
+    assert "Traceback" not in err and ".tmp-" not in err and ".staging-" not in err, err
+    return lines[0]
+
+
+def _forbidden(*args: object, **kwargs: object) -> None:
+    raise AssertionError("the work started although the output path is unusable")
+
+
+def _leftovers(folder: Path, name: str) -> list[Path]:
+    """Fake temporaries of a killed earlier run (a dead pid) for output ``name``: a file and a folder."""
+    tmp = folder / f".{name}.tmp-{DEAD_PID}"
+    tmp.write_bytes(b"half-written")
+    staging = folder / f".{name}.staging-{DEAD_PID}"
+    staging.mkdir()
+    (staging / "items.arrow").write_bytes(b"x")
+    return [tmp, staging]
+
+
+@pytest.fixture(scope="module")
+def db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("db") / "db.sqlite"
+    build_dump_db(TINY, path, progress=False)
+    return path
+
+
+# ------------------------------------------------------------------------------------------------ build-dump-db
+
+
+def test_build_dump_db_refuses_bad_outputs_before_reading_the_dump(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(dump_db_module, "DumpReader", _forbidden)
+    folder = tmp_path / "out.sqlite"
+    folder.mkdir()
+    assert main(["build-dump-db", str(TINY), str(folder), "--no-progress"]) == 2
+    assert f"{folder} is a folder" in _error_line(capsys, "build-dump-db")
+    parent_file = tmp_path / "file"
+    parent_file.write_text("x")
+    assert main(["build-dump-db", str(TINY), str(parent_file / "db.sqlite"), "--no-progress"]) == 2
+    assert f"{parent_file} is a file, not a folder" in _error_line(capsys, "build-dump-db")
+
+
+def test_build_dump_db_input_folder_replace_and_leftovers(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "db.sqlite"
+    assert main(["build-dump-db", str(tmp_path), str(out), "--no-progress"]) == 2
+    assert f"{tmp_path}: is a folder" in _error_line(capsys, "build-dump-db")
+    out.write_text("an older file")  # replaced, as the help says
+    stale = _leftovers(tmp_path, out.name)
+    alive = tmp_path / f".{out.name}.tmp-{os.getpid()}x"  # not a leftover name: kept
+    alive.write_text("")
+    assert main(["build-dump-db", str(TINY), str(out), "--no-progress"]) == 0
+    assert len(DumpDB(out)) > 0
+    assert not any(p.exists() for p in stale)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([out.name, alive.name])
+
+
+def test_build_dump_db_failure_leaves_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.xml"
+    bad.write_text(TINY.read_text(encoding="utf-8")[:900], encoding="utf-8")
+    out = tmp_path / "db.sqlite"
+    _leftovers(tmp_path, out.name)  # swept even when this run fails
+    assert main(["build-dump-db", str(bad), str(out), "--no-progress"]) == 2
+    assert str(bad) in _error_line(capsys, "build-dump-db")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.xml"]
+
+
+def test_dump_db_readers_name_the_file(tmp_path: Path, db: Path) -> None:
+    with pytest.raises(DumpError, match="is a folder"):
+        DumpDB(tmp_path)
+    partial = tmp_path / "partial.sqlite"
+    conn = sqlite3.connect(partial)
+    conn.executescript(
+        "CREATE TABLE meta (key TEXT, value TEXT);"
+        "INSERT INTO meta VALUES ('format', 'luke-dump-db'), ('format_version', '1');"
+    )
+    conn.commit()
+    conn.close()
+    with pytest.raises(
+        DumpError, match=r"partial.sqlite: not a complete dump database \(table\(s\) link_counts, pages"
+    ):
+        DumpDB(partial)
+    corrupt = tmp_path / "corrupt.sqlite"
+    corrupt.write_bytes(db.read_bytes())
+    conn = sqlite3.connect(corrupt)
+    page_id = conn.execute("SELECT page_id FROM pages LIMIT 1").fetchone()[0]
+    conn.execute("UPDATE pages SET paragraphs = ? WHERE page_id = ?", ("[{" + "x" * 10_000, page_id))
+    conn.commit()
+    conn.close()
+    with pytest.raises(DumpError, match=f"corrupt.sqlite: page id {page_id}: corrupt paragraphs") as info:
+        DumpDB(corrupt).get_page(page_id)
+    assert len(str(info.value)) < 400
+
+
+# ------------------------------------------------------------------------------------------- build-entity-vocab
+
+
+def test_build_entity_vocab_refuses_bad_outputs_before_the_work(
+    tmp_path: Path, db: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(dump_db_module, "DumpDB", _forbidden)
+    folder = tmp_path / "vocab.jsonl"
+    folder.mkdir()
+    parent_file = tmp_path / "file"
+    parent_file.write_text("x")
+    cases = [
+        ([str(folder)], f"{folder} is a folder"),
+        ([str(parent_file / "v.jsonl")], f"{parent_file} is a file, not a folder"),
+        ([str(tmp_path / "vocab.txt")], "unknown format '.txt'"),
+        ([str(tmp_path / "vocab.tsv"), "--language", "en"], "--language needs the .jsonl or .json format"),
+    ]
+    for extra, expected in cases:
+        assert main(["build-entity-vocab", str(db), *extra]) == 2
+        assert expected in _error_line(capsys, "build-entity-vocab")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "vocab.jsonl"]
+
+
+def test_build_entity_vocab_white_list_and_input_errors(
+    tmp_path: Path, db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "vocab.jsonl"
+    white = tmp_path / "white.txt"
+    white.write_bytes(b"Kyoto\nCaf\xe9\n")
+    assert main(["build-entity-vocab", str(db), str(out), "-w", str(white)]) == 2
+    assert f"{white}:2: not UTF-8 text" in _error_line(capsys, "build-entity-vocab")
+    assert main(["build-entity-vocab", str(db), str(out), "-w", str(tmp_path)]) == 2
+    assert f"{tmp_path}: white list is a folder" in _error_line(capsys, "build-entity-vocab")
+    assert main(["build-entity-vocab", str(tmp_path), str(out)]) == 2
+    assert f"{tmp_path}: is a folder" in _error_line(capsys, "build-entity-vocab")
+    garbage = tmp_path / "garbage.sqlite"
+    garbage.write_bytes(b"not sqlite at all" * 100)
+    assert main(["build-entity-vocab", str(garbage), str(out)]) == 2
+    assert f"{garbage}: not a dump database" in _error_line(capsys, "build-entity-vocab")
+    assert not out.exists()
+
+
+def test_build_entity_vocab_sweeps_leftovers_and_save_errors_name_the_output(tmp_path: Path, db: Path) -> None:
+    out = tmp_path / "vocab.jsonl"
+    stale = _leftovers(tmp_path, out.name)
+    assert main(["build-entity-vocab", str(db), str(out), "--vocab-size", "7"]) == 0
+    assert len(EntityVocab.load(out)) == 7
+    assert not any(p.exists() for p in stale)
+    vocab = EntityVocab.from_counts([("Kyoto", 3)], language="ja")
+    tsv = tmp_path / "vocab.tsv"
+    with pytest.raises(OutputError) as info:
+        save_vocab_atomically(vocab, tsv)
+    assert str(info.value).startswith(f"output vocabulary {tsv}: the TSV format")
+    assert ".tmp-" not in str(info.value) and ".staging-" not in str(info.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["vocab.jsonl"]
+
+
+# --------------------------------------------------------------------------------------------- build-mention-db
+
+
+def test_build_mention_db_outputs(
+    tmp_path: Path, db: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "m.jsonl"
+    folder.mkdir()
+    parent_file = tmp_path / "file"
+    parent_file.write_text("x")
+    with monkeypatch.context() as m:
+        m.setattr(mention_db_module, "DumpDB", _forbidden)
+        assert main(["build-mention-db", str(db), str(folder), "--no-progress"]) == 2
+        assert f"{folder} is a folder" in _error_line(capsys, "build-mention-db")
+        assert main(["build-mention-db", str(db), str(parent_file / "m.jsonl"), "--no-progress"]) == 2
+        assert f"{parent_file} is a file, not a folder" in _error_line(capsys, "build-mention-db")
+    out = tmp_path / "mentions.jsonl"
+    stale = _leftovers(tmp_path, out.name)
+    assert main(["build-mention-db", str(db), str(out), "--no-progress"]) == 0
+    assert not any(p.exists() for p in stale)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "m.jsonl", "mentions.jsonl"]
+
+
+def test_mention_dictionary_inputs_name_the_file(tmp_path: Path) -> None:
+    from luke.errors import DataError
+    from luke.wikipedia.mention_db import MentionDetector
+
+    with pytest.raises(DataError, match="is a folder"):
+        MentionDetector.from_file(tmp_path)
+    huge = tmp_path / "huge.jsonl"
+    header = {"format": "luke-mention-db", "version": 1, "max_mention_words": 20}
+    record = {"mention": "x", "link_count": "9" * 50_000, "link_prob": 1.0, "candidates": [["X", 1]]}
+    huge.write_text(json.dumps(header) + "\n" + json.dumps(record) + "\n", encoding="utf-8")
+    with pytest.raises(DataError, match=f"{huge}:2: 'link_count' must be a positive integer") as info:
+        MentionDetector.from_file(huge)
+    assert len(str(info.value)) < 300
+
+
+# ------------------------------------------------------------------------------------ build-pretraining-dataset
+
+
+def test_build_pretraining_dataset_refuses_bad_outputs_before_the_work(
+    tmp_path: Path, db: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(dataset_module, "DumpDB", _forbidden)
+    monkeypatch.setattr(dataset_module, "load_tokenizer", _forbidden)
+    existing = tmp_path / "ds"
+    existing.mkdir()
+    a_file = tmp_path / "file"
+    a_file.write_text("x")
+    cases = [
+        ([str(existing)], f"{existing} already exists; pass --overwrite"),
+        ([str(a_file), "--overwrite"], f"{a_file} exists and is not a folder"),
+        ([str(a_file)], f"{a_file} exists and is not a folder"),
+        ([str(a_file / "ds")], f"{a_file} is a file, not a folder"),
+    ]
+    for extra, expected in cases:
+        argv = ["build-pretraining-dataset", str(db), str(tmp_path / "tok"), str(tmp_path / "v.jsonl"), *extra]
+        assert main([*argv, "--no-progress"]) == 2
+        assert expected in _error_line(capsys, "build-pretraining-dataset")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ds", "file"]
+
+
+def test_build_pretraining_dataset_input_errors(tmp_path: Path, db: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tokenizer = require_shared("tokenizers/roberta-base")
+    out = tmp_path / "ds"
+    argv = ["build-pretraining-dataset", str(db), str(tokenizer), str(tmp_path), str(out), "--no-progress"]
+    assert main(argv) == 2
+    assert f"{tmp_path}: entity vocabulary is a folder" in _error_line(capsys, "build-pretraining-dataset")
+    vocab = tmp_path / "v.jsonl"
+    vocab.write_bytes(b'{"id": 0, "entities": [["[PAD]", null]], "count": 0}\n\xff\n')
+    argv = ["build-pretraining-dataset", str(db), str(tokenizer), str(vocab), str(out), "--no-progress"]
+    assert main(argv) == 2
+    assert str(vocab) in _error_line(capsys, "build-pretraining-dataset")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["v.jsonl"]
+
+
+def test_build_pretraining_dataset_overwrite_sweeps_leftovers(
+    tmp_path: Path, db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tokenizer = require_shared("tokenizers/roberta-base")
+    vocab = tmp_path / "v.jsonl"
+    assert main(["build-entity-vocab", str(db), str(vocab), "--vocab-size", "20"]) == 0
+    out = tmp_path / "ds"
+    out.mkdir()
+    (out / "old.txt").write_text("replaced by --overwrite")
+    stale = _leftovers(tmp_path, out.name)
+    argv = ["build-pretraining-dataset", str(db), str(tokenizer), str(vocab), str(out), "--no-progress"]
+    assert main([*argv, "--max-seq-length", "40", "--overwrite"]) == 0
+    assert not (out / "old.txt").exists() and (out / "metadata.json").is_file()
+    assert not any(p.exists() for p in stale)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ds", "v.jsonl"]
+    capsys.readouterr()
+    assert main(["data-stats", str(out), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["items"] > 0
+
+
+# ------------------------------------------------------------------------------------- data-stats and readers
+
+
+def _tiny_dataset(folder: Path, pages: tuple[int, ...] = (1, 2, 3)) -> Path:
+    """A small dataset folder written by hand (Arrow shard + state.json + metadata.json + vocab)."""
+    import datasets
+
+    rows = {
+        "page_id": list(pages),
+        "page_entity_id": [-1] * len(pages),
+        "word_ids": [[5, 6, 7]] * len(pages),
+        "entity_ids": [[1, 4]] * len(pages),
+        "entity_position_ids": [[[0], [1, 2]]] * len(pages),
+    }
+    datasets.disable_progress_bars()
+    datasets.Dataset.from_dict(rows, features=dataset_module.features()).save_to_disk(str(folder))
+    vocab = EntityVocab.from_counts([("Kyoto", 3)])
+    vocab.save(folder / "entity_vocab.jsonl")
+    (folder / "tokenizer").mkdir()
+    metadata = {
+        "format": "luke-pretraining-dataset",
+        "format_version": 1,
+        "number_of_items": len(pages),
+        "number_of_pages": len(pages),
+        "tokenizer": {"saved_to": "tokenizer/", "sha256": "0"},
+        "entity_vocab": {"file": "entity_vocab.jsonl", "size": len(vocab), "special_ids": vocab.special_ids()},
+    }
+    (folder / "metadata.json").write_text(json.dumps(metadata), encoding="utf-8")
+    return folder
+
+
+def _edit_metadata(folder: Path, **changes: object) -> None:
+    meta = json.loads((folder / "metadata.json").read_text())
+    for key, value in changes.items():
+        if value is None:
+            meta.pop(key)
+        else:
+            meta[key] = value
+    (folder / "metadata.json").write_text(json.dumps(meta))
+
+
+def test_data_stats_bad_metadata(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    ds = _tiny_dataset(tmp_path / "ds")
+    assert main(["data-stats", str(ds), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["entity_mentions"] == 6
+    meta = ds / "metadata.json"
+    probes = [
+        (lambda: _edit_metadata(ds, entity_vocab=None), f"{meta}: field 'entity_vocab' is missing"),
+        (lambda: _edit_metadata(ds, entity_vocab={"file": "e.jsonl", "size": "7", "special_ids": {}}),
+         f"{meta}: field 'entity_vocab.size' must be an integer, got str"),
+        (lambda: _edit_metadata(ds, entity_vocab={"file": "e", "size": 7, "special_ids": {"[UNK]": "1"}}),
+         f"{meta}: field 'entity_vocab.special_ids.[UNK]' must be an integer"),
+        (lambda: _edit_metadata(ds, number_of_items=True), f"{meta}: field 'number_of_items' must be an integer"),
+        (lambda: _edit_metadata(ds, format="x" * 10_000), f"{meta}: format is xxx"),
+        (lambda: meta.write_text('{"format": '), f"{meta}:1: not valid JSON"),
+        (lambda: meta.write_bytes(b'{"format":\n "caf\xe9"}'), f"{meta}:2: not UTF-8 text"),
+        (lambda: meta.write_text("[1, 2]"), f"{meta}: expected a JSON object at the top level"),
+        (lambda: meta.unlink(), f"{ds}: not a pretraining dataset (no metadata.json)"),
+    ]  # fmt: skip
+    for make_bad, expected in probes:
+        _tiny_dataset(ds) if not meta.exists() else None
+        make_bad()
+        assert main(["data-stats", str(ds)]) == 2
+        line = _error_line(capsys, "data-stats")
+        assert expected in line, line
+        assert len(line) < 400
+        meta.unlink(missing_ok=True)
+        for p in sorted(ds.rglob("*"), reverse=True):
+            p.rmdir() if p.is_dir() else p.unlink()
+        ds.rmdir()
+        _tiny_dataset(ds)
+
+
+def test_data_stats_bad_folders_and_shards(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["data-stats", str(tmp_path / "nope")]) == 2
+    assert "dataset folder not found" in _error_line(capsys, "data-stats")
+    a_file = tmp_path / "file"
+    a_file.write_text("x")
+    assert main(["data-stats", str(a_file)]) == 2
+    assert f"{a_file}: is a file, expected a pretraining dataset folder" in _error_line(capsys, "data-stats")
+    ds = _tiny_dataset(tmp_path / "ds")
+    (ds / "state.json").write_text("{")
+    assert main(["data-stats", str(ds)]) == 2
+    assert f"{ds / 'state.json'}:1: not valid JSON" in _error_line(capsys, "data-stats")
+    ds = _tiny_dataset(tmp_path / "ds2")
+    shard = next(ds.glob("data-*.arrow"))
+    shard.write_bytes(shard.read_bytes()[: shard.stat().st_size // 2])
+    assert main(["data-stats", str(ds)]) == 2
+    assert "corrupt dataset shard" in _error_line(capsys, "data-stats")
+    shard.unlink()
+    assert main(["data-stats", str(ds)]) == 2
+    assert f"missing dataset shard(s): {shard.name}" in _error_line(capsys, "data-stats")
+
+
+def test_pretraining_dataset_reader_checks_metadata(tmp_path: Path) -> None:
+    from luke.pretraining.data import PretrainingDataset
+
+    ds = _tiny_dataset(tmp_path / "ds")
+    assert len(PretrainingDataset(ds)) == 3
+    _edit_metadata(ds, number_of_items="3")
+    with pytest.raises(DatasetError, match="field 'number_of_items' must be an integer, got str"):
+        PretrainingDataset(ds)
+    _edit_metadata(ds, number_of_items=4)
+    with pytest.raises(DatasetError, match="3 items in the Arrow shards but metadata.json says 4"):
+        PretrainingDataset(ds)
+    _edit_metadata(ds, tokenizer=None)
+    with pytest.raises(DatasetError, match="field 'tokenizer' is missing"):
+        PretrainingDataset(ds)
+
+
+# ------------------------------------------------------------------------------------- split-pretraining-dataset
+
+
+def test_split_checks_outputs_before_the_work_and_sweeps_leftovers(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import luke.pretraining.data as data_module
+
+    ds = _tiny_dataset(tmp_path / "ds", pages=(1, 2, 3, 4))
+    existing = tmp_path / "exists"
+    existing.mkdir()
+    a_file = tmp_path / "file"
+    a_file.write_text("x")
+    with monkeypatch.context() as m:
+        m.setattr(data_module, "PretrainingDataset", _forbidden)
+        for train, held, expected in [
+            (existing, tmp_path / "h", f"{existing} already exists"),
+            (tmp_path / "t", existing, f"{existing} already exists"),
+            (a_file, tmp_path / "h", f"{a_file} exists and is not a folder"),
+            (a_file / "t", tmp_path / "h", f"{a_file} is a file, not a folder"),
+            (tmp_path / "same", tmp_path / "same", "are the same"),
+        ]:
+            assert main(["split-pretraining-dataset", str(ds), str(train), str(held), "--heldout-fraction", "0.5"]) == 2
+            assert expected in _error_line(capsys, "split-pretraining-dataset")
+    stale = _leftovers(tmp_path, "train") + _leftovers(tmp_path, "held")
+    argv = ["split-pretraining-dataset", str(ds), str(tmp_path / "train"), str(tmp_path / "held")]
+    assert main([*argv, "--heldout-fraction", "0.5"]) == 0
+    assert not any(p.exists() for p in stale)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ds", "exists", "file", "held", "train"]
+    assert len(data_module.PretrainingDataset(tmp_path / "train")) == 2
+
+
+# -------------------------------------------------------------------------------------------- pretraining config
+
+
+def test_pretraining_config_file_errors_name_the_file(tmp_path: Path) -> None:
+    from luke.pretraining.config import PretrainingConfig
+
+    with pytest.raises(LukeError, match="is a folder"):
+        PretrainingConfig.load(tmp_path)
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_bytes(b"dataset: a\nmodel: caf\xe9\n")
+    with pytest.raises(LukeError, match=f"{cfg}:2: not UTF-8 text"):
+        PretrainingConfig.load(cfg)
+    cfg.write_text("dataset: a\nmodel: [unclosed\n")
+    with pytest.raises(LukeError, match=f"{cfg}:3: not valid YAML"):
+        PretrainingConfig.load(cfg)
+    cfg_json = tmp_path / "cfg.json"
+    cfg_json.write_text('{\n"dataset": }')
+    with pytest.raises(LukeError, match=f"{cfg_json}:2: not valid JSON"):
+        PretrainingConfig.load(cfg_json)
+    with pytest.raises(LukeError) as info:
+        PretrainingConfig.load(None, [f"batch_size={'9' * 5}x{'9' * 50_000}"])
+    assert len(str(info.value)) < 300
