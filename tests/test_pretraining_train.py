@@ -16,7 +16,7 @@ import yaml
 
 from conftest import minilm_folder, require_shared
 from luke.cli import main
-from luke.errors import ConfigError
+from luke.errors import CheckpointError, ConfigError
 from luke.pretraining.config import PretrainingConfig
 from luke.pretraining.data import DatasetError, PretrainingDataset
 from luke.pretraining.trainer import Trainer, latest_checkpoint
@@ -193,7 +193,7 @@ def test_resume_without_checkpoint_and_reuse_of_output_dir(inputs, trained, tmp_
     out, _, _ = trained
     with pytest.raises(ConfigError, match="already holds checkpoints"):
         Trainer(PretrainingConfig.from_dict(tiny_config(inputs, out))).run()
-    with pytest.raises(FileNotFoundError, match="no complete checkpoint"):
+    with pytest.raises(CheckpointError, match="no complete checkpoint"):
         Trainer(PretrainingConfig.from_dict(tiny_config(inputs, tmp_path / "new")), resume=True).run()
 
 

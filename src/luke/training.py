@@ -7,6 +7,11 @@ loop (:mod:`luke.finetuning.trainer`): each keeps its own loop and calls these p
 * :func:`warmup_factor` / :class:`WarmupSchedule`: linear warm-up, then linear decay or a constant rate.
 * :class:`CheckpointFolders`: atomic checkpoint folders (written under a temporary name, flushed and renamed),
   the latest complete one, keep-last-N; :func:`rng_state` / :func:`set_rng_state`; :func:`write_text_atomic`.
+* Checkpoint files that load without running code (nothing in a checkpoint folder is ever unpickled):
+  :func:`save_rng_state` / :func:`load_rng_state` (tensors and integers), :func:`load_tensors`
+  (``torch.load(weights_only=True)``), :func:`save_json_state` / :func:`load_json_state`,
+  :func:`load_optimizer_state`, :func:`load_scheduler_state`; every failure is a one-line
+  :class:`~luke.errors.CheckpointError` naming the file.
 * :class:`MetricsLog` (``metrics.jsonl`` + TensorBoard), :func:`tensorboard_available`, :func:`progress_bar`.
 * :func:`fault`: the ``LUKE_FAULT`` test hook (kill the process at a named point).
 """
@@ -16,6 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import pickle
 import random
 import shutil
 import signal
@@ -27,6 +33,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from luke.errors import CheckpointError, shorten
 from luke.files import write_text_atomic
 
 if TYPE_CHECKING:
@@ -41,9 +48,16 @@ __all__ = [
     "create_accelerator",
     "fault",
     "fsync_tree",
+    "load_json_state",
+    "load_optimizer_state",
+    "load_rng_state",
+    "load_scheduler_state",
+    "load_tensors",
     "parameter_groups",
     "progress_bar",
     "rng_state",
+    "save_json_state",
+    "save_rng_state",
     "set_rng_state",
     "tensorboard_available",
     "warmup_factor",
@@ -159,6 +173,123 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+def _reason(err: BaseException) -> str:
+    """One line saying why a checkpoint file could not be loaded."""
+    if isinstance(err, pickle.UnpicklingError):
+        return "it holds objects other than tensors and plain values; refused, since loading it could run code"
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    return shorten(lines[0] if lines else type(err).__name__, 160)
+
+
+def _checkpoint_file(path: str | Path, what: str) -> Path:
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: missing ({what}); the checkpoint is incomplete or from another version")
+    return path
+
+
+def load_tensors(path: str | Path, what: str, map_location: Any = "cpu") -> Any:
+    """``torch.load(path, weights_only=True)``: tensors and plain values only, never code. A missing, truncated,
+    garbage or tampered file is a :class:`CheckpointError` naming it (``what``: what the file should hold)."""
+    path = _checkpoint_file(path, what)
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # noqa: BLE001 - any failure to read a user file is that file's fault
+        raise CheckpointError(f"{path}: not a valid {what} file ({_reason(err)})") from None
+
+
+def save_json_state(path: str | Path, state: dict[str, Any]) -> None:
+    """Write a state dictionary of plain values (numbers, strings, lists, None) as JSON."""
+    Path(path).write_text(json.dumps(state, indent=1) + "\n", encoding="utf-8")
+
+
+def load_json_state(path: str | Path, what: str) -> dict[str, Any]:
+    """A JSON object written by :func:`save_json_state`; anything else is a :class:`CheckpointError`."""
+    path = _checkpoint_file(path, what)
+    try:
+        value = json.loads(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError:
+        raise CheckpointError(f"{path}: not a valid {what} file (not UTF-8 JSON)") from None
+    except json.JSONDecodeError as err:
+        raise CheckpointError(f"{path}:{err.lineno}: not a valid {what} file (bad JSON: {err.msg})") from None
+    except OSError as err:
+        raise CheckpointError(f"{path}: cannot be read ({err.strerror or err})") from None
+    if not isinstance(value, dict):
+        raise CheckpointError(f"{path}: not a valid {what} file (expected a JSON object, got {type(value).__name__})")
+    return value
+
+
+def save_rng_state(path: str | Path) -> None:
+    """This process's RNG states (:func:`rng_state`) as tensors and integers, loadable by
+    :func:`load_rng_state` without unpickling any object."""
+    kind, key, pos, has_gauss, cached = np.random.get_state()
+    version, internal, gauss = random.getstate()
+    state: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "numpy": {
+            "kind": str(kind),
+            "key": torch.from_numpy(np.asarray(key, dtype=np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "cached_gaussian": float(cached),
+        },
+        "python": {"version": int(version), "internal": torch.tensor(internal, dtype=torch.int64), "gauss": gauss},
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = list(torch.cuda.get_rng_state_all())
+    torch.save(state, path)
+
+
+def load_rng_state(path: str | Path) -> None:
+    """Restore what :func:`save_rng_state` wrote (weights-only load; a bad file is a :class:`CheckpointError`)."""
+    state = load_tensors(path, "RNG state")
+    try:
+        n, p = state["numpy"], state["python"]
+        numpy_state = (n["kind"], n["key"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached_gaussian"])
+        python_state = (p["version"], tuple(int(x) for x in p["internal"].tolist()), p["gauss"])
+        torch.set_rng_state(state["torch"])
+        np.random.set_state(numpy_state)
+        random.setstate(python_state)
+        if "cuda" in state and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda"])
+    except Exception as err:  # noqa: BLE001 - a file of the wrong shape
+        raise CheckpointError(f"{path}: not a valid RNG state file ({_reason(err)})") from None
+
+
+def load_optimizer_state(optimizer: Any, path: str | Path, map_location: Any = "cpu") -> None:
+    """``optimizer.load_state_dict`` from a ``torch.save`` d state dict, loaded weights-only."""
+    state = load_tensors(path, "optimizer state", map_location)
+    try:
+        if not isinstance(state, dict) or set(state) != {"state", "param_groups"}:
+            raise ValueError("expected an optimizer state dict")
+        optimizer.load_state_dict(state)
+    except Exception as err:  # noqa: BLE001 - a file of the wrong shape or for another model
+        raise CheckpointError(f"{path}: does not fit this optimizer ({_reason(err)})") from None
+
+
+def load_scheduler_state(scheduler: Any, path: str | Path) -> None:
+    """``scheduler.load_state_dict`` from the JSON written by :func:`save_json_state`; the keys and the
+    schedule's stored settings must be those of ``scheduler``'s own state."""
+    state = load_json_state(path, "scheduler state")
+    own = scheduler.state_dict()
+    try:
+        if set(state) != set(own):
+            raise ValueError(f"expected the keys {sorted(own)}, got {shorten(sorted(state))}")
+        lambdas, own_lambdas = state.get("lr_lambdas"), own.get("lr_lambdas")
+        if own_lambdas is not None and (
+            not isinstance(lambdas, list)
+            or len(lambdas) != len(own_lambdas)
+            or any(
+                (a is None) != (b is None) or (isinstance(b, dict) and set(a or {}) != set(b))
+                for a, b in zip(lambdas, own_lambdas, strict=True)
+            )
+        ):
+            raise ValueError("its learning-rate schedule is not this run's")
+        scheduler.load_state_dict(state)
+    except Exception as err:  # noqa: BLE001 - a file of the wrong shape
+        raise CheckpointError(f"{path}: does not fit this scheduler ({_reason(err)})") from None
+
+
 class CheckpointFolders:
     """Checkpoint folders ``root/NAME`` written atomically, with an optional pointer file and keep-last-N.
 
@@ -178,6 +309,8 @@ class CheckpointFolders:
     def __init__(self, root: Path, pattern: str, pointer: str | None = None, keep: int | None = None) -> None:
         self.root, self.pattern, self.pointer, self.keep = Path(root), pattern, pointer, keep
 
+    ASIDE = ".old-"  # prefix of a checkpoint set aside while one of the same name replaces it
+
     def complete(self) -> list[Path]:
         """The complete checkpoints, oldest first."""
         if not self.root.is_dir():
@@ -185,18 +318,28 @@ class CheckpointFolders:
         return sorted(p for p in self.root.glob(self.pattern) if (p / STATE_FILE).is_file())
 
     def latest(self) -> Path | None:
-        """The checkpoint named by the pointer file if complete, else the newest complete one (or None)."""
+        """The checkpoint named by the pointer file if complete, else the newest complete one (or None).
+
+        When none is left because a save was killed between setting the old folder aside and renaming the
+        new one into place (:meth:`save` of an existing name), the folder set aside is the latest."""
         if self.pointer is not None and (self.root / self.pointer).is_file():
-            candidate = self.root / (self.root / self.pointer).read_text().strip()
-            if (candidate / STATE_FILE).is_file():
+            try:
+                name = (self.root / self.pointer).read_text(encoding="utf-8").strip()
+            except (OSError, UnicodeDecodeError):
+                name = ""
+            candidate = self.root / name
+            if name and "/" not in name and candidate.match(self.pattern) and (candidate / STATE_FILE).is_file():
                 return candidate
         complete = self.complete()
-        return complete[-1] if complete else None
+        if complete:
+            return complete[-1]
+        aside = sorted(p for p in self.root.glob(self.ASIDE + self.pattern) if (p / STATE_FILE).is_file())
+        return aside[-1] if aside else None
 
     @staticmethod
     def read_state(folder: Path) -> dict[str, Any]:
-        """The ``trainer_state.json`` of a checkpoint."""
-        return json.loads((Path(folder) / STATE_FILE).read_text())
+        """The ``trainer_state.json`` of a checkpoint (a :class:`CheckpointError` when it is not a JSON object)."""
+        return load_json_state(Path(folder) / STATE_FILE, "trainer state")
 
     def save(self, name: str, state: dict[str, Any], write: Callable[[Path], None], accelerator: Accelerator) -> Path:
         """Write checkpoint ``name``: ``write(tmp_folder)`` on every process, then ``state`` as
@@ -210,21 +353,23 @@ class CheckpointFolders:
         write(tmp)
         accelerator.wait_for_everyone()
         if main:
-            (tmp / STATE_FILE).write_text(json.dumps(state, indent=2) + "\n")
+            fsync_tree(tmp)  # the files are on disk before the state file says the folder is complete
+            write_text_atomic(tmp / STATE_FILE, json.dumps(state, indent=2) + "\n")
             fsync_tree(tmp)
             self._publish(tmp, final)
         accelerator.wait_for_everyone()
         return final
 
     def _publish(self, tmp: Path, final: Path) -> None:
+        aside = self.root / f"{self.ASIDE}{final.name}"
         if final.exists():  # a checkpoint of the same name (fine-tuning's single folder): set it aside first
-            aside = self.root / f".old-{final.name}"
             shutil.rmtree(aside, ignore_errors=True)
             os.replace(final, aside)
+            fault(f"publish:{final.name}")  # killed here, latest() finds the folder set aside
             os.replace(tmp, final)
-            shutil.rmtree(aside, ignore_errors=True)
         else:
             os.replace(tmp, final)
+        shutil.rmtree(aside, ignore_errors=True)
         if self.pointer is not None:
             write_text_atomic(self.root / self.pointer, final.name + "\n")
         if self.keep is not None:

@@ -7,9 +7,14 @@ gradient clipping by default.  (``torch.optim.AdamW`` is bias-corrected, like th
 code had bias correction off.)
 
 Each epoch ends with a dev evaluation when a dev set is given; with ``select_best`` the weights of the
-best dev epoch are kept (in ``OUTPUT/best/``) and restored at the end.  State for resuming is written to
-``OUTPUT/checkpoint/`` at every epoch end (and every ``save_steps`` optimiser steps); ``resume=True``
-continues from it, mid-epoch included (the epoch's shuffling is a function of the seed and the epoch).
+best dev epoch are kept (in ``OUTPUT/best/``, written under a temporary name and renamed) and restored at the
+end.  State for resuming is written to ``OUTPUT/checkpoint/`` at every epoch end (and every ``save_steps``
+optimiser steps); ``resume=True`` continues from it, mid-epoch included (the epoch's shuffling is a function of
+the seed and the epoch), and the resumed run is the uninterrupted one.  The checkpoint holds plain files that
+load without unpickling anything (a tampered or damaged one is a :class:`~luke.errors.CheckpointError`):
+``model.safetensors`` (the unwrapped model), ``optimizer.pt`` (loaded with ``torch.load(weights_only=True)``),
+``scheduler.json``, ``scaler.json`` (fp16 only), ``rng-rankR.pt`` (each process's RNG states as tensors and
+integers) and ``trainer_state.json``.
 """
 
 from __future__ import annotations
@@ -33,14 +38,22 @@ from torch import nn
 from torch.utils.data import DataLoader, Sampler
 from tqdm.auto import tqdm
 
-from luke.errors import ConfigError, DataError
+from luke.errors import CheckpointError, ConfigError, DataError
+from luke.files import atomic_output, check_output
 from luke.finetuning.options import TrainingArguments
 from luke.finetuning.tasks.base import Feature, Task
 from luke.training import (
     CheckpointFolders,
     create_accelerator,
+    fault,
+    load_json_state,
+    load_optimizer_state,
+    load_rng_state,
+    load_scheduler_state,
     parameter_groups,
     progress_bar,
+    save_json_state,
+    save_rng_state,
     tensorboard_available,
     warmup_factor,
 )
@@ -191,6 +204,7 @@ class Trainer:
             raise DataError("no training features")
         if args.mixed_precision == "fp16" and (args.cpu or not torch.cuda.is_available()):
             raise ConfigError("fp16 autocast needs a GPU; use --mixed-precision bf16 on CPU")
+        check_output(args.output_dir, kind="dir", exist_ok=True, what="--output-dir")  # before any work
         self.task, self.args, self.features, self.dev = task, args, list(train_features), dev
         self.pad_token_id = pad_token_id
         self.save_model = save_model or (lambda m, folder: m.save_pretrained(folder))
@@ -232,7 +246,7 @@ class Trainer:
         self.model, self.optimizer, self.loader = self.accelerator.prepare(
             self.model, self.optimizer, _loader(self.features, self.sampler, args.train_batch_size, self.collate)
         )
-        self.accelerator.register_for_checkpointing(self.scheduler)
+        self.running = (0.0, 0)  # the training loss summed since the last log line, and over how many batches
         self.state: dict[str, Any] = {"global_step": 0, "best_metric": None, "best_epoch": None, "history": []}
 
     # ------------------------------------------------------------------------------------ state
@@ -246,15 +260,27 @@ class Trainer:
 
     @property
     def checkpoints(self) -> CheckpointFolders:
-        """The one resume checkpoint, ``OUTPUT/checkpoint/`` (accelerate's ``save_state`` files and
-        ``trainer_state.json``), replaced atomically at each save."""
+        """The one resume checkpoint, ``OUTPUT/checkpoint/`` (see the module docstring), replaced atomically
+        at each save."""
         return CheckpointFolders(self.checkpoint_dir.parent, self.checkpoint_dir.name)
 
     def _save_checkpoint(self) -> None:
-        def write(folder: Path) -> None:
-            self.accelerator.save_state(str(folder))
+        from safetensors.torch import save_model
 
-        self.checkpoints.save(self.checkpoint_dir.name, self.state, write, self.accelerator)
+        acc = self.accelerator
+        loop = {"processes": acc.num_processes, "accelerator_step": acc.step, "running": list(self.running)}
+
+        def write(folder: Path) -> None:
+            save_rng_state(folder / f"rng-rank{acc.process_index}.pt")
+            if acc.is_main_process:
+                save_model(self.unwrapped, str(folder / "model.safetensors"))
+                torch.save(self.optimizer.state_dict(), folder / "optimizer.pt")
+                save_json_state(folder / "scheduler.json", self.scheduler.state_dict())
+                if acc.scaler is not None:
+                    save_json_state(folder / "scaler.json", acc.scaler.state_dict())
+                fault(f"checkpoint:{self.state['global_step']}")
+
+        self.checkpoints.save(self.checkpoint_dir.name, {**self.state, "loop": loop}, write, acc)
 
     def _try_resume(self) -> None:
         if not self.args.resume:
@@ -263,9 +289,60 @@ class Trainer:
         if folder is None:
             logger.info("no checkpoint in %s: starting from scratch", self.checkpoint_dir)
             return
-        self.accelerator.load_state(str(folder))
-        self.state = CheckpointFolders.read_state(folder)
+        state = CheckpointFolders.read_state(folder)
+        loop = self._check_state(folder, state)
+        self._load_model(folder / "model.safetensors")
+        acc = self.accelerator
+        load_optimizer_state(self.optimizer, folder / "optimizer.pt", acc.device)
+        load_scheduler_state(self.scheduler, folder / "scheduler.json")
+        if acc.scaler is not None:
+            scaler = load_json_state(folder / "scaler.json", "gradient scaler state")
+            try:
+                acc.scaler.load_state_dict(scaler)
+            except Exception as err:  # noqa: BLE001 - a file of the wrong shape
+                raise CheckpointError(f"{folder / 'scaler.json'}: not a valid gradient scaler state ({err})") from None
+        load_rng_state(folder / f"rng-rank{acc.process_index}.pt")
+        acc.step = loop["accelerator_step"]
+        self.running = (float(loop["running"][0]), int(loop["running"][1]))
+        self.state = state
         logger.info("resumed from %s at optimiser step %d", folder, self.state["global_step"])
+
+    def _check_state(self, folder: Path, state: dict[str, Any]) -> dict[str, Any]:
+        """The loop settings of ``trainer_state.json`` (popped from ``state``), checked against this run."""
+        where = folder / "trainer_state.json"
+        loop = state.pop("loop", None)
+        try:
+            ok = (
+                isinstance(state.get("global_step"), int)
+                and state["global_step"] >= 0
+                and isinstance(state.get("history"), list)
+                and isinstance(loop, dict)
+                and isinstance(loop["processes"], int)
+                and isinstance(loop["accelerator_step"], int)
+                and isinstance(loop["running"][0], int | float)
+                and isinstance(loop["running"][1], int)
+            )
+        except (KeyError, IndexError, TypeError):
+            ok = False
+        if not ok:
+            raise CheckpointError(f"{where}: not a valid fine-tuning trainer state (written by another version?)")
+        if loop["processes"] != self.accelerator.num_processes:
+            raise CheckpointError(
+                f"{where}: written by {loop['processes']} processes, resumed with {self.accelerator.num_processes}; "
+                "resume with the same count"
+            )
+        return loop
+
+    def _load_model(self, path: Path) -> None:
+        from safetensors.torch import load_model
+
+        if not path.is_file():
+            raise CheckpointError(f"{path}: missing (model weights); the checkpoint is incomplete")
+        try:
+            load_model(self.unwrapped, str(path), strict=True, device=str(self.accelerator.device))
+        except Exception as err:  # noqa: BLE001 - not safetensors, or the weights of another model
+            reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
+            raise CheckpointError(f"{path}: not valid model weights for this model ({reason[:160]})") from None
 
     def _log(self, values: dict[str, float], step: int) -> None:
         if self.accelerator.trackers:
@@ -275,6 +352,7 @@ class Trainer:
     def train(self) -> dict[str, Any]:
         """Run the loop; returns the trainer state (history of losses and dev metrics, best epoch, time)."""
         args, acc = self.args, self.accelerator
+        check_output(args.output_dir, kind="dir", exist_ok=True, what="--output-dir")
         Path(args.output_dir).mkdir(parents=True, exist_ok=True)
         if getattr(acc, "log_with", None):
             hp = {k: v for k, v in asdict(args).items() if isinstance(v, int | float | str | bool)}
@@ -286,7 +364,7 @@ class Trainer:
         metric = self.task.main_metric
         main = acc.is_local_main_process and args.progress
         bar = progress_bar(self.total_steps, step, f"train {self.task.name}", main)
-        running, n_running = 0.0, 0
+        running, n_running = self.running
         self.model.train()
         stop = False
         for epoch in range(step // self.steps_per_epoch, n_epochs):
@@ -319,6 +397,8 @@ class Trainer:
                     self._log({"train/loss": avg, "train/lr": self.scheduler.get_last_lr()[0]}, step)
                     self.state["history"].append({"step": step, "epoch": epoch, "loss": avg})
                     running, n_running = 0.0, 0
+                self.running = (running, n_running)
+                fault(f"step:{step}")
                 if args.save_steps and step % args.save_steps == 0:
                     self._save_checkpoint()
                 if step >= self.total_steps or (args.max_steps and step >= args.max_steps):
@@ -326,6 +406,7 @@ class Trainer:
                     break
             self._end_epoch(epoch, metric)
             self._save_checkpoint()
+            fault(f"epoch-end:{epoch + 1}")
             if stop:
                 break
         bar.close()
@@ -361,7 +442,9 @@ class Trainer:
             self.state["best_metric"], self.state["best_epoch"] = value, epoch + 1
             self.state["best_step"] = self.state["global_step"]
             if self.accelerator.is_main_process:
-                self.save_model(self.unwrapped, self.best_dir)
+                with atomic_output(self.best_dir, "dir") as tmp:
+                    self.save_model(self.unwrapped, tmp)
+                    fault(f"best:{epoch + 1}")
             self.accelerator.wait_for_everyone()
 
     def _restore_best(self) -> None:
@@ -395,6 +478,11 @@ class Trainer:
         best-weights copy (call after the final model was saved and evaluated)."""
         self.accelerator.wait_for_everyone()
         if remove_checkpoints and self.accelerator.is_main_process:
-            for folder in (self.checkpoint_dir, self.best_dir):
+            root = self.checkpoint_dir.parent
+            aside = (
+                root / f".tmp-{self.checkpoint_dir.name}",
+                root / f"{CheckpointFolders.ASIDE}{self.checkpoint_dir.name}",
+            )
+            for folder in (self.checkpoint_dir, self.best_dir, *aside):
                 shutil.rmtree(folder, ignore_errors=True)
         self.accelerator.end_training()

@@ -6,19 +6,21 @@ gradient of a global batch does not depend on how it is split over processes or 
 (``1 process × micro-batch 8`` and ``2 processes × 4`` compute the same loss). The counts are known before
 the forward pass (they are in the labels) and are summed over processes with one small all-reduce.
 
-Checkpoints (``OUTPUT/checkpoints/step-NNNNNNNN/``): ``model.pt``, ``optimizer.pt``, ``scheduler.pt``,
-``rng-rankR.pt`` (torch, numpy, python RNG per process) and ``trainer_state.json`` (stage, step), written
+Checkpoints (``OUTPUT/checkpoints/step-NNNNNNNN/``): ``model.pt``, ``optimizer.pt`` (tensors and plain values,
+loaded with ``torch.load(weights_only=True)``), ``scheduler.json``, ``rng-rankR.pt`` (torch, numpy, python RNG
+per process, as tensors and integers) and ``trainer_state.json`` (stage, step, the open log window), written
 into a temporary folder, flushed to disk and renamed; then ``checkpoints/latest`` is replaced atomically.
 Only complete checkpoints are ever named by ``latest``, so a crash or a full disk during a write leaves the
-previous checkpoint as the resume point. The data position is the global step (see ``luke.pretraining.data``).
+previous checkpoint as the resume point. Nothing in a checkpoint is unpickled: a tampered or damaged file is
+a :class:`~luke.errors.CheckpointError` naming it. The data position is the global step (see
+``luke.pretraining.data``). A stage ends with its export (``OUTPUT/STAGE``) and then a checkpoint at the start
+of the next stage, so a resumed run is the uninterrupted one at every point, stage boundaries included.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
-import shutil
 import time
 from collections.abc import Iterator
 from contextlib import nullcontext
@@ -32,7 +34,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from luke.entity_vocab import EntityVocab
-from luke.errors import ConfigError, DatasetError
+from luke.errors import CheckpointError, ConfigError, DatasetError
+from luke.files import atomic_output, check_output
 from luke.modeling import LukeForMaskedLM
 from luke.pretraining.collator import IGNORE_INDEX
 from luke.pretraining.config import PretrainingConfig, StageConfig
@@ -44,10 +47,15 @@ from luke.training import (
     WarmupSchedule,
     create_accelerator,
     fault,
+    load_json_state,
+    load_optimizer_state,
+    load_rng_state,
+    load_scheduler_state,
+    load_tensors,
     parameter_groups,
     progress_bar,
-    rng_state,
-    set_rng_state,
+    save_json_state,
+    save_rng_state,
 )
 
 logger = logging.getLogger(__name__)
@@ -164,7 +172,7 @@ def load_model(config: PretrainingConfig, dataset: PretrainingDataset) -> tuple[
     folder = Path(config.model)
     cfg_path = folder / "config.json"
     if not cfg_path.is_file():
-        raise FileNotFoundError(f"{folder}: model folder has no config.json")
+        raise CheckpointError(f"{folder}: not a model folder (no config.json)")
     if json.loads(cfg_path.read_text()).get("model_type") == "luke":
         model, kind = _load_luke(config, dataset, folder), "luke"
     else:
@@ -373,6 +381,29 @@ class _Window:
         # summed over processes: mlm loss, mep loss, mlm correct, mep correct, masked words, masked entities
         self.sums = torch.zeros(6, dtype=torch.float64)
 
+    def to_dict(self) -> dict[str, Any]:
+        """Plain values for ``trainer_state.json`` (a resumed run continues the open window exactly)."""
+        return {
+            "sums": self.sums.tolist(),
+            "time": self.time,
+            "wait": self.wait,
+            "tokens": self.tokens,
+            "steps": self.steps,
+        }
+
+    @classmethod
+    def from_dict(cls, saved: dict[str, Any] | None) -> _Window | None:
+        """The window :meth:`to_dict` saved (None: none saved); a value of the wrong shape is a ``ValueError``."""
+        if saved is None:
+            return None
+        window = cls()
+        window.sums = torch.tensor([float(x) for x in saved["sums"]], dtype=torch.float64)
+        if window.sums.shape != (6,):
+            raise ValueError("window sums")
+        window.time, window.wait = float(saved["time"]), float(saved["wait"])
+        window.tokens, window.steps = int(saved["tokens"]), int(saved["steps"])
+        return window
+
     def record(self, step: int, stage: str, lr: float, world: int) -> dict[str, Any]:
         """The ``metrics.jsonl`` record of this window."""
         sums = self.sums
@@ -407,6 +438,7 @@ class Trainer:
         from accelerate.utils import DistributedType
 
         cfg = self.config
+        check_output(self.output_dir, kind="dir", exist_ok=True, what="output_dir")  # before any work
         self.accelerator = create_accelerator(cpu=not torch.cuda.is_available())
         acc = self.accelerator
         if acc.distributed_type in (DistributedType.DEEPSPEED, DistributedType.FSDP):
@@ -436,11 +468,12 @@ class Trainer:
 
         self.checkpoints = checkpoint_folders(self.output_dir, keep=cfg.keep_checkpoints)
         self.checkpoint: Path | None = None
+        self.window, self._resumed_window = _Window(), None
         if self.resume:
             self.checkpoint = self.checkpoints.latest()
             if self.checkpoint is None:
-                raise FileNotFoundError(f"--resume: no complete checkpoint in {self.output_dir / CHECKPOINT_DIR}")
-            saved = json.loads((self.output_dir / "config.json").read_text())
+                raise CheckpointError(f"--resume: no complete checkpoint in {self.output_dir / CHECKPOINT_DIR}")
+            saved = load_json_state(self.output_dir / "config.json", "pretraining configuration")
             current = cfg.to_dict()
             changed = sorted(k for k in current if k not in RESUMABLE_KEYS and saved.get(k) != current[k])
             if changed:
@@ -487,28 +520,55 @@ class Trainer:
     # -- checkpoints ----------------------------------------------------------------------------
 
     def _save_checkpoint(self, state: TrainerState) -> None:
+        state.extra["window"] = self.window.to_dict()
+
         def write(folder: Path) -> None:
-            torch.save(rng_state(), folder / f"rng-rank{self.rank}.pt")
+            save_rng_state(folder / f"rng-rank{self.rank}.pt")
             if self.is_main:
                 torch.save(self.model.state_dict(), folder / "model.pt")
                 torch.save(self.optimizer.state_dict(), folder / "optimizer.pt")
-                torch.save(self.scheduler.state_dict(), folder / "scheduler.pt")
+                save_json_state(folder / "scheduler.json", self.scheduler.state_dict())
                 fault(f"checkpoint:{state.global_step}")
 
         self.checkpoints.save(f"step-{state.global_step:08d}", dict(state.__dict__), write, self.accelerator)
 
     def _load_checkpoint(self, path: Path) -> TrainerState:
-        state = TrainerState(**CheckpointFolders.read_state(path))
-        self.model.load_state_dict(torch.load(path / "model.pt", map_location=self.accelerator.device))
+        """The trainer state and the model weights of checkpoint ``path`` (a :class:`CheckpointError` for any
+        missing, damaged or tampered file)."""
+        saved = CheckpointFolders.read_state(path)
+        try:
+            state = TrainerState(**saved)
+            ints = (state.global_step, state.stage, state.stage_step, state.tokens)
+            if not all(isinstance(x, int) and x >= 0 for x in ints) or not isinstance(state.extra, dict):
+                raise TypeError("bad values")
+            self._resumed_window = _Window.from_dict(state.extra.pop("window", None))
+        except (TypeError, ValueError, KeyError):
+            raise CheckpointError(
+                f"{path / 'trainer_state.json'}: not a valid trainer state (expected the keys global_step, stage, "
+                "stage_step, tokens, extra with non-negative integer steps)"
+            ) from None
+        if state.stage > len(self.config.stages):
+            raise CheckpointError(f"{path / 'trainer_state.json'}: stage {state.stage} is beyond this run's stages")
+        weights = load_tensors(path / "model.pt", "model weights", self.accelerator.device)
+        try:
+            self.model.load_state_dict(weights)
+        except Exception as err:  # noqa: BLE001 - weights of another model
+            reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise CheckpointError(f"{path / 'model.pt'}: does not fit this model ({reason[:160]})") from None
         return state
 
     def _load_optimizer(self, path: Path) -> None:
-        self.optimizer.load_state_dict(torch.load(path / "optimizer.pt", map_location=self.accelerator.device))
-        self.scheduler.load_state_dict(torch.load(path / "scheduler.pt", weights_only=False))
+        load_optimizer_state(self.optimizer, path / "optimizer.pt", self.accelerator.device)
+        load_scheduler_state(self.scheduler, path / "scheduler.json")
+        self._load_rng(path)
+
+    def _load_rng(self, path: Path) -> None:
         rng = path / f"rng-rank{self.rank}.pt"
-        if not rng.is_file():
-            raise FileNotFoundError(f"{rng}: the checkpoint was written by fewer processes; resume with the same count")
-        set_rng_state(torch.load(rng, weights_only=False))
+        if not rng.is_file() and rng.parent.is_dir() and self.rank > 0:
+            raise CheckpointError(
+                f"{rng}: missing; the checkpoint was written by fewer processes, resume with the same count"
+            )
+        load_rng_state(rng)
 
     # -- export ---------------------------------------------------------------------------------
 
@@ -554,14 +614,16 @@ class Trainer:
         try:
             if self.checkpoint is None and self.eval_dataset is not None:
                 self._evaluate(state, log)  # step 0: the initial model, for the curves
+            resume_from = self.checkpoint  # only the first stage run here continues from the checkpoint
             for stage_index in range(state.stage, len(cfg.stages)):
                 stage = cfg.stages[stage_index]
                 self._stage_objects(stage)
-                if self.checkpoint is not None and stage_index == state.stage and state.stage_step > 0:
-                    self._load_optimizer(self.checkpoint)
-                elif self.checkpoint is not None and stage_index == state.stage:
-                    set_rng_state(torch.load(self.checkpoint / f"rng-rank{self.rank}.pt", weights_only=False))
-                start = state.stage_step if stage_index == state.stage else 0
+                if resume_from is not None and state.stage_step > 0:
+                    self._load_optimizer(resume_from)  # mid-stage: optimiser, schedule and RNG
+                elif resume_from is not None:
+                    self._load_rng(resume_from)  # at a stage start: a fresh optimiser, the RNG as it was
+                start = state.stage_step if resume_from is not None else 0
+                resume_from = None
                 state.stage, state.stage_step = stage_index, start
                 state.global_step = int(stage_offsets[stage_index]) + start
                 final_eval = self._train_stage(stage, state, log)
@@ -569,6 +631,7 @@ class Trainer:
                     self.export(self.output_dir / stage.name)
                 state.stage, state.stage_step = stage_index + 1, 0
                 self._save_checkpoint(state)
+                fault(f"stage-end:{stage_index}")
             if self.is_main:
                 self.export(self.output_dir / "final")
         finally:
@@ -591,7 +654,8 @@ class Trainer:
         )
         bar = progress_bar(stage.max_steps, state.stage_step, stage.name, cfg.progress and self.is_main, unit="step")
         self.model.train()
-        window = _Window()
+        window = self.window = self._resumed_window or _Window()
+        self._resumed_window = None
         last_eval: dict[str, Any] = {}
         for _ in range(remaining):
             lr = self._optimizer_step(batches, params, autocast, window)
@@ -608,7 +672,7 @@ class Trainer:
                     tok_s=f"{record['tokens_per_second']:.0f}",
                     refresh=False,
                 )
-                window = _Window()
+                window = self.window = _Window()
             fault(f"step:{state.global_step}")
             at_save = cfg.save_every_steps and state.global_step % cfg.save_every_steps == 0
             at_end = state.stage_step == stage.max_steps
@@ -698,6 +762,7 @@ class Trainer:
             max_items=cfg.eval_max_items,
             precision=cfg.precision,
         )
+        fault(f"eval:{state.global_step}")
         log.log({"step": state.global_step, **{f"eval_{k}": v for k, v in result.items()}})
         logger.info(
             "step %d held-out: mlm loss %.4f acc %.4f | entity loss %.4f acc %.4f (majority %.4f)",
@@ -718,12 +783,7 @@ def export_model(model: LukeForMaskedLM, dataset: PretrainingDataset, folder: Pa
     from luke.tokenization import LukeTokenizer
 
     folder = Path(folder)
-    tmp = folder.with_name(f".{folder.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
     tokenizer_dir = dataset.path / dataset.metadata.get("tokenizer", {}).get("saved_to", "tokenizer/")
-    tokenizer = LukeTokenizer.from_pretrained(tokenizer_dir, entity_vocab=dataset.entity_vocab)
-    tokenizer.save_pretrained(tmp)
     meta = {
         "dataset": str(dataset.path),
         "tokenizer_sha256": dataset.tokenizer_sha256,
@@ -733,7 +793,9 @@ def export_model(model: LukeForMaskedLM, dataset: PretrainingDataset, folder: Pa
         "max_mention_length": dataset.metadata.get("max_mention_length"),
         "pretraining_config": config.to_dict() if config is not None else None,
     }
-    (tmp / "pretraining_metadata.json").write_text(json.dumps(meta, indent=2) + "\n")
-    if folder.exists():
-        shutil.rmtree(folder)
-    os.replace(tmp, folder)
+    with atomic_output(folder, "dir") as tmp:
+        model.save_pretrained(tmp)
+        tokenizer = LukeTokenizer.from_pretrained(tokenizer_dir, entity_vocab=dataset.entity_vocab)
+        tokenizer.save_pretrained(tmp)
+        (tmp / "pretraining_metadata.json").write_text(json.dumps(meta, indent=2) + "\n")
+        fault(f"export:{folder.name}")
