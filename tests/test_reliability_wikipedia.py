@@ -371,7 +371,21 @@ def test_data_stats_bad_folders_and_shards(tmp_path: Path, capsys: pytest.Captur
     shard = next(ds.glob("data-*.arrow"))
     shard.write_bytes(shard.read_bytes()[: shard.stat().st_size // 2])
     assert main(["data-stats", str(ds)]) == 2
-    assert "corrupt dataset shard" in _error_line(capsys, "data-stats")
+    assert f"{shard}: corrupt dataset shard" in _error_line(capsys, "data-stats")
+    shard.write_bytes(b"")
+    assert main(["data-stats", str(ds)]) == 2
+    assert f"{shard}: corrupt dataset shard" in _error_line(capsys, "data-stats")
+    (ds / "dataset_info.json").write_text("{")
+    assert main(["data-stats", str(ds)]) == 2
+    assert f"{ds / 'dataset_info.json'}:1: not valid JSON" in _error_line(capsys, "data-stats")
+    (ds / "dataset_info.json").unlink()
+    assert main(["data-stats", str(ds)]) == 2
+    assert f"{ds}: dataset_info.json is missing" in _error_line(capsys, "data-stats")
+    state = json.loads((ds / "state.json").read_text())
+    (ds / "state.json").write_text(json.dumps({**state, "_data_files": [{"filename": "../metadata.json"}]}))
+    assert main(["data-stats", str(ds)]) == 2
+    assert "state.json: shard names must be file names in the folder" in _error_line(capsys, "data-stats")
+    (ds / "state.json").write_text(json.dumps(state))
     shard.unlink()
     assert main(["data-stats", str(ds)]) == 2
     assert f"missing dataset shard(s): {shard.name}" in _error_line(capsys, "data-stats")

@@ -650,18 +650,40 @@ def load_arrow(folder: str | os.PathLike[str]) -> Any:
     ):
         raise DatasetError(state_path, "'_data_files' must be a list of {\"filename\": ...} objects")
     names = [f["filename"] for f in files]
+    odd = [name for name in names if Path(name).name != name or name in ("", ".", "..")]
+    if odd:
+        raise DatasetError(state_path, f"shard names must be file names in the folder, got {shorten(odd[0])}")
     missing = [name for name in names if not (path / name).is_file()]
     if missing:
         raise DatasetError(path, f"missing dataset shard(s): {shorten(', '.join(missing), 200)}")
+    info_path = path / "dataset_info.json"
+    if not info_path.is_file():
+        raise DatasetError(path, "dataset_info.json is missing (an incomplete copy of the dataset?)")
+    try:
+        read_json(info_path, dict)
+    except DataError as err:
+        raise DatasetError(str(err)) from None
     try:
         return datasets.load_from_disk(str(path))
     except Exception as err:
         first = str(err).splitlines()[0] if str(err) else type(err).__name__
-        shard = next((name for name in names if name in str(err)), None)
-        where = path / shard if shard else path
         raise DatasetError(
-            where, f"corrupt dataset shard(s) (cannot read the Arrow data: {shorten(first, 200)})"
+            _broken_shard(path, names) or path,
+            f"corrupt dataset shard(s) (cannot read the Arrow data: {shorten(first, 200)})",
         ) from None
+
+
+def _broken_shard(folder: Path, names: list[str]) -> Path | None:
+    """The first of the Arrow files ``names`` in ``folder`` that cannot be read whole (truncated, not Arrow)."""
+    import pyarrow as pa
+
+    for name in names:
+        try:
+            with pa.memory_map(str(folder / name)) as source:
+                pa.ipc.open_stream(source).read_all()
+        except Exception:
+            return folder / name
+    return None
 
 
 # ------------------------------------------------------------------------------------------------ stats
