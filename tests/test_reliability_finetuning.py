@@ -1,0 +1,391 @@
+"""Issue #18 (hardening) probes of the fine-tuning commands: every reader and scorer cross-checks what it is
+given, bad output paths are refused before the work starts, and user errors are one ``luke CMD: error:`` line
+naming the file (and 1-based line)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import pytest
+
+from luke.cli import main as cli_main
+from luke.errors import CheckpointError, DataError
+from luke.finetuning.commands import finetune, make_task
+from luke.finetuning.tasks.squad import read_squad
+from test_finetuning_tasks import FIXTURES
+from test_finetuning_training import make_tiny_bert
+
+
+@pytest.fixture(scope="module")
+def typing_model(tmp_path_factory) -> Path:
+    """A tiny fine-tuned entity-typing folder (one epoch on the fixture)."""
+    root = tmp_path_factory.mktemp("reliability_typing")
+    bert = make_tiny_bert(root / "bert")
+    out = root / "model"
+    finetune("entity_typing", bert, FIXTURES / "entity_typing", out, num_train_epochs=1, progress=False,
+             tensorboard=False, eval_splits=())  # fmt: skip
+    return out
+
+
+def _one_line_error(capsys, command: str, *names: str) -> str:
+    """The command's stderr: exactly one ``luke COMMAND: error:`` line, mentioning each of ``names``."""
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"luke {command}: error:"), err
+    for name in names:
+        assert name in err[0], (name, err[0])
+    return err[0]
+
+
+def _squad(path: Path, context: str, answers: list[dict]) -> Path:
+    qas = [{"id": "q1", "question": "What?", "answers": answers}]
+    path.write_text(
+        json.dumps({"version": "1.1", "data": [{"title": "T", "paragraphs": [{"context": context, "qas": qas}]}]})
+    )
+    return path
+
+
+# ------------------------------------------------------------------------------ answer offsets (SQuAD, ReCoRD)
+
+
+@pytest.mark.parametrize(
+    "answer, message",
+    [
+        ({"answer_start": -11, "text": "Ann"}, "out of range"),  # -len(context): context[-11:-8] == "Ann"
+        ({"answer_start": 99999, "text": ""}, "empty or only whitespace"),
+        ({"answer_start": 3, "text": " "}, "empty or only whitespace"),
+    ],
+)
+def test_squad_answer_offsets_are_in_range_and_not_empty(tmp_path, answer, message):
+    path = _squad(tmp_path / "train.json", "Ann met Bob", [answer])
+    with pytest.raises(DataError, match=rf"train\.json:\d+: question 'q1'.*{message}"):
+        read_squad(path)
+
+
+def test_finetune_squad_refuses_an_answer_outside_its_context(tmp_path, capsys):
+    data = tmp_path / "data"
+    data.mkdir()
+    _squad(data / "train.json", "Ann met Bob", [{"answer_start": -11, "text": "Ann"}])
+    rc = cli_main(["finetune", "squad", "--model", str(tmp_path / "no-model"), "--data-dir", str(data),
+                   "--output-dir", str(tmp_path / "out"), "--no-progress", "--no-tensorboard"])  # fmt: skip
+    assert rc == 2
+    _one_line_error(capsys, "finetune", str(data / "train.json"), "out of range")
+
+
+def _record(path: Path, entities: list[dict], answers: list[dict]) -> Path:
+    text = "Ann met Bob   in Leeds."
+    item = {"id": "p1", "passage": {"text": text, "entities": entities},
+            "qas": [{"id": "q1", "query": "@placeholder met Bob.", "answers": answers}]}  # fmt: skip
+    path.write_text(json.dumps({"version": "1.0", "data": [item]}, indent=1))
+    return path
+
+
+def test_record_whitespace_candidates_are_refused(tmp_path):
+    path = _record(tmp_path / "train.json", [{"start": 0, "end": 2}, {"start": 11, "end": 12}], [])
+    with pytest.raises(DataError, match=r"train\.json:\d+: passage p1 entity 1: \[11, 12\] covers only whitespace"):
+        make_task("record").read(path)
+
+
+# ------------------------------------------------------------------------------ scoring cross-checks
+
+
+def _jsonl(path: Path, records: list) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    return path
+
+
+def test_score_typing_without_gold_anywhere_is_an_error(tmp_path, capsys):
+    preds = _jsonl(tmp_path / "p.jsonl", [{"text": "a b", "span": [0, 1], "labels": ["person"]}])
+    assert cli_main(["score", "entity_typing", "--predictions", str(preds)]) == 2
+    _one_line_error(capsys, "score", "p.jsonl:1", "--gold")
+
+
+@pytest.mark.parametrize("task", ["entity_typing", "relation_classification"])
+def test_score_an_empty_predictions_list_is_an_error(tmp_path, capsys, task):
+    preds = tmp_path / "p.json"
+    preds.write_text("[]\n")
+    assert cli_main(["score", task, "--predictions", str(preds)]) == 2
+    _one_line_error(capsys, "score", "p.json", "no predictions")
+
+
+@pytest.mark.parametrize("content", ["", "\n\n", "-DOCSTART- O O\n\n"])
+def test_score_ner_empty_predictions_is_an_error(tmp_path, capsys, content):
+    preds = tmp_path / "p.conll"
+    preds.write_text(content)
+    assert cli_main(["score", "ner", "--predictions", str(preds)]) == 2
+    _one_line_error(capsys, "score", "p.conll")
+
+
+def _typing_predictions(path: Path, gold: Path) -> Path:
+    examples = make_task("entity_typing").read(gold)
+    return _jsonl(path, [{"index": i, "text": ex.text, "span": [ex.start, ex.end], "gold": ex.labels,
+                          "labels": ex.labels} for i, ex in enumerate(examples)])  # fmt: skip
+
+
+def test_score_typing_predictions_of_other_sentences_is_an_error(tmp_path, capsys):
+    preds = _typing_predictions(tmp_path / "dev_predictions.jsonl", FIXTURES / "entity_typing" / "dev.json")
+    gold = FIXTURES / "entity_typing" / "test.json"
+    assert cli_main(["score", "entity_typing", "--gold", str(gold), "--predictions", str(preds)]) == 2
+    _one_line_error(capsys, "score", "dev_predictions.jsonl", "test.json", "another file")
+
+
+def test_score_typing_matches_by_text_and_counts_the_unmatched(tmp_path, capsys, caplog):
+    gold = FIXTURES / "entity_typing" / "test.json"
+    preds = _typing_predictions(tmp_path / "p.jsonl", gold)
+    lines = preds.read_text().splitlines()
+    extra = json.dumps({"text": "Other text .", "span": [0, 5], "labels": ["person"]})
+    preds.write_text("\n".join([lines[2], lines[0], extra]) + "\n")  # reordered, one missing, one foreign
+    with caplog.at_level(logging.WARNING):
+        assert cli_main(["score", "entity_typing", "--gold", str(gold), "--predictions", str(preds)]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert (out["matched"], out["unmatched_gold"], out["unmatched_predictions"]) == (2, 1, 1)
+    assert out["precision"] == 1.0 and out["recall"] < 1.0
+    assert "have no prediction" in caplog.text and "match no gold example" in caplog.text
+
+
+def test_score_relation_predictions_of_other_sentences_is_an_error(tmp_path, capsys):
+    task = make_task("relation_classification")
+    preds = tmp_path / "p.jsonl"
+    train = task.read(FIXTURES / "relation_classification" / "train.jsonl")[:3]  # as many as the test file
+    task.set_labels_from(train)
+    task.write_predictions(preds, train, [ex.relation for ex in train])
+    gold = FIXTURES / "relation_classification" / "test.jsonl"
+    assert cli_main(["score", "relation_classification", "--gold", str(gold), "--predictions", str(preds)]) == 2
+    _one_line_error(capsys, "score", "p.jsonl", "another file")
+
+
+@pytest.mark.parametrize("task, content", [("squad", {}), ("squad", {"x1": "a"}), ("record", {"nope": "Ann"})])
+def test_score_qa_predictions_matching_no_question_is_an_error(tmp_path, capsys, task, content):
+    preds = tmp_path / "p.json"
+    preds.write_text(json.dumps(content))
+    assert cli_main(["score", task, "--gold", str(FIXTURES / task / "dev.json"), "--predictions", str(preds)]) == 2
+    _one_line_error(capsys, "score", "p.json")
+
+
+# ------------------------------------------------------------------------------ predict input types
+
+
+@pytest.mark.parametrize(
+    "task, record, message",
+    [
+        ("relation_classification", {"text": "The fire caused smoke .", "head": [True, 5], "tail": [16, 21]},
+         "field 'head' must be \\[start, end\\] integer"),
+        ("relation_classification", {"text": "The fire   caused smoke .", "head": [8, 11], "tail": [18, 23]},
+         "head = \\[8, 11\\] covers only whitespace"),
+        ("relation_classification", {"text": "The fire caused smoke .", "head": [4, 8], "tail": [6, 12]}, "overlap"),
+        ("entity_typing", {"text": "Sam  Wu", "span": [3, 5]}, "covers only whitespace"),
+        ("ner", {"tokens": [1, None, {}]}, "non-blank strings, got 1"),
+        ("ner", {"tokens": ["Ann", "  "]}, "non-blank strings"),
+        ("record", {"passage": "Ann met  Bob.", "query": "@placeholder met", "entities": [[7, 8]]}, "whitespace"),
+        ("record", {"passage": "Ann met Bob.", "query": "@placeholder met", "entities": [[False, 3]]}, "integer"),
+        ("squad", {"question": "Who?", "context": "Ann.", "id": ["x"]}, "field 'id'"),
+    ],
+)  # fmt: skip
+def test_predict_input_is_type_checked_with_file_and_line(tmp_path, task, record, message):
+    path = tmp_path / "in.jsonl"
+    with pytest.raises(DataError, match=rf"in\.jsonl:2: .*{message}"):
+        make_task(task).examples_from_raw([(2, record)], path)
+
+
+def test_predict_relation_error_names_file_and_line_not_example_index(tmp_path):
+    path = tmp_path / "in.jsonl"
+    good = {"text": "The fire caused smoke .", "head": [4, 8], "tail": [16, 21]}
+    bad = {"text": "The fire caused smoke .", "head": [4, 8], "tail": [4, 8]}
+    with pytest.raises(DataError) as err:
+        make_task("relation_classification").examples_from_raw([(1, good), (2, bad)], path)
+    assert str(err.value).startswith(f"{path}:2: ") and "example" not in str(err.value)
+
+
+# ------------------------------------------------------------------------------ training sets without entities
+
+
+def test_ner_training_with_only_o_tags_warns(tmp_path, caplog):
+    path = tmp_path / "train.txt"
+    path.write_text("Ann O\nmet O\n\nBob O\n")
+    task = make_task("ner")
+    with caplog.at_level(logging.WARNING):
+        task.set_labels_from(task.read(path))
+    assert "no entity" in caplog.text and "train.txt" in caplog.text
+
+
+def test_relation_training_with_only_the_negative_class_warns(tmp_path, caplog):
+    rec = {"relation": "no_relation", "token": ["a", "b", "c"], "subj_start": 0, "subj_end": 0, "obj_start": 2,
+           "obj_end": 2}  # fmt: skip
+    path = _jsonl(tmp_path / "train.jsonl", [rec, rec])
+    task = make_task("relation_classification")
+    with caplog.at_level(logging.WARNING):
+        task.set_labels_from(task.read(path))
+    assert "no_relation" in caplog.text and "train.jsonl" in caplog.text
+
+
+def test_typing_training_without_labels_names_the_file(tmp_path):
+    path = _jsonl(tmp_path / "train.json", [{"sent": "Ann met Bob", "start": 0, "end": 3, "labels": []}])
+    task = make_task("entity_typing")
+    with pytest.raises(DataError, match=r"train\.json: the training data has no labels"):
+        task.set_labels_from(task.read(path))
+
+
+# ------------------------------------------------------------------------------ input files: encoding, JSON
+
+
+@pytest.mark.parametrize(
+    "task, name, content, line",
+    [
+        ("entity_typing", "train.json", b'[\n{"sent": "Ann \xff", "start": 0, "end": 3, "labels": ["p"]}\n]', 2),
+        ("relation_classification", "train.jsonl", b'{"relation": "x"}\n\xfe\n', 2),
+        ("ner", "train.txt", b"Ann B-PER\n\nBob \xe9 O\n", 3),
+        ("squad", "train.json", b'{"version": "1.1",\n "data": [\xff]}', 2),
+    ],
+)
+def test_non_utf8_training_files_name_file_and_line(tmp_path, capsys, task, name, content, line):
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / name).write_bytes(content)
+    rc = cli_main(["finetune", task, "--model", str(tmp_path / "m"), "--data-dir", str(data), "--output-dir",
+                   str(tmp_path / "out"), "--no-progress", "--no-tensorboard"])  # fmt: skip
+    assert rc == 2
+    _one_line_error(capsys, "finetune", f"{data / name}:{line}:", "UTF-8")
+
+
+def test_long_values_are_cut_in_messages(tmp_path):
+    path = tmp_path / "train.txt"
+    path.write_text("Ann B-PER\n" + "x" * 5000 + "\n")
+    with pytest.raises(DataError) as err:
+        make_task("ner").read(path)
+    assert "train.txt:2:" in str(err.value) and len(str(err.value)) < 400
+
+
+# ------------------------------------------------------------------------------ output paths
+
+
+def test_finetune_output_dir_that_is_a_file_is_refused_before_work(tmp_path, capsys):
+    out = tmp_path / "out"
+    out.write_text("not a folder")
+    rc = cli_main(["finetune", "entity_typing", "--model", str(tmp_path / "no-model"), "--data-dir",
+                   str(FIXTURES / "entity_typing"), "--output-dir", str(out), "--no-progress"])  # fmt: skip
+    assert rc == 2
+    _one_line_error(capsys, "finetune", str(out), "--output-dir")
+    assert out.read_text() == "not a folder"
+
+
+def test_finetune_results_path_that_is_a_folder_is_refused_before_work(tmp_path, capsys):
+    out = tmp_path / "out"
+    (out / "results.json").mkdir(parents=True)
+    rc = cli_main(["finetune", "entity_typing", "--model", str(tmp_path / "no-model"), "--data-dir",
+                   str(FIXTURES / "entity_typing"), "--output-dir", str(out), "--no-progress"])  # fmt: skip
+    assert rc == 2
+    _one_line_error(capsys, "finetune", "results.json", "folder")
+
+
+def test_evaluate_and_predict_output_paths_are_checked_first(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    rc = cli_main(["evaluate", "entity_typing", "--model", str(tmp_path / "no-model"), "--data-dir",
+                   str(FIXTURES / "entity_typing"), "--output-dir", str(blocker / "sub"), "--no-progress"])  # fmt: skip
+    assert rc == 2
+    _one_line_error(capsys, "evaluate", str(blocker), "not a folder")
+    src = _jsonl(tmp_path / "in.jsonl", [{"text": "Sam Wu", "span": [0, 3]}])
+    rc = cli_main(["predict", "entity_typing", "--model", str(tmp_path / "no-model"), "--input", str(src),
+                   "--output", str(tmp_path), "--no-progress"])  # fmt: skip
+    assert rc == 2
+    _one_line_error(capsys, "predict", str(tmp_path), "folder")
+
+
+def test_predict_writes_its_output_whole_or_not_at_all(typing_model, tmp_path, capsys, monkeypatch):
+    from luke.finetuning.tasks.entity_typing import EntityTypingTask
+
+    src = _jsonl(
+        tmp_path / "in.jsonl", [{"text": "Sam Wu visited Porto .", "span": [s, e]} for s, e in [(15, 20), (0, 6)]]
+    )
+    out = tmp_path / "out.jsonl"
+    out.write_text("old\n")
+    args = ["predict", "entity_typing", "--model", str(typing_model), "--input", str(src), "--output", str(out),
+            "--no-progress"]  # fmt: skip
+    real = EntityTypingTask.format_prediction
+
+    def fail_on_second(self, example, prediction):
+        if example.start == 0:
+            raise RuntimeError("simulated crash while writing")
+        return real(self, example, prediction)
+
+    monkeypatch.setattr(EntityTypingTask, "format_prediction", fail_on_second)
+    assert cli_main(args) == 1
+    assert out.read_text() == "old\n"  # the old output is untouched, not half replaced
+    monkeypatch.undo()
+    capsys.readouterr()
+    assert cli_main(args) == 0
+    assert [json.loads(x)["span"] for x in out.read_text().splitlines()] == [[15, 20], [0, 6]]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.jsonl", "out.jsonl"]  # no temporary left
+
+
+def test_empty_predict_input_is_an_error(typing_model, tmp_path, capsys):
+    src = tmp_path / "in.jsonl"
+    src.write_text("[]")
+    assert cli_main(["predict", "entity_typing", "--model", str(typing_model), "--input", str(src)]) == 2
+    _one_line_error(capsys, "predict", "in.jsonl", "no input records")
+
+
+# ------------------------------------------------------------------------------ luke_task.json vs the model
+
+
+def _copy_model(src: Path, dst: Path) -> Path:
+    dst.mkdir()
+    for p in src.iterdir():
+        if p.is_file():
+            (dst / p.name).write_bytes(p.read_bytes())
+    return dst
+
+
+def test_task_file_labels_that_do_not_fit_the_model(typing_model, tmp_path, capsys):
+    folder = _copy_model(typing_model, tmp_path / "m")
+    state = json.loads((folder / "luke_task.json").read_text())
+    n = len(state["labels"])
+    state["labels"] = [*state["labels"], "extra1", "extra2"]
+    (folder / "luke_task.json").write_text(json.dumps(state))
+    src = _jsonl(tmp_path / "in.jsonl", [{"text": "Sam Wu", "span": [0, 3]}])
+    assert cli_main(["predict", "entity_typing", "--model", str(folder), "--input", str(src)]) == 2
+    line = _one_line_error(capsys, "predict", "luke_task.json", f"{n + 2} labels", f"has {n}")
+    with pytest.raises(CheckpointError):
+        from luke.finetuning.commands import load_task_model
+
+        load_task_model("entity_typing", folder)
+    assert "different models" in line
+
+
+def test_task_file_that_is_not_json_names_file_and_line(typing_model, tmp_path, capsys):
+    folder = _copy_model(typing_model, tmp_path / "m")
+    (folder / "luke_task.json").write_text('{\n "task": "entity_typing",\n "labels": [,]\n}')
+    src = _jsonl(tmp_path / "in.jsonl", [{"text": "Sam Wu", "span": [0, 3]}])
+    assert cli_main(["predict", "entity_typing", "--model", str(folder), "--input", str(src)]) == 2
+    _one_line_error(capsys, "predict", f"{folder / 'luke_task.json'}:3:")
+
+
+# ------------------------------------------------------------------------------ split-squad
+
+
+def _squad_articles(path: Path, articles: list) -> Path:
+    path.write_text(json.dumps({"version": "1.1", "data": articles}))
+    return path
+
+
+def test_split_squad_validates_every_article_before_writing(tmp_path, capsys):
+    good = {"title": "A", "paragraphs": [{"context": "c", "qas": []}]}
+    src = _squad_articles(tmp_path / "s.json", [good, good, {"title": "B"}, good])
+    out = tmp_path / "out"
+    assert cli_main(["split-squad", str(src), str(out)]) == 2
+    _one_line_error(capsys, "split-squad", "s.json", "data[2]", "paragraphs")
+    assert not (out / "train.json").exists() and not (out / "dev.json").exists()
+    src = _squad_articles(tmp_path / "s.json", [good, {"title": "C", "paragraphs": [{"context": "c"}]}])
+    assert cli_main(["split-squad", str(src), str(out)]) == 2
+    _one_line_error(capsys, "split-squad", "data[1].paragraphs[0]", "qas")
+
+
+def test_split_squad_bad_second_output_is_refused_before_writing_the_first(tmp_path, capsys):
+    good = {"title": "A", "paragraphs": [{"context": "c", "qas": []}]}
+    src = _squad_articles(tmp_path / "s.json", [good, good])
+    out = tmp_path / "out"
+    (out / "dev.json").mkdir(parents=True)
+    assert cli_main(["split-squad", str(src), str(out)]) == 2
+    _one_line_error(capsys, "split-squad", str(out / "dev.json"), "folder")
+    assert sorted(p.name for p in out.iterdir()) == ["dev.json"]  # train.json not written, no temporary
