@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from pathlib import Path
 
 import pytest
@@ -389,3 +390,37 @@ def test_split_squad_bad_second_output_is_refused_before_writing_the_first(tmp_p
     assert cli_main(["split-squad", str(src), str(out)]) == 2
     _one_line_error(capsys, "split-squad", str(out / "dev.json"), "folder")
     assert sorted(p.name for p in out.iterdir()) == ["dev.json"]  # train.json not written, no temporary
+
+
+_ROOT = pytest.mark.skipif(os.geteuid() == 0, reason="root reads and writes files whatever their mode")
+
+
+@_ROOT
+def test_unreadable_training_file_is_a_data_error(tmp_path, capsys):
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "train.txt").write_text("Ann B-PER\n")
+    (data / "train.txt").chmod(0)
+    rc = cli_main(["finetune", "ner", "--model", str(tmp_path / "m"), "--data-dir", str(data), "--output-dir",
+                   str(tmp_path / "out"), "--no-progress"])  # fmt: skip
+    assert rc == 2
+    _one_line_error(capsys, "finetune", str(data / "train.txt"), "cannot be read")
+
+
+@_ROOT
+def test_read_only_outputs_are_refused_before_work(tmp_path, capsys):
+    out = tmp_path / "out.jsonl"
+    out.write_text("old\n")
+    out.chmod(0o444)
+    src = _jsonl(tmp_path / "in.jsonl", [{"text": "Sam Wu", "span": [0, 3]}])
+    rc = cli_main(["predict", "entity_typing", "--model", str(tmp_path / "no-model"), "--input", str(src),
+                   "--output", str(out)])  # fmt: skip
+    assert rc == 2
+    _one_line_error(capsys, "predict", str(out), "read-only")
+    folder = tmp_path / "locked"
+    folder.mkdir()
+    folder.chmod(0o555)
+    rc = cli_main(["finetune", "entity_typing", "--model", str(tmp_path / "no-model"), "--data-dir",
+                   str(FIXTURES / "entity_typing"), "--output-dir", str(folder / "run"), "--no-progress"])  # fmt: skip
+    assert rc == 2
+    _one_line_error(capsys, "finetune", str(folder), "permission denied")

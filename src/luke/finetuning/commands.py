@@ -338,7 +338,8 @@ _SPLIT_SQUAD = (
 )
 _SCORE = (
     "Prints JSON. entity_typing/relation_classification: a predictions JSONL (as written by finetune/evaluate) "
-    "against the gold data file (or its own 'gold' fields). ner: a CoNLL file whose last column is the predicted "
+    "against the gold data file, matched by text and spans (counts of unmatched ones are printed; none matching is "
+    "an error), or against its own 'gold' fields. ner: a CoNLL file whose last column is the predicted "
     "tag, against --gold's last column or, without --gold, the column before it (conlleval style). squad/record: a "
     "JSON object {question id: answer text} against the official JSON (--gold required); prints {exact_match, f1} "
     "in percent like the official scripts."
