@@ -461,3 +461,37 @@ def test_pretraining_config_file_errors_name_the_file(tmp_path: Path) -> None:
     with pytest.raises(LukeError) as info:
         PretrainingConfig.load(None, [f"batch_size={'9' * 5}x{'9' * 50_000}"])
     assert len(str(info.value)) < 300
+
+
+# ------------------------------------------------------------------------------------------ outputs over inputs
+
+
+def test_outputs_never_replace_an_input(tmp_path: Path, db: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    dump = tmp_path / "dump.xml"
+    dump.write_bytes(TINY.read_bytes())
+    assert main(["build-dump-db", str(dump), str(dump), "--no-progress"]) == 2
+    assert f"{dump} would replace the input" in _error_line(capsys, "build-dump-db")
+    copy = tmp_path / "db.sqlite"
+    copy.write_bytes(db.read_bytes())
+    assert main(["build-mention-db", str(copy), str(copy), "--no-progress"]) == 2
+    assert f"{copy} would replace the input" in _error_line(capsys, "build-mention-db")
+    white = tmp_path / "white.jsonl"
+    white.write_text("Kyoto\n")
+    assert main(["build-entity-vocab", str(copy), str(white), "-w", str(white)]) == 2
+    assert f"{white} would replace the input" in _error_line(capsys, "build-entity-vocab")
+    argv = ["build-pretraining-dataset", str(copy), str(tmp_path / "tok"), str(white), str(tmp_path), "--overwrite"]
+    assert main(argv) == 2
+    assert "would replace the folder holding the input" in _error_line(capsys, "build-pretraining-dataset")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["db.sqlite", "dump.xml", "white.jsonl"]
+    assert dump.read_bytes() == TINY.read_bytes() and copy.read_bytes() == db.read_bytes()
+
+
+def test_dump_inputs_that_are_not_dumps(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    empty = tmp_path / "empty.xml"
+    empty.write_bytes(b"")
+    assert main(["build-dump-db", str(empty), str(tmp_path / "o.sqlite"), "--no-progress"]) == 2
+    assert f"{empty}: empty file" in _error_line(capsys, "build-dump-db")
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    assert main(["build-dump-db", str(fifo), str(tmp_path / "o.sqlite"), "--no-progress"]) == 2
+    assert f"{fifo}: not a regular file" in _error_line(capsys, "build-dump-db")

@@ -112,7 +112,7 @@ def _add_build_entity_vocab(sub: argparse._SubParsersAction) -> None:
 
 
 def _build_entity_vocab(args: argparse.Namespace) -> int:
-    from luke.wikipedia.dump_db import DumpDB
+    from luke.wikipedia.dump_db import DumpDB, refuse_inputs_in_output
     from luke.wikipedia.entity_vocab_builder import (
         build_entity_vocab,
         check_vocab_output,
@@ -120,7 +120,8 @@ def _build_entity_vocab(args: argparse.Namespace) -> int:
         save_vocab_atomically,
     )
 
-    check_vocab_output(args.out_file, language=args.language)  # before the work
+    out = check_vocab_output(args.out_file, language=args.language)  # before the work
+    refuse_inputs_in_output(out, [args.dump_db, *args.white_list], what="output vocabulary")
     db = DumpDB(args.dump_db)
     white_list = [title for path in args.white_list for title in read_white_list(path)]
     if args.white_list_only and not white_list:

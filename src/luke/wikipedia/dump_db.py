@@ -445,11 +445,15 @@ class DumpReader:
         self.path = Path(path)
         if self.path.is_dir():
             raise DumpError(self.path, "is a folder, expected a pages-articles XML dump file")
-        if not self.path.is_file():
+        if not self.path.exists():
             raise DumpError(self.path, "no such file")
+        if not self.path.is_file():
+            raise DumpError(self.path, "not a regular file, expected a pages-articles XML dump file")
         if not os.access(self.path, os.R_OK):
             raise DumpError(self.path, "not readable (permission denied)")
         self.size = self.path.stat().st_size
+        if self.size == 0:
+            raise DumpError(self.path, "empty file, expected a pages-articles XML dump")
         self.siteinfo: dict[str, Any] = {}
         self.namespaces: frozenset[str] = DEFAULT_NAMESPACES
         self._counter: _CountingReader | None = None
@@ -581,6 +585,7 @@ def build_dump_db(
     failed run never leaves a complete-looking database behind (leftovers of killed runs are swept).
     """
     out = check_output(out_file, kind="file", overwrite=True, what="output database")
+    refuse_inputs_in_output(out, [dump_file], what="output database")
     reader = DumpReader(dump_file)
     stats: Counter[str] = Counter()
     with atomic_output(out) as tmp:
@@ -620,6 +625,18 @@ def _fill_database(
         **{f"count.{k}": str(v) for k, v in sorted(stats.items())},
     }
     conn.executemany("INSERT INTO meta VALUES (?, ?)", sorted(meta.items()))
+
+
+def refuse_inputs_in_output(out: Path, inputs: Iterable[str | os.PathLike[str]], *, what: str = "output") -> None:
+    """:class:`~luke.errors.OutputError` when writing ``out`` would replace one of ``inputs`` (the same file,
+    or, for an output folder, a file inside it): checked before the work, so an input is never lost."""
+    target = out.resolve()
+    for item in inputs:
+        path = Path(item).resolve()
+        if path == target:
+            raise OutputError(f"{what} {out} would replace the input {item}; choose another path")
+        if target in path.parents:
+            raise OutputError(f"{what} {out} would replace the folder holding the input {item}; choose another path")
 
 
 def _article_jobs(

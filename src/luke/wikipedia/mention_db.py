@@ -43,7 +43,7 @@ from tqdm import tqdm
 
 from luke.errors import ConfigError, DataError, shorten
 from luke.files import atomic_output, check_output
-from luke.wikipedia.dump_db import DumpDB, resolve
+from luke.wikipedia.dump_db import DumpDB, refuse_inputs_in_output, resolve
 
 logger = logging.getLogger(__name__)
 
@@ -207,6 +207,8 @@ def build_mention_db(
     if min_link_count < 1:
         raise ConfigError(f"min_link_count must be at least 1, got {min_link_count}")
     out = check_output(out_path, kind="file", overwrite=True, what="output mention database")
+    if not isinstance(dump_db_path, DumpDB):
+        refuse_inputs_in_output(out, [dump_db_path], what="output mention database")
     if isinstance(dump_db_path, DumpDB):
         return _build_mention_db(dump_db_path, out, max_mention_words, min_link_count, progress, any_target)
     db = DumpDB(dump_db_path)

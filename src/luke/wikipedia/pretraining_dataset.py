@@ -42,7 +42,7 @@ from tqdm import tqdm
 from luke.entity_vocab import EntityVocab
 from luke.errors import ConfigError, DataError, DatasetError, TokenizerError, shorten
 from luke.files import atomic_output, check_output, read_json, remove_path, temporary_path
-from luke.wikipedia.dump_db import DumpDB, Paragraph, resolve
+from luke.wikipedia.dump_db import DumpDB, Paragraph, refuse_inputs_in_output, resolve
 from luke.wikipedia.parallel import ordered_map
 from luke.wikipedia.sentence_splitter import SentenceSplitter, get_sentence_splitter
 
@@ -415,6 +415,7 @@ def build_pretraining_dataset(
     options = options or DatasetOptions()
     options.validate()
     out = check_output(out_dir, kind="dir", overwrite=overwrite, what="output folder")
+    refuse_inputs_in_output(out, [dump_db, tokenizer_path, entity_vocab_path], what="output folder")
     db = DumpDB(dump_db)
     tokenizer = load_tokenizer(tokenizer_path)
     vocab_path = Path(entity_vocab_path)
