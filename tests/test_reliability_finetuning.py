@@ -189,6 +189,20 @@ def test_predict_input_is_type_checked_with_file_and_line(tmp_path, task, record
         make_task(task).examples_from_raw([(2, record)], path)
 
 
+@pytest.mark.parametrize(
+    "task, record, message",
+    [
+        ("entity_typing", {"sent": "Ann   met", "start": 3, "end": 6, "labels": ["p"]}, "only whitespace"),
+        ("relation_classification", {"relation": "r", "token": ["a", " ", "c"], "subj_start": 0, "subj_end": 0,
+                                     "obj_start": 2, "obj_end": 2}, "non-blank"),
+    ],
+)  # fmt: skip
+def test_training_files_refuse_whitespace_only_spans(tmp_path, task, record, message):
+    path = _jsonl(tmp_path / "train.json", [record])
+    with pytest.raises(DataError, match=rf"train\.json:1: .*{message}"):
+        make_task(task).read(path)
+
+
 def test_predict_relation_error_names_file_and_line_not_example_index(tmp_path):
     path = tmp_path / "in.jsonl"
     good = {"text": "The fire caused smoke .", "head": [4, 8], "tail": [16, 21]}
@@ -247,6 +261,14 @@ def test_non_utf8_training_files_name_file_and_line(tmp_path, capsys, task, name
                    str(tmp_path / "out"), "--no-progress", "--no-tensorboard"])  # fmt: skip
     assert rc == 2
     _one_line_error(capsys, "finetune", f"{data / name}:{line}:", "UTF-8")
+
+
+def test_non_utf8_predict_input_names_file_and_line_before_loading_the_model(tmp_path, capsys):
+    src = tmp_path / "in.jsonl"
+    src.write_bytes(b'{"text": "Sam Wu", "span": [0, 3]}\n{"text": "Sam \xff", "span": [0, 3]}\n')
+    rc = cli_main(["predict", "entity_typing", "--model", str(tmp_path / "no-model"), "--input", str(src)])
+    assert rc == 2
+    _one_line_error(capsys, "predict", f"{src}:2:", "UTF-8")
 
 
 def test_long_values_are_cut_in_messages(tmp_path):
