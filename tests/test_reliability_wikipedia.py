@@ -215,6 +215,10 @@ def test_mention_dictionary_inputs_name_the_file(tmp_path: Path) -> None:
 
     with pytest.raises(DataError, match="is a folder"):
         MentionDetector.from_file(tmp_path)
+    latin1 = tmp_path / "latin1.tsv"
+    latin1.write_bytes(b"\n\ncaf\xe9\tCafe\n")
+    with pytest.raises(DataError, match=f"{latin1}:3: not UTF-8 text"):
+        MentionDetector.from_file(latin1)
     huge = tmp_path / "huge.jsonl"
     header = {"format": "luke-mention-db", "version": 1, "max_mention_words": 20}
     record = {"mention": "x", "link_count": "9" * 50_000, "link_prob": 1.0, "candidates": [["X", 1]]}

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from luke.entity_vocab import EntityVocab
-from luke.errors import ConfigError, DatasetError, OutputError
+from luke.errors import ConfigError, DatasetError, OutputError, shorten
 from luke.files import atomic_output, check_output
 from luke.pretraining.collator import EntityVocabInfo, WordVocabInfo, collate, mask_item
 from luke.pretraining.config import MaskingConfig
@@ -68,7 +68,7 @@ class PretrainingDataset:
         try:
             return load_tokenizer(folder)
         except Exception as err:
-            raise DatasetError(f"{self.path}: cannot load the dataset's tokenizer: {err}") from None
+            raise DatasetError(f"{self.path}: cannot load the dataset's tokenizer: {shorten(str(err), 300)}") from None
 
     @cached_property
     def entity_vocab(self) -> EntityVocab:
@@ -76,7 +76,9 @@ class PretrainingDataset:
         try:
             return EntityVocab.load(self.path / name)
         except Exception as err:
-            raise DatasetError(f"{self.path}: cannot load the dataset's entity vocabulary {name}: {err}") from None
+            raise DatasetError(
+                f"{self.path}: cannot load the dataset's entity vocabulary {name}: {shorten(str(err), 300)}"
+            ) from None
 
     @property
     def tokenizer_sha256(self) -> str | None:

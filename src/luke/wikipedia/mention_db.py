@@ -411,15 +411,15 @@ class MentionDetector:
         if not os.access(path, os.R_OK):
             raise DataError(path, "cannot be read (permission denied)")
         with open(path, "rb") as f:
-            first = b""
-            for raw in f:
+            first, first_line = b"", 0
+            for number, raw in enumerate(f, start=1):
                 if raw.strip():
-                    first = raw
+                    first, first_line = raw, number
                     break
         try:
             first_text = first.decode("utf-8").lstrip("\ufeff").strip()
         except UnicodeDecodeError as err:
-            raise DataError(path, f"not UTF-8 text ({err.reason})") from None
+            raise DataError(path, f"not UTF-8 text ({err.reason})", first_line) from None
         header: Any = None
         if first_text.startswith("{"):
             try:

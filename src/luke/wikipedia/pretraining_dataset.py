@@ -114,7 +114,7 @@ def load_tokenizer(path: str | os.PathLike[str]) -> Any:
         try:
             return BertTokenizer(vocab=str(p), do_lower_case="uncased" in p.name.lower())
         except Exception as err:
-            raise TokenizerError(f"{p}: cannot load WordPiece vocabulary: {err}") from None
+            raise TokenizerError(f"{p}: cannot load WordPiece vocabulary: {shorten(str(err), 200)}") from None
     names = {x.name for x in p.iterdir()}
     if "vocab.json" in names and "merges.txt" not in names and "tokenizer.json" not in names:
         raise TokenizerError(f"{p}: tokenizer folder has vocab.json but is missing merges.txt")
@@ -129,7 +129,8 @@ def load_tokenizer(path: str | os.PathLike[str]) -> Any:
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(p), local_files_only=True)
     except Exception as err:
-        raise TokenizerError(f"{p}: cannot load tokenizer: {str(err).splitlines()[0]}") from None
+        first = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise TokenizerError(f"{p}: cannot load tokenizer: {shorten(first, 200)}") from None
     if not getattr(tokenizer, "is_fast", False):
         raise TokenizerError(f"{p}: {type(tokenizer).__name__} is not a fast (Rust) tokenizer")
     return tokenizer
