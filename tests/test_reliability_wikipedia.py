@@ -499,3 +499,17 @@ def test_dump_inputs_that_are_not_dumps(tmp_path: Path, capsys: pytest.CaptureFi
     os.mkfifo(fifo)
     assert main(["build-dump-db", str(fifo), str(tmp_path / "o.sqlite"), "--no-progress"]) == 2
     assert f"{fifo}: not a regular file" in _error_line(capsys, "build-dump-db")
+
+
+def test_build_dump_db_sqlite_failure_names_the_output(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def disk_full(*args: object, **kwargs: object) -> None:
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(dump_db_module, "_store_pages", disk_full)
+    out = tmp_path / "db.sqlite"
+    assert main(["build-dump-db", str(TINY), str(out), "--no-progress"]) == 2
+    line = _error_line(capsys, "build-dump-db")
+    assert f"output database {out}: cannot be written (database or disk is full)" in line
+    assert list(tmp_path.iterdir()) == []

@@ -711,6 +711,8 @@ class DumpDB:
             raise DumpError(self.path, "is a folder, expected a dump database file (from build-dump-db)")
         if not self.path.is_file():
             raise DumpError(f"{self.path}: no such dump database")
+        if not os.access(self.path, os.R_OK):
+            raise DumpError(self.path, "cannot be read (permission denied)")
         try:
             self.conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False)
             meta = dict(self.conn.execute("SELECT key, value FROM meta").fetchall())
