@@ -131,6 +131,14 @@ def test_score_typing_predictions_of_other_sentences_is_an_error(tmp_path, capsy
     _one_line_error(capsys, "score", "dev_predictions.jsonl", "test.json", "another file")
 
 
+def test_score_typing_against_an_empty_gold_file_is_an_error(tmp_path, capsys):
+    preds = _typing_predictions(tmp_path / "p.jsonl", FIXTURES / "entity_typing" / "test.json")
+    gold = tmp_path / "gold.json"
+    gold.write_text("[]")
+    assert cli_main(["score", "entity_typing", "--gold", str(gold), "--predictions", str(preds)]) == 2
+    _one_line_error(capsys, "score", "gold.json", "no examples")
+
+
 def test_score_typing_matches_by_text_and_counts_the_unmatched(tmp_path, capsys, caplog):
     gold = FIXTURES / "entity_typing" / "test.json"
     preds = _typing_predictions(tmp_path / "p.jsonl", gold)

@@ -121,6 +121,8 @@ def match_predictions(
     of its prediction or None (the same key twice is matched in order).  Unmatched gold examples and
     predictions are counted and warned about; no match at all (predictions of another file) is a
     :class:`DataError`."""
+    if not gold_keys:
+        raise DataError(gold, "no examples in the gold file")
     queue: dict[Hashable, list[int]] = defaultdict(list)
     for j, key in enumerate(pred_keys):
         queue[key].append(j)
@@ -130,7 +132,7 @@ def match_predictions(
     n_matched = sum(m is not None for m in matched)
     counts = {"matched": n_matched, "unmatched_gold": len(gold_keys) - n_matched,
               "unmatched_predictions": len(pred_keys) - n_matched}  # fmt: skip
-    if gold_keys and not n_matched:
+    if not n_matched:
         raise DataError(
             predictions,
             f"none of its {len(pred_keys)} predictions matches one of the {len(gold_keys)} examples of {gold} "
