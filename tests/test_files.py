@@ -176,3 +176,21 @@ def test_cli_cuts_a_huge_message(capsys: pytest.CaptureFixture[str], monkeypatch
 
     rc, err = _run_handler(handler, capsys, monkeypatch)
     assert rc == 2 and len(err) < 2100 and "characters)" in err
+
+
+def test_outputs_through_symbolic_links(tmp_path: Path) -> None:
+    target = tmp_path / "real"
+    target.mkdir()
+    (target / "old.bin").write_text("old")
+    link = tmp_path / "link"
+    link.symlink_to(target)
+    check_output(link, kind="dir", overwrite=True)
+    with atomic_output(link, kind="dir") as tmp:
+        (tmp / "new.bin").write_text("new")
+    assert link.is_symlink() and [p.name for p in target.iterdir()] == ["new.bin"]
+
+    dangling = tmp_path / "dangling.db"
+    dangling.symlink_to(tmp_path / "missing" / "out.db")
+    assert check_output(dangling, kind="file") == dangling
+    write_text_atomic(dangling, "db")
+    assert (tmp_path / "missing" / "out.db").read_text() == "db" and dangling.is_symlink()

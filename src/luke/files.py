@@ -127,25 +127,28 @@ def check_output(
     (``"--output"``).
     """
     path = Path(path)
-    if path.exists() or path.is_symlink():
+    given = path
+    if path.is_symlink():  # we write where the link points (atomic_output does the same)
+        path = Path(os.path.realpath(path))
+    if path.exists():
         if kind == "file" and path.is_dir():
-            raise OutputError(f"{what} {path} is a folder; give a file path")
+            raise OutputError(f"{what} {given} is a folder; give a file path")
         if kind == "dir" and not path.is_dir():
-            raise OutputError(f"{what} {path} exists and is not a folder")
+            raise OutputError(f"{what} {given} exists and is not a folder")
         if not (overwrite or exist_ok):
-            raise OutputError(f"{what} {path} already exists; pass --overwrite to replace it or choose another path")
+            raise OutputError(f"{what} {given} already exists; pass --overwrite to replace it or choose another path")
         if kind == "file" and not os.access(path, os.W_OK):
-            raise OutputError(f"{what} {path} exists and is read-only")
+            raise OutputError(f"{what} {given} exists and is read-only")
         if kind == "dir" and exist_ok and not os.access(path, os.W_OK | os.X_OK):
-            raise OutputError(f"{what} {path}: cannot write into this folder (permission denied)")
+            raise OutputError(f"{what} {given}: cannot write into this folder (permission denied)")
     parent = path.absolute().parent
     while not parent.exists():
         parent = parent.parent
     if not parent.is_dir():
-        raise OutputError(f"{what} {path}: {parent} is a file, not a folder")
+        raise OutputError(f"{what} {given}: {parent} is a file, not a folder")
     if not os.access(parent, os.W_OK | os.X_OK):
-        raise OutputError(f"{what} {path}: cannot write into {parent} (permission denied)")
-    return path
+        raise OutputError(f"{what} {given}: cannot write into {parent} (permission denied)")
+    return given
 
 
 # -- writing outputs ----------------------------------------------------------------------------
@@ -202,6 +205,8 @@ def atomic_output(final: str | Path, kind: Literal["file", "dir"] = "file") -> I
     Leftovers of killed earlier runs are swept first.
     """
     final = Path(final)
+    if final.is_symlink():  # replace what the link points to, not the link
+        final = Path(os.path.realpath(final))
     sweep_leftovers(final)
     tmp = temporary_path(final)
     remove_path(tmp)
@@ -210,7 +215,7 @@ def atomic_output(final: str | Path, kind: Literal["file", "dir"] = "file") -> I
         tmp.mkdir()
     try:
         yield tmp
-        if kind == "dir" and final.is_dir() and not final.is_symlink():
+        if kind == "dir" and final.is_dir():
             aside = temporary_path(final, "staging")
             remove_path(aside)
             os.replace(final, aside)
