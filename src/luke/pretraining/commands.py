@@ -39,10 +39,12 @@ def _add_pretrain(sub: argparse._SubParsersAction) -> None:
 
 
 def _pretrain(args: argparse.Namespace) -> int:
+    from luke.files import check_output
     from luke.pretraining.config import PretrainingConfig
     from luke.pretraining.trainer import Trainer
 
     config = PretrainingConfig.load(args.config, args.overrides)
+    check_output(config.output_dir, kind="dir", exist_ok=True, what="output_dir")  # before any work
     result = Trainer(config, resume=args.resume).run()
     if result:
         print(json.dumps(result, indent=2))
@@ -120,9 +122,12 @@ def _add_plot(sub: argparse._SubParsersAction) -> None:
 
 
 def _plot(args: argparse.Namespace) -> int:
+    from luke.files import check_output
     from luke.pretraining.plot import plot_training
 
-    print(f"wrote {plot_training(args.run_dir, args.out)}")
+    out = args.out if args.out is not None else args.run_dir / "training_curves.png"
+    check_output(out, kind="file", overwrite=True, what="--out" if args.out is not None else "output")
+    print(f"wrote {plot_training(args.run_dir, out)}")
     return 0
 
 

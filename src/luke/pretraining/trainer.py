@@ -64,7 +64,15 @@ ENTITY_PREFIXES = ("luke.entity_embeddings.", "entity_predictions.")
 FROZEN_ALWAYS = ("luke.pooler.",)  # not used by the pretraining losses (the original excluded it too)
 CHECKPOINT_DIR = "checkpoints"
 # Settings that may change between a run and its resumption.
-RESUMABLE_KEYS = {"progress", "num_workers", "tensorboard", "keep_checkpoints", "eval_batch_size", "log_every_steps"}
+RESUMABLE_KEYS = {
+    "progress",
+    "num_workers",
+    "tensorboard",
+    "keep_checkpoints",
+    "eval_batch_size",
+    "log_every_steps",
+    "output_dir",  # a run folder may be moved before it is resumed
+}
 
 
 # ------------------------------------------------------------------------------------------- the model

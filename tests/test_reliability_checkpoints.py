@@ -1,0 +1,372 @@
+"""Checkpoints under attack and under fire (issue #18).
+
+* Nothing in a checkpoint folder is unpickled: a tampered file of each kind in each loop's checkpoint folder (a
+  pickle whose ``__reduce__`` would create a marker file) is a one-line ``CheckpointError`` naming the file, and
+  the marker never appears; a truncated or garbage file of each kind likewise.
+* A run killed at any phase resumes to the uninterrupted run's losses and weights, bit for bit on CPU, with the
+  default settings: pretraining within stage 1, during the stage-1 export, after the stage-end checkpoint,
+  during an evaluation, during a checkpoint write, within stage 2; fine-tuning mid-epoch, after the epoch-end
+  checkpoint, during the best-model save, during a checkpoint write, between the two renames that replace
+  ``checkpoint/``.
+* Output paths that cannot be written are refused before any work.
+
+The kills are simulated in-process (the ``LUKE_FAULT`` points raise instead of SIGKILL, which keeps the file
+fast); tests/test_pretraining_train.py kills real processes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from safetensors.torch import load_file
+
+import luke.finetuning.trainer as finetuning_trainer
+import luke.pretraining.trainer as pretraining_trainer
+import luke.training as training
+from luke.cli import main
+from luke.errors import CheckpointError
+from luke.pretraining.config import PretrainingConfig
+from luke.pretraining.trainer import Trainer, latest_checkpoint
+from test_finetuning_training import _args as finetune_args
+from test_finetuning_training import make_tiny_bert
+from test_pretraining_train import _metrics, inputs, tiny_config  # noqa: F401 - `inputs` is a fixture
+
+# -------------------------------------------------------------------------------------------- helpers
+
+
+class Killed(BaseException):
+    """What a simulated SIGKILL raises (a BaseException: no ``except Exception`` handler swallows it)."""
+
+
+def simulated_fault(point: str | None):
+    """A stand-in for ``luke.training.fault``: the point ``point`` raises :class:`Killed`."""
+
+    def fault(name: str) -> None:
+        if name == point:
+            raise Killed(name)
+
+    return fault
+
+
+@pytest.fixture
+def kill_at(monkeypatch):
+    """``kill_at(point)``: the ``LUKE_FAULT`` point ``point`` raises :class:`Killed` in this process."""
+
+    def arm(point: str | None) -> None:
+        for module in (training, pretraining_trainer, finetuning_trainer):
+            monkeypatch.setattr(module, "fault", simulated_fault(point))
+
+    return arm
+
+
+class Evil:
+    """Unpickling this creates ``marker``: the code-execution probe."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (exec, (f"open({self.marker!r}, 'w').close()",))
+
+
+def payloads(marker: Path, original: bytes, tmp: Path) -> dict[str, bytes]:
+    """Replacement contents for a checkpoint file: two tampered pickles (raw, and inside torch's zip format),
+    the file cut in half, and garbage."""
+    zipped = tmp / "zipped.pt"
+    torch.save({"state": Evil(marker)}, zipped)
+    return {
+        "pickle": pickle.dumps(Evil(marker)),
+        "torch-zip-pickle": zipped.read_bytes(),
+        "truncated": original[: len(original) // 2],
+        "garbage": b"\x00\xffnot a checkpoint\n" * 3,
+    }
+
+
+def test_the_tampered_pickle_runs_code_when_unpickled(tmp_path: Path) -> None:
+    """The probe is real: plain unpickling creates the marker (so its absence below means nothing ran)."""
+    marker = tmp_path / "marker"
+    pickle.loads(payloads(marker, b"", tmp_path)["pickle"])
+    assert marker.exists()
+
+
+def one_error_line(capsys, command: str, name: str) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert err[0].startswith(f"luke {command}: error: ") and name in err[0], err[0]
+    return err[0]
+
+
+# --------------------------------------------------------------------------------------- pretraining
+
+TRAIN_KEYS = ("loss", "mlm_loss", "mep_loss", "mlm_accuracy", "mep_accuracy", "learning_rate", "stage")
+
+
+def pretraining_config(inputs, out: Path) -> dict:  # noqa: F811
+    """Two stages of 3 steps, a checkpoint every 2 steps, held-out evaluation, log windows of 2 steps (open
+    across the checkpoint at step 4), dropout on; default keep_checkpoints."""
+    config = tiny_config(inputs, out, save_every_steps=2, log_every_steps=2, hidden_dropout_prob=0.1)
+    config.update(batch_size=2, gradient_accumulation_steps=1, eval_max_items=8)
+    config["stages"][0]["max_steps"] = config["stages"][1]["max_steps"] = 3
+    return config
+
+
+def _records(out: Path) -> tuple[list, list]:
+    records = _metrics(out)
+    train = [(r["step"], *(r[k] for k in TRAIN_KEYS)) for r in records if "mlm_loss" in r]
+    evals = [r for r in records if "eval_mlm_loss" in r]
+    return train, evals
+
+
+def _weights(folder: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(folder / "model.safetensors"))
+
+
+# Steps: stage 1 = 1-3, stage 2 = 4-6; checkpoints at 2, 3 (stage end), 4, 6 (stage end); evaluations at 0, 2,
+# 3, 4, 6. Each point kills the run resumed after the previous kill: (phase, point, latest checkpoint after it).
+PRETRAINING_KILLS = [
+    ("within stage 1", "step:3", "step-00000002"),
+    ("during the stage-1 export", "export:stage1", "step-00000002"),
+    ("after the stage-end checkpoint", "stage-end:0", "step-00000003"),
+    ("during an evaluation", "eval:4", "step-00000003"),
+    ("during a checkpoint write", "checkpoint:4", "step-00000003"),
+    ("within stage 2", "step:5", "step-00000004"),
+    ("after the last stage-end checkpoint", "stage-end:1", "step-00000006"),
+]
+
+
+def test_pretraining_killed_at_every_phase_resumes_exactly(inputs, kill_at, tmp_path) -> None:  # noqa: F811
+    """Default settings (keep_checkpoints 2): the run killed at each phase in turn, each time resumed, ends with
+    the uninterrupted run's training and held-out records and exported weights, bit for bit."""
+    reference = tmp_path / "reference"
+    Trainer(PretrainingConfig.from_dict(pretraining_config(inputs, reference))).run()
+    out = tmp_path / "out"
+    config = PretrainingConfig.from_dict(pretraining_config(inputs, out))
+    for number, (phase, point, latest) in enumerate(PRETRAINING_KILLS):
+        kill_at(point)
+        with pytest.raises(Killed):
+            Trainer(config, resume=number > 0).run()
+        assert latest_checkpoint(out).name == latest, phase
+    kill_at(None)
+    Trainer(config, resume=True).run()
+    (ref_train, ref_evals), (train, evals) = _records(reference), _records(out)
+    assert [r[0] for r in train] == [2, 3, 5, 6]
+    assert train == ref_train  # every training record, bit for bit (timings aside)
+    assert evals == ref_evals
+    for folder in ("stage1", "stage2", "final"):
+        ref, got = _weights(reference / folder), _weights(out / folder)
+        assert ref.keys() == got.keys()
+        for key in ref:
+            assert torch.equal(ref[key], got[key]), (folder, key)
+    assert sorted(p.name for p in (out / "checkpoints").glob("step-*")) == ["step-00000004", "step-00000006"]
+    assert not [p.name for p in out.iterdir() if p.name.startswith(".")]  # no leftovers of the killed runs
+
+
+@pytest.fixture(scope="module")
+def mid_stage(inputs, tmp_path_factory) -> Path:  # noqa: F811
+    """An output folder whose latest checkpoint (step 2) is mid-stage 1: resuming it reads every file."""
+    out = tmp_path_factory.mktemp("mid") / "out"
+    config = pretraining_config(inputs, out) | {"eval_dataset": None}
+    (out.parent / "config.yaml").write_text(yaml.safe_dump(config))
+    with pytest.MonkeyPatch.context() as mp:
+        for module in (training, pretraining_trainer):
+            mp.setattr(module, "fault", simulated_fault("step:3"))
+        with pytest.raises(Killed):
+            Trainer(PretrainingConfig.from_dict(config | {"eval_dataset": None})).run()
+    assert latest_checkpoint(out).name == "step-00000002"
+    return out
+
+
+PRETRAINING_FILES = ("model.pt", "optimizer.pt", "scheduler.json", "rng-rank0.pt", "trainer_state.json")
+
+
+@pytest.mark.parametrize("name", PRETRAINING_FILES)
+def test_pretraining_checkpoint_files_are_never_unpickled(mid_stage, tmp_path, capsys, name) -> None:
+    """Each file of a mid-stage checkpoint (every one is read on resume), tampered, cut or garbage."""
+    marker = tmp_path / "marker"
+    target = mid_stage / "checkpoints" / "step-00000002" / name
+    original = target.read_bytes()
+    try:
+        for kind, data in payloads(marker, original, tmp_path).items():
+            target.write_bytes(data)
+            capsys.readouterr()
+            assert main(["pretrain", str(mid_stage.parent / "config.yaml"), "--resume"]) == 2, kind
+            one_error_line(capsys, "pretrain", str(target))
+            assert not marker.exists(), f"{kind}: code ran while loading {name}"
+    finally:
+        target.write_bytes(original)
+
+
+@pytest.mark.parametrize(
+    "state",
+    [
+        {"global_step": "two"},
+        {"global_step": 2, "stage": 0, "stage_step": 2, "tokens": 0, "extra": [], "unknown": 1},
+        {"global_step": 2, "stage": 7, "stage_step": 2, "tokens": 0, "extra": {}},
+        ["not", "an", "object"],
+    ],
+)
+def test_pretraining_trainer_state_of_the_wrong_shape(mid_stage, state) -> None:
+    target = mid_stage / "checkpoints" / "step-00000002" / "trainer_state.json"
+    original = target.read_bytes()
+    target.write_text(json.dumps(state))
+    config = yaml.safe_load((mid_stage.parent / "config.yaml").read_text())
+    try:
+        with pytest.raises(CheckpointError, match="trainer_state.json"):
+            Trainer(PretrainingConfig.from_dict(config), resume=True).run()
+    finally:
+        target.write_bytes(original)
+
+
+def test_pretraining_saved_config_garbage_and_missing_rank_file(mid_stage, tmp_path) -> None:
+    config = yaml.safe_load((mid_stage.parent / "config.yaml").read_text())
+    out = tmp_path / "a"
+    shutil.copytree(mid_stage, out)
+    (out / "config.json").write_bytes(b"\x80garbage")
+    with pytest.raises(CheckpointError, match="config.json"):
+        Trainer(PretrainingConfig.from_dict(config | {"output_dir": str(out)}), resume=True).run()
+    out = tmp_path / "b"
+    shutil.copytree(mid_stage, out)
+    (out / "checkpoints" / "step-00000002" / "rng-rank0.pt").unlink()
+    with pytest.raises(CheckpointError, match=r"rng-rank0\.pt: missing"):
+        Trainer(PretrainingConfig.from_dict(config | {"output_dir": str(out)}), resume=True).run()
+
+
+# ---------------------------------------------------------------------------------------- fine-tuning
+
+COMMON = ("--train-batch-size", "1", "--gradient-accumulation-steps", "1", "--seed", "3", "--select-best")
+
+
+@pytest.fixture(scope="module")
+def tiny_bert(tmp_path_factory) -> Path:
+    return make_tiny_bert(tmp_path_factory.mktemp("tiny_bert"))
+
+
+def _finetune_result(out: Path) -> tuple:
+    results = json.loads((out / "results.json").read_text())
+    return results["history"], results["best_epoch"], results["test"], results["dev"]
+
+
+# 3 steps per epoch, 2 epochs, checkpoints at the epoch ends (default save_steps 0). Each point kills the run
+# resumed after the previous kill: (phase, point, global step of the checkpoint left, or None).
+FINETUNING_KILLS = [
+    ("during the best-model save", "best:1", None),
+    ("after the epoch-end checkpoint", "epoch-end:1", 3),
+    ("mid-epoch", "step:5", 3),
+    ("during a checkpoint write", "checkpoint:6", 3),
+    ("between the renames replacing checkpoint/", "publish:checkpoint", 3),
+]
+
+
+def test_finetuning_killed_at_every_phase_resumes_exactly(tiny_bert, kill_at, tmp_path) -> None:
+    reference = tmp_path / "reference"
+    assert main(finetune_args("ner", tiny_bert, reference, *COMMON)) == 0
+    out = tmp_path / "out"
+    for number, (phase, point, step) in enumerate(FINETUNING_KILLS):
+        kill_at(point)
+        with pytest.raises(Killed):
+            main(finetune_args("ner", tiny_bert, out, *COMMON, *(["--resume"] if number else [])))
+        latest = finetuning_trainer.CheckpointFolders(out, "checkpoint").latest()
+        assert (latest and finetuning_trainer.CheckpointFolders.read_state(latest)["global_step"]) == step, phase
+    assert not (out / "checkpoint").exists() and latest == out / ".old-checkpoint"  # killed between the renames
+    kill_at(None)
+    assert main(finetune_args("ner", tiny_bert, out, *COMMON, "--resume")) == 0
+    assert _finetune_result(out) == _finetune_result(reference)
+    ref, got = _weights(reference), _weights(out)
+    for key in ref:
+        assert torch.equal(ref[key], got[key]), key  # bit for bit
+    assert sorted(p.name for p in out.iterdir() if p.name.startswith(".") or "checkpoint" in p.name) == []
+
+
+@pytest.fixture(scope="module")
+def finetune_checkpoint(tiny_bert, tmp_path_factory) -> Path:
+    """An output folder holding a mid-epoch checkpoint (step 2 of 3)."""
+    out = tmp_path_factory.mktemp("ft-ckpt") / "out"
+    args = finetune_args("ner", tiny_bert, out, *COMMON, "--max-steps", "2", "--save-steps", "2", "--keep-checkpoints")
+    assert main(args) == 0
+    assert json.loads((out / "checkpoint" / "trainer_state.json").read_text())["global_step"] == 2
+    return out
+
+
+FINETUNE_FILES = ("model.safetensors", "optimizer.pt", "scheduler.json", "rng-rank0.pt", "trainer_state.json")
+
+
+@pytest.mark.parametrize("name", FINETUNE_FILES)
+def test_finetuning_checkpoint_files_are_never_unpickled(tiny_bert, finetune_checkpoint, tmp_path, capsys, name):
+    marker = tmp_path / "marker"
+    original = (finetune_checkpoint / "checkpoint" / name).read_bytes()
+    out = tmp_path / "out"
+    shutil.copytree(finetune_checkpoint, out)
+    target = out / "checkpoint" / name
+    for kind, data in payloads(marker, original, tmp_path).items():
+        target.write_bytes(data)
+        capsys.readouterr()
+        assert main(finetune_args("ner", tiny_bert, out, *COMMON, "--resume")) == 2, kind
+        one_error_line(capsys, "finetune", str(target))
+        assert not marker.exists(), f"{kind}: code ran while loading {name}"
+    assert not [p for p in finetune_checkpoint.parent.rglob("*.pkl")]  # no accelerate pickles are written
+
+
+def test_finetuning_checkpoint_of_another_process_count(tiny_bert, finetune_checkpoint, tmp_path, capsys) -> None:
+    out = tmp_path / "out"
+    shutil.copytree(finetune_checkpoint, out)
+    state_file = out / "checkpoint" / "trainer_state.json"
+    state = json.loads(state_file.read_text())
+    state["loop"]["processes"] = 2
+    state_file.write_text(json.dumps(state))
+    assert main(finetune_args("ner", tiny_bert, out, *COMMON, "--resume")) == 2
+    assert "written by 2 processes" in one_error_line(capsys, "finetune", str(state_file))
+
+
+# --------------------------------------------------------------------------------------- output paths
+
+
+def test_pretrain_output_dir_that_cannot_be_written(inputs, tmp_path, capsys) -> None:  # noqa: F811
+    a_file = tmp_path / "a-file"
+    a_file.write_text("x")
+    for out, expected in ((a_file, "exists and is not a folder"), (a_file / "out", "is a file, not a folder")):
+        cfg = tmp_path / "cfg.yaml"
+        cfg.write_text(yaml.safe_dump(tiny_config(inputs, out)))
+        assert main(["pretrain", str(cfg)]) == 2
+        assert expected in one_error_line(capsys, "pretrain", str(out))
+        with pytest.raises(Exception, match=expected):  # the library checks too, before loading anything
+            Trainer(PretrainingConfig.from_dict(tiny_config(inputs, out))).run()
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write into read-only folders")
+def test_pretrain_output_dir_in_a_read_only_folder(inputs, tmp_path, capsys) -> None:  # noqa: F811
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        cfg = tmp_path / "cfg.yaml"
+        cfg.write_text(yaml.safe_dump(tiny_config(inputs, locked / "out")))
+        assert main(["pretrain", str(cfg)]) == 2
+        assert "permission denied" in one_error_line(capsys, "pretrain", "locked")
+    finally:
+        locked.chmod(0o700)
+
+
+def test_finetune_trainer_output_dir_that_is_a_file(tiny_bert, tmp_path, capsys) -> None:
+    a_file = tmp_path / "a-file"
+    a_file.write_text("x")
+    assert main(finetune_args("ner", tiny_bert, a_file, "--num-train-epochs", "1")) == 2
+    line = one_error_line(capsys, "finetune", str(a_file))
+    assert "not a folder" in line or "exists" in line
+
+
+def test_plot_training_output_that_is_a_folder(tmp_path, capsys) -> None:
+    (tmp_path / "metrics.jsonl").write_text(json.dumps({"step": 1, "stage": "s", "mlm_loss": 1.0}) + "\n")
+    (tmp_path / "folder.png").mkdir()
+    assert main(["plot-training", str(tmp_path), "--out", str(tmp_path / "folder.png")]) == 2
+    assert "is a folder" in one_error_line(capsys, "plot-training", "folder.png")
+    a_file = tmp_path / "a-file"
+    a_file.write_text("x")
+    assert main(["plot-training", str(tmp_path), "--out", str(a_file / "curves.png")]) == 2
+    assert "is a file, not a folder" in one_error_line(capsys, "plot-training", "curves.png")
