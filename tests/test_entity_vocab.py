@@ -9,6 +9,7 @@ import pytest
 
 from conftest import SHARED_DATA, require_shared
 from luke.entity_vocab import EntityVocab
+from luke.errors import DataError
 
 DATA = SHARED_DATA
 FIXTURE = DATA / "luke_fixtures" / "enwiki_20181220_entvocab_100.tsv"
@@ -130,7 +131,7 @@ def test_add_mask2() -> None:
 
 def test_missing_special_raises() -> None:
     vocab = EntityVocab.from_counts([("A", 3)], specials=("[UNK]",))
-    with pytest.raises(KeyError, match=r"\[PAD\]"):
+    with pytest.raises(DataError, match=r"no special entity .\[PAD\]"):
         _ = vocab.pad_id
 
 

@@ -215,6 +215,26 @@ def check_config_matches(
         raise CheckpointError(f"{where}: config and weights disagree: {found[0]}{more}")
 
 
+def entity_vocab_contradictions(vocab: EntityVocab, shapes: dict[str, tuple[int, ...]], where: str | Path) -> list[str]:
+    """A sentence when the entity vocabulary ``vocab`` (read from ``where``) has another size than the
+    entity table in the weights' ``shapes``; empty when they agree (or the weights have no table)."""
+    plain = {_plain_key(k): v for k, v in shapes.items()}
+    table = plain.get("entity_embeddings.entity_embeddings.weight")
+    if table is None or table[0] == len(vocab):
+        return []
+    return [f"the entity vocabulary {where} has {len(vocab):,} entries but the entity table has {table[0]:,} rows"]
+
+
+def check_entity_vocab_size(vocab: EntityVocab, config: LukeConfig, where: str | Path) -> None:
+    """Refuse an entity vocabulary whose size is not the model's entity table's (``entity_vocab_size``):
+    ids past the table crash at run time, rows past the vocabulary are never used."""
+    if len(vocab) != config.entity_vocab_size:
+        raise CheckpointError(
+            f"{where}: the entity vocabulary has {len(vocab):,} entries but the entity table has "
+            f"{config.entity_vocab_size:,} rows"
+        )
+
+
 def _normalise_keys(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Legacy spellings -> current ones: DDP ``module.``, TF-style ``gamma/beta``, BERT MLM head names."""
     out = {}

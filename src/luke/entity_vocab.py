@@ -29,7 +29,8 @@ import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
-from luke.errors import DataError
+from luke.errors import DataError, shorten
+from luke.files import read_text, text_lines
 
 __all__ = [
     "EntityVocab",
@@ -66,6 +67,8 @@ class EntityVocab:
             ValueError: on a duplicate id, a duplicate ``(title, language)``, an id without titles or a
                 gap in the ids.
         """
+        #: The file the vocabulary was loaded from (named in errors), if any.
+        self.source: Path | None = None
         self._entity_to_id: dict[Entity, int] = {}
         self._id_to_entities: dict[int, list[Entity]] = {}
         self._counts: dict[int, int] = {}
@@ -181,62 +184,66 @@ class EntityVocab:
         path = Path(path)
         suffix = path.suffix.lower()
         if suffix == ".tsv":
-            return cls._load_tsv(path)
-        if suffix == ".jsonl":
-            return cls._load_jsonl(path)
-        if suffix == ".json":
-            return cls._load_json(path, multilingual=multilingual)
-        raise DataError(f"{path}: unknown entity vocabulary format {suffix!r} (expected .tsv, .jsonl or .json)")
+            vocab = cls._load_tsv(path)
+        elif suffix == ".jsonl":
+            vocab = cls._load_jsonl(path)
+        elif suffix == ".json":
+            vocab = cls._load_json(path, multilingual=multilingual)
+        else:
+            raise DataError(f"{path}: unknown entity vocabulary format {suffix!r} (expected .tsv, .jsonl or .json)")
+        if not len(vocab):
+            raise DataError(
+                path, "the entity vocabulary is empty (expected at least the special entities [PAD] and [UNK])"
+            )
+        vocab.source = path
+        return vocab
 
     @classmethod
     def _load_tsv(cls, path: Path) -> EntityVocab:
         vocab = cls()
-        with open(path, encoding="utf-8") as f:
-            for line_no, raw in enumerate(f, start=1):
-                line = raw.rstrip("\n").rstrip("\r")
-                where = f"{path}:{line_no}"
-                if not line.strip():
-                    raise DataError(f"{where}: empty line (the TSV format has one 'title<TAB>count' per line)")
-                parts = line.split("\t")
-                if len(parts) != 2:
-                    raise DataError(f"{where}: expected 'title<TAB>count', got {line!r}")
-                title, count_str = parts
-                try:
-                    count = int(count_str)
-                except ValueError:
-                    raise DataError(f"{where}: count {count_str!r} is not an integer") from None
-                vocab._add_entry(line_no - 1, [(title, None)], count, where=where)
+        for line_no, line in text_lines(path):
+            where = f"{path}:{line_no}"
+            if not line.strip():
+                raise DataError(f"{where}: empty line (the TSV format has one 'title<TAB>count' per line)")
+            parts = line.split("\t")
+            if len(parts) != 2:
+                raise DataError(f"{where}: expected 'title<TAB>count', got {shorten(line)!r}")
+            title, count_str = parts
+            try:
+                count = int(count_str)
+            except ValueError:
+                raise DataError(f"{where}: count {shorten(count_str)!r} is not an integer") from None
+            vocab._add_entry(line_no - 1, [(title, None)], count, where=where)
         return vocab
 
     @classmethod
     def _load_jsonl(cls, path: Path) -> EntityVocab:
         vocab = cls()
-        with open(path, encoding="utf-8") as f:
-            for line_no, raw in enumerate(f, start=1):
-                where = f"{path}:{line_no}"
-                if not raw.strip():
-                    continue
-                try:
-                    obj = json.loads(raw)
-                except json.JSONDecodeError as e:
-                    raise DataError(f"{where}: invalid JSON ({e.msg})") from None
-                if not isinstance(obj, dict) or "id" not in obj or "entities" not in obj:
-                    raise DataError(f"{where}: expected an object with keys 'id', 'entities', 'count'")
-                entity_id = obj["id"]
-                if isinstance(entity_id, bool) or not isinstance(entity_id, int):
-                    raise DataError(f"{where}: 'id' must be an integer, got {entity_id!r}")
-                raw_entities = obj["entities"]
-                if not isinstance(raw_entities, list):
-                    raise DataError(f"{where}: 'entities' must be a list of [title, language] pairs")
-                entities: list[Entity] = []
-                for item in raw_entities:
-                    if not isinstance(item, list | tuple) or len(item) != 2:
-                        raise DataError(f"{where}: each entity must be a [title, language] pair, got {item!r}")
-                    entities.append((item[0], item[1]))
-                count = obj.get("count", 0)
-                if isinstance(count, bool) or not isinstance(count, int):
-                    raise DataError(f"{where}: 'count' must be an integer, got {count!r}")
-                vocab._add_entry(entity_id, entities, count, where=where)
+        for line_no, raw in text_lines(path):
+            where = f"{path}:{line_no}"
+            if not raw.strip():
+                continue
+            try:
+                obj = json.loads(raw)
+            except json.JSONDecodeError as e:
+                raise DataError(f"{where}: invalid JSON ({e.msg})") from None
+            if not isinstance(obj, dict) or "id" not in obj or "entities" not in obj:
+                raise DataError(f"{where}: expected an object with keys 'id', 'entities', 'count'")
+            entity_id = obj["id"]
+            if isinstance(entity_id, bool) or not isinstance(entity_id, int):
+                raise DataError(f"{where}: 'id' must be an integer, got {entity_id!r}")
+            raw_entities = obj["entities"]
+            if not isinstance(raw_entities, list):
+                raise DataError(f"{where}: 'entities' must be a list of [title, language] pairs")
+            entities: list[Entity] = []
+            for item in raw_entities:
+                if not isinstance(item, list | tuple) or len(item) != 2:
+                    raise DataError(f"{where}: each entity must be a [title, language] pair, got {item!r}")
+                entities.append((item[0], item[1]))
+            count = obj.get("count", 0)
+            if isinstance(count, bool) or not isinstance(count, int):
+                raise DataError(f"{where}: 'count' must be an integer, got {count!r}")
+            vocab._add_entry(entity_id, entities, count, where=where)
         vocab._check_contiguous(where=str(path))
         return vocab
 
@@ -250,11 +257,10 @@ class EntityVocab:
                 seen[key] = value
             return seen
 
-        with open(path, encoding="utf-8") as f:
-            try:
-                data = json.load(f, object_pairs_hook=no_duplicates)
-            except json.JSONDecodeError as e:
-                raise DataError(f"{path}:{e.lineno}: invalid JSON ({e.msg})") from None
+        try:
+            data = json.loads(read_text(path), object_pairs_hook=no_duplicates)
+        except json.JSONDecodeError as e:
+            raise DataError(f"{path}:{e.lineno}: invalid JSON ({e.msg})") from None
         if not isinstance(data, dict):
             raise DataError(f"{path}: expected a JSON object mapping title -> id")
         if "entity_vocab" in data and isinstance(data["entity_vocab"], dict):
@@ -417,22 +423,25 @@ class EntityVocab:
     def _special(self, name: str) -> int:
         entity_id = self._resolve(name, None)
         if entity_id is None:
-            raise KeyError(f"special entity {name!r} is not in the entity vocabulary")
+            where = f"{self.source}: " if self.source is not None else ""
+            raise DataError(
+                f"{where}the entity vocabulary ({len(self)} ids) has no special entity {name!r}, which is needed here"
+            )
         return entity_id
 
     @property
     def pad_id(self) -> int:
-        """Id of ``[PAD]`` (looked up by name; KeyError if absent)."""
+        """Id of ``[PAD]`` (looked up by name; DataError naming the file if absent)."""
         return self._special(PAD_TOKEN)
 
     @property
     def unk_id(self) -> int:
-        """Id of ``[UNK]`` (looked up by name; KeyError if absent)."""
+        """Id of ``[UNK]`` (looked up by name; DataError naming the file if absent)."""
         return self._special(UNK_TOKEN)
 
     @property
     def mask_id(self) -> int:
-        """Id of ``[MASK]`` (looked up by name; KeyError if absent)."""
+        """Id of ``[MASK]`` (looked up by name; DataError naming the file if absent)."""
         return self._special(MASK_TOKEN)
 
     @property

@@ -47,6 +47,8 @@ from luke.encoding import (
     SpecialIds,
 )
 from luke.entity_vocab import EntityVocab
+from luke.errors import DataError, TokenizerError, shorten
+from luke.files import read_json, read_text, text_lines
 
 __all__ = ["LukeTokenizer", "TASKS"]
 
@@ -270,7 +272,7 @@ class LukeTokenizer:
         """Build from word-vocabulary files: ``vocab`` + ``merges`` (byte-level BPE), ``vocab_txt``
         (WordPiece; ``do_lower_case`` guessed from the vocabulary when omitted) or ``tokenizer_json``."""
         if tokenizer_json is not None:
-            backend = Tokenizer.from_file(str(tokenizer_json))
+            backend = _tokenizer_json(Path(tokenizer_json))
         elif vocab is not None and merges is not None:
             backend = _byte_level_bpe(Path(vocab), Path(merges))
         elif vocab_txt is not None:
@@ -302,7 +304,7 @@ class LukeTokenizer:
             raise ValueError(f"{folder} is not a local folder (this tokenizer never downloads from the Hub)")
         config: dict[str, Any] = {}
         if (folder / "tokenizer_config.json").exists():
-            config = json.loads((folder / "tokenizer_config.json").read_text(encoding="utf-8"))
+            config = read_json(folder / "tokenizer_config.json", expected=dict)
         backend = _load_backend(folder, config)
         if entity_vocab is None:
             entity_vocab = _find_entity_vocab(folder, config)
@@ -562,9 +564,34 @@ def _as_entity_vocab(value: str | os.PathLike[str] | EntityVocab | Mapping[str, 
     return EntityVocab.load(value)
 
 
+def _one_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return shorten(text[0] if text else type(err).__name__, 200)
+
+
+def _tokenizer_json(path: Path) -> Tokenizer:
+    """A ``tokenizer.json``; one that is not UTF-8 JSON or not a ``tokenizers`` file is an error naming it."""
+    text = read_text(path)
+    try:
+        json.loads(text)
+    except json.JSONDecodeError as err:
+        raise DataError(path, f"not valid JSON ({err.msg}, column {err.colno})", err.lineno) from None
+    try:
+        return Tokenizer.from_str(text)
+    except Exception as err:  # tokenizers raises plain Exception
+        raise TokenizerError(f"{path}: not a tokenizers tokenizer.json ({_one_line(err)})") from None
+
+
 def _byte_level_bpe(vocab: Path, merges: Path) -> Tokenizer:
     """RoBERTa/GPT-2 byte-level BPE, configured like transformers' LukeTokenizer backend."""
-    tok = Tokenizer(models.BPE.from_file(str(vocab), str(merges), continuing_subword_prefix="", end_of_word_suffix=""))
+    read_json(vocab, expected=dict)  # not UTF-8 / not JSON: an error naming the file and line
+    for _ in text_lines(merges):
+        pass
+    try:
+        bpe = models.BPE.from_file(str(vocab), str(merges), continuing_subword_prefix="", end_of_word_suffix="")
+    except Exception as err:  # tokenizers raises plain Exception
+        raise TokenizerError(f"{vocab} + {merges}: not a BPE vocabulary and merges file ({_one_line(err)})") from None
+    tok = Tokenizer(bpe)
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
     vocab_map = tok.get_vocab()
@@ -575,7 +602,12 @@ def _byte_level_bpe(vocab: Path, merges: Path) -> Tokenizer:
 
 def _wordpiece(vocab_txt: Path, do_lower_case: bool | None) -> Tokenizer:
     """BERT WordPiece; ``do_lower_case=None`` guesses from the vocabulary (cased vocabs hold "The")."""
-    vocab = models.WordPiece.read_file(str(vocab_txt))
+    for _ in text_lines(vocab_txt):  # not UTF-8: an error naming the file and line
+        pass
+    try:
+        vocab = models.WordPiece.read_file(str(vocab_txt))
+    except Exception as err:  # tokenizers raises plain Exception
+        raise TokenizerError(f"{vocab_txt}: not a WordPiece vocabulary ({_one_line(err)})") from None
     if do_lower_case is None:
         do_lower_case = not any(re.fullmatch(r"[A-Z][a-z]+", t) for t in list(vocab)[:5000])
     tok = Tokenizer(models.WordPiece(vocab, unk_token="[UNK]", max_input_chars_per_word=100))
@@ -716,7 +748,7 @@ def _to_output(data: dict[str, Any], options: EncodeOptions, is_batch: bool) -> 
 def _load_backend(folder: Path, config: dict[str, Any]) -> Tokenizer:
     """The word tokenizer of a folder: ``tokenizer.json``, ``vocab.json`` + ``merges.txt`` or ``vocab.txt``."""
     if (folder / "tokenizer.json").exists():
-        return Tokenizer.from_file(str(folder / "tokenizer.json"))
+        return _tokenizer_json(folder / "tokenizer.json")
     if (folder / "vocab.json").exists() and (folder / "merges.txt").exists():
         return _byte_level_bpe(folder / "vocab.json", folder / "merges.txt")
     if (folder / "vocab.txt").exists():
