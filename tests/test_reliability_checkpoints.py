@@ -38,6 +38,8 @@ from test_finetuning_training import _args as finetune_args
 from test_finetuning_training import make_tiny_bert
 from test_pretraining_train import _metrics, inputs, tiny_config  # noqa: F401 - `inputs` is a fixture
 
+pytestmark = pytest.mark.filterwarnings("ignore:Detected pickle protocol")  # the tampered payloads
+
 # -------------------------------------------------------------------------------------------- helpers
 
 
