@@ -402,3 +402,75 @@ def test_config_from_dict_rejects_non_objects():
         LukeConfig.from_dict([1, 2])  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="'extra' must be an object"):
         LukeConfig.from_dict({"extra": 3})
+
+
+# ------------------------------------------------------------------------- BERT/RoBERTa start folders
+
+
+def _tiny_bert(folder: Path, **changes) -> Path:
+    import transformers
+
+    config = transformers.BertConfig(
+        vocab_size=50,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=37,
+        max_position_embeddings=64,
+    )
+    transformers.BertModel(config).save_pretrained(folder)
+    if changes:
+        data = json.loads((folder / "config.json").read_text())
+        data.update(changes)
+        (folder / "config.json").write_text(json.dumps(data))
+    return folder
+
+
+def test_bert_start_config_contradicting_weights(tmp_path, monkeypatch):
+    from luke.checkpoint import init_from_transformers
+
+    folder = _tiny_bert(tmp_path / "bert", num_hidden_layers=1_000_000)
+    built = []
+    monkeypatch.setattr(modeling.LukeModel, "__init__", lambda self, config: built.append(config))
+    with pytest.raises(CheckpointError, match="num_hidden_layers 1,000,000 but the weights hold 2"):
+        init_from_transformers(folder, entity_vocab_size=10, entity_emb_size=8)
+    assert not built
+
+
+@pytest.mark.parametrize(
+    ("changes", "error", "message"),
+    [
+        (dict(num_attention_heads=0), ConfigError, "num_attention_heads must be a positive integer"),
+        (dict(vocab_size=None), CheckpointError, "no vocab_size"),
+        (dict(hidden_dropout_prob=2), ConfigError, "hidden_dropout_prob must be a probability"),
+    ],
+)
+def test_bert_start_bad_config_names_the_file(tmp_path, changes, error, message):
+    from luke.checkpoint import init_from_transformers
+
+    folder = _tiny_bert(tmp_path / "bert", **changes)
+    if changes.get("vocab_size", 0) is None:
+        data = json.loads((folder / "config.json").read_text())
+        del data["vocab_size"]
+        (folder / "config.json").write_text(json.dumps(data))
+    with pytest.raises(error, match=message) as err:
+        init_from_transformers(folder, entity_vocab_size=10, entity_emb_size=8)
+    assert str(folder / "config.json") in str(err.value)
+
+
+def test_bert_start_entity_settings_are_validated(tmp_path):
+    from luke.checkpoint import init_from_transformers
+
+    folder = _tiny_bert(tmp_path / "bert")
+    with pytest.raises(ConfigError, match="entity_vocab_size must be a positive integer, got 0"):
+        init_from_transformers(folder, entity_vocab_size=0, entity_emb_size=8)
+    (folder / "config.json").write_bytes(b"\xff{")
+    with pytest.raises(DataError, match=r"config\.json:1: not UTF-8"):
+        init_from_transformers(folder, entity_vocab_size=10, entity_emb_size=8)
+
+
+def test_tokenizer_entity_vocab_without_unk_names_the_file(tmp_path):
+    tok = _wordpiece_folder(tmp_path / "tok", 20)
+    (tok / "entity_vocab.tsv").write_text("[PAD]\t0\n[MASK]\t0\nA\t1\n")
+    with pytest.raises(ValueError, match=rf"{tok / 'entity_vocab.tsv'}: the entity vocabulary has no special"):
+        LukeTokenizer.from_pretrained(tok)

@@ -592,7 +592,7 @@ def init_from_transformers(
             **config_overrides,
         )
     except ConfigError as err:
-        raise ConfigError(f"{cfg_path}: {err}") from None
+        raise ConfigError(f"{cfg_path} with the LUKE settings given: {err}") from None
     state = {}
     for key, value in read_state_dict(folder).items():
         for prefix in ("bert.", "roberta."):

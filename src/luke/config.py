@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from luke.errors import ConfigError, shorten
-from luke.files import read_json
+from luke.files import read_json, write_text_atomic
 
 CONFIG_NAME = "config.json"
 
@@ -143,7 +143,7 @@ class LukeConfig:
         """Write ``folder/config.json``."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        (folder / CONFIG_NAME).write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
+        write_text_atomic(folder / CONFIG_NAME, json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
 
 
 # ------------------------------------------------------------------------------------- validation

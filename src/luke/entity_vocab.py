@@ -30,7 +30,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 from luke.errors import DataError, shorten
-from luke.files import read_text, text_lines
+from luke.files import read_text, text_lines, write_text_atomic
 
 __all__ = [
     "EntityVocab",
@@ -309,7 +309,7 @@ class EntityVocab:
         else:
             raise DataError(f"{path}: unknown entity vocabulary format {suffix!r} (expected .tsv, .jsonl or .json)")
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
+        write_text_atomic(path, text)
 
     def to_dict(self) -> dict[str, int]:
         """The ``transformers`` mapping ``{title: id}`` (``{"lang:title": id}`` for titles with a language).

@@ -200,7 +200,10 @@ class LukeTokenizer:
     def _entity_special(self, name: str) -> int:
         entity_id = self.entity_vocab.get_id(name)
         if entity_id is None:
-            raise ValueError(f"the entity vocabulary has no special entity {name!r} (add it with vocab.add({name!r}))")
+            where = f"{self.entity_vocab.source}: " if self.entity_vocab.source is not None else ""
+            raise ValueError(
+                f"{where}the entity vocabulary has no special entity {name!r} (add it with vocab.add({name!r}))"
+            )
         return entity_id
 
     # ------------------------------------------------------------------------------------ properties
