@@ -293,7 +293,7 @@ class Trainer:
         loop = self._check_state(folder, state)
         self._load_model(folder / "model.safetensors")
         acc = self.accelerator
-        load_optimizer_state(self.optimizer, folder / "optimizer.pt", acc.device)
+        load_optimizer_state(self.optimizer, folder / "optimizer.pt")  # cast to each parameter's device
         load_scheduler_state(self.scheduler, folder / "scheduler.json")
         if acc.scaler is not None:
             scaler = load_json_state(folder / "scaler.json", "gradient scaler state")
@@ -339,7 +339,7 @@ class Trainer:
         if not path.is_file():
             raise CheckpointError(f"{path}: missing (model weights); the checkpoint is incomplete")
         try:
-            load_model(self.unwrapped, str(path), strict=True, device=str(self.accelerator.device))
+            load_model(self.unwrapped, str(path), strict=True)  # read on the CPU, copied to the model's device
         except Exception as err:  # noqa: BLE001 - not safetensors, or the weights of another model
             reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
             raise CheckpointError(f"{path}: not valid model weights for this model ({reason[:160]})") from None

@@ -557,7 +557,7 @@ class Trainer:
             ) from None
         if state.stage > len(self.config.stages):
             raise CheckpointError(f"{path / 'trainer_state.json'}: stage {state.stage} is beyond this run's stages")
-        weights = load_tensors(path / "model.pt", "model weights", self.accelerator.device)
+        weights = load_tensors(path / "model.pt", "model weights")  # on the CPU, copied into the model
         try:
             self.model.load_state_dict(weights)
         except Exception as err:  # noqa: BLE001 - weights of another model
@@ -566,7 +566,7 @@ class Trainer:
         return state
 
     def _load_optimizer(self, path: Path) -> None:
-        load_optimizer_state(self.optimizer, path / "optimizer.pt", self.accelerator.device)
+        load_optimizer_state(self.optimizer, path / "optimizer.pt")  # cast to each parameter's device
         load_scheduler_state(self.scheduler, path / "scheduler.json")
         self._load_rng(path)
 
