@@ -5,14 +5,17 @@ metrics log and the accelerator reset."""
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
 
 import luke.training as training
+from luke.errors import CheckpointError
 from luke.training import (
     CheckpointFolders,
     MetricsLog,
@@ -79,7 +82,7 @@ def test_schedules_equal_the_former_implementations(warmup: int, total: int) -> 
 
 
 def test_warmup_schedule_state_is_unchanged() -> None:
-    """Pretraining checkpoints store the schedule's attributes in ``scheduler.pt``: still the same three."""
+    """Pretraining checkpoints store the schedule's attributes in ``scheduler.json``: still the same three."""
     optimizer = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=1.0)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, WarmupSchedule(2, 9, "warmup_constant"))
     assert scheduler.state_dict()["lr_lambdas"] == [{"warmup_steps": 2, "total_steps": 9, "kind": "warmup_constant"}]
@@ -172,6 +175,86 @@ def test_single_folder_checkpoint_is_replaced(tmp_path: Path, monkeypatch) -> No
     with pytest.raises(OSError):
         save("ccc")
     assert CheckpointFolders.read_state(folders.latest()) == {"global_step": 2}
+
+
+def test_kill_between_the_renames_of_a_replaced_checkpoint(tmp_path: Path, monkeypatch) -> None:
+    """Replacing ``checkpoint/`` sets the old folder aside, then renames the new one in: killed between the two
+    renames, no ``checkpoint/`` is left and :meth:`latest` finds the folder set aside; the next save cleans up."""
+    folders = CheckpointFolders(tmp_path, "checkpoint")
+
+    def save(text: str) -> Path:
+        def write(folder: Path) -> None:
+            (folder / "model.safetensors").write_text(text)
+
+        return folders.save("checkpoint", {"global_step": len(text)}, write, ONE_PROCESS)
+
+    def killed(point: str) -> None:
+        if point == "publish:checkpoint":
+            raise KeyboardInterrupt(point)
+
+    save("a")
+    monkeypatch.setattr(training, "fault", killed)
+    with pytest.raises(KeyboardInterrupt):
+        save("bb")
+    monkeypatch.undo()
+    assert not (tmp_path / "checkpoint").exists()
+    assert folders.latest() == tmp_path / ".old-checkpoint"
+    assert CheckpointFolders.read_state(folders.latest()) == {"global_step": 1}
+    save("ccc")
+    assert folders.latest() == tmp_path / "checkpoint"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint"]
+
+
+def test_a_garbage_pointer_falls_back_to_the_newest_complete_checkpoint(tmp_path: Path) -> None:
+    folders = CheckpointFolders(tmp_path / "c", "step-*", pointer="latest")
+    _save(folders, 1)
+    _save(folders, 2)
+    for garbage in (b"\xff\xfe", b"../../etc\n", b"step-00000009\n", b"trainer_state.json"):
+        (tmp_path / "c" / "latest").write_bytes(garbage)
+        assert folders.latest() == tmp_path / "c" / "step-00000002"
+
+
+def _draws() -> tuple:
+    return (random.random(), random.gauss(0, 1), float(np.random.rand()), float(np.random.normal()), torch.rand(2))
+
+
+def test_rng_state_file_round_trip_loads_weights_only(tmp_path: Path) -> None:
+    """torch, numpy (a cached Gaussian included) and python states, restored exactly from a file that loads
+    with ``weights_only=True``; a state of the wrong shape is a one-line CheckpointError naming the file."""
+    random.seed(1)
+    np.random.seed(2)
+    torch.manual_seed(3)
+    random.gauss(0, 1), np.random.normal()  # leave a cached Gaussian in both
+    training.save_rng_state(tmp_path / "rng.pt")
+    expected = _draws()
+    random.seed(9)
+    np.random.seed(9)
+    torch.manual_seed(9)
+    training.load_rng_state(tmp_path / "rng.pt")
+    got = _draws()
+    assert got[:4] == expected[:4] and torch.equal(got[4], expected[4])
+    assert set(torch.load(tmp_path / "rng.pt", weights_only=True)) == {"torch", "numpy", "python"}
+    torch.save({"torch": torch.zeros(3)}, tmp_path / "bad.pt")
+    with pytest.raises(CheckpointError, match=r"bad\.pt: not a valid RNG state file") as err:
+        training.load_rng_state(tmp_path / "bad.pt")
+    assert "\n" not in str(err.value)
+
+
+def test_scheduler_state_of_another_schedule_is_refused(tmp_path: Path) -> None:
+    optimizer = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=1.0)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, WarmupSchedule(2, 9))
+    optimizer.step()
+    scheduler.step()
+    training.save_json_state(tmp_path / "s.json", scheduler.state_dict())
+    other = torch.optim.lr_scheduler.LambdaLR(optimizer, WarmupSchedule(2, 9))
+    training.load_scheduler_state(other, tmp_path / "s.json")
+    assert other.state_dict() == scheduler.state_dict()
+    plain = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)  # no stored settings
+    with pytest.raises(CheckpointError, match=r"s\.json: does not fit this scheduler"):
+        training.load_scheduler_state(plain, tmp_path / "s.json")
+    (tmp_path / "s.json").write_text('{"last_epoch": 1}')
+    with pytest.raises(CheckpointError, match="expected the keys"):
+        training.load_scheduler_state(other, tmp_path / "s.json")
 
 
 def test_metrics_log_drops_records_after_the_resume_step(tmp_path: Path) -> None:
