@@ -474,3 +474,11 @@ def test_tokenizer_entity_vocab_without_unk_names_the_file(tmp_path):
     (tok / "entity_vocab.tsv").write_text("[PAD]\t0\n[MASK]\t0\nA\t1\n")
     with pytest.raises(ValueError, match=rf"{tok / 'entity_vocab.tsv'}: the entity vocabulary has no special"):
         LukeTokenizer.from_pretrained(tok)
+
+
+def test_empty_pytorch_bin_says_so(tmp_path, capsys):
+    folder = _tiny_folder(tmp_path / "m")
+    (folder / "model.safetensors").unlink()
+    (folder / "pytorch_model.bin").write_bytes(b"")
+    assert cli_main(["info", str(folder)]) == 2
+    _one_line_error(capsys, "info", str(folder / "pytorch_model.bin"), "the file is empty")

@@ -84,6 +84,8 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
             return load_file(str(path))
         except Exception as err:  # SafetensorError and friends
             raise CheckpointError(f"{path}: not a readable safetensors file ({_one_line(err)})") from None
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"{path}: the file is empty (an interrupted copy or download?)")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # unpickling errors have many types; report the file
