@@ -452,10 +452,15 @@ class Trainer:
 
         weights = self.best_dir / "model.safetensors"
         if weights.is_file():
-            state = load_file(str(weights))
-            own = self.unwrapped.state_dict()
-            missing = [k for k in own if k not in state]
-            self.unwrapped.load_state_dict({k: state.get(k, v) for k, v in own.items()})
+            try:
+                state = load_file(str(weights))
+                own = self.unwrapped.state_dict()
+                missing = [k for k in own if k not in state]
+                self.unwrapped.load_state_dict({k: state.get(k, v) for k, v in own.items()})
+            except Exception as err:  # noqa: BLE001 - a damaged file of an earlier run
+                reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
+                message = f"{weights}: the best epoch's weights cannot be restored ({reason[:160]})"
+                raise CheckpointError(message) from None
             if missing:
                 logger.debug("restoring best weights: kept %d tied/alias tensors", len(missing))
             logger.info("restored the best dev weights (epoch %s)", self.state["best_epoch"])
