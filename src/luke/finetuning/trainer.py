@@ -39,7 +39,7 @@ from torch.utils.data import DataLoader, Sampler
 from tqdm.auto import tqdm
 
 from luke.errors import CheckpointError, ConfigError, DataError
-from luke.files import atomic_output, check_output
+from luke.files import atomic_output, check_output, sweep_leftovers
 from luke.finetuning.options import TrainingArguments
 from luke.finetuning.tasks.base import Feature, Task
 from luke.training import (
@@ -490,4 +490,5 @@ class Trainer:
             )
             for folder in (self.checkpoint_dir, self.best_dir, *aside):
                 shutil.rmtree(folder, ignore_errors=True)
+            sweep_leftovers(self.best_dir)  # a best-weights copy a killed run left half-written
         self.accelerator.end_training()
