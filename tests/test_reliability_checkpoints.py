@@ -132,25 +132,39 @@ def _weights(folder: Path) -> dict[str, torch.Tensor]:
 
 # Steps: stage 1 = 1-3, stage 2 = 4-6; checkpoints at 2, 3 (stage end), 4, 6 (stage end); evaluations at 0, 2,
 # 3, 4, 6. Each point kills the run resumed after the previous kill: (phase, point, latest checkpoint after it).
-PRETRAINING_KILLS = [
-    ("within stage 1", "step:3", "step-00000002"),
-    ("during the stage-1 export", "export:stage1", "step-00000002"),
-    ("after the stage-end checkpoint", "stage-end:0", "step-00000003"),
-    ("during an evaluation", "eval:4", "step-00000003"),
-    ("during a checkpoint write", "checkpoint:4", "step-00000003"),
-    ("within stage 2", "step:5", "step-00000004"),
-    ("after the last stage-end checkpoint", "stage-end:1", "step-00000006"),
-]
+# In the first sequence the third run resumes mid-stage 1 and crosses into stage 2 (where the RNG state of the
+# old checkpoint used to be reloaded) and its checkpoint at step 4 is resumed from; only one run per sequence
+# can cross from stage 1, hence two sequences.
+PRETRAINING_KILLS = {
+    "across the stage boundary": [
+        ("within stage 1", "step:3", "step-00000002"),
+        ("during the stage-1 export", "export:stage1", "step-00000002"),
+        ("within stage 2, after crossing the boundary", "step:5", "step-00000004"),
+        ("during an evaluation", "eval:6", "step-00000004"),
+        ("during a checkpoint write", "checkpoint:6", "step-00000004"),
+        ("after the last stage-end checkpoint", "stage-end:1", "step-00000006"),
+    ],
+    "at the stage boundary": [
+        ("after the stage-end checkpoint", "stage-end:0", "step-00000003"),
+        ("during the first evaluation of stage 2", "eval:4", "step-00000003"),
+    ],
+}
 
 
-def test_pretraining_killed_at_every_phase_resumes_exactly(inputs, kill_at, tmp_path) -> None:  # noqa: F811
+@pytest.fixture(scope="module")
+def reference(inputs, tmp_path_factory) -> Path:  # noqa: F811
+    out = tmp_path_factory.mktemp("reference") / "out"
+    Trainer(PretrainingConfig.from_dict(pretraining_config(inputs, out))).run()
+    return out
+
+
+@pytest.mark.parametrize("sequence", list(PRETRAINING_KILLS))
+def test_pretraining_killed_at_every_phase_resumes_exactly(inputs, reference, kill_at, tmp_path, sequence) -> None:  # noqa: F811
     """Default settings (keep_checkpoints 2): the run killed at each phase in turn, each time resumed, ends with
     the uninterrupted run's training and held-out records and exported weights, bit for bit."""
-    reference = tmp_path / "reference"
-    Trainer(PretrainingConfig.from_dict(pretraining_config(inputs, reference))).run()
     out = tmp_path / "out"
     config = PretrainingConfig.from_dict(pretraining_config(inputs, out))
-    for number, (phase, point, latest) in enumerate(PRETRAINING_KILLS):
+    for number, (phase, point, latest) in enumerate(PRETRAINING_KILLS[sequence]):
         kill_at(point)
         with pytest.raises(Killed):
             Trainer(config, resume=number > 0).run()
