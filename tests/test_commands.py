@@ -23,7 +23,7 @@ from luke.command_args import (
 
 # command -> (positional arguments, options), in --help order
 COMMANDS = {
-    "convert": (["archive", "output_dir"], ["--no-entity-aware-attention", "--tokenizer"]),
+    "convert": (["archive", "output_dir"], ["--no-entity-aware-attention", "--tokenizer", "--overwrite"]),
     "info": (["checkpoint"], ["--json"]),
     "build-dump-db": (["dump_file", "out_file"], ["--num-workers", "--chunk-size", "--no-progress"]),
     "build-entity-vocab": (

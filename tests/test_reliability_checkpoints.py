@@ -386,3 +386,24 @@ def test_plot_training_output_that_is_a_folder(tmp_path, capsys) -> None:
     a_file.write_text("x")
     assert main(["plot-training", str(tmp_path), "--out", str(a_file / "curves.png")]) == 2
     assert "is a file, not a folder" in one_error_line(capsys, "plot-training", "curves.png")
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (None, "metrics.jsonl: no such file"),
+        (b'{"step": 1}\n\xff\n', "metrics.jsonl:2: not UTF-8"),
+        (b'{"step": 1}\n[1, 2]\n', "metrics.jsonl:2: expected a JSON object"),
+        (b'{"step": 1, "stage": "s", "mlm_loss": 1.0}\n', "lacks numeric ['mlm_accuracy', 'mep_loss', 'mep_accuracy']"),
+        (
+            b'{"step": "x", "stage": "s", "mlm_loss": 1, "mlm_accuracy": 1, "mep_loss": 1, "mep_accuracy": 1}\n',
+            "['step']",
+        ),
+    ],
+)
+def test_plot_training_bad_metrics(tmp_path, capsys, content, expected) -> None:
+    if content is not None:
+        (tmp_path / "metrics.jsonl").write_bytes(content)
+    assert main(["plot-training", str(tmp_path)]) == 2
+    assert expected in one_error_line(capsys, "plot-training", "metrics.jsonl")
+    assert not (tmp_path / "training_curves.png").exists()

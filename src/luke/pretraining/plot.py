@@ -6,21 +6,25 @@ import json
 from pathlib import Path
 from typing import Any
 
-from luke.errors import ConfigError, DataError
+from luke.errors import ConfigError, DataError, shorten
+from luke.files import atomic_output, text_lines
 
 
 def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
     """The records of ``RUN_DIR/metrics.jsonl`` (training windows and ``eval_*`` records)."""
     path = Path(run_dir) / "metrics.jsonl"
     if not path.is_file():
-        raise FileNotFoundError(f"{run_dir}: no metrics.jsonl (not a `luke pretrain` output folder?)")
+        raise DataError(path, "no such file (is this a `luke pretrain` output folder?)")
     records = []
-    for number, line in enumerate(path.read_text().splitlines(), 1):
+    for number, line in text_lines(path):
         if line.strip():
             try:
-                records.append(json.loads(line))
+                record = json.loads(line)
             except json.JSONDecodeError as err:
-                raise DataError(f"{path}:{number}: corrupt line: {err}") from None
+                raise DataError(path, f"corrupt line ({err.msg}, column {err.colno})", number) from None
+            if not isinstance(record, dict):
+                raise DataError(path, f"expected a JSON object, got {shorten(line, 60)}", number)
+            records.append(record)
     if not records:
         raise DataError(f"{path}: no records yet")
     return records
@@ -37,16 +41,17 @@ def plot_training(run_dir: str | Path, out: str | Path | None = None) -> Path:
     except ImportError:
         raise ConfigError("plot-training needs matplotlib: pip install matplotlib") from None
     records = read_metrics(run_dir)
-    train = [r for r in records if "mlm_loss" in r]
-    evals = [r for r in records if "eval_mlm_loss" in r]
-    out = Path(out) if out is not None else Path(run_dir) / "training_curves.png"
-    fig, axes = plt.subplots(2, 2, figsize=(11, 7), sharex=True)
     panels = [
         ("mlm_loss", "masked-word loss"),
         ("mlm_accuracy", "masked-word accuracy"),
         ("mep_loss", "masked-entity loss"),
         ("mep_accuracy", "masked-entity accuracy"),
     ]
+    keys = [key for key, _ in panels]
+    train = _records_with(records, "mlm_loss", ["step", "stage", *keys], run_dir)
+    evals = _records_with(records, "eval_mlm_loss", ["step", *(f"eval_{k}" for k in keys)], run_dir)
+    out = Path(out) if out is not None else Path(run_dir) / "training_curves.png"
+    fig, axes = plt.subplots(2, 2, figsize=(11, 7), sharex=True)
     boundaries = [a["step"] for a, b in zip(train, train[1:], strict=False) if a["stage"] != b["stage"]]
     for ax, (key, title) in zip(axes.flat, panels, strict=True):
         ax.plot([r["step"] for r in train], [r[key] for r in train], label="train", lw=1)
@@ -69,8 +74,26 @@ def plot_training(run_dir: str | Path, out: str | Path | None = None) -> Path:
         ax.set_xlabel("optimiser step")
     fig.suptitle(f"luke pretrain: {Path(run_dir).name}")
     fig.tight_layout()
-    tmp = out.with_name(f".{out.name}.tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    tmp.replace(out)
+    try:
+        with atomic_output(out) as tmp:
+            fig.savefig(tmp, dpi=110, format="png")
+    finally:
+        plt.close(fig)
     return out
+
+
+def _records_with(records: list[dict[str, Any]], marker: str, keys: list[str], run_dir: str | Path) -> list[dict]:
+    """The records holding ``marker``; each must hold every key in ``keys`` (numbers; ``stage`` a name)."""
+    chosen = [r for r in records if marker in r]
+    for r in chosen:
+        bad = [k for k in keys if k not in r or (k != "stage" and not _is_number(r[k]))]
+        if bad:
+            raise DataError(
+                Path(run_dir) / "metrics.jsonl",
+                f"a record with {marker!r} lacks numeric {bad}: {shorten(json.dumps(r), 100)}",
+            )
+    return chosen
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
