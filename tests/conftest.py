@@ -51,3 +51,33 @@ def minilm_folder() -> Path:
 def _deterministic():
     torch.manual_seed(0)
     yield
+
+
+@pytest.fixture
+def permissions_as_user(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Read-only probes under root: root may write anywhere, so ``os.access`` is made to answer from the
+    owner's mode bits, as it does for an ordinary user (``luke.files.check_output`` asks it)."""
+    if os.geteuid() != 0:
+        return
+    real = os.access
+
+    def access(path, mode, *args, **kwargs):  # noqa: ANN001, ANN202
+        try:
+            bits = (os.stat(path).st_mode >> 6) & 7
+        except OSError:
+            return real(path, mode, *args, **kwargs)
+        need = (4 if mode & os.R_OK else 0) | (2 if mode & os.W_OK else 0) | (1 if mode & os.X_OK else 0)
+        return bits & need == need
+
+    monkeypatch.setattr(os, "access", access)
+
+
+def unreadable_file(path: Path) -> Path:
+    """A file that cannot be read, even by root: mode 0 for a user, a link to ``/proc/self/mem`` (reading
+    from offset 0 fails with EIO) under root."""
+    if os.geteuid() == 0:
+        path.unlink(missing_ok=True)
+        path.symlink_to("/proc/self/mem")
+    else:
+        path.chmod(0)
+    return path

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import unreadable_file
 from luke import cli
 from luke.errors import DataError, OutputError, shorten
 from luke.files import (
@@ -194,3 +195,11 @@ def test_outputs_through_symbolic_links(tmp_path: Path) -> None:
     assert check_output(dangling, kind="file") == dangling
     write_text_atomic(dangling, "db")
     assert (tmp_path / "missing" / "out.db").read_text() == "db" and dangling.is_symlink()
+
+
+def test_a_file_that_fails_to_read_is_a_data_error(tmp_path: Path) -> None:
+    path = unreadable_file(tmp_path / "train.txt")
+    with pytest.raises(DataError, match=r"train.txt(:1)?: cannot be read"):
+        list(text_lines(path))
+    with pytest.raises(DataError, match=r"train.txt: cannot be read"):
+        read_text(path)

@@ -17,7 +17,6 @@ fast); tests/test_pretraining_train.py kills real processes.
 from __future__ import annotations
 
 import json
-import os
 import pickle
 import shutil
 from pathlib import Path
@@ -355,8 +354,7 @@ def test_pretrain_output_dir_that_cannot_be_written(inputs, tmp_path, capsys) ->
             Trainer(PretrainingConfig.from_dict(tiny_config(inputs, out))).run()
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root may write into read-only folders")
-def test_pretrain_output_dir_in_a_read_only_folder(inputs, tmp_path, capsys) -> None:  # noqa: F811
+def test_pretrain_output_dir_in_a_read_only_folder(inputs, tmp_path, capsys, permissions_as_user) -> None:  # noqa: F811
     locked = tmp_path / "locked"
     locked.mkdir()
     locked.chmod(0o500)

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from pathlib import Path
 
 import pytest
 
+from conftest import unreadable_file
 from luke.cli import main as cli_main
 from luke.errors import CheckpointError, DataError
 from luke.finetuning.commands import finetune, make_task
@@ -422,23 +422,18 @@ def test_split_squad_bad_second_output_is_refused_before_writing_the_first(tmp_p
     assert sorted(p.name for p in out.iterdir()) == ["dev.json"]  # train.json not written, no temporary
 
 
-_ROOT = pytest.mark.skipif(os.geteuid() == 0, reason="root reads and writes files whatever their mode")
-
-
-@_ROOT
 def test_unreadable_training_file_is_a_data_error(tmp_path, capsys):
     data = tmp_path / "data"
     data.mkdir()
     (data / "train.txt").write_text("Ann B-PER\n")
-    (data / "train.txt").chmod(0)
+    unreadable_file(data / "train.txt")
     rc = cli_main(["finetune", "ner", "--model", str(tmp_path / "m"), "--data-dir", str(data), "--output-dir",
                    str(tmp_path / "out"), "--no-progress"])  # fmt: skip
     assert rc == 2
     _one_line_error(capsys, "finetune", str(data / "train.txt"), "cannot be read")
 
 
-@_ROOT
-def test_read_only_outputs_are_refused_before_work(tmp_path, capsys):
+def test_read_only_outputs_are_refused_before_work(tmp_path, capsys, permissions_as_user):
     out = tmp_path / "out.jsonl"
     out.write_text("old\n")
     out.chmod(0o444)

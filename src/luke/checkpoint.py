@@ -33,7 +33,7 @@ from torch import nn
 from luke.config import LukeConfig
 from luke.entity_vocab import EntityVocab
 from luke.errors import CheckpointError, ConfigError, shorten
-from luke.files import read_json
+from luke.files import atomic_output, read_json
 from luke.modeling import MODEL_CLASSES, LukeForMaskedLM, LukeModel, LukePreTrainedModel
 
 logger = logging.getLogger(__name__)
@@ -432,9 +432,8 @@ def save_pretrained(model: LukePreTrainedModel, folder: str | Path) -> None:
             value = value.clone()
         seen.add(ptr)
         tensors[key] = value
-    tmp = folder / f".{WEIGHTS_NAME}.tmp"
-    save_file(tensors, str(tmp), metadata={"format": "pt"})
-    tmp.replace(folder / WEIGHTS_NAME)
+    with atomic_output(folder / WEIGHTS_NAME) as tmp:
+        save_file(tensors, str(tmp), metadata={"format": "pt"})
     model.config.save_pretrained(folder)
 
 

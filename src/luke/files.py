@@ -98,7 +98,15 @@ def text_lines(path: str | Path) -> Iterator[tuple[int, str]]:
     except OSError as err:
         raise DataError(path, f"cannot be read ({err.strerror or err})") from None
     with f:
-        for number, raw in enumerate(f, 1):
+        number = 0
+        while True:
+            try:
+                raw = f.readline()
+            except OSError as err:  # a read that fails after the open (I/O error, a folder on some systems)
+                raise DataError(path, f"cannot be read ({err.strerror or err})", number + 1) from None
+            if not raw:
+                return
+            number += 1
             try:
                 line = raw.decode("utf-8")
             except UnicodeDecodeError as err:

@@ -16,7 +16,6 @@ work with its LUKE classes and tokenizer conventions, and keep ``[UNK]`` because
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ import torch
 from torch import nn
 
 from luke.checkpoint import (
+    check_config_matches,
     init_entities_from_words,
     init_from_transformers,
     load_state_dict,
@@ -50,10 +50,7 @@ def _model_type(folder: Path) -> str:
     path = folder / "config.json"
     if not path.is_file():
         raise CheckpointError(f"{folder} is not a model folder (no config.json)")
-    try:
-        return str(json.loads(path.read_text(encoding="utf-8")).get("model_type", ""))
-    except json.JSONDecodeError as err:
-        raise CheckpointError(f"{path}: invalid JSON at line {err.lineno}: {err.msg}") from None
+    return str(read_json(path, dict).get("model_type", ""))
 
 
 def _marker_init(tokenizer: LukeTokenizer) -> dict[int, int]:
@@ -86,11 +83,11 @@ def _load_luke(
 ) -> LukePreTrainedModel:
     """A ``cls`` model with ``state`` loaded and a fresh head (initialised after ``torch.manual_seed(seed)``)."""
     state = {k: v for k, v in state.items() if not k.startswith(_HEADS)}
+    if "embeddings.word_embeddings.weight" not in state:
+        raise CheckpointError(f"{folder}: the weights hold no word embeddings (embeddings.word_embeddings.weight)")
+    check_config_matches(config, {k: tuple(v.shape) for k, v in state.items()}, folder)  # before allocating
     torch.manual_seed(seed)
     model = cls(config)
-    n_words = state["embeddings.word_embeddings.weight"].shape[0]
-    if n_words != config.vocab_size:
-        raise CheckpointError(f"{folder}: {n_words} word embeddings but config.vocab_size is {config.vocab_size}")
     load_state_dict(model, state, expected_missing=_HEADS)
     return model
 
@@ -99,7 +96,11 @@ def _from_words_model(
     folder: Path, cls: type, vocab: EntityVocab, id2label: dict[int, str], seed: int, entity_aware_attention: bool
 ) -> LukePreTrainedModel:
     """``cls`` with a BERT/RoBERTa folder's word side and a new entity table for ``vocab``."""
-    src = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    src = read_json(folder / "config.json", dict)
+    if not isinstance(src.get("hidden_size"), int) or isinstance(src.get("hidden_size"), bool):
+        raise CheckpointError(
+            f"{folder / 'config.json'}: hidden_size must be an integer, got {src.get('hidden_size')!r}"
+        )
     model, _ = init_from_transformers(
         folder, cls, entity_vocab_size=len(vocab), entity_emb_size=src["hidden_size"], seed=seed, id2label=id2label,
         use_entity_aware_attention=entity_aware_attention,
