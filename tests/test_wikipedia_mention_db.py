@@ -236,7 +236,7 @@ def test_tsv_json_dict_and_save_round_trip(tmp_path: Path) -> None:
             '{"mention": "kyoto", "link_count": 2, "doc_count": 3, "link_prob": 0.5, "candidates": [["Kyoto", 2]]}\n'
             '{"mention": "tokyo", "link_count": 2, "doc_count": 3, "link_prob": 0.5, "candidates": [["Tokyo", 2]\n',
             3,
-            "invalid JSON",
+            "not valid JSON",
         ),
         (
             "bad2.jsonl",

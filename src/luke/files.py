@@ -32,6 +32,7 @@ __all__ = [
     "read_text",
     "read_json",
     "text_lines",
+    "json_lines",
     "check_output",
     "temporary_path",
     "sweep_leftovers",
@@ -46,6 +47,14 @@ _LEFTOVER = re.compile(r"^\.(?P<name>.+)\.(?:tmp|staging)-(?P<pid>\d+)$")
 # -- reading ------------------------------------------------------------------------------------
 
 
+def _read_error(path: Path, err: OSError, line: int | None = None) -> DataError:
+    if isinstance(err, FileNotFoundError):
+        return DataError(path, "no such file")
+    if isinstance(err, IsADirectoryError):
+        return DataError(path, "is a folder, expected a file")
+    return DataError(path, f"cannot be read ({err.strerror or err})", line)
+
+
 def _decode_error(path: Path, data: bytes, err: UnicodeDecodeError) -> DataError:
     line = data.count(b"\n", 0, err.start) + 1
     return DataError(path, f"not UTF-8 text (byte 0x{data[err.start]:02x} cannot be decoded)", line)
@@ -57,12 +66,8 @@ def read_text(path: str | Path) -> str:
     path = Path(path)
     try:
         data = path.read_bytes()
-    except FileNotFoundError:
-        raise DataError(path, "no such file") from None
-    except IsADirectoryError:
-        raise DataError(path, "is a folder, expected a file") from None
     except OSError as err:
-        raise DataError(path, f"cannot be read ({err.strerror or err})") from None
+        raise _read_error(path, err) from None
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as err:
@@ -91,19 +96,15 @@ def text_lines(path: str | Path) -> Iterator[tuple[int, str]]:
     path = Path(path)
     try:
         f = open(path, "rb")  # noqa: SIM115 - closed below; bytes so a bad byte's line is known
-    except FileNotFoundError:
-        raise DataError(path, "no such file") from None
-    except IsADirectoryError:
-        raise DataError(path, "is a folder, expected a file") from None
     except OSError as err:
-        raise DataError(path, f"cannot be read ({err.strerror or err})") from None
+        raise _read_error(path, err) from None
     with f:
         number = 0
         while True:
             try:
                 raw = f.readline()
             except OSError as err:  # a read that fails after the open (I/O error, a folder on some systems)
-                raise DataError(path, f"cannot be read ({err.strerror or err})", number + 1) from None
+                raise _read_error(path, err, number + 1) from None
             if not raw:
                 return
             number += 1
@@ -113,7 +114,25 @@ def text_lines(path: str | Path) -> Iterator[tuple[int, str]]:
                 raise DataError(
                     path, f"not UTF-8 text (byte 0x{raw[err.start]:02x} cannot be decoded)", number
                 ) from None
+            if number == 1:
+                line = line.removeprefix("\ufeff")  # a byte-order mark some editors write
             yield number, line.rstrip("\r\n")
+
+
+def json_lines(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """``(line number, object)`` for each non-blank line of a JSON-lines file; a line that is not valid
+    JSON or not a JSON object is a :class:`DataError` naming the file and line."""
+    path = Path(path)
+    for number, line in text_lines(path):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise DataError(path, f"not valid JSON ({err.msg}, column {err.colno})", number) from None
+        if not isinstance(record, dict):
+            raise DataError(path, f"expected a JSON object, got {type(record).__name__}", number)
+        yield number, record
 
 
 # -- checking outputs ---------------------------------------------------------------------------

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from luke.errors import ConfigError, DataError, shorten
-from luke.files import atomic_output, text_lines
+from luke.files import atomic_output, json_lines
 
 
 def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
@@ -15,16 +15,7 @@ def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
     path = Path(run_dir) / "metrics.jsonl"
     if not path.is_file():
         raise DataError(path, "no such file (is this a `luke pretrain` output folder?)")
-    records = []
-    for number, line in text_lines(path):
-        if line.strip():
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise DataError(path, f"corrupt line ({err.msg}, column {err.colno})", number) from None
-            if not isinstance(record, dict):
-                raise DataError(path, f"expected a JSON object, got {shorten(line, 60)}", number)
-            records.append(record)
+    records = [record for _, record in json_lines(path)]
     if not records:
         raise DataError(f"{path}: no records yet")
     return records

@@ -42,7 +42,7 @@ from typing import Any
 from tqdm import tqdm
 
 from luke.errors import ConfigError, DataError, shorten
-from luke.files import atomic_output, check_output
+from luke.files import atomic_output, check_output, json_lines, text_lines
 from luke.wikipedia.dump_db import DumpDB, refuse_inputs_in_output, resolve
 
 logger = logging.getLogger(__name__)
@@ -501,24 +501,11 @@ class MentionDetector:
         return f"MentionDetector({len(self)} mentions, max_mention_words={self.max_mention_words})"
 
 
-def _iter_lines(path: Path) -> Iterator[tuple[int, str]]:
-    """Non-empty lines (1-based numbers), decoded one by one so a bad byte is reported with its line."""
-    with open(path, "rb") as f:
-        for number, raw in enumerate(f, start=1):
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as err:
-                raise DataError(path, f"not UTF-8 text ({err.reason})", number) from None
-            if number == 1:
-                line = line.lstrip("\ufeff")
-            line = line.rstrip("\r\n")
-            if line.strip():
-                yield number, line
-
-
 def _read_tsv(path: Path) -> list[tuple[str, str]]:
     entries = []
-    for number, line in _iter_lines(path):
+    for number, line in text_lines(path):
+        if not line.strip():
+            continue
         fields = line.split("\t")
         if len(fields) != 2:
             raise DataError(path, f"expected 'mention<TAB>title', got {len(fields)} field(s)", number)
@@ -560,13 +547,7 @@ def _read_mention_db(path: Path, *, min_link_prob: float, min_prior: float) -> t
     max_words = 20
     header_seen = False
     kept = ambiguous = rare = 0
-    for number, line in _iter_lines(path):
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise DataError(path, f"invalid JSON: {err.msg} (column {err.colno})", number) from None
-        if not isinstance(record, dict):
-            raise DataError(path, f"expected a JSON object, got {type(record).__name__}", number)
+    for number, record in json_lines(path):
         if not header_seen:
             header_seen = True
             if record.get("version") != FORMAT_VERSION:
