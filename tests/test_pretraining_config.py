@@ -89,7 +89,33 @@ def test_unknown_key_in_file_suggests_closest(tmp_path: Path) -> None:
         ("precision=fp16", r"precision: expected one of \['fp32', 'bf16'\]"),
         ("stages.0.trainable=words", "stages.0.trainable: expected one of"),
         ("batch_size=6", "not divisible by gradient_accumulation_steps"),
-        ("masking.masked_lm_prob=1.5", r"masked_lm_prob must lie in \[0, 1\]"),
+        ("masking.masked_lm_prob=1.5", r"masked_lm_prob must be a finite number in \[0.0, 1.0\], got 1.5"),
+        ("stages.0.learning_rate=.nan", r"stages.0.learning_rate must be a finite number in \(0.0, inf\)"),
+        ("stages.0.learning_rate=.inf", r"stages.0.learning_rate must be a finite number"),
+        ("stages.0.warmup_steps=150", r"stages.0.warmup_steps must be between 0 and 100, got 150"),
+        ("stages.1.name=stage1", "used by an earlier stage"),
+        ("stages.0.name=final", "cannot be a folder name in output_dir"),
+        ("stages.0.name=checkpoints", "cannot be a folder name in output_dir"),
+        ("stages.0.name=../esc", "cannot be a folder name in output_dir"),
+        ("stages.0.name=a/b", "cannot be a folder name in output_dir"),
+        ("stages.0.name=''", "cannot be a folder name in output_dir"),
+        ("stages.1.extra_trainable=[lm_head.]", "extra_trainable only applies to trainable: entity"),
+        ("batch_size=1000000000000000000", "batch_size must be between 1 and 1,048,576"),
+        ("entity_emb_size=0", "entity_emb_size must be at least 1, got 0"),
+        ("hidden_dropout_prob=2", r"hidden_dropout_prob must be a finite number in \[0.0, 1.0\)"),
+        ("seed=-1", "seed must be between 0 and 4,294,967,295, got -1"),
+        ("seed=1180591620717411303424", "seed must be between 0 and"),
+        ("eval_batch_size=0", "eval_batch_size must be between 1 and"),
+        ("eval_max_items=-1", "eval_max_items must be at least 1, got -1"),
+        ("num_workers=-2", "num_workers must be between 0 and 256"),
+        ("optimizer.beta1=1.5", r"optimizer.beta1 must be a finite number in \[0.0, 1.0\), got 1.5"),
+        ("optimizer.eps=0", r"optimizer.eps must be a finite number in \(0.0, inf\)"),
+        ("optimizer.weight_decay=-1", "optimizer.weight_decay must be a finite number"),
+        ("optimizer.max_grad_norm=-1", "optimizer.max_grad_norm must be a finite number"),
+        ("batch_size.x=1", "'batch_size' is a single value, not a section"),
+        ("stages.0.extra_trainable.0.x=1", "is a single value, not a section"),
+        ("output_dir=ds", "output_dir ds is dataset ds or inside it"),
+        ("output_dir=ds/run", "output_dir ds/run is dataset ds or inside it"),
         ("optimizer.bias_correction=maybe", "expected true or false"),
         ("batch_size", "not of the form key=value"),
     ],
@@ -112,3 +138,27 @@ def test_cli_reports_unknown_key_before_training(tmp_path: Path, capsys: pytest.
     assert "unknown config key 'learning_rate'" in err
     assert "luke pretrain: error:" in err
     assert not (tmp_path / "o").exists()
+
+
+def test_errors_name_the_config_file(tmp_path: Path) -> None:
+    path = _yaml(tmp_path, "dataset: ds\nmodel: m\noutput_dir: o\nbatch_size: 0\n")
+    with pytest.raises(ConfigError, match=r"cfg.yaml: batch_size must be between 1 and"):
+        PretrainingConfig.load(path)
+    empty = _yaml(tmp_path, "")
+    with pytest.raises(ConfigError, match=r"cfg.yaml: config key 'dataset' is required"):
+        PretrainingConfig.load(empty)
+
+
+def test_extra_trainable_must_name_parameters() -> None:
+    from luke.config import LukeConfig
+    from luke.modeling import LukeForMaskedLM
+    from luke.pretraining.config import StageConfig
+    from luke.pretraining.trainer import set_trainable
+
+    model = LukeForMaskedLM(
+        LukeConfig(vocab_size=20, entity_vocab_size=5, hidden_size=8, num_hidden_layers=1, num_attention_heads=2,
+                   intermediate_size=16, entity_emb_size=8, max_position_embeddings=16)
+    )  # fmt: skip
+    assert set_trainable(model, StageConfig(trainable="entity", extra_trainable=["lm_head.dense."])) > 0
+    with pytest.raises(ConfigError, match=r"extra_trainable \['no.such.'\] match no parameter"):
+        set_trainable(model, StageConfig(trainable="entity", extra_trainable=["no.such."]))

@@ -22,6 +22,9 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
+import math
+import os
+import re
 import typing
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -117,36 +120,43 @@ class PretrainingConfig:
         for name in ("dataset", "model", "output_dir"):
             if not getattr(self, name):
                 raise ConfigError(f"config key {name!r} is required")
-        if self.batch_size < 1 or self.gradient_accumulation_steps < 1:
-            raise ConfigError("batch_size and gradient_accumulation_steps must be at least 1")
+        _check_paths(self)
+        _check_ints(
+            self,
+            batch_size=(1, MAX_BATCH_SIZE),
+            gradient_accumulation_steps=(1, MAX_BATCH_SIZE),
+            entity_emb_size=(1, None),
+            seed=(0, 2**32 - 1),
+            save_every_steps=(0, None),
+            keep_checkpoints=(1, None),
+            log_every_steps=(1, None),
+            eval_batch_size=(1, MAX_BATCH_SIZE),
+            num_workers=(0, 256),
+        )
+        if self.eval_max_items is not None:
+            _check_ints(self, eval_max_items=(1, None))
         if self.batch_size % self.gradient_accumulation_steps:
             raise ConfigError(
                 f"batch_size {self.batch_size} is not divisible by gradient_accumulation_steps "
                 f"{self.gradient_accumulation_steps}"
             )
+        for name in ("hidden_dropout_prob", "attention_probs_dropout_prob"):
+            if getattr(self, name) is not None:
+                _check_float(self, name, 0.0, 1.0, high_open=True)
         m = self.masking
         for name in ("masked_lm_prob", "masked_entity_prob", "random_word_prob", "unmasked_word_prob"):
-            if not 0.0 <= getattr(m, name) <= 1.0:
-                raise ConfigError(f"masking.{name} must lie in [0, 1]")
+            _check_float(m, name, 0.0, 1.0, where="masking.")
         if m.random_word_prob + m.unmasked_word_prob > 1.0:
             raise ConfigError("masking.random_word_prob + masking.unmasked_word_prob must be at most 1")
-        if not self.stages:
-            raise ConfigError("stages: at least one stage is needed")
-        for i, stage in enumerate(self.stages):
-            if stage.trainable not in ("entity", "all"):
-                raise ConfigError(
-                    f"stages.{i}.trainable must be 'entity' or 'all', got {shorten(repr(stage.trainable))}"
-                )
-            if stage.lr_schedule not in ("warmup_linear", "warmup_constant"):
-                raise ConfigError(f"stages.{i}.lr_schedule must be warmup_linear or warmup_constant")
-            if stage.max_steps < 1 or stage.warmup_steps < 0 or stage.learning_rate <= 0:
-                raise ConfigError(f"stages.{i}: max_steps >= 1, warmup_steps >= 0 and learning_rate > 0 required")
+        o = self.optimizer
+        _check_float(o, "weight_decay", 0.0, None, where="optimizer.")
+        _check_float(o, "beta1", 0.0, 1.0, where="optimizer.", high_open=True)
+        _check_float(o, "beta2", 0.0, 1.0, where="optimizer.", high_open=True)
+        _check_float(o, "eps", 0.0, None, where="optimizer.", low_open=True)
+        _check_float(o, "max_grad_norm", 0.0, None, where="optimizer.")
+        _check_stages(self.stages)
         if self.precision not in ("fp32", "bf16"):
             raise ConfigError(f"precision must be fp32 or bf16, got {shorten(repr(self.precision))}")
-        if self.keep_checkpoints < 1:
-            raise ConfigError("keep_checkpoints must be at least 1")
-        if self.save_every_steps < 0 or self.log_every_steps < 1:
-            raise ConfigError("save_every_steps must be >= 0 and log_every_steps >= 1")
 
     # ------------------------------------------------------------------------------------------ I/O
 
@@ -181,9 +191,94 @@ class PretrainingConfig:
                 raise ConfigError(f"{p}: the top level must be a mapping of keys to values")
         for item in overrides:
             _apply_override(data, item)
-        config = cls.from_dict(data)
-        config.validate()
+        try:
+            config = cls.from_dict(data)
+            config.validate()
+        except ConfigError as err:
+            if path is None:
+                raise
+            raise ConfigError(f"{path}: {err}") from None
         return config
+
+
+# ------------------------------------------------------------------------------------------ checks
+
+#: items per optimiser step beyond any real run (LUKE used 2048); larger values are typos that would
+#: allocate per-step index arrays of that size
+MAX_BATCH_SIZE = 2**20
+#: folder and file names ``luke pretrain`` writes in ``output_dir`` besides the stage folders
+RESERVED_NAMES = {"final", "checkpoints", "tensorboard", "config.json", "metrics.jsonl", "training_curves.png"}
+_STAGE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+def _check_ints(obj: Any, where: str = "", **bounds: tuple[int, int | None]) -> None:
+    for name, (low, high) in bounds.items():
+        value = getattr(obj, name)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where}{name} must be an integer, got {shorten(repr(value))}")
+        if value < low or (high is not None and value > high):
+            limit = f"between {low:,} and {high:,}" if high is not None else f"at least {low:,}"
+            raise ConfigError(f"{where}{name} must be {limit}, got {value:,}")
+
+
+def _check_float(
+    obj: Any,
+    name: str,
+    low: float,
+    high: float | None,
+    *,
+    where: str = "",
+    low_open: bool = False,
+    high_open: bool = False,
+) -> None:
+    value = getattr(obj, name)
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    if ok:
+        ok = (value > low if low_open else value >= low) and (
+            high is None or (value < high if high_open else value <= high)
+        )
+    if not ok:
+        left, right = "(" if low_open else "[", ")" if high_open or high is None else "]"
+        raise ConfigError(
+            f"{where}{name} must be a finite number in {left}{low}, {'inf' if high is None else high}{right}, "
+            f"got {shorten(repr(value))}"
+        )
+
+
+def _check_stages(stages: list[StageConfig]) -> None:
+    if not stages:
+        raise ConfigError("stages: at least one stage is needed")
+    seen: set[str] = set()
+    for i, stage in enumerate(stages):
+        where = f"stages.{i}."
+        if not isinstance(stage.name, str) or not _STAGE_NAME.match(stage.name) or stage.name in RESERVED_NAMES:
+            raise ConfigError(
+                f"{where}name {shorten(repr(stage.name))} cannot be a folder name in output_dir (letters, digits, "
+                f"'_', '-', '.'; not one of {sorted(RESERVED_NAMES)})"
+            )
+        if stage.name in seen:
+            raise ConfigError(f"{where}name {stage.name!r} is used by an earlier stage; stage names must differ")
+        seen.add(stage.name)
+        if stage.trainable not in ("entity", "all"):
+            raise ConfigError(f"{where}trainable must be 'entity' or 'all', got {shorten(repr(stage.trainable))}")
+        if stage.lr_schedule not in ("warmup_linear", "warmup_constant"):
+            raise ConfigError(f"{where}lr_schedule must be warmup_linear or warmup_constant")
+        _check_ints(stage, where, max_steps=(1, None), warmup_steps=(0, stage.max_steps))
+        _check_float(stage, "learning_rate", 0.0, None, where=where, low_open=True)
+        if stage.extra_trainable and stage.trainable != "entity":
+            raise ConfigError(f"{where}extra_trainable only applies to trainable: entity (all parameters train)")
+
+
+def _check_paths(cfg: PretrainingConfig) -> None:
+    """``output_dir`` may not be one of the inputs or inside one (it would write over them)."""
+    out = Path(os.path.realpath(cfg.output_dir))
+    for name in ("dataset", "eval_dataset", "model"):
+        value = getattr(cfg, name)
+        if not value:
+            continue
+        source = Path(os.path.realpath(value))
+        if out == source or source in out.parents:
+            raise ConfigError(f"output_dir {cfg.output_dir} is {name} {value} or inside it; use a folder of its own")
 
 
 # ------------------------------------------------------------------------------------------ helpers
@@ -313,9 +408,12 @@ def _apply_override(data: dict[str, Any], item: str) -> None:
             if last:
                 node[index] = value
                 return
+            item_type = typing.get_args(cls)[0]
+            if not dataclasses.is_dataclass(item_type):
+                raise ConfigError(f"override {key!r}: {path!r} is a single value, not a section with keys")
             if not isinstance(node[index], dict):
                 node[index] = dataclasses.asdict(node[index]) if dataclasses.is_dataclass(node[index]) else {}
-            node, cls = node[index], typing.get_args(cls)[0]
+            node, cls = node[index], item_type
             continue
         names = [f.name for f in dataclasses.fields(cls)]
         if part not in names:
@@ -324,6 +422,8 @@ def _apply_override(data: dict[str, Any], item: str) -> None:
         if last:
             node[part] = value
             return
+        if not dataclasses.is_dataclass(hint) and typing.get_origin(hint) is not list:
+            raise ConfigError(f"override {key!r}: {path!r} is a single value, not a section with keys")
         if part not in node:
             default = getattr(cls(), part)
             node[part] = (
@@ -331,4 +431,6 @@ def _apply_override(data: dict[str, Any], item: str) -> None:
                 if isinstance(default, list)
                 else (dataclasses.asdict(default) if dataclasses.is_dataclass(default) else {})
             )
+        if not isinstance(node[part], dict | list):
+            raise ConfigError(f"override {key!r}: {path!r} in the config file is not a section")
         node, cls = node[part], hint

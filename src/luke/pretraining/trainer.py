@@ -254,6 +254,13 @@ def _load_from_transformers(config: PretrainingConfig, dataset: PretrainingDatas
 
 def set_trainable(model: LukeForMaskedLM, stage: StageConfig) -> int:
     """Freeze according to the stage; returns the number of trainable parameters."""
+    names = [name for name, _ in model.named_parameters()]
+    unmatched = [prefix for prefix in stage.extra_trainable if not any(n.startswith(prefix) for n in names)]
+    if unmatched:
+        raise ConfigError(
+            f"stage {stage.name}: extra_trainable {unmatched} match no parameter of the model "
+            f"(names look like {names[0]!r}, {names[-1]!r})"
+        )
     for name, param in model.named_parameters():
         if name.startswith(FROZEN_ALWAYS):
             param.requires_grad_(False)
