@@ -203,3 +203,31 @@ def test_a_file_that_fails_to_read_is_a_data_error(tmp_path: Path) -> None:
         list(text_lines(path))
     with pytest.raises(DataError, match=r"train.txt: cannot be read"):
         read_text(path)
+
+
+def test_cli_error_from_a_multi_line_message_is_one_line(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def handler(args: argparse.Namespace) -> int:
+        raise DataError("w.bin", "cannot read (Weights only load failed.\n\n\x1b[1mdo this\x1b[0m only if trusted)")
+
+    rc, err = _run_handler(handler, capsys, monkeypatch)
+    assert (
+        rc == 2
+        and err == "luke probe: error: w.bin: cannot read (Weights only load failed. | do this only if trusted)\n"
+    )
+
+
+def test_check_output_refuses_to_replace_an_input(tmp_path: Path) -> None:
+    src = tmp_path / "model"
+    src.mkdir()
+    (src / "config.json").write_text("{}")
+    with pytest.raises(OutputError, match="would replace the input"):
+        check_output(src, kind="dir", overwrite=True, inputs=[src])
+    with pytest.raises(OutputError, match="would replace the folder holding the input"):
+        check_output(tmp_path, kind="dir", overwrite=True, inputs=[None, src / "config.json"])
+    link = tmp_path / "link"
+    link.symlink_to(src)
+    with pytest.raises(OutputError, match="would replace the input"):
+        check_output(link, kind="dir", overwrite=True, inputs=[src])
+    check_output(tmp_path / "other", kind="dir", inputs=[src])

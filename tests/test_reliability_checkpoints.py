@@ -405,3 +405,14 @@ def test_plot_training_bad_metrics(tmp_path, capsys, content, expected) -> None:
     assert main(["plot-training", str(tmp_path)]) == 2
     assert expected in one_error_line(capsys, "plot-training", "metrics.jsonl")
     assert not (tmp_path / "training_curves.png").exists()
+
+
+def test_plot_training_never_writes_over_its_metrics(tmp_path, capsys) -> None:
+    metrics = tmp_path / "metrics.jsonl"
+    metrics.write_text(json.dumps({"step": 1}) + "\n")
+    link = tmp_path / "curves.png"
+    link.symlink_to(metrics)
+    for out in (metrics, link):
+        assert main(["plot-training", str(tmp_path), "--out", str(out)]) == 2
+        assert "would replace the input" in one_error_line(capsys, "plot-training", out.name)
+    assert metrics.read_text() == json.dumps({"step": 1}) + "\n"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import re
 import sys
 import traceback
 
@@ -65,8 +66,14 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
 def _error(command: str, message: str) -> int:
-    print(f"luke {command}: error: {shorten(message, 2000)}", file=sys.stderr)
+    """One line: newlines of wrapped library messages (torch, tokenizers) become ' | ', terminal colour
+    codes are dropped, and a huge message is cut."""
+    text = " | ".join(line.strip() for line in _ANSI.sub("", message).splitlines() if line.strip())
+    print(f"luke {command}: error: {shorten(text, 2000)}", file=sys.stderr)
     return 2
 
 

@@ -62,7 +62,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _convert(args: argparse.Namespace) -> int:
-    out = check_output(args.output_dir, kind="dir", overwrite=args.overwrite, what="output folder")
+    inputs = [args.archive, args.tokenizer]
+    out = check_output(args.output_dir, kind="dir", overwrite=args.overwrite, what="output folder", inputs=inputs)
     if not args.archive.exists():
         raise CheckpointError(f"no archive at {args.archive}")
     if args.tokenizer is not None and not args.tokenizer.is_dir():

@@ -21,7 +21,7 @@ import json
 import os
 import re
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
@@ -34,6 +34,7 @@ __all__ = [
     "text_lines",
     "json_lines",
     "check_output",
+    "refuse_inputs_in_output",
     "temporary_path",
     "sweep_leftovers",
     "atomic_output",
@@ -145,16 +146,19 @@ def check_output(
     overwrite: bool = False,
     exist_ok: bool = False,
     what: str = "output",
+    inputs: Iterable[str | os.PathLike[str] | None] = (),
 ) -> Path:
     """Refuse an output path before the work starts; returns it as a :class:`Path`.
 
     ``kind`` is what the output is. An existing output is refused unless ``overwrite`` (it will be
     replaced) or ``exist_ok`` (a folder that is added to, e.g. a resumed run) is given. The nearest
     existing parent must be a folder we can write into. ``what`` names the option in messages
-    (``"--output"``).
+    (``"--output"``). ``inputs`` are the files and folders the command reads: the output may not replace
+    any of them (:func:`refuse_inputs_in_output`).
     """
     path = Path(path)
     given = path
+    refuse_inputs_in_output(path, inputs, what=what)
     if path.is_symlink():  # we write where the link points (atomic_output does the same)
         path = Path(os.path.realpath(path))
     if path.exists():
@@ -176,6 +180,23 @@ def check_output(
     if not os.access(parent, os.W_OK | os.X_OK):
         raise OutputError(f"{what} {given}: cannot write into {parent} (permission denied)")
     return given
+
+
+def refuse_inputs_in_output(
+    out: str | Path, inputs: Iterable[str | os.PathLike[str] | None], *, what: str = "output"
+) -> None:
+    """:class:`~luke.errors.OutputError` when writing ``out`` would replace one of ``inputs`` (the same file,
+    or, for an output folder, a file inside it): checked before the work, so an input is never lost."""
+    out = Path(out)
+    target = out.resolve()
+    for item in inputs:
+        if item is None:
+            continue
+        path = Path(item).resolve()
+        if path == target:
+            raise OutputError(f"{what} {out} would replace the input {item}; choose another path")
+        if target in path.parents:
+            raise OutputError(f"{what} {out} would replace the folder holding the input {item}; choose another path")
 
 
 # -- writing outputs ----------------------------------------------------------------------------

@@ -404,7 +404,7 @@ def _evaluate(a: argparse.Namespace) -> int:
 def _predict(a: argparse.Namespace) -> int:
     _check_file(a.input, "input file")
     if a.output is not None:
-        check_output(a.output, kind="file", overwrite=True, what="--output")
+        check_output(a.output, kind="file", overwrite=True, what="--output", inputs=[a.input, a.model])
     records = list(iter_json_records(a.input))
     if not records:
         raise DataError(a.input, "no input records in the file")

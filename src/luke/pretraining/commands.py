@@ -126,7 +126,13 @@ def _plot(args: argparse.Namespace) -> int:
     from luke.pretraining.plot import plot_training
 
     out = args.out if args.out is not None else args.run_dir / "training_curves.png"
-    check_output(out, kind="file", overwrite=True, what="--out" if args.out is not None else "output")
+    check_output(
+        out,
+        kind="file",
+        overwrite=True,
+        what="--out" if args.out is not None else "output",
+        inputs=[Path(args.run_dir) / "metrics.jsonl"],
+    )
     print(f"wrote {plot_training(args.run_dir, out)}")
     return 0
 

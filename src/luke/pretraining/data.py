@@ -244,8 +244,10 @@ def split_by_page(
     if outputs[0].absolute() == outputs[1].absolute():
         raise OutputError(f"the train and held-out output folders are the same ({outputs[0]})")
     source = PretrainingDataset(dataset_path)
-    if any(out.absolute() == source.path.absolute() for out in outputs):
-        raise OutputError(f"an output folder is the input dataset {source.path}")
+    for out in outputs:
+        target, src = out.resolve(), source.path.resolve()
+        if target == src or src in target.parents or target in src.parents:
+            raise OutputError(f"output folder {out} is, holds or lies inside the input dataset {source.path}")
     pages = sorted(set(source.data["page_id"]))
     rng = np.random.default_rng(seed)
     n_held = max(1, round(len(pages) * heldout_fraction))

@@ -112,7 +112,8 @@ def _add_build_entity_vocab(sub: argparse._SubParsersAction) -> None:
 
 
 def _build_entity_vocab(args: argparse.Namespace) -> int:
-    from luke.wikipedia.dump_db import DumpDB, refuse_inputs_in_output
+    from luke.files import refuse_inputs_in_output
+    from luke.wikipedia.dump_db import DumpDB
     from luke.wikipedia.entity_vocab_builder import (
         build_entity_vocab,
         check_vocab_output,

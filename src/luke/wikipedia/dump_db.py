@@ -51,7 +51,7 @@ from mwparserfromhell.nodes import (
 from tqdm import tqdm
 
 from luke.errors import DumpError, OutputError, shorten
-from luke.files import atomic_output, check_output
+from luke.files import atomic_output, check_output, refuse_inputs_in_output
 from luke.wikipedia.parallel import ordered_map
 
 logger = logging.getLogger(__name__)
@@ -625,18 +625,6 @@ def _fill_database(
         **{f"count.{k}": str(v) for k, v in sorted(stats.items())},
     }
     conn.executemany("INSERT INTO meta VALUES (?, ?)", sorted(meta.items()))
-
-
-def refuse_inputs_in_output(out: Path, inputs: Iterable[str | os.PathLike[str]], *, what: str = "output") -> None:
-    """:class:`~luke.errors.OutputError` when writing ``out`` would replace one of ``inputs`` (the same file,
-    or, for an output folder, a file inside it): checked before the work, so an input is never lost."""
-    target = out.resolve()
-    for item in inputs:
-        path = Path(item).resolve()
-        if path == target:
-            raise OutputError(f"{what} {out} would replace the input {item}; choose another path")
-        if target in path.parents:
-            raise OutputError(f"{what} {out} would replace the folder holding the input {item}; choose another path")
 
 
 def _article_jobs(

@@ -41,8 +41,8 @@ from tqdm import tqdm
 
 from luke.entity_vocab import EntityVocab
 from luke.errors import ConfigError, DataError, DatasetError, TokenizerError, shorten
-from luke.files import atomic_output, check_output, read_json, remove_path, temporary_path
-from luke.wikipedia.dump_db import DumpDB, Paragraph, refuse_inputs_in_output, resolve
+from luke.files import atomic_output, check_output, read_json, refuse_inputs_in_output, remove_path, temporary_path
+from luke.wikipedia.dump_db import DumpDB, Paragraph, resolve
 from luke.wikipedia.parallel import ordered_map
 from luke.wikipedia.sentence_splitter import SentenceSplitter, get_sentence_splitter
 

@@ -171,7 +171,7 @@ def split_squad_by_article(
     path, out_dir = Path(path), Path(out_dir)
     check_output(out_dir, kind="dir", exist_ok=True, what="output folder")
     for name in ("train", "dev"):
-        check_output(out_dir / f"{name}.json", kind="file", overwrite=True, what="output file")
+        check_output(out_dir / f"{name}.json", kind="file", overwrite=True, what="output file", inputs=[path])
     data, _ = load_json_file(path)
     if not isinstance(data, dict) or not isinstance(data.get("data"), list) or len(data["data"]) < 2:
         raise DataError(path, "expected a SQuAD JSON object with at least two articles")
