@@ -142,6 +142,7 @@ def _run_handler(handler, capsys: pytest.CaptureFixture[str], monkeypatch: pytes
         (PermissionError(13, "Permission denied", "/x/out.db"), "luke probe: error: /x/out.db: permission denied"),
         (IsADirectoryError(21, "Is a directory", "/x/out"), "luke probe: error: /x/out: is a directory"),
         (OSError(28, "No space left on device"), "luke probe: error: no space left on device"),
+        (FileNotFoundError("no config file at m/config.json"), "luke probe: error: no config file at m/config.json"),
         (FileNotFoundError(2, "No such file or directory", "a", None, "b"), "error: a -> b: no such file or directory"),
         (OutputError("--output x is a folder"), "luke probe: error: --output x is a folder"),
         (DataError("f.txt", "bad", 3), "luke probe: error: f.txt:3: bad"),

@@ -482,3 +482,38 @@ def test_empty_pytorch_bin_says_so(tmp_path, capsys):
     (folder / "pytorch_model.bin").write_bytes(b"")
     assert cli_main(["info", str(folder)]) == 2
     _one_line_error(capsys, "info", str(folder / "pytorch_model.bin"), "the file is empty")
+
+
+# ------------------------------------------------------------------------- original archives
+
+
+@pytest.mark.parametrize("damage", ["truncated", "empty", "garbage"])
+def test_convert_damaged_tar_archive_is_one_line(tmp_path, capsys, damage):
+    import tarfile
+
+    from test_checkpoint import _write_original_archive
+
+    _write_original_archive(tmp_path / "src", False)
+    archive = tmp_path / "luke.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(tmp_path / "src", arcname="luke")
+    data = archive.read_bytes()
+    archive.write_bytes({"truncated": data[: len(data) // 2], "empty": b"", "garbage": b"\x1f\x8b" + b"x" * 64}[damage])
+    assert cli_main(["convert", str(archive), str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("luke convert: error:") and "luke.tar.gz" in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["luke.tar.gz", "src"]
+
+
+def test_convert_never_writes_over_its_archive(tmp_path, capsys):
+    from test_checkpoint import _write_original_archive
+
+    _write_original_archive(tmp_path / "src", False)
+    before = sorted(p.name for p in (tmp_path / "src").iterdir())
+    link = tmp_path / "link"
+    link.symlink_to(tmp_path / "src")
+    for out in (tmp_path / "src", link):
+        assert cli_main(["convert", str(tmp_path / "src"), str(out), "--overwrite"]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "would replace the input" in err, err
+    assert sorted(p.name for p in (tmp_path / "src").iterdir()) == before

@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import json
 import logging
+import lzma
 import re
 import tarfile
 import tempfile
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -635,25 +637,26 @@ def load_original_archive(path: str | Path, *, use_entity_aware_attention: bool 
 
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"no archive at {path}")
+        raise CheckpointError(f"no archive at {path}")
     with tempfile.TemporaryDirectory() as tmp:
         folder = path
         if path.is_file():
             try:
                 with tarfile.open(path) as tar:
                     tar.extractall(tmp, filter="data")
-            except tarfile.TarError as err:
-                raise CheckpointError(f"{path}: not a readable tar archive ({err})") from None
+            except (tarfile.TarError, EOFError, OSError, zlib.error, lzma.LZMAError) as err:  # bz2 raises OSError
+                reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+                raise CheckpointError(f"{path}: not a readable tar archive ({shorten(reason, 160)})") from None
             folder = _find_archive_root(Path(tmp))
         for name in ("metadata.json", LEGACY_WEIGHTS_NAME):
             if not (folder / name).is_file():
-                raise FileNotFoundError(f"{path}: archive has no {name}")
+                raise CheckpointError(f"{path}: archive has no {name}")
         metadata = read_json(folder / "metadata.json", expected=dict)
         vocab_file = next(
             (folder / n for n in ("entity_vocab.jsonl", "entity_vocab.tsv") if (folder / n).is_file()), None
         )
         if vocab_file is None:
-            raise FileNotFoundError(f"{path}: archive has no entity_vocab.jsonl or entity_vocab.tsv")
+            raise CheckpointError(f"{path}: archive has no entity_vocab.jsonl or entity_vocab.tsv")
         entity_vocab = EntityVocab.load(vocab_file)
         state = _normalise_keys(read_state_dict(folder / LEGACY_WEIGHTS_NAME))
     if not isinstance(metadata.get("model_config"), dict) or "hidden_size" not in metadata["model_config"]:

@@ -79,9 +79,11 @@ def _error(command: str, message: str) -> int:
 
 def _os_error_text(err: OSError) -> str:
     """``PATH: reason`` for an :class:`OSError` (``[Errno 13] Permission denied: 'x'`` -> ``x: permission denied``)."""
-    reason = (err.strerror or type(err).__name__).lower()
+    if err.strerror is None:  # raised with a message of its own: FileNotFoundError("no config file at X")
+        return str(err) or type(err).__name__
+    reason = err.strerror.lower()
     if err.filename is None:
-        return f"{reason} ({err})" if str(err) and str(err) != err.strerror else reason
+        return reason
     where = f"{err.filename} -> {err.filename2}" if err.filename2 is not None else str(err.filename)
     return f"{where}: {reason}"
 
