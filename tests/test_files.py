@@ -232,3 +232,23 @@ def test_check_output_refuses_to_replace_an_input(tmp_path: Path) -> None:
     with pytest.raises(OutputError, match="would replace the input"):
         check_output(link, kind="dir", overwrite=True, inputs=[src])
     check_output(tmp_path / "other", kind="dir", inputs=[src])
+
+
+def test_cli_error_raised_in_a_data_loader_worker_is_its_own_line(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import torch
+
+    class Bad(torch.utils.data.Dataset):
+        def __len__(self) -> int:
+            return 1
+
+        def __getitem__(self, i: int) -> int:
+            raise DataError(f"dataset item {i} (0-based): word id 7 is outside")
+
+    def handler(args: argparse.Namespace) -> int:
+        list(torch.utils.data.DataLoader(Bad(), num_workers=1))
+        return 0
+
+    rc, err = _run_handler(handler, capsys, monkeypatch)
+    assert rc == 2 and err == "luke probe: error: dataset item 0 (0-based): word id 7 is outside\n", err

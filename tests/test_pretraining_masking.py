@@ -279,3 +279,27 @@ def test_schedules() -> None:
     constant = WarmupSchedule(2, 10, "warmup_constant")
     assert [constant(s) for s in (0, 1, 2, 9)] == [0.5, 1.0, 1.0, 1.0]
     assert WarmupSchedule(0, 4)(0) == 1.0
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"word_ids": [10**6, 2000]}, r"dataset item 7 \(0-based\): word id 1000000 is outside"),
+        ({"word_ids": [-5, 2000]}, "word id -5 is outside"),
+        ({"entity_ids": [500]}, r"entity id 500 is outside the entity vocabulary \(size 20\)"),
+        ({"entity_ids": [-1]}, "entity id -1 is outside"),
+        ({"entity_position_ids": [[0], [1]]}, "1 entities but 2 entity position lists"),
+        ({"entity_position_ids": [[400]]}, r"entity positions \[400\] are not word positions of the item \(0 to 1\)"),
+        ({"entity_position_ids": [[]]}, "are not word positions"),
+    ],
+)
+def test_items_that_do_not_fit_the_vocabularies_are_dataset_errors(bert, change, message) -> None:
+    from luke.errors import DatasetError
+
+    _, words = bert
+    item = {"word_ids": [2000, 2001], "entity_ids": [5], "entity_position_ids": [[0, 1]], **change}
+    with pytest.raises(DatasetError, match=message):
+        mask_item(
+            item, 7, seed=0, epoch=0, masking=MaskingConfig(), words=words,
+            entities=EntityVocabInfo(pad_id=0, mask_id=2, size=20),
+        )  # fmt: skip

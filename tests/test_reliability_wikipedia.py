@@ -409,6 +409,26 @@ def test_pretraining_dataset_reader_checks_metadata(tmp_path: Path) -> None:
     _edit_metadata(ds, tokenizer=None)
     with pytest.raises(DatasetError, match="field 'tokenizer' is missing"):
         PretrainingDataset(ds)
+    _edit_metadata(ds, tokenizer={"saved_to": "tokenizer/"}, number_of_items=3, format_version=99)
+    with pytest.raises(DatasetError, match="format_version is 99; this version of luke reads 1 only"):
+        PretrainingDataset(ds)
+    _edit_metadata(ds, format_version=1, max_seq_length=-1)
+    with pytest.raises(DatasetError, match="field 'max_seq_length' must be a positive integer, got -1"):
+        PretrainingDataset(ds)
+    _edit_metadata(ds, max_seq_length=None)
+    meta = json.loads((ds / "metadata.json").read_text())
+    meta["entity_vocab"]["size"] = 99
+    (ds / "metadata.json").write_text(json.dumps(meta))
+    with pytest.raises(DatasetError, match=r"entity_vocab.size is 99 but .*entity_vocab.jsonl holds 5 entries"):
+        PretrainingDataset(ds).entity_info()
+
+
+def test_split_outputs_inside_the_input_are_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    ds = _tiny_dataset(tmp_path / "ds", pages=(1, 2, 3, 4))
+    before = sorted(p.name for p in ds.iterdir())
+    assert main(["split-pretraining-dataset", str(ds), str(ds / "train"), str(tmp_path / "held")]) == 2
+    assert "lies inside the input dataset" in _error_line(capsys, "split-pretraining-dataset")
+    assert sorted(p.name for p in ds.iterdir()) == before and not (tmp_path / "held").exists()
 
 
 # ------------------------------------------------------------------------------------- split-pretraining-dataset

@@ -67,12 +67,17 @@ def main(argv: list[str] | None = None) -> int:
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+_WORKER_PREFIX = re.compile(r"^[\w.]+(Error|Exception): ")
 
 
 def _error(command: str, message: str) -> int:
     """One line: newlines of wrapped library messages (torch, tokenizers) become ' | ', terminal colour
     codes are dropped, and a huge message is cut."""
-    text = " | ".join(line.strip() for line in _ANSI.sub("", message).splitlines() if line.strip())
+    lines = [line.strip() for line in _ANSI.sub("", message).splitlines() if line.strip()]
+    if lines and lines[0].startswith("Caught ") and "Original Traceback" in message:
+        # re-raised from a DataLoader worker: the message is the worker's traceback; its last line is ours
+        lines = [_WORKER_PREFIX.sub("", lines[-1])]
+    text = " | ".join(lines)
     print(f"luke {command}: error: {shorten(text, 2000)}", file=sys.stderr)
     return 2
 

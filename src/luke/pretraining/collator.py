@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from luke.errors import TokenizerError
+from luke.errors import DatasetError, TokenizerError, shorten
 from luke.pretraining.config import MaskingConfig
 
 IGNORE_INDEX = -100
@@ -91,6 +91,7 @@ class EntityVocabInfo:
 
     pad_id: int
     mask_id: int
+    size: int | None = None  # the vocabulary size, when known: entity ids of an item are checked against it
 
 
 def item_rng(seed: int, epoch: int, index: int) -> np.random.Generator:
@@ -129,6 +130,7 @@ def mask_item(
     word_ids = np.asarray(item["word_ids"], dtype=np.int64)
     entity_ids = np.asarray(item["entity_ids"], dtype=np.int64)
     mentions = item["entity_position_ids"]
+    _check_item(word_ids, entity_ids, mentions, index, words, entities)
 
     # ---- entities: always [MASK]
     n_ent = len(entity_ids)
@@ -178,6 +180,34 @@ def mask_item(
         "entity_labels": entity_labels,
         "entity_position_ids": positions,
     }
+
+
+def _check_item(
+    word_ids: np.ndarray,
+    entity_ids: np.ndarray,
+    mentions: Any,
+    index: int,
+    words: WordVocabInfo,
+    entities: EntityVocabInfo,
+) -> None:
+    """A dataset item whose ids do not fit the vocabularies (a damaged or foreign dataset) is a
+    :class:`DatasetError` rather than an index error deep in the model."""
+    where = f"dataset item {index} (0-based)"
+    if len(word_ids) and (word_ids.min() < 0 or word_ids.max() >= words.vocab_size):
+        bad = int(word_ids.max() if word_ids.max() >= words.vocab_size else word_ids.min())
+        raise DatasetError(f"{where}: word id {bad} is outside the tokenizer's vocabulary (size {words.vocab_size})")
+    if len(entity_ids) and (entity_ids.min() < 0 or (entities.size is not None and entity_ids.max() >= entities.size)):
+        bad = int(entity_ids.min() if entity_ids.min() < 0 else entity_ids.max())
+        raise DatasetError(f"{where}: entity id {bad} is outside the entity vocabulary (size {entities.size})")
+    if len(mentions) != len(entity_ids):
+        raise DatasetError(f"{where}: {len(entity_ids)} entities but {len(mentions)} entity position lists")
+    for mention in mentions:
+        positions = np.asarray(mention, dtype=np.int64)
+        if len(positions) == 0 or positions.min() < 0 or positions.max() >= len(word_ids):
+            raise DatasetError(
+                f"{where}: entity positions {shorten(positions.tolist())} are not word positions of the item "
+                f"(0 to {len(word_ids) - 1})"
+            )
 
 
 def collate(examples: list[dict[str, np.ndarray]], *, word_pad_id: int, entity_pad_id: int) -> dict[str, torch.Tensor]:

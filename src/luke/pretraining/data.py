@@ -93,7 +93,14 @@ class PretrainingDataset:
 
     def entity_info(self) -> EntityVocabInfo:
         vocab = self.entity_vocab
-        return EntityVocabInfo(pad_id=vocab.pad_id, mask_id=vocab.mask_id)
+        expected = self.metadata["entity_vocab"]["size"]
+        if len(vocab) != expected:
+            raise DatasetError(
+                self.path / "metadata.json",
+                f"entity_vocab.size is {expected:,} but {vocab.source or 'the entity vocabulary'} holds {len(vocab):,}"
+                " entries (a file replaced after the build?)",
+            )
+        return EntityVocabInfo(pad_id=vocab.pad_id, mask_id=vocab.mask_id, size=len(vocab))
 
 
 @dataclass

@@ -612,6 +612,15 @@ def read_metadata(folder: str | os.PathLike[str]) -> dict[str, Any]:
         raise DatasetError(str(err)) from None
     if metadata.get("format") != FORMAT_NAME:
         raise DatasetError(meta_path, f"format is {shorten(metadata.get('format'))}, expected {FORMAT_NAME!r}")
+    version = metadata.get("format_version")
+    if version != FORMAT_VERSION or isinstance(version, bool):
+        raise DatasetError(
+            meta_path, f"format_version is {shorten(version)}; this version of luke reads {FORMAT_VERSION} only"
+        )
+    for key in ("max_seq_length", "max_entity_length", "max_mention_length"):
+        value = metadata.get(key)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+            raise DatasetError(meta_path, f"field {key!r} must be a positive integer, got {shorten(value)}")
     for key, expected in METADATA_FIELDS.items():
         value: Any = metadata
         for part in key.split("."):
