@@ -416,3 +416,13 @@ def test_plot_training_never_writes_over_its_metrics(tmp_path, capsys) -> None:
         assert main(["plot-training", str(tmp_path), "--out", str(out)]) == 2
         assert "would replace the input" in one_error_line(capsys, "plot-training", out.name)
     assert metrics.read_text() == json.dumps({"step": 1}) + "\n"
+
+
+def test_plot_training_skips_a_cut_last_line(tmp_path, capsys) -> None:
+    record = {"step": 1, "stage": "s", "mlm_loss": 1.0, "mlm_accuracy": 0.1, "mep_loss": 2.0, "mep_accuracy": 0.2}
+    (tmp_path / "metrics.jsonl").write_text(json.dumps(record) + "\n" + json.dumps(record)[:20])
+    assert main(["plot-training", str(tmp_path)]) == 0
+    assert (tmp_path / "training_curves.png").stat().st_size > 0
+    (tmp_path / "metrics.jsonl").write_text(json.dumps(record)[:20] + "\n" + json.dumps(record) + "\n")
+    assert main(["plot-training", str(tmp_path)]) == 2  # a bad line in the middle is still an error
+    assert "metrics.jsonl:1: not valid JSON" in one_error_line(capsys, "plot-training", "metrics.jsonl")

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
 from luke.errors import ConfigError, DataError, shorten
 from luke.files import atomic_output, json_lines
+
+logger = logging.getLogger(__name__)
 
 
 def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
@@ -15,7 +18,15 @@ def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
     path = Path(run_dir) / "metrics.jsonl"
     if not path.is_file():
         raise DataError(path, "no such file (is this a `luke pretrain` output folder?)")
-    records = [record for _, record in json_lines(path)]
+    try:
+        records = [record for _, record in json_lines(path)]
+    except DataError as err:
+        # a run killed while writing leaves a cut last line (no newline at the end): plot what is complete
+        lines = path.read_bytes().splitlines(keepends=True)
+        if err.line != len(lines) or lines[-1].endswith(b"\n"):
+            raise
+        logger.warning("%s: ignoring the incomplete last line %d (a run killed while writing?)", path, err.line)
+        records = [json.loads(line) for line in lines[:-1] if line.strip()]
     if not records:
         raise DataError(f"{path}: no records yet")
     return records
