@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import re
 import shutil
 from pathlib import Path
 
@@ -225,6 +226,9 @@ def test_pretraining_checkpoint_files_are_never_unpickled(mid_stage, tmp_path, c
         {"global_step": 2, "stage": 0, "stage_step": 2, "tokens": 0, "extra": [], "unknown": 1},
         {"global_step": 2, "stage": 7, "stage_step": 2, "tokens": 0, "extra": {}},
         ["not", "an", "object"],
+        {"global_step": 99, "stage": 0, "stage_step": 99, "tokens": 0, "extra": {}},
+        {"global_step": 10**12, "stage": 0, "stage_step": 2, "tokens": 0, "extra": {}},
+        {"global_step": 5, "stage": 0, "stage_step": 2, "tokens": 0, "extra": {}},
     ],
 )
 def test_pretraining_trainer_state_of_the_wrong_shape(mid_stage, state) -> None:
@@ -237,6 +241,43 @@ def test_pretraining_trainer_state_of_the_wrong_shape(mid_stage, state) -> None:
             Trainer(PretrainingConfig.from_dict(config), resume=True).run()
     finally:
         target.write_bytes(original)
+
+
+def _edit_scheduler(key, value):
+    def edit(path: Path) -> None:
+        state = json.loads(path.read_text())
+        state[key] = value
+        path.write_text(json.dumps(state))
+
+    return edit
+
+
+def _edit_optimizer(path: Path) -> None:
+    state = torch.load(path, weights_only=True)
+    first = next(iter(state["state"]))
+    state["state"][first]["exp_avg"] = torch.zeros(2)
+    torch.save(state, path)
+
+
+@pytest.mark.parametrize(
+    ("name", "edit", "message"),
+    [
+        ("scheduler.json", _edit_scheduler("last_epoch", "x"), "'last_epoch' should look like"),
+        ("scheduler.json", _edit_scheduler("base_lrs", [0.1, 0.1, 0.1]), "'base_lrs' should look like"),
+        ("optimizer.pt", _edit_optimizer, r"exp_avg has shape \(2,\) for a parameter of"),
+        ("../../metrics.jsonl", lambda p: p.write_bytes(b"\xff\xfegarbage\n"), "metrics.jsonl:1: not UTF-8"),
+        ("../../metrics.jsonl", lambda p: p.write_text("[1]\n"), "metrics.jsonl:1: expected a JSON object"),
+    ],
+)
+def test_pretraining_resume_files_with_wrong_contents(mid_stage, tmp_path, capsys, name, edit, message) -> None:
+    out = tmp_path / "run"
+    shutil.copytree(mid_stage, out)
+    config = yaml.safe_load((mid_stage.parent / "config.yaml").read_text()) | {"output_dir": str(out)}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    edit(out / "checkpoints" / "step-00000002" / name)
+    assert main(["pretrain", str(tmp_path / "config.yaml"), "--resume"]) == 2
+    line = one_error_line(capsys, "pretrain", Path(name).name)
+    assert re.search(message, line), line
 
 
 def test_pretraining_saved_config_garbage_and_missing_rank_file(mid_stage, tmp_path) -> None:

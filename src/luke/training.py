@@ -33,8 +33,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from luke.errors import CheckpointError, shorten
-from luke.files import write_text_atomic
+from luke.errors import CheckpointError, DataError, shorten
+from luke.files import text_lines, write_text_atomic
 
 if TYPE_CHECKING:
     from accelerate import Accelerator
@@ -257,12 +257,20 @@ def load_rng_state(path: str | Path) -> None:
 
 
 def load_optimizer_state(optimizer: Any, path: str | Path, map_location: Any = "cpu") -> None:
-    """``optimizer.load_state_dict`` from a ``torch.save`` d state dict, loaded weights-only."""
+    """``optimizer.load_state_dict`` from a ``torch.save`` d state dict, loaded weights-only; every
+    per-parameter tensor (moments) must have its parameter's shape."""
     state = load_tensors(path, "optimizer state", map_location)
     try:
         if not isinstance(state, dict) or set(state) != {"state", "param_groups"}:
             raise ValueError("expected an optimizer state dict")
         optimizer.load_state_dict(state)
+        for group in optimizer.param_groups:
+            for param in group["params"]:
+                for key, value in optimizer.state.get(param, {}).items():
+                    if torch.is_tensor(value) and value.dim() > 0 and value.shape != param.shape:
+                        raise ValueError(
+                            f"{key} has shape {tuple(value.shape)} for a parameter of {tuple(param.shape)}"
+                        )
     except Exception as err:  # noqa: BLE001 - a file of the wrong shape or for another model
         raise CheckpointError(f"{path}: does not fit this optimizer ({_reason(err)})") from None
 
@@ -275,6 +283,8 @@ def load_scheduler_state(scheduler: Any, path: str | Path) -> None:
     try:
         if set(state) != set(own):
             raise ValueError(f"expected the keys {sorted(own)}, got {shorten(sorted(state))}")
+        for key, mine in own.items():
+            _same_shape(key, state[key], mine)
         lambdas, own_lambdas = state.get("lr_lambdas"), own.get("lr_lambdas")
         if own_lambdas is not None and (
             not isinstance(lambdas, list)
@@ -288,6 +298,28 @@ def load_scheduler_state(scheduler: Any, path: str | Path) -> None:
         scheduler.load_state_dict(state)
     except Exception as err:  # noqa: BLE001 - a file of the wrong shape
         raise CheckpointError(f"{path}: does not fit this scheduler ({_reason(err)})") from None
+
+
+def _same_shape(key: str, theirs: Any, mine: Any) -> None:
+    """``theirs`` (from a file) has the JSON shape of ``mine`` (this run's value): same kind, same length."""
+    number = (int, float)
+    if mine is None:
+        ok = theirs is None
+    elif isinstance(mine, bool):
+        ok = isinstance(theirs, bool)
+    elif isinstance(mine, number):
+        ok = isinstance(theirs, number) and not isinstance(theirs, bool)
+    elif isinstance(mine, list):
+        ok = isinstance(theirs, list) and len(theirs) == len(mine)
+        if ok:
+            for a, b in zip(theirs, mine, strict=True):
+                _same_shape(key, a, b)
+    else:
+        ok = isinstance(theirs, type(mine))
+    if not ok:
+        raise ValueError(
+            f"{key!r} should look like {shorten(json.dumps(mine), 60)}, got {shorten(json.dumps(theirs), 60)}"
+        )
 
 
 class CheckpointFolders:
@@ -411,8 +443,20 @@ class MetricsLog:
         if not enabled:
             return
         if resume_step is not None and self.path.is_file():
-            lines = self.path.read_text().splitlines()
-            kept = [line for line in lines if line and json.loads(line)["step"] <= resume_step]
+            kept = []
+            for number, line in text_lines(self.path):  # a bad byte or line: DataError with file and line
+                if not line.strip():
+                    continue
+                try:
+                    step = json.loads(line)["step"]
+                except (json.JSONDecodeError, TypeError, KeyError):
+                    step = None
+                if not isinstance(step, int) or isinstance(step, bool):
+                    raise DataError(
+                        self.path, f"expected a JSON object with an integer 'step', got {shorten(line)}", number
+                    )
+                if step <= resume_step:
+                    kept.append(line)
             write_text_atomic(self.path, "".join(x + "\n" for x in kept))
         elif resume_step is None:
             self.path.write_text("")

@@ -293,6 +293,22 @@ class TrainerState:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+def _check_position(state: TrainerState, stages: list[StageConfig], where: Path) -> None:
+    """The saved step counters agree with each other and with the stages (global step = steps of the earlier
+    stages + step in this stage); anything else is a damaged or edited trainer state."""
+    if state.stage > len(stages):
+        raise CheckpointError(f"{where}: stage {state.stage} is beyond this run's {len(stages)} stages")
+    limit = stages[state.stage].max_steps if state.stage < len(stages) else 0
+    if state.stage_step > limit:
+        raise CheckpointError(f"{where}: stage_step {state.stage_step:,} is beyond the stage's {limit:,} steps")
+    expected = sum(s.max_steps for s in stages[: state.stage]) + state.stage_step
+    if state.global_step != expected:
+        raise CheckpointError(
+            f"{where}: global_step {state.global_step:,} does not match stage {state.stage} step "
+            f"{state.stage_step:,} (expected {expected:,})"
+        )
+
+
 # ---------------------------------------------------------------------------------------- evaluation
 
 
@@ -562,8 +578,7 @@ class Trainer:
                 f"{path / 'trainer_state.json'}: not a valid trainer state (expected the keys global_step, stage, "
                 "stage_step, tokens, extra with non-negative integer steps)"
             ) from None
-        if state.stage > len(self.config.stages):
-            raise CheckpointError(f"{path / 'trainer_state.json'}: stage {state.stage} is beyond this run's stages")
+        _check_position(state, self.config.stages, path / "trainer_state.json")
         weights = load_tensors(path / "model.pt", "model weights")  # on the CPU, copied into the model
         try:
             self.model.load_state_dict(weights)
