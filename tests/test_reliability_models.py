@@ -517,3 +517,49 @@ def test_convert_never_writes_over_its_archive(tmp_path, capsys):
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and "would replace the input" in err, err
     assert sorted(p.name for p in (tmp_path / "src").iterdir()) == before
+
+
+def test_tampered_pytorch_bin_is_one_quiet_line_without_unsafe_advice(tmp_path, capsys):
+    import pickle
+    import warnings
+
+    from test_checkpoint import _write_original_archive
+    from test_reliability_checkpoints import Evil
+
+    _write_original_archive(tmp_path / "src", False)
+    marker = tmp_path / "marker"
+    (tmp_path / "src" / "pytorch_model.bin").write_bytes(pickle.dumps(Evil(marker)))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert cli_main(["convert", str(tmp_path / "src"), str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "pytorch_model.bin" in err and "could run code" in err, err
+    assert "weights_only` set to `False" not in err and "False" not in err
+    assert [str(w.message) for w in caught] == [] and not marker.exists()
+
+
+def test_archive_errors_name_the_archive_member_not_a_temporary_folder(tmp_path, capsys):
+    import io
+    import tarfile
+
+    from test_checkpoint import _write_original_archive
+
+    _write_original_archive(tmp_path / "src", False)
+    archive = tmp_path / "dup.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(tmp_path / "src", arcname="luke")
+        info = tarfile.TarInfo("luke/metadata.json")
+        info.size = len(b"{garbage")
+        tar.addfile(info, io.BytesIO(b"{garbage"))  # a second member of the same name wins on extraction
+    assert cli_main(["convert", str(archive), str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert f"{archive} member luke/metadata.json:1: not valid JSON" in err and "/tmp" not in err.replace(
+        str(tmp_path), ""
+    ), err
+
+
+def test_info_on_a_folder_whose_config_json_is_a_folder(tmp_path, capsys):
+    (tmp_path / "model" / "config.json").mkdir(parents=True)
+    assert cli_main(["info", str(tmp_path / "model")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "config.json is not a readable file" in err, err

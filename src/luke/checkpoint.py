@@ -19,9 +19,11 @@ from __future__ import annotations
 import json
 import logging
 import lzma
+import pickle
 import re
 import tarfile
 import tempfile
+import warnings
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -34,7 +36,7 @@ from torch import nn
 
 from luke.config import LukeConfig
 from luke.entity_vocab import EntityVocab
-from luke.errors import CheckpointError, ConfigError, shorten
+from luke.errors import CheckpointError, ConfigError, LukeError, error_summary, shorten
 from luke.files import atomic_output, read_json
 from luke.modeling import MODEL_CLASSES, LukeForMaskedLM, LukeModel, LukePreTrainedModel
 
@@ -85,13 +87,10 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         try:
             return load_file(str(path))
         except Exception as err:  # SafetensorError and friends
-            raise CheckpointError(f"{path}: not a readable safetensors file ({_one_line(err)})") from None
+            raise CheckpointError(f"{path}: not a readable safetensors file ({error_summary(err)})") from None
     if path.stat().st_size == 0:
         raise CheckpointError(f"{path}: the file is empty (an interrupted copy or download?)")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # unpickling errors have many types; report the file
-        raise CheckpointError(f"{path}: cannot read as a weights-only PyTorch checkpoint ({_one_line(err)})") from None
+    state = torch_load_safely(path, "weights-only PyTorch checkpoint")
     if isinstance(state, dict) and "module" in state and isinstance(state["module"], dict):
         state = state["module"]  # DeepSpeed model-states file
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
@@ -99,9 +98,27 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     return state
 
 
-def _one_line(err: BaseException) -> str:
-    text = str(err).strip().splitlines()
-    return shorten(text[0] if text else type(err).__name__, 200)
+def torch_load_safely(path: str | Path, what: str, map_location: Any = "cpu") -> Any:
+    """``torch.load(path, weights_only=True)``: tensors and plain values, never code. Any failure (a tampered
+    pickle, a truncated zip, garbage) is one :class:`CheckpointError` line naming the file and ``what`` it
+    should hold; torch's warnings about the file are not printed."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "Detected pickle protocol …": the error below says it all
+            return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # noqa: BLE001 - unpickling errors have many types; report the file
+        raise CheckpointError(f"{path}: not a valid {what} file ({_load_failure(err)})") from None
+
+
+def _load_failure(err: BaseException) -> str:
+    """Why ``torch.load(weights_only=True)`` refused a file, in a few words (never torch's advice to retry
+    with ``weights_only=False``, which would run whatever code a tampered file holds)."""
+    text = str(err)
+    unsupported = re.search(r"Unsupported (global|operand)[^\n.]*", text)
+    if isinstance(err, pickle.UnpicklingError) or unsupported:
+        found = f": {shorten(unsupported.group(0), 100)}" if unsupported else ""
+        return f"it holds objects other than tensors and plain values{found}; refused, since loading it could run code"
+    return error_summary(err)
 
 
 def safetensors_shapes(path: str | Path) -> dict[str, tuple[int, ...]]:
@@ -633,7 +650,6 @@ def load_original_archive(path: str | Path, *, use_entity_aware_attention: bool 
     positions (``pad_token_id=1``), BERT-based ones keep 0-based positions (convert with
     ``convert_to_roberta_positions`` before exporting to ``transformers``).
     """
-    from luke.entity_vocab import EntityVocab
 
     path = Path(path)
     if not path.exists():
@@ -647,18 +663,14 @@ def load_original_archive(path: str | Path, *, use_entity_aware_attention: bool 
             except (tarfile.TarError, EOFError, OSError, zlib.error, lzma.LZMAError) as err:  # bz2 raises OSError
                 reason = str(err).splitlines()[0] if str(err) else type(err).__name__
                 raise CheckpointError(f"{path}: not a readable tar archive ({shorten(reason, 160)})") from None
-            folder = _find_archive_root(Path(tmp))
-        for name in ("metadata.json", LEGACY_WEIGHTS_NAME):
-            if not (folder / name).is_file():
-                raise CheckpointError(f"{path}: archive has no {name}")
-        metadata = read_json(folder / "metadata.json", expected=dict)
-        vocab_file = next(
-            (folder / n for n in ("entity_vocab.jsonl", "entity_vocab.tsv") if (folder / n).is_file()), None
-        )
-        if vocab_file is None:
-            raise CheckpointError(f"{path}: archive has no entity_vocab.jsonl or entity_vocab.tsv")
-        entity_vocab = EntityVocab.load(vocab_file)
-        state = _normalise_keys(read_state_dict(folder / LEGACY_WEIGHTS_NAME))
+            folder = _find_archive_root(Path(tmp), path)
+        try:
+            metadata, entity_vocab, state = _read_archive_folder(folder, path)
+        except LukeError as err:
+            if folder == path:
+                raise
+            # name the archive and its member, never the temporary folder it was unpacked into
+            raise type(err)(str(err).replace(f"{tmp}/", f"{path} member ")) from None
     if not isinstance(metadata.get("model_config"), dict) or "hidden_size" not in metadata["model_config"]:
         raise CheckpointError(f"{path}: metadata.json has no model_config object with hidden_size")
     mc = dict(metadata["model_config"])
@@ -682,8 +694,23 @@ def load_original_archive(path: str | Path, *, use_entity_aware_attention: bool 
     return OriginalArchive(model=model.eval(), entity_vocab=entity_vocab, metadata=metadata)
 
 
-def _find_archive_root(root: Path) -> Path:
+def _read_archive_folder(folder: Path, path: Path) -> tuple[dict[str, Any], EntityVocab, dict[str, torch.Tensor]]:
+    """``metadata.json``, the entity vocabulary and the weights of an original archive's (unpacked) folder."""
+    for name in ("metadata.json", LEGACY_WEIGHTS_NAME):
+        if not (folder / name).is_file():
+            hint = ""
+            if (folder / "config.json").exists() and not (folder / "config.json").is_file():
+                hint = " (and its config.json is not a readable file, so it is no transformers folder either)"
+            raise CheckpointError(f"{path}: archive has no {name}{hint}")
+    metadata = read_json(folder / "metadata.json", expected=dict)
+    vocab_file = next((folder / n for n in ("entity_vocab.jsonl", "entity_vocab.tsv") if (folder / n).is_file()), None)
+    if vocab_file is None:
+        raise CheckpointError(f"{path}: archive has no entity_vocab.jsonl or entity_vocab.tsv")
+    return metadata, EntityVocab.load(vocab_file), _normalise_keys(read_state_dict(folder / LEGACY_WEIGHTS_NAME))
+
+
+def _find_archive_root(root: Path, archive: Path) -> Path:
     for candidate in [root, *sorted(p for p in root.rglob("*") if p.is_dir())]:
         if (candidate / "metadata.json").is_file():
             return candidate
-    raise FileNotFoundError("archive has no metadata.json")
+    raise CheckpointError(f"{archive}: archive has no metadata.json")

@@ -26,6 +26,7 @@ __all__ = [
     "TokenizerError",
     "OutputError",
     "shorten",
+    "error_summary",
 ]
 
 
@@ -83,3 +84,10 @@ def shorten(value: object, limit: int = 80) -> str:
     if len(text) <= limit:
         return text
     return f"{text[: limit - 1]}… ({len(text):,} characters)"
+
+
+def error_summary(err: BaseException, limit: int = 200) -> str:
+    """The first line of a library's exception message (its type name when empty), cut to ``limit``: why a
+    file could not be read, for the end of one of our messages."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    return shorten(lines[0] if lines else type(err).__name__, limit)

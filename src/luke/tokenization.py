@@ -47,7 +47,7 @@ from luke.encoding import (
     SpecialIds,
 )
 from luke.entity_vocab import EntityVocab
-from luke.errors import DataError, TokenizerError, shorten
+from luke.errors import DataError, TokenizerError, error_summary
 from luke.files import read_json, read_text, text_lines
 
 __all__ = ["LukeTokenizer", "TASKS"]
@@ -567,11 +567,6 @@ def _as_entity_vocab(value: str | os.PathLike[str] | EntityVocab | Mapping[str, 
     return EntityVocab.load(value)
 
 
-def _one_line(err: BaseException) -> str:
-    text = str(err).strip().splitlines()
-    return shorten(text[0] if text else type(err).__name__, 200)
-
-
 def _tokenizer_json(path: Path) -> Tokenizer:
     """A ``tokenizer.json``; one that is not UTF-8 JSON or not a ``tokenizers`` file is an error naming it."""
     text = read_text(path)
@@ -582,7 +577,7 @@ def _tokenizer_json(path: Path) -> Tokenizer:
     try:
         return Tokenizer.from_str(text)
     except Exception as err:  # tokenizers raises plain Exception
-        raise TokenizerError(f"{path}: not a tokenizers tokenizer.json ({_one_line(err)})") from None
+        raise TokenizerError(f"{path}: not a tokenizers tokenizer.json ({error_summary(err)})") from None
 
 
 def _byte_level_bpe(vocab: Path, merges: Path) -> Tokenizer:
@@ -593,7 +588,8 @@ def _byte_level_bpe(vocab: Path, merges: Path) -> Tokenizer:
     try:
         bpe = models.BPE.from_file(str(vocab), str(merges), continuing_subword_prefix="", end_of_word_suffix="")
     except Exception as err:  # tokenizers raises plain Exception
-        raise TokenizerError(f"{vocab} + {merges}: not a BPE vocabulary and merges file ({_one_line(err)})") from None
+        reason = error_summary(err)
+        raise TokenizerError(f"{vocab} + {merges}: not a BPE vocabulary and merges file ({reason})") from None
     tok = Tokenizer(bpe)
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
@@ -610,7 +606,7 @@ def _wordpiece(vocab_txt: Path, do_lower_case: bool | None) -> Tokenizer:
     try:
         vocab = models.WordPiece.read_file(str(vocab_txt))
     except Exception as err:  # tokenizers raises plain Exception
-        raise TokenizerError(f"{vocab_txt}: not a WordPiece vocabulary ({_one_line(err)})") from None
+        raise TokenizerError(f"{vocab_txt}: not a WordPiece vocabulary ({error_summary(err)})") from None
     if do_lower_case is None:
         do_lower_case = not any(re.fullmatch(r"[A-Z][a-z]+", t) for t in list(vocab)[:5000])
     tok = Tokenizer(models.WordPiece(vocab, unk_token="[UNK]", max_input_chars_per_word=100))

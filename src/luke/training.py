@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import pickle
 import random
 import shutil
 import signal
@@ -33,7 +32,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from luke.errors import CheckpointError, DataError, shorten
+from luke.checkpoint import torch_load_safely
+from luke.errors import CheckpointError, DataError, error_summary, shorten
 from luke.files import text_lines, write_text_atomic
 
 if TYPE_CHECKING:
@@ -173,14 +173,6 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def _reason(err: BaseException) -> str:
-    """One line saying why a checkpoint file could not be loaded."""
-    if isinstance(err, pickle.UnpicklingError):
-        return "it holds objects other than tensors and plain values; refused, since loading it could run code"
-    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
-    return shorten(lines[0] if lines else type(err).__name__, 160)
-
-
 def _checkpoint_file(path: str | Path, what: str) -> Path:
     path = Path(path)
     if not path.is_file():
@@ -191,11 +183,7 @@ def _checkpoint_file(path: str | Path, what: str) -> Path:
 def load_tensors(path: str | Path, what: str, map_location: Any = "cpu") -> Any:
     """``torch.load(path, weights_only=True)``: tensors and plain values only, never code. A missing, truncated,
     garbage or tampered file is a :class:`CheckpointError` naming it (``what``: what the file should hold)."""
-    path = _checkpoint_file(path, what)
-    try:
-        return torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as err:  # noqa: BLE001 - any failure to read a user file is that file's fault
-        raise CheckpointError(f"{path}: not a valid {what} file ({_reason(err)})") from None
+    return torch_load_safely(_checkpoint_file(path, what), what, map_location)
 
 
 def save_json_state(path: str | Path, state: dict[str, Any]) -> None:
@@ -253,7 +241,7 @@ def load_rng_state(path: str | Path) -> None:
         if "cuda" in state and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["cuda"])
     except Exception as err:  # noqa: BLE001 - a file of the wrong shape
-        raise CheckpointError(f"{path}: not a valid RNG state file ({_reason(err)})") from None
+        raise CheckpointError(f"{path}: not a valid RNG state file ({error_summary(err)})") from None
 
 
 def load_optimizer_state(optimizer: Any, path: str | Path, map_location: Any = "cpu") -> None:
@@ -272,7 +260,7 @@ def load_optimizer_state(optimizer: Any, path: str | Path, map_location: Any = "
                             f"{key} has shape {tuple(value.shape)} for a parameter of {tuple(param.shape)}"
                         )
     except Exception as err:  # noqa: BLE001 - a file of the wrong shape or for another model
-        raise CheckpointError(f"{path}: does not fit this optimizer ({_reason(err)})") from None
+        raise CheckpointError(f"{path}: does not fit this optimizer ({error_summary(err)})") from None
 
 
 def load_scheduler_state(scheduler: Any, path: str | Path) -> None:
@@ -297,7 +285,7 @@ def load_scheduler_state(scheduler: Any, path: str | Path) -> None:
             raise ValueError("its learning-rate schedule is not this run's")
         scheduler.load_state_dict(state)
     except Exception as err:  # noqa: BLE001 - a file of the wrong shape
-        raise CheckpointError(f"{path}: does not fit this scheduler ({_reason(err)})") from None
+        raise CheckpointError(f"{path}: does not fit this scheduler ({error_summary(err)})") from None
 
 
 def _same_shape(key: str, theirs: Any, mine: Any) -> None:
