@@ -661,6 +661,8 @@ def load_arrow(folder: str | os.PathLike[str]) -> Any:
     ):
         raise DatasetError(state_path, "'_data_files' must be a list of {\"filename\": ...} objects")
     names = [f["filename"] for f in files]
+    if not names:
+        raise DatasetError(state_path, "'_data_files' lists no Arrow shards (an incomplete copy of the dataset?)")
     odd = [name for name in names if Path(name).name != name or name in ("", ".", "..")]
     if odd:
         raise DatasetError(state_path, f"shard names must be file names in the folder, got {shorten(odd[0])}")
