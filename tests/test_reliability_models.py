@@ -97,6 +97,9 @@ def test_memory_limit_is_overridable(monkeypatch):
         tiny_config()
     monkeypatch.setenv("LUKE_MAX_MODEL_BYTES", "1GiB")
     assert tiny_config().vocab_size == 99
+    monkeypatch.delenv("LUKE_MAX_MODEL_BYTES")
+    with pytest.raises(ConfigError, match=r"entity_vocab_size 8, entity_emb_size 1,000,000,000, hidden_size"):
+        LukeConfig(vocab_size=99, entity_vocab_size=8, entity_emb_size=10**9, hidden_size=32, num_attention_heads=4)
 
 
 def test_overrides_are_validated_too(tmp_path):

@@ -284,7 +284,8 @@ def _check_memory(config: LukeConfig, max_bytes: int | None) -> None:
     if need > limit:
         raise ConfigError(
             f"these sizes need about {_gib(need)} for the parameters alone (vocab_size {config.vocab_size:,}, "
-            f"entity_vocab_size {config.entity_vocab_size:,}, hidden_size {config.hidden_size:,}, "
+            f"entity_vocab_size {config.entity_vocab_size:,}, entity_emb_size {config.entity_emb_size:,}, "
+            f"hidden_size {config.hidden_size:,}, "
             f"num_hidden_layers {config.num_hidden_layers:,}, intermediate_size {config.intermediate_size:,}), "
             f"over the limit of {_gib(limit)}; set {MAX_MODEL_BYTES_ENV} to allow more"
         )
