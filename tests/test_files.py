@@ -252,3 +252,26 @@ def test_cli_error_raised_in_a_data_loader_worker_is_its_own_line(
 
     rc, err = _run_handler(handler, capsys, monkeypatch)
     assert rc == 2 and err == "luke probe: error: dataset item 0 (0-based): word id 7 is outside\n", err
+
+
+def test_sigterm_removes_temporary_outputs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import signal
+    import time
+
+    out = tmp_path / "out.db"
+
+    def handler(args: argparse.Namespace) -> int:
+        with atomic_output(out) as tmp:
+            tmp.write_text("half")
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(10)  # interrupted by the signal
+        return 0
+
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(SystemExit) as exit_info:
+        _run_handler(handler, capsys, monkeypatch)
+    assert exit_info.value.code == 128 + signal.SIGTERM
+    assert list(tmp_path.iterdir()) == []
+    assert signal.getsignal(signal.SIGTERM) is before

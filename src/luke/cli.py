@@ -12,8 +12,11 @@ import argparse
 import importlib
 import logging
 import re
+import signal
 import sys
+import threading
 import traceback
+from typing import Any
 
 from luke.errors import LukeError, shorten
 
@@ -47,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    previous = _exit_on_sigterm()
     try:
         return int(args.func(args) or 0)
     except (LukeError, ValueError) as err:
@@ -64,6 +68,22 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 1
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _exit_on_sigterm() -> Any:
+    """Make SIGTERM (``kill``, a scheduler's time limit) leave like Ctrl-C: through ``finally`` blocks, so a
+    command's temporary outputs are removed rather than left for the next run to sweep. Returns the previous
+    handler (None when not in the main thread, where handlers cannot be set)."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def terminate(signum: int, frame: Any) -> None:
+        raise SystemExit(128 + signum)
+
+    return signal.signal(signal.SIGTERM, terminate)
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
