@@ -102,7 +102,10 @@ def features() -> Any:
 def load_tokenizer(path: str | os.PathLike[str]) -> Any:
     """Load a fast ``transformers`` tokenizer from a local folder (``tokenizer.json``, or ``vocab.json`` +
     ``merges.txt``, or ``vocab.txt``), or from a WordPiece ``*vocab.txt`` file (lower-cased when the file
-    name contains ``uncased``). Never contacts the Hub."""
+    name contains ``uncased``). Never contacts the Hub. A file of the folder that is not UTF-8 or not JSON
+    is a ``FILE:LINE`` error naming that file."""
+    from luke.files import text_lines
+
     p = Path(path)
     if not p.exists():
         raise TokenizerError(f"{p}: tokenizer folder not found")
@@ -111,6 +114,8 @@ def load_tokenizer(path: str | os.PathLike[str]) -> Any:
     if p.is_file():
         if not p.name.endswith("vocab.txt"):
             raise TokenizerError(f"{p}: expected a tokenizer folder or a WordPiece vocab.txt file")
+        if not sum(1 for _, line in text_lines(p) if line.strip()):  # read whole: a bad byte is FILE:LINE
+            raise TokenizerError(f"{p}: empty WordPiece vocabulary, expected one token per line")
         try:
             return BertTokenizer(vocab=str(p), do_lower_case="uncased" in p.name.lower())
         except Exception as err:
@@ -126,10 +131,25 @@ def load_tokenizer(path: str | os.PathLike[str]) -> Any:
         raise TokenizerError(
             f"{p}: no tokenizer files (need tokenizer.json, vocab.json + merges.txt, or vocab.txt){hint}"
         )
+    # transformers would name only the folder: a bad file is named here, with its line
+    json_files = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json")
+    for name in sorted(names & {*json_files, "vocab.json"}):
+        read_json(p / name, expected=dict)
+    for name in sorted(names & {"merges.txt", "vocab.txt"}):
+        for _ in text_lines(p / name):
+            pass
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(p), local_files_only=True)
     except Exception as err:
         first = str(err).splitlines()[0] if str(err) else type(err).__name__
+        if "tokenizer.json" in names:  # valid JSON; is it a tokenizers file?
+            from tokenizers import Tokenizer
+
+            try:
+                Tokenizer.from_file(str(p / "tokenizer.json"))
+            except Exception as tok_err:  # tokenizers raises plain Exception
+                reason = shorten(str(tok_err).splitlines()[0] if str(tok_err) else type(tok_err).__name__, 200)
+                raise TokenizerError(f"{p / 'tokenizer.json'}: not a tokenizers tokenizer.json ({reason})") from None
         raise TokenizerError(f"{p}: cannot load tokenizer: {shorten(first, 200)}") from None
     if not getattr(tokenizer, "is_fast", False):
         raise TokenizerError(f"{p}: {type(tokenizer).__name__} is not a fast (Rust) tokenizer")
