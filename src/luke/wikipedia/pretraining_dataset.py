@@ -78,6 +78,11 @@ class DatasetOptions:
                 raise ConfigError(f"--{name.replace('_', '-')} must be at least 1")
         if self.max_num_documents is not None and self.max_num_documents < 1:
             raise ConfigError("--max-num-documents must be at least 1")
+        if self.min_sentence_length > self.max_seq_length - 2:
+            raise ConfigError(
+                f"no items could be made: --min-sentence-length {self.min_sentence_length} is more than the "
+                f"{self.max_seq_length - 2} tokens an item holds (--max-seq-length {self.max_seq_length} - 2)"
+            )
 
 
 def features() -> Any:
@@ -480,10 +485,34 @@ def _write_and_save_items(
     try:
         items = staging / "items.arrow"
         stats = _write_items(items, source, page_ids, num_workers, chunk_size, progress)
+        _refuse_no_items(stats, source.options, len(page_ids))
         _save_shards(items, work, num_shards or max(1, -(-stats["tokens"] // 50_000_000)), progress)
     finally:
         remove_path(staging)
     return stats
+
+
+def _refuse_no_items(stats: Counter[str], options: DatasetOptions, num_pages: int) -> None:
+    """:class:`~luke.errors.ConfigError` for a run that made no item (the output is not kept), with the
+    likely cause: the sentences were all too short or too long for the options, or had no entity."""
+    if stats["items"]:
+        return
+    causes = []
+    if stats["sentences_too_short"]:
+        too_short = stats["sentences_too_short"]
+        causes.append(f"{too_short:,} shorter than --min-sentence-length {options.min_sentence_length}")
+    if stats["sentences_too_long"]:
+        causes.append(
+            f"{stats['sentences_too_long']:,} longer than --max-seq-length {options.max_seq_length} - 2 = "
+            f"{options.max_seq_length - 2} tokens"
+        )
+    if stats["items_without_entities_dropped"]:
+        causes.append(
+            f"{stats['items_without_entities_dropped']:,} item(s) without an entity mention dropped "
+            "(see --include-sentences-without-entities)"
+        )
+    why = "; ".join(causes) if causes else "the pages hold no text"
+    raise ConfigError(f"no items: {num_pages:,} page(s) gave {stats['sentences']:,} usable sentence(s) ({why})")
 
 
 @dataclass
