@@ -449,3 +449,136 @@ def test_read_only_outputs_are_refused_before_work(tmp_path, capsys, permissions
                    str(FIXTURES / "entity_typing"), "--output-dir", str(folder / "run"), "--no-progress"])  # fmt: skip
     assert rc == 2
     _one_line_error(capsys, "finetune", str(folder), "permission denied")
+
+
+# ------------------------------------------------------------------------------ option values (one check)
+
+_TYPING = FIXTURES / "entity_typing"
+_BAD_OPTIONS = [
+    (["--train-batch-size", "0"], "--train-batch-size must be at least 1, got 0"),
+    (["--gradient-accumulation-steps", "0"], "--gradient-accumulation-steps must be at least 1, got 0"),
+    (["--logging-steps", "0"], "--logging-steps must be at least 1, got 0"),
+    (["--learning-rate", "inf"], "--learning-rate must be a finite number above 0, got inf"),
+    (["--learning-rate", "nan"], "--learning-rate must be a finite number above 0, got nan"),
+    (["--learning-rate", "-1"], "--learning-rate must be above 0"),
+    (["--num-train-epochs", "0"], "--num-train-epochs must be above 0"),
+    (["--num-train-epochs", "-1"], "--num-train-epochs must be above 0"),
+    (["--warmup-ratio", "2"], "--warmup-ratio must be between 0 and 1"),
+    (["--warmup-ratio", "-0.5"], "--warmup-ratio must be between 0 and 1"),
+    (["--weight-decay", "-1"], "--weight-decay must be at least 0"),
+    (["--max-grad-norm", "-1"], "--max-grad-norm must be at least 0"),
+    (["--dev-ratio", "1.5"], "--dev-ratio must be at least 0 and below 1, got 1.5"),  # not even this task's
+    (["--max-steps", "-1"], "--max-steps must be at least 0, got -1"),
+    (["--save-steps", "-1"], "--save-steps must be at least 0, got -1"),
+    (["--eval-batch-size", "0"], "--eval-batch-size must be at least 1, got 0"),
+    (["--seed", "-1"], "--seed must be between 0 and 2147483647, got -1"),
+    (["--max-train-examples", "0"], "--max-train-examples must be at least 1"),
+    (["--max-train-examples", "-3"], "--max-train-examples must be at least 1"),
+    (["--max-dev-examples", "0"], "--max-dev-examples must be at least 1"),
+    (["--min-link-prob", "5"], "--min-link-prob must be between 0 and 1, got 5.0"),
+    (["--n-best-size", "0"], "--n-best-size must be at least 1, got 0"),
+    (["--doc-stride", "0"], "--doc-stride must be at least 1, got 0"),
+    (["--max-seq-length", "0"], "--max-seq-length must be at least 3, got 0"),
+    (["--max-mention-length", "0"], "--max-mention-length must be at least 1, got 0"),
+]
+
+
+@pytest.mark.parametrize("extra, message", _BAD_OPTIONS, ids=[" ".join(e) for e, _ in _BAD_OPTIONS])
+def test_finetune_option_values_are_checked_before_any_work(tmp_path, capsys, extra, message):
+    task = "squad" if extra[0] in ("--min-link-prob", "--n-best-size", "--doc-stride") else "entity_typing"
+    data = FIXTURES / task
+    out = str(tmp_path / "out")
+    rc = cli_main(["finetune", task, "--model", str(tmp_path / "no-model"), "--data-dir", str(data),
+                   "--output-dir", out, "--no-progress", "--no-tensorboard", "--cpu", *extra])  # fmt: skip
+    assert rc == 2
+    _one_line_error(capsys, "finetune", message)
+    assert not (tmp_path / "out").exists()
+
+
+def test_training_arguments_are_checked_in_the_api_too(tmp_path):
+    from luke.errors import ConfigError
+    from luke.finetuning.options import TrainingArguments
+
+    with pytest.raises(ConfigError, match="--train-batch-size must be an integer, got '2'"):
+        TrainingArguments(output_dir=tmp_path, train_batch_size="2")
+    with pytest.raises(ConfigError, match="--warmup-ratio must be between 0 and 1"):
+        finetune("entity_typing", tmp_path / "m", _TYPING, tmp_path / "out", warmup_ratio=1.5)
+    with pytest.raises(ConfigError, match="--max-query-length must be at least 1"):
+        make_task("squad", max_query_length=0)
+
+
+def test_evaluate_and_predict_limits_are_checked(typing_model, tmp_path, capsys):
+    base = ["evaluate", "entity_typing", "--model", str(typing_model), "--data-dir", str(_TYPING), "--no-progress"]
+    assert cli_main([*base, "--max-eval-examples", "0"]) == 2
+    _one_line_error(capsys, "evaluate", "--max-eval-examples must be at least 1")
+    assert cli_main([*base, "--eval-batch-size", "0"]) == 2
+    _one_line_error(capsys, "evaluate", "--eval-batch-size must be at least 1, got 0")
+    inp = _jsonl(tmp_path / "in.jsonl", [{"text": "Ann ran", "span": [0, 3]}])
+    assert cli_main(["predict", "entity_typing", "--model", str(typing_model), "--input", str(inp),
+                     "--eval-batch-size", "0"]) == 2  # fmt: skip
+    _one_line_error(capsys, "predict", "--eval-batch-size must be at least 1, got 0")
+
+
+def test_help_documents_the_zero_values_that_mean_none(capsys):
+    with pytest.raises(SystemExit):
+        cli_main(["finetune", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "(0 = run all epochs)" in help_text and "(0 = at epoch ends only)" in help_text
+
+
+# ------------------------------------------------------------------------------ inputs are never replaced
+
+
+@pytest.mark.parametrize("which", ["model", "data"])
+def test_finetune_output_dir_may_not_be_the_model_or_data_folder(tmp_path, capsys, which):
+    bert = make_tiny_bert(tmp_path / "bert")
+    data = tmp_path / "data"
+    data.mkdir()
+    for f in _TYPING.iterdir():
+        (data / f.name).write_bytes(f.read_bytes())
+    before = {p.name: p.read_bytes() for p in [*bert.iterdir(), *data.iterdir()]}
+    capsys.readouterr()
+    out = bert if which == "model" else data
+    rc = cli_main(["finetune", "entity_typing", "--model", str(bert), "--data-dir", str(data), "--output-dir",
+                   str(out), "--max-steps", "1", "--no-progress", "--no-tensorboard", "--cpu"])  # fmt: skip
+    assert rc == 2
+    _one_line_error(capsys, "finetune", "would replace the input", str(out))
+    assert {p.name: p.read_bytes() for p in [*bert.iterdir(), *data.iterdir()]} == before
+
+
+# ------------------------------------------------------------------------------ messages say what is wrong
+
+
+def test_model_path_that_is_a_file_says_so(tmp_path, capsys):
+    model = tmp_path / "model.bin"
+    model.write_text("x")
+    rc = cli_main(["finetune", "entity_typing", "--model", str(model), "--data-dir", str(_TYPING),
+                   "--output-dir", str(tmp_path / "out"), "--no-progress", "--no-tensorboard", "--cpu"])  # fmt: skip
+    assert rc == 2
+    _one_line_error(capsys, "finetune", f"model folder {model} is a file")
+
+
+def test_gold_and_input_folders_are_not_called_missing(tmp_path, capsys):
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    preds = tmp_path / "p.json"
+    preds.write_text('{"q1": "x"}')
+    assert cli_main(["score", "squad", "--gold", str(folder), "--predictions", str(preds)]) == 2
+    _one_line_error(capsys, "score", f"gold file {folder} is a folder, expected a file")
+    assert cli_main(["predict", "ner", "--model", str(tmp_path), "--input", str(folder)]) == 2
+    _one_line_error(capsys, "predict", f"input file {folder} is a folder, expected a file")
+
+
+def test_training_file_that_is_a_folder_says_so(tmp_path):
+    (tmp_path / "train.json").mkdir()
+    with pytest.raises(DataError, match=r"train.json: is a folder, expected a file"):
+        make_task("entity_typing").load_splits(tmp_path, ("train",))
+
+
+def test_a_huge_unseen_dev_label_is_cut_in_the_message(tmp_path):
+    task = make_task("entity_typing", ["person"])
+    examples = task.read(_jsonl(tmp_path / "dev.json", [{"sent": "Ann ran", "start": 0, "end": 3,
+                                                          "labels": ["x" * 5000]}]))  # fmt: skip
+    with pytest.raises(DataError) as info:
+        task.check_labels(examples, "dev")
+    assert len(str(info.value)) < 400 and "5,000 characters" in str(info.value)

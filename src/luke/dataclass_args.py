@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import types
 import typing
 from collections.abc import Callable, Iterable, Mapping
@@ -27,14 +28,39 @@ from typing import Any, Literal
 
 from luke.errors import ConfigError
 
-__all__ = ["option", "flag_fields", "field_meta", "add_arguments", "from_mapping", "values_from_namespace"]
+__all__ = [
+    "option",
+    "flag_fields",
+    "field_meta",
+    "flag_name",
+    "add_arguments",
+    "from_mapping",
+    "values_from_namespace",
+    "check_value",
+    "check_values",
+]
 
 _MISSING = dataclasses.MISSING
 
 
-def option(default: Any = _MISSING, help: str = "", *, group: str = "", flag: str | None = None, **kwargs: Any) -> Any:
-    """A dataclass field that is also a command-line flag (``help`` and argparse ``group`` recorded)."""
-    metadata = {"help": help, "group": group, "flag": flag}
+def option(
+    default: Any = _MISSING,
+    help: str = "",
+    *,
+    group: str = "",
+    flag: str | None = None,
+    at_least: float | None = None,
+    at_most: float | None = None,
+    above: float | None = None,
+    below: float | None = None,
+    **kwargs: Any,
+) -> Any:
+    """A dataclass field that is also a command-line flag (``help`` and argparse ``group`` recorded).
+
+    ``at_least``/``at_most`` (inclusive) and ``above``/``below`` (exclusive) bound its value; they are
+    checked by :func:`check_values` (a ``float`` field must also be finite)."""
+    bounds = {"at_least": at_least, "at_most": at_most, "above": above, "below": below}
+    metadata = {"help": help, "group": group, "flag": flag, "bounds": bounds}
     if default is _MISSING:
         return dataclasses.field(metadata=metadata, **kwargs)
     return dataclasses.field(default=default, metadata=metadata, **kwargs)
@@ -48,6 +74,73 @@ def field_meta(cls: type, name: str) -> Mapping[str, Any]:
         if f is not None and "help" in f.metadata:
             return f.metadata
     return {}
+
+
+def flag_name(cls: type, name: str) -> str:
+    """The command-line flag of field ``name`` (``--max-seq-length``)."""
+    return field_meta(cls, name).get("flag") or "--" + name.replace("_", "-")
+
+
+def _num(x: float) -> str:
+    return str(x) if isinstance(x, int) else f"{x:g}"
+
+
+def _describe(bounds: Mapping[str, float | None]) -> str:
+    low, high = bounds.get("at_least"), bounds.get("at_most")
+    above, below = bounds.get("above"), bounds.get("below")
+    if low is not None and high is not None:
+        return f"between {_num(low)} and {_num(high)}"
+    parts = []
+    if low is not None:
+        parts.append(f"at least {_num(low)}")
+    if above is not None:
+        parts.append(f"above {_num(above)}")
+    if high is not None:
+        parts.append(f"at most {_num(high)}")
+    if below is not None:
+        parts.append(f"below {_num(below)}")
+    return " and ".join(parts)
+
+
+def _in_bounds(value: float, bounds: Mapping[str, float | None]) -> bool:
+    low, high = bounds.get("at_least"), bounds.get("at_most")
+    above, below = bounds.get("above"), bounds.get("below")
+    return (
+        (low is None or value >= low)
+        and (high is None or value <= high)
+        and (above is None or value > above)
+        and (below is None or value < below)
+    )
+
+
+def check_value(cls: type, name: str, value: Any) -> None:
+    """:class:`ConfigError` when ``value`` cannot be flag field ``name`` of dataclass ``cls``: not of its type
+    (an integer for ``int``, a finite number for ``float``) or outside the bounds declared with :func:`option`.
+    The message names the flag: ``--train-batch-size must be at least 1, got 0``."""
+    meta = field_meta(cls, name)
+    if not meta or value is None:
+        return
+    kind, _ = _flag_type(typing.get_type_hints(cls)[name])
+    flag = flag_name(cls, name)
+    bounds = meta.get("bounds") or {}
+    has_bounds = any(v is not None for v in bounds.values())
+    if kind is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{flag} must be an integer, got {value!r}")
+    elif kind is float:
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            within = f" {_describe(bounds)}" if has_bounds else ""
+            raise ConfigError(f"{flag} must be a finite number{within}, got {value!r}")
+    else:
+        return
+    if has_bounds and not _in_bounds(value, bounds):
+        raise ConfigError(f"{flag} must be {_describe(bounds)}, got {value!r}")
+
+
+def check_values(obj: Any) -> None:
+    """:func:`check_value` of every flag field of dataclass instance ``obj`` (the first bad one raises)."""
+    for f in dataclasses.fields(obj):
+        check_value(type(obj), f.name, getattr(obj, f.name))
 
 
 def flag_fields(cls: type, group: str | None = None) -> list[dataclasses.Field]:
@@ -104,7 +197,7 @@ def add_arguments(
         else:
             kw.update(default=None if unset or default is _MISSING else default, choices=choices)
             kw.update(type=None if kind is str else kind, required=default is _MISSING)
-        container.add_argument(meta["flag"] or "--" + f.name.replace("_", "-"), **kw)
+        container.add_argument(flag_name(cls, f.name), **kw)
 
 
 def values_from_namespace(
@@ -146,4 +239,8 @@ def from_mapping(cls: type, values: Mapping[str, Any], where: str) -> Any:
     for key in values:
         if key not in names:
             raise ConfigError(f"{where}: unknown option {key!r} (known: {', '.join(names)})")
-    return cls(**{k: _coerce(k, hints[k], v, where) for k, v in values.items()})
+    coerced = {k: _coerce(k, hints[k], v, where) for k, v in values.items()}
+    try:
+        return cls(**coerced)
+    except ConfigError as err:  # a value out of range (checked by the class): say where it came from
+        raise ConfigError(f"{where}: {err}") from None

@@ -113,13 +113,20 @@ def _evaluate_splits(
 
 
 def _check_outputs(
-    task: Task | type[Task], output_dir: str | Path, splits: tuple[str, ...], results: bool = True
+    task: Task | type[Task], output_dir: str | Path, splits: tuple[str, ...], results: bool = True, inputs: tuple = ()
 ) -> None:
-    """Refuse an output folder (and the files it will get) that cannot be written, before any work."""
-    check_output(output_dir, kind="dir", exist_ok=True, what="--output-dir")
+    """Refuse an output folder (and the files it will get) that cannot be written, or that would replace one
+    of ``inputs`` (the model or data folder), before any work."""
+    check_output(output_dir, kind="dir", exist_ok=True, what="--output-dir", inputs=inputs)
     names = [f"{split}_predictions.{task.prediction_suffix}" for split in splits]
     for name in (["results.json"] if results else []) + names:
         check_output(Path(output_dir) / name, kind="file", overwrite=True, what="output file")
+
+
+def _check_limit(flag: str, value: int | None, note: str = " (leave it out to use every example)") -> None:
+    """A ``--max-*-examples`` value: None (all examples) or a positive integer."""
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        raise ConfigError(f"{flag} must be at least 1{note}, got {value!r}")
 
 
 def finetune(
@@ -150,7 +157,9 @@ def finetune(
     args = _training_arguments(task, output_dir, training)
     if backend not in ("luke", "transformers"):
         raise ConfigError(f"--backend must be 'luke' or 'transformers', got {backend!r}")
-    _check_outputs(task, output_dir, eval_splits)
+    _check_outputs(task, output_dir, eval_splits, inputs=(model_path, data_dir))
+    for flag, limit in (("train", max_train_examples), ("dev", max_dev_examples), ("test", max_test_examples)):
+        _check_limit(f"--max-{flag}-examples", limit)
     limits = {"train": max_train_examples, "dev": max_dev_examples, "test": max_test_examples}
     splits = _load_examples(task, data_dir, eval_splits, limits, args.seed)
     with tempfile.TemporaryDirectory() as tmp:
@@ -227,6 +236,8 @@ def evaluate_folder(
     mixed_precision: str = "no",
 ) -> dict[str, Any]:
     """Score a fine-tuned folder on one split of ``data_dir`` (optionally writing predictions)."""
+    _check_limit("--max-eval-examples", max_eval_examples)
+    _check_limit("--eval-batch-size", eval_batch_size, "")
     if output_dir is not None:
         _check_outputs(get_task(task_name), output_dir, (split,), results=False)
     task, model, tokenizer = load_task_model(task_name, model_path, tokenizer_path, unseen_labels)
@@ -370,6 +381,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _check_file(path: Path | None, what: str) -> None:
+    if path is not None and path.is_dir():
+        raise LukeError(f"{what} {path} is a folder, expected a file")
     if path is not None and not path.is_file():
         raise LukeError(f"{what} {path} does not exist")
 
@@ -402,6 +415,7 @@ def _evaluate(a: argparse.Namespace) -> int:
 
 
 def _predict(a: argparse.Namespace) -> int:
+    _check_limit("--eval-batch-size", a.eval_batch_size, "")
     _check_file(a.input, "input file")
     if a.output is not None:
         check_output(a.output, kind="file", overwrite=True, what="--output", inputs=[a.input, a.model])

@@ -106,10 +106,11 @@ def check_text_span(text: str, start: int, end: int, path: Path | str, line: int
 
 
 def find_split_file(data_dir: str | Path, candidates: tuple[str, ...]) -> Path | None:
-    """The first of ``candidates`` that exists in ``data_dir`` (or None)."""
+    """The first of ``candidates`` that exists in ``data_dir`` (or None); one that is not a file is returned
+    too, so that reading it says what is wrong with it."""
     data_dir = Path(data_dir)
     for name in candidates:
-        if (data_dir / name).is_file():
+        if (data_dir / name).exists():
             return data_dir / name
     return None
 

@@ -203,9 +203,7 @@ def build_for_finetuning(
     has no ``w2e/e2w/e2e`` query weights)."""
     if entity_init not in ("random", "words"):
         raise ConfigError(f"--entity-init must be 'random' or 'words', got {entity_init!r}")
-    folder = Path(model_path)
-    if not folder.is_dir():
-        raise CheckpointError(f"model folder {folder} does not exist")
+    folder = _model_folder(model_path)
     cls = MODEL_CLASSES[model_class_name]
     id2label = dict(enumerate(labels))
     kind = _model_type(folder)
@@ -227,14 +225,22 @@ def build_for_finetuning(
     return model, tokenizer
 
 
+def _model_folder(model_path: str | Path) -> Path:
+    """``model_path`` as a folder; :class:`CheckpointError` saying what it is otherwise."""
+    folder = Path(model_path)
+    if folder.exists() and not folder.is_dir():
+        raise CheckpointError(f"model folder {folder} is a file; give the folder that holds config.json")
+    if not folder.is_dir():
+        raise CheckpointError(f"model folder {folder} does not exist")
+    return folder
+
+
 def load_finetuned(
     model_path: str | Path, model_class_name: str, task_name: str, tokenizer_path: str | Path | None = None
 ) -> tuple[LukePreTrainedModel, LukeTokenizer, dict[str, Any]]:
     """A fine-tuned folder (written here or by ``transformers``) for ``task_name``: model, tokenizer and the
     saved task state (``luke_task.json``; labels fall back to ``config.id2label``)."""
-    folder = Path(model_path)
-    if not folder.is_dir():
-        raise CheckpointError(f"model folder {folder} does not exist")
+    folder = _model_folder(model_path)
     if _model_type(folder) != "luke":
         raise CheckpointError(f"{folder} is not a fine-tuned LUKE model folder (model_type is not 'luke')")
     config = LukeConfig.from_pretrained(folder)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from luke.dataclass_args import add_arguments, field_meta, flag_fields, option
+from luke.dataclass_args import add_arguments, check_value, check_values, field_meta, flag_fields, option
 from luke.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -43,13 +43,16 @@ class TaskDefaults:
 
     On the command line they are unset unless given, and then take the task's values (``Task.defaults``)."""
 
-    learning_rate: float = option(1e-5, "peak learning rate")
-    train_batch_size: int = option(2, "training examples per device and step")
-    eval_batch_size: int = option(32, "evaluation batch size")
-    gradient_accumulation_steps: int = option(1, "steps accumulated per optimiser update")
-    num_train_epochs: float = option(3, "training epochs")
-    seed: int = option(0, "random seed")
+    learning_rate: float = option(1e-5, "peak learning rate", above=0)
+    train_batch_size: int = option(2, "training examples per device and step", at_least=1)
+    eval_batch_size: int = option(32, "evaluation batch size", at_least=1)
+    gradient_accumulation_steps: int = option(1, "steps accumulated per optimiser update", at_least=1)
+    num_train_epochs: float = option(3, "training epochs (a fraction trains part of the last one)", above=0)
+    seed: int = option(0, "random seed", at_least=0, at_most=2**31 - 1)
     select_best: bool = option(True, "keep the best dev epoch's weights (else the last epoch's)")
+
+    def __post_init__(self) -> None:
+        check_values(self)  # one check of every value, before any model or data is loaded
 
 
 @dataclass
@@ -57,21 +60,23 @@ class TrainingArguments(TaskDefaults):
     """Loop settings (``luke finetune`` flags of the same names)."""
 
     output_dir: Path = option(help="where to write the fine-tuned model and results", group="main", kw_only=True)
-    warmup_ratio: float = option(0.06, "share of the optimiser steps with a linear warm-up")
-    weight_decay: float = option(0.01, "AdamW weight decay (not on biases and LayerNorm weights)")
+    warmup_ratio: float = option(0.06, "share of the optimiser steps with a linear warm-up", at_least=0, at_most=1)
+    weight_decay: float = option(0.01, "AdamW weight decay (not on biases and LayerNorm weights)", at_least=0)
     adam_beta1: float = 0.9
     adam_beta2: float = 0.98
     adam_epsilon: float = 1e-6
-    max_grad_norm: float = option(0.0, "gradient clipping (0 = none, the paper's)")
+    max_grad_norm: float = option(0.0, "gradient clipping (0 = none, the paper's)", at_least=0)
     mixed_precision: Literal["no", "bf16", "fp16"] = option("no", "autocast precision", group="common")
     cpu: bool = option(False, "run on CPU even when a GPU is present", group="common")
-    save_steps: int = option(0, "also save resumable state every N steps", group="run")
+    save_steps: int = option(
+        0, "also save resumable state every N steps (0 = at epoch ends only)", group="run", at_least=0
+    )
     resume: bool = option(False, "continue from OUTPUT/checkpoint if present", group="run")
-    logging_steps: int = option(20, "log the training loss every N optimiser steps", group="run")
+    logging_steps: int = option(20, "log the training loss every N optimiser steps", group="run", at_least=1)
     tensorboard: bool = option(True, "no TensorBoard logs", group="run", flag="--no-tensorboard")
     progress: bool = option(True, "no progress bars", group="common", flag="--no-progress")
     #: stop after N optimiser steps (0 = run all epochs); the schedule still spans the epochs
-    max_steps: int = option(0, "stop after this many optimiser steps", group="run")
+    max_steps: int = option(0, "stop after this many optimiser steps (0 = run all epochs)", group="run", at_least=0)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -79,11 +84,14 @@ class TrainingArguments(TaskDefaults):
 class TaskOptions:
     """The options every task takes (a task with no others uses this class as it is)."""
 
-    max_seq_length: int = option(512, "maximum word tokens per input, NER's document-context window included")
+    max_seq_length: int = option(
+        512, "maximum word tokens per input, NER's document-context window included", at_least=3
+    )
     max_mention_length: int | None = option(
         None,
         "longest mention in subwords, for NER candidate spans and ReCoRD candidates; given, it also cuts the "
         "entity mentions of the other tasks, which are never cut otherwise",
+        at_least=1,
     )
     no_entity_aware_attention: bool = option(
         False, "fine-tune with vanilla self-attention (ablation; default: entity-aware)"
@@ -95,12 +103,15 @@ class TaskOptions:
         "embedding of their title",
     )
 
+    def __post_init__(self) -> None:
+        check_values(self)  # the subclasses' fields too
+
 
 @dataclass(frozen=True)
 class EntityCapOptions:
     """Options of the tasks that cap the entities of one input (a mixin: NER, SQuAD)."""
 
-    max_entity_length: int = option(128, "entities per input: NER candidate spans, squad detected mentions")
+    max_entity_length: int = option(128, "entities per input: NER candidate spans, squad detected mentions", at_least=1)
 
 
 # ---------------------------------------------------------------------------------------------- flags
@@ -176,12 +187,15 @@ def applicable_options(
 ) -> dict[str, Any]:
     """``values`` without the None ones and those of other tasks (dropped with a warning: the command line
     and old ``luke_task.json`` files carry every task's options); a key no task takes raises
-    :class:`ConfigError` naming ``where``."""
+    :class:`ConfigError` naming ``where``. For a command (``where`` is "luke CMD") every value is also checked
+    against its declared range, even one that does not apply (``--dev-ratio 1.5`` is an error for any task)."""
     known = task_option_fields(tasks)
     out = {}
     for key, value in values.items():
         if value is None:
             continue
+        if key in known and where.startswith("luke "):  # a bad flag value is an error even where it does not apply
+            check_value(known[key][0], key, value)
         if _takes(task, key):
             out[key] = value
         elif key in known:

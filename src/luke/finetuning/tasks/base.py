@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from luke.dataclass_args import from_mapping
-from luke.errors import ConfigError, DataError
+from luke.errors import ConfigError, DataError, shorten
 from luke.files import write_text_atomic
 from luke.finetuning.data import find_split_file
 from luke.finetuning.options import TaskDefaults, TaskOptions
@@ -132,11 +132,13 @@ class Task(ABC):
                 if self.unseen_labels == "error":
                     raise DataError(
                         getattr(ex, "path", split),
-                        f"label {unseen[0]!r} does not occur in the training data (it could never be predicted); "
+                        f"label {shorten(unseen[0])!r} does not occur in the training data (it could never be "
+                        "predicted); "
                         "pass --unseen-labels keep to score such gold labels as misses",
                         getattr(ex, "line", None),
                     )
-                logger.warning("%s: gold label(s) %s unseen in train are kept as unpredictable", split, unseen)
+                shown = [shorten(label) for label in unseen]
+                logger.warning("%s: gold label(s) %s unseen in train are kept as unpredictable", split, shown)
 
     @property
     def label2id(self) -> dict[str, int]:

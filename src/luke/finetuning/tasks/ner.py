@@ -203,11 +203,13 @@ class NerTask(Task):
                         if self.unseen_labels == "error":
                             raise DataError(
                                 doc.path,
-                                f"entity type {span[2]!r} does not occur in the training data; pass "
+                                f"entity type {shorten(span[2])!r} does not occur in the training data; pass "
                                 "--unseen-labels keep to score such entities as misses",
                                 doc.lines[k] + span[0] if doc.lines else None,
                             )
-                        logger.warning("%s: entity type %r unseen in train is kept as unpredictable", split, span[2])
+                        logger.warning(
+                            "%s: entity type %r unseen in train is kept as unpredictable", split, shorten(span[2])
+                        )
                         known.add(span[2])
 
     # --------------------------------------------------------------------------------------- features

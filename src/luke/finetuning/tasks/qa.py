@@ -37,8 +37,8 @@ _ID_FIELD = re.compile(r'"id"\s*:\s*"((?:[^"\\]|\\.)*)"')
 class QaOptions(TaskOptions):
     """Options of the question-answering tasks (flags in the ``question answering`` group)."""
 
-    doc_stride: int = option(128, "tokens between the starts of consecutive passage windows", group="qa")
-    max_query_length: int = option(64, "question tokens kept", group="qa")
+    doc_stride: int = option(128, "tokens between the starts of consecutive passage windows", group="qa", at_least=1)
+    max_query_length: int = option(64, "question tokens kept", group="qa", at_least=1)
 
 
 def id_lines(text: str) -> dict[str, int]:

@@ -65,8 +65,8 @@ def _spans_from_tokens(tokens: list[str], spans: list[tuple[int, int]]) -> tuple
 class RelationOptions(TaskOptions):
     """Relation classification options: the dev set held out from train when there is no dev file."""
 
-    dev_ratio: float = option(0.1, "held-out share of train when there is no dev file")
-    dev_seed: int = option(0, "seed of that hold-out split")
+    dev_ratio: float = option(0.1, "held-out share of train when there is no dev file (0 = none)", at_least=0, below=1)
+    dev_seed: int = option(0, "seed of that hold-out split", at_least=0)
 
 
 class RelationClassificationTask(Task):

@@ -200,11 +200,11 @@ def split_squad_by_article(
 class SquadOptions(QaOptions, EntityCapOptions):
     """SQuAD options: decoding and the entity features (mention dictionary)."""
 
-    max_answer_length: int = option(30, "longest answer in tokens at decoding", group="qa")
-    n_best_size: int = option(20, "start/end candidates per window at decoding", group="qa")
+    max_answer_length: int = option(30, "longest answer in tokens at decoding", group="qa", at_least=1)
+    n_best_size: int = option(20, "start/end candidates per window at decoding", group="qa", at_least=1)
     mention_db: Path | None = option(None, "mention dictionary (luke build-mention-db, or a TSV)", group="qa")
     entity_vocab: Path | None = option(None, "entity vocabulary file for a BERT/RoBERTa start", group="qa")
-    min_link_prob: float = option(0.01, "minimum link probability of a mention", group="qa")
+    min_link_prob: float = option(0.01, "minimum link probability of a mention", group="qa", at_least=0, at_most=1)
     no_entity: bool = option(False, "no entity features (the paper's ablation; words only)", group="qa")
 
 
