@@ -27,6 +27,7 @@ from __future__ import annotations
 import gc
 import json
 import logging
+import operator
 import os
 import re
 from collections.abc import Iterator, Mapping, Sequence
@@ -47,7 +48,7 @@ from luke.encoding import (
     SpecialIds,
 )
 from luke.entity_vocab import EntityVocab
-from luke.errors import DataError, TokenizerError, error_summary
+from luke.errors import DataError, TokenizerError, error_summary, shorten
 from luke.files import read_json, read_text, text_lines
 
 __all__ = ["LukeTokenizer", "TASKS"]
@@ -73,6 +74,41 @@ _SAVED_SETTINGS = (
     "entity_mask2_token",
     "double_separator",
 )
+# Settings that are positive integers, and the largest value accepted for each (an entity or mention length
+# beyond it would only allocate huge padded arrays; model_max_length is any size, like transformers').
+_LENGTH_SETTINGS = {"max_entity_length": 100_000, "max_mention_length": 100_000, "model_max_length": None}
+_WORD_SPECIALS = ("cls_token", "sep_token", "pad_token", "unk_token", "mask_token")
+_ENTITY_SPECIALS = ("entity_unk_token", "entity_pad_token", "entity_mask_token", "entity_mask2_token")
+_TOKEN_SETTINGS = (*_WORD_SPECIALS, "entity_1_token", "entity_2_token", *_ENTITY_SPECIALS)
+
+
+def _positive_int(value: Any, name: str, where: str = "") -> int:
+    """``value`` as a positive integer (not a bool; at most the limit of :data:`_LENGTH_SETTINGS`), else a
+    :class:`TokenizerError` naming ``where`` (a file) and the setting ``name``."""
+    prefix = f"{where}: " if where else ""
+    limit = _LENGTH_SETTINGS.get(name)
+    try:
+        number = None if isinstance(value, bool) else operator.index(value)
+    except TypeError:
+        number = None
+    if number is None or number < 1 or (limit is not None and number > limit):
+        most = f" of at most {limit:,}" if limit is not None else ""
+        raise TokenizerError(f"{prefix}{name} must be a positive integer{most}, got {shorten(repr(value))}")
+    return number
+
+
+def _check_task(task: Any, where: str = "") -> str | None:
+    if task is not None and (not isinstance(task, str) or task not in TASKS):
+        prefix = f"{where}: " if where else ""
+        raise TokenizerError(f"{prefix}task must be null or one of {', '.join(TASKS)}, got {shorten(repr(task))}")
+    return task
+
+
+def _check_token(value: Any, name: str, where: str = "") -> str:
+    if not isinstance(value, str) or not value:
+        prefix = f"{where}: " if where else ""
+        raise TokenizerError(f"{prefix}{name} must be a non-empty string (a token), got {shorten(repr(value))}")
+    return value
 
 
 def _normalize_strategy(value: bool | str | None, name: str, on: str, off: str, allowed: Sequence[str]) -> str:
@@ -140,8 +176,7 @@ class LukeTokenizer:
         entity_mask_token: str = "[MASK]",
         entity_mask2_token: str = "[MASK2]",
     ) -> None:
-        if task is not None and task not in TASKS:
-            raise ValueError(f"task must be None or one of {TASKS}, got {task!r}")
+        _check_task(task)
         if not isinstance(entity_vocab, EntityVocab):
             raise TypeError(f"entity_vocab must be an EntityVocab, got {type(entity_vocab).__name__}")
         self._tokenizer = tokenizer
@@ -149,9 +184,14 @@ class LukeTokenizer:
         self._tokenizer.no_truncation()
         self.entity_vocab = entity_vocab
         self.task = task
-        self._max_entity_length = int(max_entity_length)
-        self.max_mention_length = int(max_mention_length)
-        self.model_max_length = int(model_max_length)
+        self._max_entity_length = _positive_int(max_entity_length, "max_entity_length")
+        self.max_mention_length = _positive_int(max_mention_length, "max_mention_length")
+        self.model_max_length = _positive_int(model_max_length, "model_max_length")
+        tokens = (cls_token, sep_token, pad_token, unk_token, mask_token, entity_1_token, entity_2_token)
+        tokens += (entity_unk_token, entity_pad_token, entity_mask_token, entity_mask2_token)
+        for name, value in zip(_TOKEN_SETTINGS, tokens, strict=True):
+            if value is not None:
+                _check_token(value, name)
         vocab = tokenizer.get_vocab(with_added_tokens=True)
         self._set_word_specials(vocab, [cls_token, sep_token, pad_token, unk_token, mask_token], double_separator)
         self.entity_1_token, self.entity_2_token = entity_1_token, entity_2_token
@@ -184,24 +224,20 @@ class LukeTokenizer:
 
     def _set_word_specials(self, vocab: dict[str, int], names: list[str | None], double_separator: bool | None) -> None:
         """Word special tokens: the given names, else ``<s>``/``</s>``/... or ``[CLS]``/``[SEP]``/... ."""
-        roberta_style = "<s>" in vocab and "</s>" in vocab
-        defaults = (
-            ("<s>", "</s>", "<pad>", "<unk>", "<mask>")
-            if roberta_style
-            else ("[CLS]", "[SEP]", "[PAD]", "[UNK]", "[MASK]")
-        )
-        names = [n if n is not None else d for n, d in zip(names, defaults, strict=True)]
+        names, roberta_style = _word_special_names(vocab, names)
         self.cls_token, self.sep_token, self.pad_token, self.unk_token, self.mask_token = names
-        for name in (self.cls_token, self.sep_token, self.pad_token):
+        for key, name in zip(_WORD_SPECIALS[:3], names[:3], strict=True):
             if name not in vocab:
-                raise ValueError(f"special token {name!r} is not in the word vocabulary")
-        self.double_separator = roberta_style if double_separator is None else bool(double_separator)
+                raise TokenizerError(f"{key} {shorten(repr(name))} is not in the word vocabulary")
+        if double_separator is not None and not isinstance(double_separator, bool):
+            raise TokenizerError(f"double_separator must be true, false or null, got {shorten(repr(double_separator))}")
+        self.double_separator = roberta_style if double_separator is None else double_separator
 
     def _entity_special(self, name: str) -> int:
         entity_id = self.entity_vocab.get_id(name)
         if entity_id is None:
             where = f"{self.entity_vocab.source}: " if self.entity_vocab.source is not None else ""
-            raise ValueError(
+            raise TokenizerError(
                 f"{where}the entity vocabulary has no special entity {name!r} (add it with vocab.add({name!r}))"
             )
         return entity_id
@@ -302,18 +338,18 @@ class LukeTokenizer:
         arguments override the saved settings.  The Hugging Face Hub is never contacted.
         """
         folder = Path(folder)
-        folder = Path(folder)
         if not folder.is_dir():
-            raise ValueError(f"{folder} is not a local folder (this tokenizer never downloads from the Hub)")
-        config: dict[str, Any] = {}
-        if (folder / "tokenizer_config.json").exists():
-            config = read_json(folder / "tokenizer_config.json", expected=dict)
-        backend = _load_backend(folder, config)
+            raise TokenizerError(f"{folder} is not a local folder (this tokenizer never downloads from the Hub)")
+        config_path = folder / "tokenizer_config.json"
+        config: dict[str, Any] = read_json(config_path, expected=dict) if config_path.exists() else {}
+        backend, word_file = _load_backend(folder, config, config_path)
         if entity_vocab is None:
             entity_vocab = _find_entity_vocab(folder, config)
-        settings = _saved_settings(config)
+        entity_vocab = _as_entity_vocab(entity_vocab)
+        settings = _saved_settings(config, config_path, overridden=set(kwargs))
+        _check_saved_tokens(settings, set(kwargs), backend, entity_vocab, config_path, word_file)
         settings.update(kwargs)
-        return cls(backend, _as_entity_vocab(entity_vocab), **settings)
+        return cls(backend, entity_vocab, **settings)
 
     def save_pretrained(self, folder: str | os.PathLike[str]) -> list[str]:
         """Write ``tokenizer.json``, ``tokenizer_config.json`` and ``entity_vocab.json``.
@@ -442,8 +478,10 @@ class LukeTokenizer:
                 max_length=max_length,
                 max_entity_length=self._task_max_entity_length(task)
                 if max_entity_length is None
-                else max_entity_length,
-                max_mention_length=self.max_mention_length if max_mention_length is None else int(max_mention_length),
+                else _positive_int(max_entity_length, "max_entity_length"),
+                max_mention_length=self.max_mention_length
+                if max_mention_length is None
+                else _positive_int(max_mention_length, "max_mention_length"),
                 stride=stride,
                 pad_to_multiple_of=pad_to_multiple_of,
                 return_tensors=return_tensors,
@@ -559,6 +597,16 @@ class LukeTokenizer:
 
 
 # ---------------------------------------------------------------------------------------------- helpers
+def _word_special_names(vocab: Mapping[str, int], names: Sequence[str | None]) -> tuple[list[str], bool]:
+    """The word special tokens (:data:`_WORD_SPECIALS` order): each given name, else ``<s>``/``</s>``/...
+    when the vocabulary is RoBERTa-style or ``[CLS]``/``[SEP]``/...; and whether it is RoBERTa-style."""
+    roberta_style = "<s>" in vocab and "</s>" in vocab
+    defaults = ("<s>", "</s>", "<pad>", "<unk>", "<mask>")
+    if not roberta_style:
+        defaults = ("[CLS]", "[SEP]", "[PAD]", "[UNK]", "[MASK]")
+    return [n if n is not None else d for n, d in zip(names, defaults, strict=True)], roberta_style
+
+
 def _as_entity_vocab(value: str | os.PathLike[str] | EntityVocab | Mapping[str, int]) -> EntityVocab:
     if isinstance(value, EntityVocab):
         return value
@@ -607,6 +655,8 @@ def _wordpiece(vocab_txt: Path, do_lower_case: bool | None) -> Tokenizer:
         vocab = models.WordPiece.read_file(str(vocab_txt))
     except Exception as err:  # tokenizers raises plain Exception
         raise TokenizerError(f"{vocab_txt}: not a WordPiece vocabulary ({error_summary(err)})") from None
+    if not vocab:
+        raise TokenizerError(f"{vocab_txt}: empty WordPiece vocabulary, expected one token per line")
     if do_lower_case is None:
         do_lower_case = not any(re.fullmatch(r"[A-Z][a-z]+", t) for t in list(vocab)[:5000])
     tok = Tokenizer(models.WordPiece(vocab, unk_token="[UNK]", max_input_chars_per_word=100))
@@ -744,15 +794,20 @@ def _to_output(data: dict[str, Any], options: EncodeOptions, is_batch: bool) -> 
     return BatchEncoding(data)
 
 
-def _load_backend(folder: Path, config: dict[str, Any]) -> Tokenizer:
-    """The word tokenizer of a folder: ``tokenizer.json``, ``vocab.json`` + ``merges.txt`` or ``vocab.txt``."""
+def _load_backend(folder: Path, config: dict[str, Any], config_path: Path) -> tuple[Tokenizer, Path]:
+    """The word tokenizer of a folder (``tokenizer.json``, ``vocab.json`` + ``merges.txt`` or ``vocab.txt``)
+    and the file its vocabulary came from."""
     if (folder / "tokenizer.json").exists():
-        return _tokenizer_json(folder / "tokenizer.json")
+        return _tokenizer_json(folder / "tokenizer.json"), folder / "tokenizer.json"
     if (folder / "vocab.json").exists() and (folder / "merges.txt").exists():
-        return _byte_level_bpe(folder / "vocab.json", folder / "merges.txt")
+        return _byte_level_bpe(folder / "vocab.json", folder / "merges.txt"), folder / "vocab.json"
     if (folder / "vocab.txt").exists():
-        return _wordpiece(folder / "vocab.txt", config.get("do_lower_case"))
-    raise ValueError(f"{folder}: no tokenizer.json, vocab.json + merges.txt or vocab.txt found")
+        lower = config.get("do_lower_case")
+        if lower is not None and not isinstance(lower, bool):
+            got = shorten(repr(lower))
+            raise TokenizerError(f"{config_path}: do_lower_case must be true, false or null, got {got}")
+        return _wordpiece(folder / "vocab.txt", lower), folder / "vocab.txt"
+    raise TokenizerError(f"{folder}: no tokenizer.json, vocab.json + merges.txt or vocab.txt found")
 
 
 def _find_entity_vocab(folder: Path, config: dict[str, Any]) -> Path | dict[str, int]:
@@ -762,30 +817,78 @@ def _find_entity_vocab(folder: Path, config: dict[str, Any]) -> Path | dict[str,
     for name in ("entity_vocab.json", "entity_vocab.jsonl", "entity_vocab.tsv"):
         if (folder / name).exists():
             return folder / name
-    raise ValueError(
+    raise TokenizerError(
         f"{folder}: no entity vocabulary found (entity_vocab.json/.jsonl/.tsv or 'entity_vocab' in "
         "tokenizer_config.json); pass entity_vocab=path_or_EntityVocab"
     )
 
 
-def _saved_settings(config: dict[str, Any]) -> dict[str, Any]:
-    """Constructor keyword arguments from a ``tokenizer_config.json`` (ours or transformers')."""
+def _saved_settings(config: dict[str, Any], path: Path, overridden: set[str] = frozenset()) -> dict[str, Any]:
+    """Constructor keyword arguments from a ``tokenizer_config.json`` (ours or transformers'), each checked
+    (unless a keyword argument in ``overridden`` replaces it): a bad value is a :class:`TokenizerError`
+    naming ``path``, the key and what was expected."""
 
-    def content(value: Any) -> Any:
-        return value.get("content") if isinstance(value, dict) else value  # serialized AddedToken
+    def content(value: Any) -> Any:  # a serialized AddedToken {"content": "<s>", ...}
+        return value["content"] if isinstance(value, dict) and "content" in value else value
 
-    settings: dict[str, Any] = {}
+    read: dict[str, tuple[str, Any]] = {}  # argument -> (its key in the file, value)
     for key in _SAVED_SETTINGS:
-        value = content(config.get(key))
-        if value is not None:
-            settings[key] = value
+        if config.get(key) is not None:
+            read[key] = (key, content(config[key]))
     for key, legacy in (("entity_1_token", "entity_token_1"), ("entity_2_token", "entity_token_2")):
-        value = content(config.get(key, config.get(legacy)))
-        if value is not None:
-            settings[key] = value
-    if "double_separator" not in settings and config.get("special_tokens_pattern") == "cls_double_sep":
-        settings["double_separator"] = True
+        name = key if config.get(key) is not None else legacy
+        if config.get(name) is not None:
+            read[key] = (name, content(config[name]))
     max_len = config.get("model_max_length")
-    if isinstance(max_len, int) and 0 < max_len < 1_000_000:
-        settings["model_max_length"] = max_len
+    # transformers writes a huge number (int(1e30)) for "no limit": that one means the default
+    no_limit = isinstance(max_len, int | float) and not isinstance(max_len, bool) and max_len >= 1e6
+    if max_len is not None and not no_limit:
+        read["model_max_length"] = ("model_max_length", max_len)
+    settings: dict[str, Any] = {}
+    for argument, (key, value) in read.items():
+        if argument in overridden:
+            continue
+        if argument in _LENGTH_SETTINGS:
+            value = _positive_int(value, key, str(path))
+        elif argument == "task":
+            _check_task(value, str(path))
+        elif argument == "double_separator" and not isinstance(value, bool):
+            raise TokenizerError(f"{path}: double_separator must be true, false or null, got {shorten(repr(value))}")
+        elif argument in _TOKEN_SETTINGS:
+            _check_token(value, key, str(path))
+        settings[argument] = value
+    if "double_separator" not in read and config.get("special_tokens_pattern") == "cls_double_sep":
+        settings["double_separator"] = True
     return settings
+
+
+def _check_saved_tokens(
+    settings: dict[str, Any],
+    overridden: set[str],
+    backend: Tokenizer,
+    entity_vocab: EntityVocab,
+    config_path: Path,
+    word_file: Path,
+) -> None:
+    """The special tokens a folder names (or the defaults) exist in its vocabularies; else a
+    :class:`TokenizerError` naming the file that is wrong: ``tokenizer_config.json`` for a token it names,
+    the word vocabulary file for a default token it lacks. Keyword arguments are checked by ``__init__``."""
+    vocab = backend.get_vocab(with_added_tokens=True)
+    names, _ = _word_special_names(vocab, [settings.get(k) for k in _WORD_SPECIALS])
+    for key, name in zip(_WORD_SPECIALS[:3], names[:3], strict=True):
+        if key in overridden or name in vocab:
+            continue
+        if key in settings:
+            raise TokenizerError(
+                f"{config_path}: {key} {shorten(repr(name))} is not in the word vocabulary ({word_file})"
+            )
+        raise TokenizerError(
+            f"{word_file}: the word vocabulary has no {name!r} token ({key}; expected [CLS]/[SEP]/[PAD] or "
+            f"<s>/</s>/<pad>, {len(vocab):,} tokens)"
+        )
+    source = entity_vocab.source if entity_vocab.source is not None else "the entity vocabulary given"
+    for key in _ENTITY_SPECIALS[:3]:
+        name = settings.get(key)
+        if key in overridden or name is None or entity_vocab.get_id(name) is not None:
+            continue
+        raise TokenizerError(f"{config_path}: {key} {shorten(repr(name))} is not in the entity vocabulary ({source})")
