@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from luke.entity_vocab import EntityVocab
-from luke.errors import ConfigError, DatasetError, OutputError, shorten
+from luke.errors import ConfigError, DatasetError, LukeError, OutputError
 from luke.files import atomic_output, check_output
 from luke.pretraining.collator import EntityVocabInfo, WordVocabInfo, collate, mask_item
 from luke.pretraining.config import MaskingConfig
@@ -67,18 +67,16 @@ class PretrainingDataset:
         folder = self.path / self.metadata.get("tokenizer", {}).get("saved_to", "tokenizer/")
         try:
             return load_tokenizer(folder)
-        except Exception as err:
-            raise DatasetError(f"{self.path}: cannot load the dataset's tokenizer: {shorten(str(err), 300)}") from None
+        except (LukeError, OSError) as err:  # the message names the file; anything else is a bug
+            raise DatasetError(f"the dataset's tokenizer cannot be loaded: {err}") from None
 
     @cached_property
     def entity_vocab(self) -> EntityVocab:
         name = self.metadata.get("entity_vocab", {}).get("file", "entity_vocab.jsonl")
         try:
             return EntityVocab.load(self.path / name)
-        except Exception as err:
-            raise DatasetError(
-                f"{self.path}: cannot load the dataset's entity vocabulary {name}: {shorten(str(err), 300)}"
-            ) from None
+        except (LukeError, OSError) as err:  # the message names the file; anything else is a bug
+            raise DatasetError(f"the dataset's entity vocabulary cannot be loaded: {err}") from None
 
     @property
     def tokenizer_sha256(self) -> str | None:
