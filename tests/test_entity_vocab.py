@@ -190,3 +190,18 @@ def test_json_errors(tmp_path: Path) -> None:
         EntityVocab.load(p)
     with pytest.raises(ValueError, match="unknown entity vocabulary format"):
         EntityVocab.load(tmp_path / "vocab.txt")
+
+
+def test_blank_titles_are_refused_with_file_and_line(tmp_path: Path) -> None:
+    """Issue #18: a title of only whitespace is not a title (it was accepted and matched nothing)."""
+    tsv = tmp_path / "v.tsv"
+    tsv.write_text("[PAD]\t0\n   \t3\n", encoding="utf-8")
+    with pytest.raises(DataError, match=rf"{tsv}:2: entity id 1: title must be a non-empty string"):
+        EntityVocab.load(tsv)
+    jsonl = tmp_path / "v.jsonl"
+    lines = [{"id": 0, "entities": [["[PAD]", None]], "count": 0}, {"id": 1, "entities": [["\t ", None]], "count": 0}]
+    jsonl.write_text("".join(json.dumps(x) + "\n" for x in lines), encoding="utf-8")
+    with pytest.raises(DataError, match=rf"{jsonl}:2: entity id 1: title must be a non-empty string"):
+        EntityVocab.load(jsonl)
+    with pytest.raises(DataError, match="not only whitespace"):
+        EntityVocab.from_counts([(" ", 1)])

@@ -533,3 +533,184 @@ def test_build_dump_db_sqlite_failure_names_the_output(
     line = _error_line(capsys, "build-dump-db")
     assert f"output database {out}: cannot be written (database or disk is full)" in line
     assert list(tmp_path.iterdir()) == []
+
+
+# ------------------------------------------------------------------- issue #18: adversarial probes of the pipeline
+
+
+def _tamper(db: Path, out: Path, sql: str, *params: object) -> Path:
+    out.write_bytes(db.read_bytes())
+    conn = sqlite3.connect(out)
+    conn.execute(sql, params)
+    conn.commit()
+    conn.close()
+    return out
+
+
+def test_tampered_dump_db_rows_are_one_line_dump_errors(
+    tmp_path: Path, db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Rows are checked where DumpDB decodes them: a wrong type or an offset outside the paragraph is a
+    DumpError naming the file, page and link (it was a TypeError, or a silently wrong mention)."""
+    bad = _tamper(db, tmp_path / "counts.sqlite", "UPDATE link_counts SET count = 'abc'")
+    assert main(["build-entity-vocab", str(bad), str(tmp_path / "v.jsonl")]) == 2
+    assert f"{bad}: table link_counts: corrupt row" in _error_line(capsys, "build-entity-vocab")
+    bad = _tamper(db, tmp_path / "redirects.sqlite", "UPDATE redirects SET target = x'ff00'")
+    assert main(["build-entity-vocab", str(bad), str(tmp_path / "v.jsonl")]) == 2
+    assert f"{bad}: table redirects: corrupt row" in _error_line(capsys, "build-entity-vocab")
+    page_id = DumpDB(db).page_ids()[0]
+    probes = [
+        ([{"text": "abc", "abstract": True, "links": [["Japan", True, "x"]]}], 'corrupt link ["Japan", true, "x"]'),
+        ([{"text": "abc", "abstract": True, "links": [["Japan", -5, 999]]}], 'corrupt link ["Japan", -5, 999]'),
+        ([{"text": "abc", "abstract": True, "links": [["Japan", 2, 1]]}], "0 <= start < end <= 3"),
+        ([{"text": "abc", "abstract": True, "links": [[7, 0, 1]]}], "corrupt link [7, 0, 1]"),
+        ([{"text": 5, "links": []}], "corrupt paragraph"),
+        ({"text": "abc"}, "expected a JSON list, got dict"),
+    ]
+    for number, (paragraphs, expected) in enumerate(probes):
+        sql = "UPDATE pages SET paragraphs = ? WHERE page_id = ?"
+        bad = _tamper(db, tmp_path / f"p{number}.sqlite", sql, json.dumps(paragraphs), page_id)
+        assert main(["build-mention-db", str(bad), str(tmp_path / "m.jsonl"), "--no-progress"]) == 2
+        line = _error_line(capsys, "build-mention-db")
+        assert f"{bad}: page id {page_id}" in line and expected in line, line
+    assert not (tmp_path / "m.jsonl").exists() and not (tmp_path / "v.jsonl").exists()
+
+
+def test_num_workers_is_capped_before_the_work(
+    tmp_path: Path, db: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from luke.errors import ConfigError
+    from luke.wikipedia.parallel import MAX_WORKERS, ordered_map
+
+    monkeypatch.setattr(dump_db_module, "DumpReader", _forbidden)
+    monkeypatch.setattr(dataset_module, "DumpDB", _forbidden)
+    too_many = str(MAX_WORKERS + 1)
+    assert main(["build-dump-db", str(TINY), str(tmp_path / "o.db"), "--num-workers", too_many]) == 2
+    assert f"--num-workers {MAX_WORKERS + 1} is too many" in _error_line(capsys, "build-dump-db")
+    argv = ["build-pretraining-dataset", str(db), str(tmp_path / "tok"), str(tmp_path / "v.jsonl"), str(tmp_path / "d")]
+    assert main([*argv, "--num-workers", "100000"]) == 2
+    assert "--num-workers 100,000 is too many" in _error_line(capsys, "build-pretraining-dataset")
+    with pytest.raises(ConfigError, match="at most 256 worker processes"):
+        next(ordered_map(abs, [1], 100_000))
+    assert list(tmp_path.iterdir()) == []
+
+
+def _dump_variant(tmp_path: Path, name: str, old: str, new: str, count: int = -1) -> Path:
+    text = TINY.read_text(encoding="utf-8")
+    assert old in text
+    path = tmp_path / name
+    path.write_text(text.replace(old, new, count), encoding="utf-8")
+    return path
+
+
+def test_dumps_without_pages_bad_namespaces_and_schemas(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    out = tmp_path / "o.sqlite"
+    no_pages = tmp_path / "no-pages.xml"
+    no_pages.write_text('<mediawiki xmlns="http://www.mediawiki.org/xml/export-0.10/" version="0.10"></mediawiki>')
+    assert main(["build-dump-db", str(no_pages), str(out), "--no-progress"]) == 2
+    assert f"{no_pages}: no <page> in the export" in _error_line(capsys, "build-dump-db")
+    bad_ns = _dump_variant(tmp_path, "ns.xml", "<ns>0</ns>", "<ns>abc</ns>", 1)
+    assert main(["build-dump-db", str(bad_ns), str(out), "--no-progress"]) == 2
+    line = _error_line(capsys, "build-dump-db")
+    assert f"{bad_ns}: page id " in line and "<ns> must be an integer, got 'abc' (near input byte" in line
+    bad_version = _dump_variant(tmp_path, "vx.xml", "0.10", "x.y")
+    assert main(["build-dump-db", str(bad_version), str(out), "--no-progress"]) == 2
+    assert "unknown MediaWiki export schema version 'x.y'" in _error_line(capsys, "build-dump-db")
+    assert list(p.name for p in tmp_path.iterdir() if p.suffix == ".sqlite") == []
+    newer = _dump_variant(tmp_path, "v99.xml", "0.10", "0.99")
+    with caplog.at_level("WARNING", logger="luke.wikipedia.dump_db"):
+        assert main(["build-dump-db", str(newer), str(out), "--no-progress"]) == 0
+    assert "export schema 0.99 is not one of 0.9-0.11; reading it like 0.11" in caplog.text
+    assert len(DumpDB(out)) > 0
+
+
+def test_file_outputs_named_like_folders_and_wrong_suffixes(
+    tmp_path: Path, db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder_name = f"{tmp_path}/p1/newdir/"
+    cases = [
+        (["build-dump-db", str(TINY), folder_name, "--no-progress"], "output database"),
+        (["build-entity-vocab", str(db), folder_name], "output vocabulary"),
+        (["build-mention-db", str(db), folder_name, "--no-progress"], "output mention database"),
+    ]
+    for argv, what in cases:
+        assert main(argv) == 2
+        assert f"{what} {folder_name} ends with '/', which names a folder" in _error_line(capsys, argv[0])
+    assert list(tmp_path.iterdir()) == []
+    assert main(["build-mention-db", str(db), str(tmp_path / "m.tsv"), "--no-progress"]) == 2
+    assert "m.tsv: the file is JSON Lines; end its name with .jsonl" in _error_line(capsys, "build-mention-db")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_white_lists_that_select_nothing(
+    tmp_path: Path, db: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    out = tmp_path / "v.jsonl"
+    empty = tmp_path / "empty.txt"
+    empty.write_text("\n# only a comment\n")
+    assert main(["build-entity-vocab", str(db), str(out), "-w", str(empty), "--white-list-only"]) == 2
+    assert f"the white list ({empty}) holds no titles" in _error_line(capsys, "build-entity-vocab")
+    unknown = tmp_path / "unknown.txt"
+    unknown.write_text("Nowhere Land\nAtlantis\n")
+    assert main(["build-entity-vocab", str(db), str(out), "-w", str(unknown), "--white-list-only"]) == 2
+    line = _error_line(capsys, "build-entity-vocab")
+    assert f"2 of 2 white-listed titles are not articles of {db} ('Nowhere Land', 'Atlantis')" in line
+    assert not out.exists()
+    unknown.write_text("Nowhere Land\nKyoto\n")
+    with caplog.at_level("WARNING", logger="luke.wikipedia.entity_vocab_builder"):
+        assert main(["build-entity-vocab", str(db), str(out), "-w", str(unknown), "--white-list-only"]) == 0
+    assert "1 of 2 white-listed titles are not articles" in caplog.text
+    assert len(EntityVocab.load(out)) == 5  # the specials and Kyoto
+
+
+def test_pretraining_options_or_inputs_that_make_no_items(
+    tmp_path: Path, db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tokenizer = require_shared("tokenizers/roberta-base")
+    specials_only = tmp_path / "specials.jsonl"
+    EntityVocab.from_counts([]).save(specials_only)
+    out = tmp_path / "ds"
+    argv = ["build-pretraining-dataset", str(db), str(tokenizer), str(specials_only), str(out), "--no-progress"]
+    for extra, expected in [
+        (["--max-seq-length", "3"], "--min-sentence-length 5 is more than the 1 tokens an item holds"),
+        (["--min-sentence-length", "1000"], "--min-sentence-length 1000 is more than the 510 tokens"),
+        (["--skip-unk-entities"], "item(s) without an entity mention dropped (see --include-sentences-without"),
+    ]:
+        assert main([*argv, *extra]) == 2
+        line = _error_line(capsys, "build-pretraining-dataset")
+        assert "no items" in line and expected in line, line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["specials.jsonl"]
+
+
+_SIGTERM_SCRIPT = """
+import os, signal, sys, time
+from luke.cli import main
+from luke.wikipedia import dump_db
+
+def fill(conn, *args):
+    conn.execute("CREATE TABLE t (x)")
+    conn.commit()
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(30)
+
+dump_db._fill_database = fill
+sys.exit(main(["build-dump-db", sys.argv[1], sys.argv[2], "--no-progress"]))
+"""
+
+
+def test_sigterm_removes_the_partial_output(tmp_path: Path) -> None:
+    """``kill PID`` of a pipeline command ends it through the atomic_output clean-up (the temporary used
+    to stay behind until the next run)."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "out" / "db.sqlite"
+    out.parent.mkdir()
+    proc = subprocess.run(
+        [sys.executable, "-c", _SIGTERM_SCRIPT, str(TINY), str(out)], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 143, proc.stderr
+    assert "luke build-dump-db: terminated (SIGTERM)" in proc.stderr
+    assert list(out.parent.iterdir()) == []

@@ -87,8 +87,11 @@ class EntityVocab:
         if not entities:
             raise DataError(f"{prefix}entity id {entity_id} has no titles")
         for title, language in entities:
-            if not isinstance(title, str) or not title:
-                raise DataError(f"{prefix}entity id {entity_id}: title must be a non-empty string, got {title!r}")
+            if not isinstance(title, str) or not title.strip():
+                raise DataError(
+                    f"{prefix}entity id {entity_id}: title must be a non-empty string (not only whitespace), "
+                    f"got {shorten(repr(title))}"
+                )
             if language is not None and not isinstance(language, str):
                 raise DataError(f"{prefix}entity id {entity_id}: language must be a string or null")
             key = (title, language)

@@ -4,9 +4,13 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import os
+import signal
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 from luke.command_args import (
@@ -34,27 +38,58 @@ def register(sub: argparse._SubParsersAction) -> None:
     _add_build_mention_db(sub)
 
 
+def _add_file_output(parser: argparse.ArgumentParser, help: str) -> None:
+    """The ``out_file`` positional, kept as typed (a ``Path`` would drop the ``/`` of ``out/``, which names
+    a folder and is refused by the library)."""
+    parser.add_argument("out_file", help=help)
+
+
+@contextlib.contextmanager
+def _terminate_cleanly(command: str) -> Iterator[None]:
+    """While a pipeline command runs, SIGTERM (``kill PID``, a job scheduler's time limit) ends it like
+    Ctrl-C: the exception unwinds through ``files.atomic_output``, which removes the half-written
+    temporary, and the worker pool is terminated. Forked workers keep the default action."""
+    owner = os.getpid()
+
+    def on_sigterm(signum: int, frame: object) -> None:
+        if os.getpid() != owner:  # a forked worker: die as before
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGTERM)
+            return
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM during the clean-up kills at once
+        print(f"luke {command}: terminated (SIGTERM); removing the partial output", file=sys.stderr)
+        raise SystemExit(128 + signal.SIGTERM)
+
+    try:
+        previous = signal.signal(signal.SIGTERM, on_sigterm)
+    except ValueError:  # not the main thread (an embedding application): leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 # ------------------------------------------------------------------------------------------------ build-dump-db
 
 
 _BUILD_DUMP_DB = """step 1: Wikipedia XML dump -> SQLite database of paragraphs with links and redirects
 
 Stream a MediaWiki pages-articles XML dump (.bz2 or plain; export schema 0.9-0.11, with or without
-<siteinfo>) and store every namespace-0 article as plain paragraphs with link annotations (character
-offsets of the anchor text, normalised target title), plus the redirect table and raw link counts, in an
-SQLite file. Disambiguation pages, other namespaces, templates, tables, references and
-File/Category/interlanguage links are dropped. The file appears only when complete. See
+<siteinfo>; another numbered schema version is read the same way with a warning) and store every
+namespace-0 article as plain paragraphs with link annotations (character offsets of the anchor text,
+normalised target title), plus the redirect table and raw link counts, in an SQLite file.
+Disambiguation pages, other namespaces, templates, tables, references and File/Category/interlanguage
+links are dropped. The file appears only when complete. See
 docs/pretraining-data.md for the formats and a worked example.
 """
 
 
 def _add_build_dump_db(sub: argparse._SubParsersAction) -> None:
     p = add_command(sub, "build-dump-db", _build_dump_db, _BUILD_DUMP_DB)
-    add_paths(
-        p,
-        dump_file="pages-articles XML dump (.xml.bz2, .bz2 or plain .xml)",
-        out_file="SQLite database to write (replaced if it exists)",
-    )
+    add_paths(p, dump_file="pages-articles XML dump (.xml.bz2, .bz2 or plain .xml)")
+    _add_file_output(p, "SQLite database to write (replaced if it exists)")
     add_num_workers(p, "processes parsing wikitext")
     p.add_argument("--chunk-size", type=positive_int, default=2, help="pages per task sent to a worker (default: 2)")
     add_no_progress(p)
@@ -63,14 +98,15 @@ def _add_build_dump_db(sub: argparse._SubParsersAction) -> None:
 def _build_dump_db(args: argparse.Namespace) -> int:
     from luke.wikipedia.dump_db import build_dump_db
 
-    stats, seconds = timed(
-        build_dump_db,
-        args.dump_file,
-        args.out_file,
-        num_workers=args.num_workers,
-        chunk_size=args.chunk_size,
-        progress=not args.no_progress,
-    )
+    with _terminate_cleanly("build-dump-db"):
+        stats, seconds = timed(
+            build_dump_db,
+            args.dump_file,
+            args.out_file,
+            num_workers=args.num_workers,
+            chunk_size=args.chunk_size,
+            progress=not args.no_progress,
+        )
     print(
         f"wrote {args.out_file}: {stats.get('articles', 0):,} articles, {stats.get('redirects', 0):,} redirects, "
         f"{stats.get('links', 0):,} links ({stats.get('disambiguation_pages', 0):,} disambiguation and "
@@ -94,7 +130,8 @@ worked example.
 
 def _add_build_entity_vocab(sub: argparse._SubParsersAction) -> None:
     p = add_command(sub, "build-entity-vocab", _build_entity_vocab, _BUILD_ENTITY_VOCAB)
-    add_paths(p, dump_db=_DB_HELP, out_file="vocabulary file to write (.jsonl, .tsv or .json)")
+    add_paths(p, dump_db=_DB_HELP)
+    _add_file_output(p, "vocabulary file to write (.jsonl, .tsv or .json)")
     p.add_argument(
         "--vocab-size", type=int, default=1_000_000, help="maximum number of ids, specials included (default: 1M)"
     )
@@ -123,10 +160,13 @@ def _build_entity_vocab(args: argparse.Namespace) -> int:
 
     out = check_vocab_output(args.out_file, language=args.language)  # before the work
     refuse_inputs_in_output(out, [args.dump_db, *args.white_list], what="output vocabulary")
+    if args.white_list_only and not args.white_list:
+        raise ConfigError("--white-list-only needs at least one --white-list file")
     db = DumpDB(args.dump_db)
     white_list = [title for path in args.white_list for title in read_white_list(path)]
     if args.white_list_only and not white_list:
-        raise ConfigError("--white-list-only needs at least one --white-list file")
+        files = ", ".join(str(path) for path in args.white_list)
+        raise ConfigError(f"--white-list-only: the white list ({files}) holds no titles (only blank or # lines)")
     vocab, stats = build_entity_vocab(
         db,
         vocab_size=args.vocab_size,
@@ -135,7 +175,8 @@ def _build_entity_vocab(args: argparse.Namespace) -> int:
         white_list_only=args.white_list_only,
         language=args.language,
     )
-    save_vocab_atomically(vocab, args.out_file)
+    with _terminate_cleanly("build-entity-vocab"):
+        save_vocab_atomically(vocab, args.out_file)
     print(
         f"wrote {args.out_file}: {stats.vocab_size:,} ids; links {stats.links:,}: "
         f"{stats.links_to_articles:,} to articles ({stats.links_resolved_through_redirects:,} via redirects), "
@@ -215,22 +256,25 @@ def _add_unk_entity_switch(parser: argparse.ArgumentParser) -> None:
 
 
 def _build_pretraining_dataset(args: argparse.Namespace) -> int:
+    from luke.wikipedia.parallel import check_num_workers
     from luke.wikipedia.pretraining_dataset import DatasetOptions, build_pretraining_dataset
 
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     options = DatasetOptions(**values_from_namespace(args, dataclasses.fields(DatasetOptions), skip_none=False))
-    meta, seconds = timed(
-        build_pretraining_dataset,
-        args.dump_db,
-        args.tokenizer,
-        args.entity_vocab,
-        args.out_dir,
-        options,
-        num_workers=args.num_workers,
-        num_shards=args.num_shards,
-        overwrite=args.overwrite,
-        progress=not args.no_progress,
-    )
+    check_num_workers(args.num_workers)  # before the work (the pool is made after the inputs are read)
+    with _terminate_cleanly("build-pretraining-dataset"):
+        meta, seconds = timed(
+            build_pretraining_dataset,
+            args.dump_db,
+            args.tokenizer,
+            args.entity_vocab,
+            args.out_dir,
+            options,
+            num_workers=args.num_workers,
+            num_shards=args.num_shards,
+            overwrite=args.overwrite,
+            progress=not args.no_progress,
+        )
     counts = meta["counts"]
     print(
         f"wrote {args.out_dir}: {meta['number_of_items']:,} items, {counts.get('tokens', 0):,} tokens, "
@@ -289,7 +333,8 @@ dictionaries) to find entity mentions in any text. The file appears only when co
 
 def _add_build_mention_db(sub: argparse._SubParsersAction) -> None:
     p = add_command(sub, "build-mention-db", _build_mention_db, _BUILD_MENTION_DB)
-    add_paths(p, dump_db=_DB_HELP, out_file="mention database to write (.jsonl; replaced if it exists)")
+    add_paths(p, dump_db=_DB_HELP)
+    _add_file_output(p, "mention database to write (.jsonl; replaced if it exists)")
     add_int_options(
         p,
         ("--max-mention-words", 20, "ignore anchors longer than this (words, 20)"),
@@ -307,14 +352,15 @@ def _add_build_mention_db(sub: argparse._SubParsersAction) -> None:
 def _build_mention_db(args: argparse.Namespace) -> int:
     from luke.wikipedia.mention_db import build_mention_db
 
-    stats, seconds = timed(
-        build_mention_db,
-        dump_db_path=args.dump_db,
-        out_path=args.out_file,
-        max_mention_words=args.max_mention_words,
-        min_link_count=args.min_link_count,
-        progress=not args.no_progress,
-        any_target=args.any_target,
-    )
+    with _terminate_cleanly("build-mention-db"):
+        stats, seconds = timed(
+            build_mention_db,
+            dump_db_path=args.dump_db,
+            out_path=args.out_file,
+            max_mention_words=args.max_mention_words,
+            min_link_count=args.min_link_count,
+            progress=not args.no_progress,
+            any_target=args.any_target,
+        )
     print(json.dumps({"out_file": str(args.out_file), **stats, "seconds": round(seconds, 1)}))
     return 0

@@ -1,7 +1,8 @@
 """Step 1: stream a MediaWiki ``pages-articles`` XML dump into an SQLite "dump database".
 
 The reader streams the XML (bz2-compressed or plain) with :func:`xml.etree.ElementTree.iterparse`, matching tags
-by local name so every export schema (0.9–0.11, with or without ``<siteinfo>``) works. Namespace-0 articles are
+by local name so every export schema (0.9–0.11, with or without ``<siteinfo>``) works; another numbered
+schema version is read the same way with a warning, a version that is not a number is refused. Namespace-0 articles are
 kept, redirects are recorded, disambiguation pages and other namespaces are dropped. Wikitext is parsed with
 ``mwparserfromhell`` in worker processes and rendered to plain paragraphs with link annotations.
 
@@ -52,7 +53,7 @@ from tqdm import tqdm
 
 from luke.errors import DumpError, OutputError, shorten
 from luke.files import atomic_output, check_output, refuse_inputs_in_output
-from luke.wikipedia.parallel import ordered_map
+from luke.wikipedia.parallel import check_num_workers, ordered_map
 
 logger = logging.getLogger(__name__)
 
@@ -458,6 +459,7 @@ class DumpReader:
         self.namespaces: frozenset[str] = DEFAULT_NAMESPACES
         self._counter: _CountingReader | None = None
         self.last_page_id: int | None = None
+        self.pages_read = 0
 
     @property
     def position(self) -> int:
@@ -495,11 +497,13 @@ class DumpReader:
                     root = elem
                     if name != "mediawiki":
                         raise DumpError(f"{self.path}: not a MediaWiki XML export (root element <{name}>)")
+                    self._check_schema(elem)
                 continue
             if name == "siteinfo":
                 self._read_siteinfo(elem)
                 root.clear()  # type: ignore[union-attr]
             elif name == "page":
+                self.pages_read += 1
                 page = self._read_page(elem)
                 root.clear()  # type: ignore[union-attr]
                 if page is not None:
@@ -507,6 +511,25 @@ class DumpReader:
                     yield page
         if root is None:
             raise DumpError(f"{self.path}: empty input")
+        if self.pages_read == 0:
+            raise DumpError(self.path, "no <page> in the export; expected a pages-articles dump")
+
+    def _check_schema(self, root: ET.Element) -> None:
+        """Export schemas 0.9-0.11 are read; another numbered version is read the same way with a warning
+        (the page elements used here have not changed since 0.3); a version that is not a number is an error."""
+        uri = root.tag[1:].partition("}")[0] if root.tag.startswith("{") else ""
+        m = re.search(r"export-([^/]*)/?$", uri)
+        version = root.get("version") or (m.group(1) if m else None)
+        if version is None:
+            return
+        if not re.fullmatch(r"0\.\d{1,3}", version):
+            raise DumpError(
+                self.path, f"unknown MediaWiki export schema version {shorten(version)!r} (expected 0.9-0.11)"
+            )
+        if not 9 <= int(version[2:]) <= 11:
+            logger.warning(
+                "%s: MediaWiki export schema %s is not one of 0.9-0.11; reading it like 0.11", self.path, version
+            )
 
     def _read_siteinfo(self, elem: ET.Element) -> None:
         for key in ("sitename", "dbname", "base", "generator", "case"):
@@ -525,8 +548,14 @@ class DumpReader:
             raise DumpError(f"{self.path}: <page> without <title> or numeric <id> {self._where()}")
         title = (title_el.text or "").strip()
         page_id = int(id_el.text.strip())  # type: ignore[union-attr]
-        if ns_el is not None and (ns_el.text or "").strip().lstrip("-").isdigit():
-            namespace = int(ns_el.text.strip())  # type: ignore[union-attr]
+        ns_text = (ns_el.text or "").strip() if ns_el is not None else ""
+        if ns_text and not re.fullmatch(r"-?[0-9]{1,9}", ns_text):
+            raise DumpError(
+                f"{self.path}: page id {page_id} ({shorten(title)!r}): <ns> must be an integer, got "
+                f"{shorten(ns_text)!r} (near input byte {self.position:,})"
+            )
+        if ns_text:
+            namespace = int(ns_text)
         else:  # very old exports have no <ns>: infer it from the title prefix
             namespace = 0 if is_entity_target(title, self.namespaces) else -99
         revision = _child(elem, "revision")
@@ -541,6 +570,14 @@ class DumpReader:
 
 
 # ------------------------------------------------------------------------------------------------- build
+
+
+def refuse_folder_name(path: str | os.PathLike[str], *, what: str) -> None:
+    """:class:`~luke.errors.OutputError` for a file output given as a folder name (``out/``, ``out/.``):
+    ``Path`` drops the trailing ``/``, so this looks at the path as typed."""
+    text = os.fspath(path)
+    if text.endswith(("/", os.sep, "/.")) or text in (".", ".."):
+        raise OutputError(f"{what} {text} ends with '/', which names a folder; give a file path")
 
 
 def _process_page(job: tuple[int, str, str, frozenset[str]]) -> tuple[int, str, str | None, list[str]]:
@@ -584,6 +621,8 @@ def build_dump_db(
     written under a temporary name next to ``out_file`` and renamed only once complete, so an interrupted or
     failed run never leaves a complete-looking database behind (leftovers of killed runs are swept).
     """
+    check_num_workers(num_workers)
+    refuse_folder_name(out_file, what="output database")
     out = check_output(out_file, kind="file", overwrite=True, what="output database")
     refuse_inputs_in_output(out, [dump_file], what="output database")
     reader = DumpReader(dump_file)
@@ -749,14 +788,48 @@ class DumpDB:
 
     def _paragraphs(self, payload: str, where: str) -> list[Paragraph]:
         try:
-            return [Paragraph.from_json(p) for p in json.loads(payload)]
-        except (ValueError, TypeError, KeyError) as err:
+            value = json.loads(payload)
+        except (ValueError, TypeError) as err:
             raise DumpError(self.path, f"{where}: corrupt paragraphs ({shorten(str(err))})") from None
+        if not isinstance(value, list):
+            raise DumpError(self.path, f"{where}: corrupt paragraphs (expected a JSON list, got {_kind(value)})")
+        return [self._paragraph(obj, f"{where}, paragraph {i}") for i, obj in enumerate(value, 1)]
+
+    def _paragraph(self, obj: Any, where: str) -> Paragraph:
+        """One stored paragraph, its types and link offsets checked (a tampered or foreign database is a
+        :class:`DumpError`, never a ``TypeError`` or a silently wrong anchor later)."""
+        if not isinstance(obj, dict) or not isinstance(obj.get("text"), str) or not isinstance(obj.get("links"), list):
+            raise DumpError(
+                self.path,
+                f"{where}: corrupt paragraph (expected {{text: string, links: list, abstract}}): "
+                f"{shorten(json.dumps(obj, ensure_ascii=False))}",
+            )
+        text = obj["text"]
+        links = []
+        for link in obj["links"]:
+            ok = isinstance(link, list) and len(link) == 3 and isinstance(link[0], str)
+            ok = ok and all(isinstance(x, int) and not isinstance(x, bool) for x in link[1:])
+            if not ok or not 0 <= link[1] < link[2] <= len(text):
+                raise DumpError(
+                    self.path,
+                    f"{where}: corrupt link {shorten(json.dumps(link, ensure_ascii=False))} (expected "
+                    f"[title, start, end] with 0 <= start < end <= {len(text)}, the paragraph's length)",
+                )
+            links.append(WikiLink(link[0], link[1], link[2]))
+        return Paragraph(text, links, bool(obj.get("abstract")))
 
     def redirects(self) -> dict[str, str]:
         """Redirect source title → target title (unresolved, as stored)."""
         if self._redirects is None:
-            self._redirects = dict(self.conn.execute("SELECT title, target FROM redirects"))
+            redirects = {}
+            for title, target in self.conn.execute("SELECT title, target FROM redirects"):
+                if not isinstance(title, str) or not isinstance(target, str):
+                    raise DumpError(
+                        self.path,
+                        f"table redirects: corrupt row ({shorten(title)}, {shorten(target)}); expected two titles",
+                    )
+                redirects[title] = target
+            self._redirects = redirects
         return self._redirects
 
     def resolve_redirect(self, title: str, max_hops: int = 5) -> str:
@@ -765,7 +838,20 @@ class DumpDB:
 
     def link_counts(self) -> dict[str, int]:
         """Raw (unresolved) link target → number of links, over all stored articles."""
-        return dict(self.conn.execute("SELECT title, count FROM link_counts"))
+        counts = {}
+        for title, count in self.conn.execute("SELECT title, count FROM link_counts"):
+            if not isinstance(title, str) or not isinstance(count, int) or count < 0:
+                raise DumpError(
+                    self.path,
+                    f"table link_counts: corrupt row ({shorten(title)!s}, {shorten(count)!s}); "
+                    "expected a title and a count >= 0",
+                )
+            counts[title] = count
+        return counts
+
+
+def _kind(value: Any) -> str:
+    return "null" if value is None else type(value).__name__
 
 
 def resolve(title: str, redirects: dict[str, str], max_hops: int = 5) -> str:

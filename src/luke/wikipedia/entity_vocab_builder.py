@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from luke.entity_vocab import DEFAULT_SPECIALS, EntityVocab
-from luke.errors import ConfigError, DataError, LukeError, OutputError
+from luke.errors import ConfigError, DataError, LukeError, OutputError, shorten
 from luke.files import atomic_output, check_output, remove_path, temporary_path, text_lines
-from luke.wikipedia.dump_db import DumpDB, normalize_title, resolve
+from luke.wikipedia.dump_db import DumpDB, normalize_title, refuse_folder_name, resolve
 
 logger = logging.getLogger(__name__)
 
@@ -100,14 +100,17 @@ def build_entity_vocab(
     redirects = db.redirects()
     budget = vocab_size - len(specials)
     chosen: dict[str, int] = {}
+    missing: list[str] = []
     for title in white_list:
         stats.white_list_titles += 1
         resolved = resolve(title, redirects)
         if resolved not in titles:
             stats.white_list_missing += 1
+            missing.append(title)
             continue
         if resolved not in chosen and len(chosen) < budget:
             chosen[resolved] = counts.get(resolved, 0)
+    _report_missing_white_list(db, missing, len(white_list), white_list_only and not chosen)
     if not white_list_only:
         ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
         stats.entities_below_min_count = sum(1 for c in counts.values() if c < min_count)
@@ -120,6 +123,18 @@ def build_entity_vocab(
     return vocab, stats
 
 
+def _report_missing_white_list(db: DumpDB, missing: list[str], total: int, fatal: bool) -> None:
+    """A warning for white-listed titles that are not articles of the database (after redirects); a
+    :class:`~luke.errors.ConfigError` when ``fatal`` (``--white-list-only`` and none of them is)."""
+    if not missing:
+        return
+    examples = ", ".join(repr(shorten(title, 40)) for title in missing[:3]) + (", ..." if len(missing) > 3 else "")
+    message = f"{len(missing):,} of {total:,} white-listed titles are not articles of {db.path} ({examples})"
+    if fatal:
+        raise ConfigError(f"--white-list-only: {message}; the vocabulary would hold only the special entities")
+    logger.warning("%s; they are left out", message)
+
+
 VOCAB_SUFFIXES = (".jsonl", ".tsv", ".json")
 
 
@@ -127,6 +142,7 @@ def check_vocab_output(out: str | os.PathLike[str], *, language: str | None = No
     """Refuse an entity vocabulary output before the work: a bad path (see :func:`luke.files.check_output`;
     an existing file is replaced), an unknown suffix, or ``language`` with the TSV format (one title without
     language per line)."""
+    refuse_folder_name(out, what="output vocabulary")
     out = check_output(out, kind="file", overwrite=True, what="output vocabulary")
     suffix = out.suffix.lower()
     if suffix not in VOCAB_SUFFIXES:

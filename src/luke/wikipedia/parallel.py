@@ -3,11 +3,25 @@
 from __future__ import annotations
 
 import multiprocessing
+import os
 from collections.abc import Callable, Generator, Iterable
 from typing import Any, TypeVar
 
+from luke.errors import ConfigError
+
 T = TypeVar("T")
+MAX_WORKERS = 256  # the same ceiling as the DataLoader workers of `luke pretrain`
 R = TypeVar("R")
+
+
+def check_num_workers(num_workers: int) -> None:
+    """:class:`~luke.errors.ConfigError` for a worker count no machine can run (``--num-workers 100000``
+    would fork until the system refuses): at most :data:`MAX_WORKERS`."""
+    if num_workers > MAX_WORKERS:
+        raise ConfigError(
+            f"--num-workers {num_workers:,} is too many: at most {MAX_WORKERS} worker processes "
+            f"(this machine has {os.cpu_count() or 1} CPUs)"
+        )
 
 
 def ordered_map(
@@ -24,6 +38,7 @@ def ordered_map(
     With a pool, ``items`` is consumed by the pool's feeder thread, and the pool is terminated when the
     iteration ends, fails or is closed: ``close()`` the generator when stopping early.
     """
+    check_num_workers(num_workers)
     if num_workers <= 1:
         yield from map(func, items)
         return
