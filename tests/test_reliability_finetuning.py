@@ -582,3 +582,71 @@ def test_a_huge_unseen_dev_label_is_cut_in_the_message(tmp_path):
     with pytest.raises(DataError) as info:
         task.check_labels(examples, "dev")
     assert len(str(info.value)) < 400 and "5,000 characters" in str(info.value)
+
+
+# ------------------------------------------------------------------------------ inputs checked, not guessed
+
+
+def test_split_squad_train_articles_message_names_the_flag_and_bound(tmp_path, capsys):
+    squad = _squad(tmp_path / "s.json", "Ann ran.", [{"answer_start": 0, "text": "Ann"}])
+    doc = json.loads(squad.read_text())
+    doc["data"] = doc["data"] * 3
+    doc["data"][1] = json.loads(json.dumps(doc["data"][1]).replace('"q1"', '"q2"'))
+    doc["data"][2] = json.loads(json.dumps(doc["data"][2]).replace('"q1"', '"q3"'))
+    squad.write_text(json.dumps(doc))
+    assert cli_main(["split-squad", str(squad), str(tmp_path / "out"), "--train-articles", "0"]) == 2
+    _one_line_error(capsys, "split-squad", "--train-articles must be between 1 and 2 (the file has 3 articles), got 0")
+
+
+def test_split_squad_checks_what_it_copies_like_the_reader(tmp_path, capsys):
+    squad = _squad(tmp_path / "s.json", "Ann ran.", [{"answer_start": True, "text": "Ann"}])
+    doc = json.loads(squad.read_text())
+    doc["data"] = [doc["data"][0], {"title": "U", "paragraphs": []}]
+    squad.write_text(json.dumps(doc))
+    assert cli_main(["split-squad", str(squad), str(tmp_path / "out")]) == 2
+    _one_line_error(capsys, "split-squad", "answer_start must be an integer, got true")
+    assert not (tmp_path / "out" / "train.json").exists()
+
+
+def test_squad_answer_start_string_is_shown_as_a_string(tmp_path):
+    path = _squad(tmp_path / "s.json", "Ann ran.", [{"answer_start": "3", "text": "Ann"}])
+    with pytest.raises(DataError, match=r'answer_start must be an integer, got "3"'):
+        read_squad(path)
+
+
+@pytest.mark.parametrize(
+    "record, message",
+    [
+        ({"tokens": "Acme Corp"}, "field 'tokens' must be a list of strings, got \"Acme Corp\""),
+        ({"text": "A b", "tokens": ["x"]}, "fields 'text' and 'tokens' disagree"),
+    ],
+)
+def test_predict_ner_tokens_are_checked(tmp_path, record, message):
+    with pytest.raises(DataError, match=message):
+        make_task("ner").examples_from_raw([(1, record)], tmp_path / "in.jsonl")
+    same = make_task("ner").examples_from_raw([(1, {"text": "A b", "tokens": ["A", "b"]})], tmp_path / "in.jsonl")
+    assert same[0].sentences == [["A", "b"]]
+
+
+def test_predict_squad_id_must_be_a_string(tmp_path):
+    record = {"id": 5, "question": "Who?", "context": "Ann ran."}
+    with pytest.raises(DataError, match="field 'id' must be a non-empty string, got 5"):
+        make_task("squad").examples_from_raw([(1, record)], tmp_path / "in.jsonl")
+    del record["id"]
+    assert make_task("squad").examples_from_raw([(4, record)], tmp_path / "in.jsonl")[0].qid == "4"
+
+
+def test_resume_with_other_settings_is_refused(tmp_path, capsys):
+    bert = make_tiny_bert(tmp_path / "bert")
+    out = tmp_path / "out"
+    base = ["finetune", "entity_typing", "--model", str(bert), "--data-dir", str(_TYPING), "--output-dir",
+            str(out), "--no-progress", "--no-tensorboard", "--cpu", "--train-batch-size", "1",
+            "--num-train-epochs", "1"]  # fmt: skip
+    assert cli_main([*base, "--max-steps", "1", "--save-steps", "1", "--keep-checkpoints"]) == 0
+    assert (out / "checkpoint" / "trainer_state.json").is_file()
+    capsys.readouterr()
+    changed = [*base[:-4], "--train-batch-size", "2", "--num-train-epochs", "1", "--learning-rate", "1e-3"]
+    assert cli_main([*changed, "--resume"]) == 2
+    line = _one_line_error(capsys, "finetune", "--resume:", "--train-batch-size 1 -> 2", "--learning-rate")
+    assert "--max-steps" not in line  # a setting that may change
+    assert cli_main([*base, "--resume", "--max-steps", "2"]) == 0  # the same settings resume

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import re
 import signal
 import sys
@@ -50,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    previous = _exit_on_sigterm()
+    previous = _exit_on_sigterm(args.command)
     try:
         return int(args.func(args) or 0)
     except (LukeError, ValueError) as err:
@@ -73,14 +74,21 @@ def main(argv: list[str] | None = None) -> int:
             signal.signal(signal.SIGTERM, previous)
 
 
-def _exit_on_sigterm() -> Any:
-    """Make SIGTERM (``kill``, a scheduler's time limit) leave like Ctrl-C: through ``finally`` blocks, so a
-    command's temporary outputs are removed rather than left for the next run to sweep. Returns the previous
-    handler (None when not in the main thread, where handlers cannot be set)."""
+def _exit_on_sigterm(command: str) -> Any:
+    """Make SIGTERM (``kill PID``, a scheduler's time limit) end a command like Ctrl-C: ``SystemExit`` unwinds
+    through ``files.atomic_output`` and friends, so half-written temporaries are removed at once and worker
+    pools are terminated. Forked workers keep the default action; a second SIGTERM kills at once. Returns
+    the previous handler (None outside the main thread, where handlers cannot be set)."""
     if threading.current_thread() is not threading.main_thread():
         return None
+    owner = os.getpid()
 
     def terminate(signum: int, frame: Any) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        if os.getpid() != owner:  # a forked worker: die as before
+            os.kill(os.getpid(), signal.SIGTERM)
+            return
+        print(f"luke {command}: terminated (SIGTERM); removing partial outputs", file=sys.stderr)
         raise SystemExit(128 + signum)
 
     return signal.signal(signal.SIGTERM, terminate)

@@ -35,6 +35,7 @@ __all__ = [
     "json_lines",
     "check_output",
     "refuse_inputs_in_output",
+    "refuse_folder_name",
     "temporary_path",
     "sweep_leftovers",
     "atomic_output",
@@ -156,6 +157,8 @@ def check_output(
     (``"--output"``). ``inputs`` are the files and folders the command reads: the output may not replace
     any of them (:func:`refuse_inputs_in_output`).
     """
+    if kind == "file":
+        refuse_folder_name(path, what=what)
     path = Path(path)
     given = path
     refuse_inputs_in_output(path, inputs, what=what)
@@ -180,6 +183,14 @@ def check_output(
     if not os.access(parent, os.W_OK | os.X_OK):
         raise OutputError(f"{what} {given}: cannot write into {parent} (permission denied)")
     return given
+
+
+def refuse_folder_name(path: str | os.PathLike[str], *, what: str) -> None:
+    """:class:`~luke.errors.OutputError` for a file output given as a folder name (``out/``, ``out/.``):
+    ``Path`` drops the trailing ``/``, so this looks at the path as typed."""
+    text = os.fspath(path)
+    if text.endswith(("/", os.sep, "/.")) or text in (".", ".."):
+        raise OutputError(f"{what} {text} ends with '/', which names a folder; give a file path")
 
 
 def refuse_inputs_in_output(

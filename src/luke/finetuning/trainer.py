@@ -19,12 +19,13 @@ integers) and ``trainer_state.json``.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import shutil
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, fields, is_dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -38,7 +39,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Sampler
 from tqdm.auto import tqdm
 
-from luke.errors import CheckpointError, ConfigError, DataError
+from luke.errors import CheckpointError, ConfigError, DataError, shorten
 from luke.files import atomic_output, check_output, sweep_leftovers
 from luke.finetuning.options import TrainingArguments
 from luke.finetuning.tasks.base import Feature, Task
@@ -61,6 +62,13 @@ from luke.training import (
 __all__ = ["TrainingArguments", "Trainer", "predict_logits", "make_accelerator"]
 
 logger = logging.getLogger(__name__)
+
+#: the loop settings a resumed run must share with the interrupted one (the others, e.g. --max-steps,
+#: --save-steps, --logging-steps or --eval-batch-size, may change)
+_RUN_OPTIONS = (
+    "learning_rate", "train_batch_size", "gradient_accumulation_steps", "num_train_epochs", "seed", "select_best",
+    "warmup_ratio", "weight_decay", "max_grad_norm", "adam_beta1", "adam_beta2", "adam_epsilon", "mixed_precision",
+)  # fmt: skip
 
 
 def make_accelerator(args: TrainingArguments | None = None, **kw: Any) -> Accelerator:
@@ -268,7 +276,8 @@ class Trainer:
         from safetensors.torch import save_model
 
         acc = self.accelerator
-        loop = {"processes": acc.num_processes, "accelerator_step": acc.step, "running": list(self.running)}
+        loop = {"processes": acc.num_processes, "accelerator_step": acc.step, "running": list(self.running),
+                "options": self._run_options()}  # fmt: skip
 
         def write(folder: Path) -> None:
             save_rng_state(folder / f"rng-rank{acc.process_index}.pt")
@@ -307,6 +316,28 @@ class Trainer:
         self.state = state
         logger.info("resumed from %s at optimiser step %d", folder, self.state["global_step"])
 
+    def _run_options(self) -> dict[str, Any]:
+        """The settings that make a run what it is (a resumed run must have the same), by flag, JSON-safe."""
+        values = {f"--{k.replace('_', '-')}": getattr(self.args, k) for k in _RUN_OPTIONS}
+        options = getattr(self.task, "options", None)
+        if is_dataclass(options):
+            values |= {f"--{f.name.replace('_', '-')}": getattr(options, f.name) for f in fields(options)}
+        values["training features"] = len(self.features)
+        return json.loads(json.dumps(values, default=str))
+
+    def _check_options(self, where: Path, saved: Any) -> None:
+        """:class:`ConfigError` listing the settings that differ from those the checkpoint was written with
+        (a checkpoint of an older version, without them, is not checked)."""
+        if not isinstance(saved, dict):
+            return
+        current = self._run_options()
+        changed = [f"{k} {saved[k]} -> {v}" for k, v in current.items() if k in saved and saved[k] != v]
+        if changed:
+            raise ConfigError(
+                f"--resume: {where} was written with other settings ({shorten('; '.join(changed), 300)}); resume "
+                "with the same ones, or use another --output-dir"
+            )
+
     def _check_state(self, folder: Path, state: dict[str, Any]) -> dict[str, Any]:
         """The loop settings of ``trainer_state.json`` (popped from ``state``), checked against this run."""
         where = folder / "trainer_state.json"
@@ -331,6 +362,7 @@ class Trainer:
                 f"{where}: written by {loop['processes']} processes, resumed with {self.accelerator.num_processes}; "
                 "resume with the same count"
             )
+        self._check_options(where, loop.get("options"))
         return loop
 
     def _load_model(self, path: Path) -> None:

@@ -4,13 +4,9 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 import json
 import os
-import signal
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 from luke.command_args import (
@@ -44,33 +40,6 @@ def _add_file_output(parser: argparse.ArgumentParser, help: str) -> None:
     parser.add_argument("out_file", help=help)
 
 
-@contextlib.contextmanager
-def _terminate_cleanly(command: str) -> Iterator[None]:
-    """While a pipeline command runs, SIGTERM (``kill PID``, a job scheduler's time limit) ends it like
-    Ctrl-C: the exception unwinds through ``files.atomic_output``, which removes the half-written
-    temporary, and the worker pool is terminated. Forked workers keep the default action."""
-    owner = os.getpid()
-
-    def on_sigterm(signum: int, frame: object) -> None:
-        if os.getpid() != owner:  # a forked worker: die as before
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
-            os.kill(os.getpid(), signal.SIGTERM)
-            return
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM during the clean-up kills at once
-        print(f"luke {command}: terminated (SIGTERM); removing the partial output", file=sys.stderr)
-        raise SystemExit(128 + signal.SIGTERM)
-
-    try:
-        previous = signal.signal(signal.SIGTERM, on_sigterm)
-    except ValueError:  # not the main thread (an embedding application): leave signals alone
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 # ------------------------------------------------------------------------------------------------ build-dump-db
 
 
@@ -98,15 +67,14 @@ def _add_build_dump_db(sub: argparse._SubParsersAction) -> None:
 def _build_dump_db(args: argparse.Namespace) -> int:
     from luke.wikipedia.dump_db import build_dump_db
 
-    with _terminate_cleanly("build-dump-db"):
-        stats, seconds = timed(
-            build_dump_db,
-            args.dump_file,
-            args.out_file,
-            num_workers=args.num_workers,
-            chunk_size=args.chunk_size,
-            progress=not args.no_progress,
-        )
+    stats, seconds = timed(
+        build_dump_db,
+        args.dump_file,
+        args.out_file,
+        num_workers=args.num_workers,
+        chunk_size=args.chunk_size,
+        progress=not args.no_progress,
+    )
     print(
         f"wrote {args.out_file}: {stats.get('articles', 0):,} articles, {stats.get('redirects', 0):,} redirects, "
         f"{stats.get('links', 0):,} links ({stats.get('disambiguation_pages', 0):,} disambiguation and "
@@ -175,8 +143,7 @@ def _build_entity_vocab(args: argparse.Namespace) -> int:
         white_list_only=args.white_list_only,
         language=args.language,
     )
-    with _terminate_cleanly("build-entity-vocab"):
-        save_vocab_atomically(vocab, args.out_file)
+    save_vocab_atomically(vocab, args.out_file)
     print(
         f"wrote {args.out_file}: {stats.vocab_size:,} ids; links {stats.links:,}: "
         f"{stats.links_to_articles:,} to articles ({stats.links_resolved_through_redirects:,} via redirects), "
@@ -262,19 +229,18 @@ def _build_pretraining_dataset(args: argparse.Namespace) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     options = DatasetOptions(**values_from_namespace(args, dataclasses.fields(DatasetOptions), skip_none=False))
     check_num_workers(args.num_workers)  # before the work (the pool is made after the inputs are read)
-    with _terminate_cleanly("build-pretraining-dataset"):
-        meta, seconds = timed(
-            build_pretraining_dataset,
-            args.dump_db,
-            args.tokenizer,
-            args.entity_vocab,
-            args.out_dir,
-            options,
-            num_workers=args.num_workers,
-            num_shards=args.num_shards,
-            overwrite=args.overwrite,
-            progress=not args.no_progress,
-        )
+    meta, seconds = timed(
+        build_pretraining_dataset,
+        args.dump_db,
+        args.tokenizer,
+        args.entity_vocab,
+        args.out_dir,
+        options,
+        num_workers=args.num_workers,
+        num_shards=args.num_shards,
+        overwrite=args.overwrite,
+        progress=not args.no_progress,
+    )
     counts = meta["counts"]
     print(
         f"wrote {args.out_dir}: {meta['number_of_items']:,} items, {counts.get('tokens', 0):,} tokens, "
@@ -352,15 +318,14 @@ def _add_build_mention_db(sub: argparse._SubParsersAction) -> None:
 def _build_mention_db(args: argparse.Namespace) -> int:
     from luke.wikipedia.mention_db import build_mention_db
 
-    with _terminate_cleanly("build-mention-db"):
-        stats, seconds = timed(
-            build_mention_db,
-            dump_db_path=args.dump_db,
-            out_path=args.out_file,
-            max_mention_words=args.max_mention_words,
-            min_link_count=args.min_link_count,
-            progress=not args.no_progress,
-            any_target=args.any_target,
-        )
+    stats, seconds = timed(
+        build_mention_db,
+        dump_db_path=args.dump_db,
+        out_path=args.out_file,
+        max_mention_words=args.max_mention_words,
+        min_link_count=args.min_link_count,
+        progress=not args.no_progress,
+        any_target=args.any_target,
+    )
     print(json.dumps({"out_file": str(args.out_file), **stats, "seconds": round(seconds, 1)}))
     return 0

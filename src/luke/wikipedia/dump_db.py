@@ -52,7 +52,7 @@ from mwparserfromhell.nodes import (
 from tqdm import tqdm
 
 from luke.errors import DumpError, OutputError, shorten
-from luke.files import atomic_output, check_output, refuse_inputs_in_output
+from luke.files import atomic_output, check_output, refuse_folder_name, refuse_inputs_in_output
 from luke.wikipedia.parallel import check_num_workers, ordered_map
 
 logger = logging.getLogger(__name__)
@@ -570,14 +570,6 @@ class DumpReader:
 
 
 # ------------------------------------------------------------------------------------------------- build
-
-
-def refuse_folder_name(path: str | os.PathLike[str], *, what: str) -> None:
-    """:class:`~luke.errors.OutputError` for a file output given as a folder name (``out/``, ``out/.``):
-    ``Path`` drops the trailing ``/``, so this looks at the path as typed."""
-    text = os.fspath(path)
-    if text.endswith(("/", os.sep, "/.")) or text in (".", ".."):
-        raise OutputError(f"{what} {text} ends with '/', which names a folder; give a file path")
 
 
 def _process_page(job: tuple[int, str, str, frozenset[str]]) -> tuple[int, str, str | None, list[str]]:

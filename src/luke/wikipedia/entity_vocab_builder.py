@@ -18,8 +18,8 @@ from pathlib import Path
 
 from luke.entity_vocab import DEFAULT_SPECIALS, EntityVocab
 from luke.errors import ConfigError, DataError, LukeError, OutputError, shorten
-from luke.files import atomic_output, check_output, remove_path, temporary_path, text_lines
-from luke.wikipedia.dump_db import DumpDB, normalize_title, refuse_folder_name, resolve
+from luke.files import atomic_output, check_output, refuse_folder_name, remove_path, temporary_path, text_lines
+from luke.wikipedia.dump_db import DumpDB, normalize_title, resolve
 
 logger = logging.getLogger(__name__)
 

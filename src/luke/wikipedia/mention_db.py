@@ -42,8 +42,8 @@ from typing import Any
 from tqdm import tqdm
 
 from luke.errors import ConfigError, DataError, OutputError, shorten
-from luke.files import atomic_output, check_output, json_lines, refuse_inputs_in_output, text_lines
-from luke.wikipedia.dump_db import DumpDB, refuse_folder_name, resolve
+from luke.files import atomic_output, check_output, json_lines, refuse_folder_name, refuse_inputs_in_output, text_lines
+from luke.wikipedia.dump_db import DumpDB, resolve
 
 logger = logging.getLogger(__name__)
 

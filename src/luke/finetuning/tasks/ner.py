@@ -371,13 +371,23 @@ class NerTask(Task):
     def examples_from_raw(self, records, path) -> list[NerDocument]:
         out = []
         for line, rec in records:
-            if isinstance(rec, dict) and isinstance(rec.get("tokens"), list):
+            if isinstance(rec, dict) and "tokens" in rec:
                 words = rec["tokens"]
+                if not isinstance(words, list):
+                    got = shorten(json.dumps(words))
+                    raise DataError(path, f"field 'tokens' must be a list of strings, got {got}", line)
                 bad = next((t for t in words if not isinstance(t, str) or not t.strip()), None)
                 if not words or bad is not None:
                     got = f"got {shorten(json.dumps(bad))}" if words else "got an empty list"
                     raise DataError(path, f"field 'tokens' must be a non-empty list of non-blank strings, {got}", line)
                 text = " ".join(words)
+                if "text" in rec and rec["text"] != text:
+                    raise DataError(
+                        path,
+                        f"fields 'text' and 'tokens' disagree: 'text' is {shorten(json.dumps(rec['text']))}, the "
+                        f"tokens joined by spaces are {shorten(json.dumps(text))}; give one of them",
+                        line,
+                    )
                 offsets, pos = [], 0
                 for w in words:
                     offsets.append((pos, pos + len(w)))

@@ -45,6 +45,7 @@ from luke.finetuning.options import EntityCapOptions
 from luke.finetuning.tasks.base import Feature, Task, TaskDefaults, collate_features
 from luke.finetuning.tasks.qa import (
     QaOptions,
+    id_lines,
     load_data_file,
     load_json_file,
     passage_windows,
@@ -88,6 +89,12 @@ def read_squad(path: str | Path) -> list[SquadExample]:
     offending id.  Questions without answers are kept (they score 0; training refuses them)."""
     path = Path(path)
     articles, lines = load_data_file(path, 'a SQuAD JSON object {"version": ..., "data": [...]}')
+    return squad_examples(articles, lines, path)
+
+
+def squad_examples(articles: list[Any], lines: dict[str, int], path: Path) -> list[SquadExample]:
+    """The examples of the ``data`` list of a SQuAD file (``lines``: :func:`id_lines` of its text), checked as
+    :func:`read_squad` says."""
     out: list[SquadExample] = []
     seen: set[str] = set()
     mismatched: list[str] = []
@@ -123,7 +130,7 @@ def read_squad(path: str | Path) -> list[SquadExample]:
                     start, text = ans.get("answer_start"), ans["text"]
                     if not isinstance(start, int) or isinstance(start, bool):
                         raise DataError(path, f"question {qid!r}: answer_start must be an integer, got "
-                                        f"{shorten(start)}", line)  # fmt: skip
+                                        f"{shorten(json.dumps(start))}", line)  # fmt: skip
                     if not text.strip():
                         raise DataError(path, f"question {qid!r}: an answer text is empty or only whitespace", line)
                     if not 0 <= start <= len(context) - len(text):
@@ -172,16 +179,20 @@ def split_squad_by_article(
     check_output(out_dir, kind="dir", exist_ok=True, what="output folder")
     for name in ("train", "dev"):
         check_output(out_dir / f"{name}.json", kind="file", overwrite=True, what="output file", inputs=[path])
-    data, _ = load_json_file(path)
+    data, raw = load_json_file(path)
     if not isinstance(data, dict) or not isinstance(data.get("data"), list) or len(data["data"]) < 2:
         raise DataError(path, "expected a SQuAD JSON object with at least two articles")
     articles = data["data"]
     questions = [_article_questions(article, a, path) for a, article in enumerate(articles)]
+    squad_examples(articles, id_lines(raw), path)  # what is copied passes the reader's checks
     order = list(range(len(articles)))
     random.Random(seed).shuffle(order)
     n = len(articles) // 2 if first_articles is None else first_articles
-    if not 0 < n < len(articles):
-        raise ConfigError(f"first_articles must be between 1 and {len(articles) - 1}, got {n}")
+    if isinstance(n, bool) or not isinstance(n, int) or not 0 < n < len(articles):
+        raise ConfigError(
+            f"--train-articles must be between 1 and {len(articles) - 1} (the file has {len(articles)} articles), "
+            f"got {n!r}"
+        )
     parts = {"train": sorted(order[:n]), "dev": sorted(order[n:])}
     summary: dict[str, Any] = {"source": str(path), "seed": seed}
     texts = {}
@@ -436,12 +447,9 @@ class SquadTask(Task):
             for key in ("question", "context"):
                 if not isinstance(rec.get(key), str) or not rec[key].strip():
                     raise DataError(path, f"field {key!r} must be a non-empty string", line)
-            qid = rec.get("id", line)
-            if not isinstance(qid, str | int) or isinstance(qid, bool):
-                raise DataError(
-                    path, f"field 'id' must be a string or an integer, got {shorten(json.dumps(qid))}", line
-                )
-            qid = str(qid)
+            qid = rec.get("id", str(line))
+            if not isinstance(qid, str) or not qid:  # SQuAD ids are strings; an integer would come back as one
+                raise DataError(path, f"field 'id' must be a non-empty string, got {shorten(json.dumps(qid))}", line)
             out.append(SquadExample(qid, rec["question"], rec["context"], [], "", str(path), line))
         return out
 
