@@ -389,6 +389,9 @@ def test_data_stats_bad_folders_and_shards(tmp_path: Path, capsys: pytest.Captur
     (ds / "state.json").write_text(json.dumps({**state, "_data_files": [{"filename": "../metadata.json"}]}))
     assert main(["data-stats", str(ds)]) == 2
     assert "state.json: shard names must be file names in the folder" in _error_line(capsys, "data-stats")
+    (ds / "state.json").write_text(json.dumps({**state, "_data_files": []}))
+    assert main(["data-stats", str(ds)]) == 2
+    assert "state.json: '_data_files' lists no Arrow shards" in _error_line(capsys, "data-stats")
     (ds / "state.json").write_text(json.dumps(state))
     shard.unlink()
     assert main(["data-stats", str(ds)]) == 2
