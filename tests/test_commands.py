@@ -162,3 +162,14 @@ def test_argument_helpers() -> None:
 def test_timed() -> None:
     result, seconds = timed(lambda a, b=0: a + b, 2, b=3)
     assert result == 5 and seconds >= 0
+
+
+def test_seed_options_name_themselves(capsys: pytest.CaptureFixture[str]) -> None:
+    for argv in (
+        ["split-pretraining-dataset", "d", "a", "b", "--seed", "-1"],
+        ["evaluate-pretraining", "m", "d", "--seed", "-1"],
+    ):
+        with pytest.raises(SystemExit) as exit_info:
+            main(argv)
+        assert exit_info.value.code == 2
+        assert "argument --seed: must be between 0 and 4,294,967,295, got -1" in capsys.readouterr().err

@@ -34,6 +34,14 @@ def positive_int(value: str) -> int:
 positive_int.__name__ = "_workers"
 
 
+def seed(value: str) -> int:
+    """``argparse`` type: a random seed, an integer in [0, 2**32 - 1] (what numpy's generators accept)."""
+    n = int(value)
+    if not 0 <= n < 2**32:
+        raise argparse.ArgumentTypeError(f"must be between 0 and {2**32 - 1:,}, got {n:,}")
+    return n
+
+
 def add_command(sub: argparse._SubParsersAction, name: str, handler: Handler, text: str) -> argparse.ArgumentParser:
     """Add sub-command ``name``, run by ``handler(args)``, and return its parser.
 

@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from luke.command_args import add_command, add_json_flag, add_no_progress, add_paths
+from luke.command_args import add_command, add_json_flag, add_no_progress, add_paths, seed
 from luke.errors import CheckpointError, DatasetError
 
 
@@ -70,7 +70,7 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
                    help="the training dataset: also report the accuracy of always predicting its most frequent "
                    "entity (the baseline)")  # fmt: skip
     p.add_argument("--max-items", type=int, default=None, help="evaluate only the first N items")
-    p.add_argument("--seed", type=int, default=0, help="masking seed (default 0)")
+    p.add_argument("--seed", type=seed, default=0, help="masking seed (default 0)")
     p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
     add_json_flag(p, help="print JSON")
     add_no_progress(p, help=None)
@@ -150,7 +150,7 @@ def _add_split(sub: argparse._SubParsersAction) -> None:
     p = add_command(sub, "split-pretraining-dataset", _split, _SPLIT)
     add_paths(p, dataset=None, train_out=None, heldout_out=None)
     p.add_argument("--heldout-fraction", type=float, default=0.1)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed, default=0)
 
 
 def _split(args: argparse.Namespace) -> int:
