@@ -252,6 +252,19 @@ def _edit_scheduler(key, value):
     return edit
 
 
+def _edit_schedule_values(path: Path) -> None:
+    state = json.loads(path.read_text())
+    for schedule in state["lr_lambdas"]:
+        schedule["total_steps"] = 0  # valid shape, but no longer this run's schedule (lr 0 from now on)
+    path.write_text(json.dumps(state))
+
+
+def _edit_scheduler_nan_rates(path: Path) -> None:
+    state = json.loads(path.read_text())
+    state["base_lrs"] = [float("nan")] * len(state["base_lrs"])
+    path.write_text(json.dumps(state))
+
+
 def _edit_optimizer(path: Path) -> None:
     state = torch.load(path, weights_only=True)
     first = next(iter(state["state"]))
@@ -264,6 +277,9 @@ def _edit_optimizer(path: Path) -> None:
     [
         ("scheduler.json", _edit_scheduler("last_epoch", "x"), "'last_epoch' should look like"),
         ("scheduler.json", _edit_scheduler("base_lrs", [0.1, 0.1, 0.1]), "'base_lrs' should look like"),
+        ("scheduler.json", _edit_schedule_values, "'lr_lambdas' is"),
+        ("scheduler.json", _edit_scheduler_nan_rates, "'base_lrs' is \\[NaN"),
+        ("scheduler.json", _edit_scheduler("last_epoch", -4), "'last_epoch' must be >= 0"),
         ("optimizer.pt", _edit_optimizer, r"exp_avg has shape \(2,\) for a parameter of"),
         ("../../metrics.jsonl", lambda p: p.write_bytes(b"\xff\xfegarbage\n"), "metrics.jsonl:1: not UTF-8"),
         ("../../metrics.jsonl", lambda p: p.write_text("[1]\n"), "metrics.jsonl:1: expected a JSON object"),

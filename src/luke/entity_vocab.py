@@ -86,6 +86,9 @@ class EntityVocab:
             raise DataError(f"{prefix}duplicate entity id {entity_id}")
         if not entities:
             raise DataError(f"{prefix}entity id {entity_id} has no titles")
+        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+            got = shorten(count)
+            raise DataError(f"{prefix}entity id {entity_id}: count must be a non-negative integer, got {got}")
         for title, language in entities:
             if not isinstance(title, str) or not title.strip():
                 raise DataError(

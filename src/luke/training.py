@@ -273,6 +273,16 @@ def load_scheduler_state(scheduler: Any, path: str | Path) -> None:
             raise ValueError(f"expected the keys {sorted(own)}, got {shorten(sorted(state))}")
         for key, mine in own.items():
             _same_shape(key, state[key], mine)
+        # The schedule and the peak rates come from this run's settings (a resume refuses changed ones), so a
+        # file that says otherwise was edited: refuse it rather than train at lr 0 or NaN.
+        for key in ("base_lrs", "lr_lambdas"):
+            if key in own and state[key] != own[key]:
+                raise ValueError(
+                    f"{key!r} is {shorten(json.dumps(state[key]), 80)}, this run's is {json.dumps(own[key])}"
+                )
+        step = state.get("last_epoch")
+        if isinstance(step, int) and step < 0:
+            raise ValueError(f"'last_epoch' must be >= 0, got {step}")
         lambdas, own_lambdas = state.get("lr_lambdas"), own.get("lr_lambdas")
         if own_lambdas is not None and (
             not isinstance(lambdas, list)
