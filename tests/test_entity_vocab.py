@@ -205,3 +205,10 @@ def test_blank_titles_are_refused_with_file_and_line(tmp_path: Path) -> None:
         EntityVocab.load(jsonl)
     with pytest.raises(DataError, match="not only whitespace"):
         EntityVocab.from_counts([(" ", 1)])
+
+
+def test_negative_count_is_refused(tmp_path) -> None:
+    path = tmp_path / "entity_vocab.tsv"
+    path.write_text("[PAD]\t0\n[UNK]\t0\n[MASK]\t0\nKyoto\t-3\n")
+    with pytest.raises(DataError, match=r"entity_vocab.tsv:4: entity id 3: count must be a non-negative integer"):
+        EntityVocab.load(path)
