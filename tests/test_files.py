@@ -275,3 +275,20 @@ def test_sigterm_removes_temporary_outputs(
     assert exit_info.value.code == 128 + signal.SIGTERM
     assert list(tmp_path.iterdir()) == []
     assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_forked_children_get_the_default_sigterm_back(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import signal
+
+    def handler(args: argparse.Namespace) -> int:
+        assert signal.getsignal(signal.SIGTERM) not in (signal.SIG_DFL, None)  # ours, in the command
+        pid = os.fork()
+        if pid == 0:  # the child: exit 0 only if SIGTERM would kill it at once
+            os._exit(0 if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL else 1)
+        _, status = os.waitpid(pid, 0)
+        return os.waitstatus_to_exitcode(status)
+
+    rc, _ = _run_handler(handler, capsys, monkeypatch)
+    assert rc == 0

@@ -81,17 +81,36 @@ def _exit_on_sigterm(command: str) -> Any:
     the previous handler (None outside the main thread, where handlers cannot be set)."""
     if threading.current_thread() is not threading.main_thread():
         return None
-    owner = os.getpid()
 
     def terminate(signum: int, frame: Any) -> None:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        if os.getpid() != owner:  # a forked worker: die as before
-            os.kill(os.getpid(), signal.SIGTERM)
-            return
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM kills at once
         print(f"luke {command}: terminated (SIGTERM); removing partial outputs", file=sys.stderr)
         raise SystemExit(128 + signum)
 
+    global _terminate_handler
+    _terminate_handler = terminate
+    _reset_sigterm_in_forked_children()
     return signal.signal(signal.SIGTERM, terminate)
+
+
+_terminate_handler: Any = None
+_fork_hook_installed = False
+
+
+def _reset_sigterm_in_forked_children() -> None:
+    """Forked workers (pools, DataLoader) get the default SIGTERM action back at once: ``Pool.terminate``
+    must kill them even while they block in C (a Python handler would only run when they return to Python,
+    and a worker stuck on a lock would never die, leaving the parent waiting for it)."""
+    global _fork_hook_installed
+    if _fork_hook_installed:
+        return
+
+    def in_child() -> None:
+        if _terminate_handler is not None and signal.getsignal(signal.SIGTERM) is _terminate_handler:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+    os.register_at_fork(after_in_child=in_child)
+    _fork_hook_installed = True
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
