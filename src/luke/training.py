@@ -34,7 +34,7 @@ from torch import nn
 
 from luke.checkpoint import torch_load_safely
 from luke.errors import CheckpointError, DataError, error_summary, shorten
-from luke.files import text_lines, write_text_atomic
+from luke.files import read_json, text_lines, write_text_atomic
 
 if TYPE_CHECKING:
     from accelerate import Accelerator
@@ -195,16 +195,9 @@ def load_json_state(path: str | Path, what: str) -> dict[str, Any]:
     """A JSON object written by :func:`save_json_state`; anything else is a :class:`CheckpointError`."""
     path = _checkpoint_file(path, what)
     try:
-        value = json.loads(path.read_bytes().decode("utf-8"))
-    except UnicodeDecodeError:
-        raise CheckpointError(f"{path}: not a valid {what} file (not UTF-8 JSON)") from None
-    except json.JSONDecodeError as err:
-        raise CheckpointError(f"{path}:{err.lineno}: not a valid {what} file (bad JSON: {err.msg})") from None
-    except OSError as err:
-        raise CheckpointError(f"{path}: cannot be read ({err.strerror or err})") from None
-    if not isinstance(value, dict):
-        raise CheckpointError(f"{path}: not a valid {what} file (expected a JSON object, got {type(value).__name__})")
-    return value
+        return read_json(path, dict)  # bad UTF-8 or JSON, not an object: the message names file and line
+    except DataError as err:
+        raise CheckpointError(f"{err} (not a valid {what} file)") from None
 
 
 def save_rng_state(path: str | Path) -> None:

@@ -52,7 +52,7 @@ from mwparserfromhell.nodes import (
 from tqdm import tqdm
 
 from luke.errors import DumpError, OutputError, shorten
-from luke.files import atomic_output, check_output, refuse_folder_name, refuse_inputs_in_output
+from luke.files import atomic_output, check_output, refuse_inputs_in_output
 from luke.wikipedia.parallel import check_num_workers, ordered_map
 
 logger = logging.getLogger(__name__)
@@ -614,7 +614,6 @@ def build_dump_db(
     failed run never leaves a complete-looking database behind (leftovers of killed runs are swept).
     """
     check_num_workers(num_workers)
-    refuse_folder_name(out_file, what="output database")
     out = check_output(out_file, kind="file", overwrite=True, what="output database")
     refuse_inputs_in_output(out, [dump_file], what="output database")
     reader = DumpReader(dump_file)

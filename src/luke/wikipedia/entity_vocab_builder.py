@@ -18,7 +18,7 @@ from pathlib import Path
 
 from luke.entity_vocab import DEFAULT_SPECIALS, EntityVocab
 from luke.errors import ConfigError, DataError, LukeError, OutputError, shorten
-from luke.files import atomic_output, check_output, refuse_folder_name, remove_path, temporary_path, text_lines
+from luke.files import atomic_output, check_output, remove_path, temporary_path, text_lines
 from luke.wikipedia.dump_db import DumpDB, normalize_title, resolve
 
 logger = logging.getLogger(__name__)
@@ -142,7 +142,6 @@ def check_vocab_output(out: str | os.PathLike[str], *, language: str | None = No
     """Refuse an entity vocabulary output before the work: a bad path (see :func:`luke.files.check_output`;
     an existing file is replaced), an unknown suffix, or ``language`` with the TSV format (one title without
     language per line)."""
-    refuse_folder_name(out, what="output vocabulary")
     out = check_output(out, kind="file", overwrite=True, what="output vocabulary")
     suffix = out.suffix.lower()
     if suffix not in VOCAB_SUFFIXES:

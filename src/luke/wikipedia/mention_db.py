@@ -42,7 +42,7 @@ from typing import Any
 from tqdm import tqdm
 
 from luke.errors import ConfigError, DataError, OutputError, shorten
-from luke.files import atomic_output, check_output, json_lines, refuse_folder_name, refuse_inputs_in_output, text_lines
+from luke.files import atomic_output, check_output, json_lines, refuse_inputs_in_output, text_lines
 from luke.wikipedia.dump_db import DumpDB, resolve
 
 logger = logging.getLogger(__name__)
@@ -206,7 +206,6 @@ def build_mention_db(
         raise ConfigError(f"max_mention_words must be at least 1, got {max_mention_words}")
     if min_link_count < 1:
         raise ConfigError(f"min_link_count must be at least 1, got {min_link_count}")
-    refuse_folder_name(out_path, what="output mention database")
     out = check_output(out_path, kind="file", overwrite=True, what="output mention database")
     if not isinstance(dump_db_path, DumpDB):
         refuse_inputs_in_output(out, [dump_db_path], what="output mention database")
