@@ -81,3 +81,48 @@ def unreadable_file(path: Path) -> Path:
     else:
         path.chmod(0)
     return path
+
+
+class FakeHubCache:
+    """A Hugging Face cache built in the test: ``models--ORG--NAME/refs/REF`` holding a 40-hex commit and
+    ``snapshots/COMMIT/FILES`` (the layout ``huggingface_hub`` reads), with ``HF_HUB_OFFLINE=1``."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def add(self, repo_id: str, source: Path | dict[str, bytes | str], *, ref: str = "main", commit: str = "") -> Path:
+        """Put the files of ``source`` (a folder, or ``{name: content}``) into the cache as ``repo_id`` at
+        ``ref``; returns the snapshot folder.  ``commit`` defaults to a hash derived from the repo and ref."""
+        import hashlib
+        import shutil
+
+        commit = commit or hashlib.sha1(f"{repo_id}@{ref}".encode()).hexdigest()
+        repo = self.root / ("models--" + repo_id.replace("/", "--"))
+        snapshot = repo / "snapshots" / commit
+        snapshot.mkdir(parents=True, exist_ok=True)
+        if isinstance(source, dict):
+            for name, content in source.items():
+                target = snapshot / name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                (target.write_bytes if isinstance(content, bytes) else target.write_text)(content)
+        else:
+            for path in Path(source).iterdir():
+                if path.is_file():
+                    shutil.copyfile(path, snapshot / path.name)
+        (repo / "refs").mkdir(exist_ok=True)
+        (repo / "refs" / ref).write_text(commit)
+        return snapshot
+
+
+@pytest.fixture
+def hf_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> FakeHubCache:
+    """An empty offline Hugging Face cache (``HF_HUB_CACHE`` / ``HF_HUB_OFFLINE=1``, also patched in the
+    already imported ``huggingface_hub.constants``); add repos with ``hf_cache.add(repo_id, folder)``."""
+    from huggingface_hub import constants
+
+    root = tmp_path_factory.mktemp("hf-cache")
+    for name, value in (("HF_HUB_CACHE", str(root)), ("HF_HUB_OFFLINE", "1"), ("TRANSFORMERS_OFFLINE", "1")):
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(root))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    return FakeHubCache(root)
