@@ -23,7 +23,10 @@ from luke.command_args import (
 
 # command -> (positional arguments, options), in --help order
 COMMANDS = {
-    "convert": (["archive", "output_dir"], ["--no-entity-aware-attention", "--tokenizer", "--overwrite"]),
+    "convert": (
+        ["archive", "output_dir"],
+        ["--no-entity-aware-attention", "--tokenizer", "--task", "--task-checkpoint", "--labels", "--overwrite"],
+    ),
     "info": (["checkpoint"], ["--json"]),
     "build-dump-db": (["dump_file", "out_file"], ["--num-workers", "--chunk-size", "--no-progress"]),
     "build-entity-vocab": (

@@ -22,8 +22,13 @@ from luke.checkpoint import (
 from luke.command_args import add_command, add_json_flag, add_paths
 from luke.config import LukeConfig
 from luke.entity_vocab import EntityVocab
-from luke.errors import CheckpointError, TokenizerError
+from luke.errors import CheckpointError, ConfigError, TokenizerError, shorten
 from luke.files import atomic_output, check_output
+from luke.finetuning.original_tasks import ORIGINAL_TASKS
+
+_ORIGINAL_TASK_NAMES = tuple(ORIGINAL_TASKS)
+#: what may be a Hub repo id (``name`` or ``org/name``); anything else is a local path
+_REPO_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?")
 
 _CONVERT = """convert an original LUKE model archive into a transformers-format folder
 
@@ -31,6 +36,11 @@ Convert an original LUKE archive (.tar.gz / .tar.bz2 / .tar.xz or a folder with 
 metadata.json and entity_vocab.tsv|jsonl) into a folder with config.json, model.safetensors and
 entity_vocab.json that both luke and transformers load. BERT-based archives get their word-position table
 shifted to transformers' RoBERTa-style numbering.
+
+With --task, convert an original task checkpoint (the checkpoint file named in the original README,
+given as --task-checkpoint) for entity_typing, relation_classification, ner, record or squad into a
+folder that luke evaluate and luke predict use, its labels in the original code's order. ARCHIVE and
+--tokenizer may be Hub repo ids.
 """
 
 _INFO = """print a checkpoint's config, parameter counts and vocabulary sizes
@@ -42,7 +52,8 @@ Print a LUKE model folder's (or original archive's) config, parameter counts and
 def register(sub: argparse._SubParsersAction) -> None:
     """Add ``luke convert`` and ``luke info`` to the ``luke`` parser."""
     p = add_command(sub, "convert", _convert, _CONVERT)
-    add_paths(p, archive="original archive file or folder", output_dir="folder to write")
+    p.add_argument("archive", help="original archive file or folder, or a Hub repo id holding one")
+    add_paths(p, output_dir="folder to write")
     p.add_argument(
         "--no-entity-aware-attention",
         action="store_true",
@@ -50,32 +61,62 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--tokenizer",
+        default=None,
+        help="the word tokenizer to save beside the model: a local folder (e.g. roberta-base files) or a Hub "
+        "repo id (needed with --task)",
+    )
+    p.add_argument(
+        "--task",
+        default=None,
+        help="convert an original task checkpoint for this task: " + ", ".join(_ORIGINAL_TASK_NAMES),
+    )
+    p.add_argument(
+        "--task-checkpoint",
         type=Path,
         default=None,
-        help="a local transformers tokenizer folder (e.g. roberta-base files) to save beside the model",
+        metavar="FILE",
+        help="the original task checkpoint (the --checkpoint-file of the original README), with --task",
+    )
+    p.add_argument(
+        "--labels",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="with --task: the classifier's labels, one per line in row order (default: the original task "
+        "code's order for its dataset: Open Entity, TACRED, CoNLL-2003)",
     )
     p.add_argument("--overwrite", action="store_true", help="replace OUTPUT_DIR if it exists")
 
     p = add_command(sub, "info", _info, _INFO)
-    add_paths(p, checkpoint="model folder or original archive")
+    p.add_argument("checkpoint", help="model folder, original archive, or a Hub repo id (org/name)")
     add_json_flag(p)
 
 
 def _convert(args: argparse.Namespace) -> int:
-    inputs = [args.archive, args.tokenizer]
+    _check_task_flags(args)
+    archive = _local_or_hub(args.archive, "model")
+    tokenizer_dir = _local_or_hub(args.tokenizer, "tokenizer") if args.tokenizer is not None else None
+    inputs = [archive, tokenizer_dir, args.task_checkpoint, args.labels]
     out = check_output(args.output_dir, kind="dir", overwrite=args.overwrite, what="output folder", inputs=inputs)
-    if not args.archive.exists():
-        raise CheckpointError(f"no archive at {args.archive}")
-    if args.tokenizer is not None and not args.tokenizer.is_dir():
+    if not archive.exists():
+        raise CheckpointError(f"no archive at {archive}")
+    if archive.is_dir() and (archive / "config.json").is_file() and not (archive / "metadata.json").exists():
+        raise CheckpointError(
+            f"{args.archive} is a transformers-format LUKE folder, not an original archive: it needs no "
+            f"conversion (luke info {args.archive} describes it)"
+        )
+    if tokenizer_dir is not None and not tokenizer_dir.is_dir():
         raise TokenizerError(f"--tokenizer {args.tokenizer}: no such folder")
-    archive = load_original_archive(args.archive, use_entity_aware_attention=not args.no_entity_aware_attention)
-    model = archive.model
-    check_entity_vocab_size(archive.entity_vocab, model.config, args.archive)
+    if args.task is not None:
+        return _convert_task(args, archive, tokenizer_dir, out)
+    archive_data = load_original_archive(archive, use_entity_aware_attention=not args.no_entity_aware_attention)
+    model = archive_data.model
+    check_entity_vocab_size(archive_data.entity_vocab, model.config, archive)
     tokenizer = None
-    if args.tokenizer is not None:
+    if tokenizer_dir is not None:
         from luke.tokenization import LukeTokenizer
 
-        tokenizer = LukeTokenizer.from_pretrained(args.tokenizer, entity_vocab=archive.entity_vocab)
+        tokenizer = LukeTokenizer.from_pretrained(tokenizer_dir, entity_vocab=archive_data.entity_vocab)
         if len(tokenizer) > model.config.vocab_size:
             raise TokenizerError(
                 f"--tokenizer {args.tokenizer}: {len(tokenizer):,} word tokens (with <ent> and <ent2>) but the "
@@ -84,15 +125,67 @@ def _convert(args: argparse.Namespace) -> int:
     convert_to_roberta_positions(model)
     with atomic_output(out, kind="dir") as tmp:
         model.save_pretrained(tmp)
-        archive.entity_vocab.save(tmp / "entity_vocab.json")
+        archive_data.entity_vocab.save(tmp / "entity_vocab.json")
         if tokenizer is not None:
             tokenizer.save_pretrained(tmp)
     print(f"wrote {type(model).__name__} ({model.num_parameters():,} parameters) to {out}")
     return 0
 
 
+def _check_task_flags(args: argparse.Namespace) -> None:
+    """The task-checkpoint flags go together; refused combinations say which flag is missing."""
+    if args.task is None:
+        for flag, value in (("--task-checkpoint", args.task_checkpoint), ("--labels", args.labels)):
+            if value is not None:
+                raise ConfigError(f"{flag} needs --task (one of {', '.join(_ORIGINAL_TASK_NAMES)})")
+        return
+    if args.task not in ORIGINAL_TASKS:
+        raise ConfigError(f"--task {shorten(args.task)!r}: unknown task; choose from {', '.join(ORIGINAL_TASKS)}")
+    if args.task_checkpoint is None:
+        raise ConfigError(f"--task {args.task} needs --task-checkpoint FILE (the original task checkpoint)")
+    if not args.task_checkpoint.is_file():
+        raise CheckpointError(f"--task-checkpoint {args.task_checkpoint}: no such file")
+    if args.tokenizer is None:
+        raise ConfigError(
+            f"--task {args.task} needs --tokenizer: the word tokenizer the archive was trained with (a folder "
+            "or a Hub repo id, e.g. roberta-large)"
+        )
+    if args.no_entity_aware_attention:
+        raise ConfigError(
+            "--no-entity-aware-attention: the original task models were fine-tuned with entity-aware attention"
+        )
+
+
+def _convert_task(args: argparse.Namespace, archive: Path, tokenizer_dir: Path | None, out: Path) -> int:
+    """``luke convert ARCHIVE OUT --task T --task-checkpoint FILE``: a fine-tuned folder for ``luke evaluate``."""
+    from luke.finetuning.original_tasks import convert_task_checkpoint, read_labels_file
+
+    labels = read_labels_file(args.labels) if args.labels is not None else None
+    model, tokenizer, task = convert_task_checkpoint(
+        archive, args.task, args.task_checkpoint, tokenizer_dir, labels=labels
+    )
+    with atomic_output(out, kind="dir") as tmp:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        task.save(tmp)
+    shown = ", ".join(task.labels[:5]) + (", ..." if len(task.labels) > 5 else "")
+    print(f"wrote {type(model).__name__} for {task.name} ({len(task.labels)} labels: {shown}) to {out}")
+    return 0
+
+
+def _local_or_hub(name: str, files: str) -> Path:
+    """``name`` as a local path when it exists or cannot be a Hub repo id; else the repo's snapshot folder
+    in the Hugging Face cache (downloaded when online; ``files`` says which, see :mod:`luke.hub`)."""
+    path = Path(name)
+    if path.exists() or not _REPO_ID.fullmatch(name):
+        return path
+    from luke.hub import resolve_pretrained
+
+    return resolve_pretrained(name, files=files)
+
+
 def _info(args: argparse.Namespace) -> int:
-    path: Path = args.checkpoint
+    path = _local_or_hub(args.checkpoint, "model")
     if not path.exists():
         raise CheckpointError(f"{path} does not exist")
     contradictions: list[str] = []
@@ -126,12 +219,12 @@ def _info(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(info, indent=2))
         return 0
-    _print_info(path, cls_name, counts, config, weights, contradictions)
+    _print_info(args.checkpoint, cls_name, counts, config, weights, contradictions)
     return 0
 
 
 def _print_info(
-    path: Path, cls_name: str, counts: dict[str, int], config: LukeConfig, weights: dict, contradictions: list[str]
+    path: str, cls_name: str, counts: dict[str, int], config: LukeConfig, weights: dict, contradictions: list[str]
 ) -> None:
     print(f"{path}: {cls_name}")
     for group, n in counts.items():
