@@ -181,6 +181,11 @@ class LukeEncoder:
             "Sequence",
         }
         self.byte_level = "ByteLevel" in pre_types
+        # SentencePiece (Metaspace): "▁ca" covers the space before "ca", and a lone "▁" (the dummy prefix of a
+        # word the model splits, e.g. "▁" "J" "ap") is aligned with the next character: both are trimmed.
+        self.metaspace = "Metaspace" in pre_types
+        vocab = tokenizer.get_vocab(with_added_tokens=False) if self.metaspace else {}
+        self.space_ids = frozenset(i for t, i in vocab.items() if t and not t.strip("▁"))
         self.py_bpe = PyByteLevelBPE(tokenizer) if PyByteLevelBPE.applies_to(tokenizer) else None
 
     def encode(self, examples: Sequence[Example], options: EncodeOptions) -> dict[str, Any]:
@@ -283,7 +288,7 @@ class LukeEncoder:
             if char_to_tok is None:
                 slow.append(k)
                 continue
-            batch.finish(k, enc.ids, self.trim(texts[k], offsets, 0), char_to_tok)
+            batch.finish(k, enc.ids, self.trim(texts[k], offsets, 0, enc.ids), char_to_tok)
         return slow
 
     def _tokenize_piecewise(self, batch: _TextBatch, todo: list[int]) -> None:
@@ -299,12 +304,15 @@ class LukeEncoder:
             for start in plan.starts:
                 enc = next(e_iter)
                 ids.extend(enc.ids)
-                offsets.extend(self.trim(texts[k], enc.offsets, start))
+                offsets.extend(self.trim(texts[k], enc.offsets, start, enc.ids))
                 tokens_before.append(len(ids))
             batch.finish(k, ids, offsets, {pos: tokens_before[n] for pos, n in plan.marks.items()})
 
-    def trim(self, text: str, offsets: list[Span], shift: int) -> list[Span]:
-        """Shift offsets into the full text and drop leading spaces from byte-level tokens (``ĠLos``)."""
+    def trim(self, text: str, offsets: list[Span], shift: int, ids: list[int] | None = None) -> list[Span]:
+        """Shift offsets into the full text and drop leading spaces from byte-level tokens (``ĠLos``) and
+        SentencePiece tokens (``▁Los``); a SentencePiece token of ``▁`` only becomes zero-width."""
+        if self.metaspace:
+            return self._trim_metaspace(text, offsets, shift, ids)
         if not self.byte_level:
             return offsets if shift == 0 else [(s + shift, e + shift) for s, e in offsets]
         out = []
@@ -312,6 +320,20 @@ class LukeEncoder:
             s += shift
             e += shift
             while s < e and text[s] == " ":
+                s += 1
+            out.append((s, e))
+        return out
+
+    def _trim_metaspace(self, text: str, offsets: list[Span], shift: int, ids: list[int] | None) -> list[Span]:
+        out = []
+        space_ids = self.space_ids
+        for k, (s, e) in enumerate(offsets):
+            s += shift
+            e += shift
+            if ids is not None and ids[k] in space_ids:
+                out.append((e, e) if text[s:e].isspace() else (s, s))
+                continue
+            while s < e and text[s].isspace():
                 s += 1
             out.append((s, e))
         return out

@@ -28,6 +28,7 @@ import os
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from luke.errors import DataError, shorten
 from luke.files import read_text, text_lines, write_text_atomic
@@ -39,6 +40,7 @@ __all__ = [
     "MASK_TOKEN",
     "MASK2_TOKEN",
     "DEFAULT_SPECIALS",
+    "ENTITY_VOCAB_FILES",
 ]
 
 PAD_TOKEN = "[PAD]"
@@ -48,6 +50,8 @@ MASK2_TOKEN = "[MASK2]"
 DEFAULT_SPECIALS: tuple[str, ...] = (PAD_TOKEN, UNK_TOKEN, MASK_TOKEN, MASK2_TOKEN)
 
 Entity = tuple[str, str | None]
+#: The file names :meth:`EntityVocab.from_pretrained` looks for in a folder, in this order.
+ENTITY_VOCAB_FILES: tuple[str, ...] = ("entity_vocab.json", "entity_vocab.jsonl", "entity_vocab.tsv")
 
 # mLUKE keys look like "en:Japan", "zh-yue:...": a short lowercase language code and a colon.
 _LANG_KEY = re.compile(r"^([a-z]{2,3}(?:-[a-z0-9]+)*):(.+)$", re.DOTALL)
@@ -205,6 +209,47 @@ class EntityVocab:
         return vocab
 
     @classmethod
+    def from_pretrained(
+        cls, pretrained_model_name_or_path: str | os.PathLike[str], *, multilingual: bool | None = None, **kwargs: Any
+    ) -> EntityVocab:
+        """The entity vocabulary of a file, a model/tokenizer folder or a Hugging Face Hub repo id.
+
+        A folder is searched for :data:`ENTITY_VOCAB_FILES` (``entity_vocab.json``, ``.jsonl``, ``.tsv``), then
+        for an ``entity_vocab`` object inside ``tokenizer_config.json`` (transformers 5 writes it there).  An
+        existing local path always wins; anything else is a repo id, read through :mod:`luke.hub` with the hub
+        keyword arguments ``revision``, ``cache_dir``, ``local_files_only`` and ``token``.
+
+        Raises:
+            DataError: no entity vocabulary in the folder, or a malformed one (naming the file).
+            CheckpointError: a repo id that cannot be resolved (see :func:`luke.hub.resolve_pretrained`).
+        """
+        path = Path(pretrained_model_name_or_path)
+        if path.is_file():
+            if kwargs:
+                raise TypeError(f"unexpected keyword arguments for a file: {sorted(kwargs)}")
+            return cls.load(path, multilingual=multilingual)
+        try:
+            from luke.hub import pop_hub_kwargs, resolve_pretrained
+        except ImportError:  # TEMPORARY until luke.hub lands
+            folder = path
+        else:
+            hub_kwargs = pop_hub_kwargs(kwargs)
+            if kwargs:
+                raise TypeError(f"unexpected keyword arguments: {sorted(kwargs)}")
+            folder = resolve_pretrained(pretrained_model_name_or_path, files="entity_vocab", **hub_kwargs)
+        for name in ENTITY_VOCAB_FILES:
+            if (folder / name).is_file():
+                return cls.load(folder / name, multilingual=multilingual)
+        config = folder / "tokenizer_config.json"
+        if config.is_file():
+            vocab = cls._load_json(config, multilingual=multilingual, embedded_only=True)
+            if vocab is not None:
+                vocab.source = config
+                return vocab
+        names = "/".join(ENTITY_VOCAB_FILES)
+        raise DataError(folder, f"no entity vocabulary found ({names}, or 'entity_vocab' in tokenizer_config.json)")
+
+    @classmethod
     def _load_tsv(cls, path: Path) -> EntityVocab:
         vocab = cls()
         for line_no, line in text_lines(path):
@@ -254,7 +299,7 @@ class EntityVocab:
         return vocab
 
     @classmethod
-    def _load_json(cls, path: Path, *, multilingual: bool | None) -> EntityVocab:
+    def _load_json(cls, path: Path, *, multilingual: bool | None, embedded_only: bool = False) -> EntityVocab | None:
         def no_duplicates(pairs: list[tuple[str, object]]) -> dict[str, object]:
             seen: dict[str, object] = {}
             for key, value in pairs:
@@ -272,6 +317,8 @@ class EntityVocab:
         if "entity_vocab" in data and isinstance(data["entity_vocab"], dict):
             # a transformers tokenizer_config.json that embeds the vocabulary
             data = data["entity_vocab"]
+        elif embedded_only:
+            return None
         return cls._from_mapping(data.items(), multilingual=multilingual, where=str(path))
 
     def save(self, path: str | os.PathLike[str]) -> None:
@@ -349,28 +396,45 @@ class EntityVocab:
         return len(self._id_to_entities)
 
     def _resolve(self, title: str, language: str | None) -> int | None:
-        entity_id = self._entity_to_id.get((title, language))
+        entity_to_id = self._entity_to_id
+        entity_id = entity_to_id.get((title, language))
         if entity_id is not None:
             return entity_id
         if language is not None:
             # special entities are stored without a language
-            return self._entity_to_id.get((title, None))
-        ids = self._title_to_ids.get(title)
-        if ids is not None and len(ids) == 1:
-            return next(iter(ids))
+            entity_id = entity_to_id.get((title, None))
+            if entity_id is not None:
+                return entity_id
+        match = _LANG_KEY.match(title)
+        if match is not None:  # "ja:東京都", the key transformers.MLukeTokenizer takes
+            entity_id = entity_to_id.get((match.group(2), match.group(1)))
+            if entity_id is not None or language is not None:
+                return entity_id
+        if language is None:
+            ids = self._title_to_ids.get(title)
+            if ids is not None and len(ids) == 1:
+                return next(iter(ids))
         return None
 
     def get_id(self, title: str, language: str | None = None, default: int | None = None) -> int | None:
         """Id of ``title`` (in ``language``), or ``default`` when absent.
 
-        Without a language, an exact language-less entry wins; otherwise a title that exists (in any
-        languages) under a single id is found.  With a language, language-less entries (the special
-        entities) also match.
+        ``title`` may be a plain title or an mLUKE key ``"lang:Title"`` (``"ja:東京都"``, the strings
+        ``transformers.MLukeTokenizer`` takes in ``entities=``), which names its language itself.  The order:
+
+        1. the exact entry ``(title, language)``;
+        2. with a language: a language-less entry (the special entities ``[MASK]``, ... and LUKE titles);
+        3. ``"lang:Title"``: ``Title`` in ``lang``;
+        4. without a language: a title that exists (in any languages) under a single id.
+
+        A plain title given with a language is only found in that language (``get_id("Paris", "ja")`` is
+        ``default`` when Paris has no Japanese title).
         """
         entity_id = self._resolve(title, language)
         return default if entity_id is None else entity_id
 
     def __contains__(self, item: object) -> bool:
+        """``title``, ``"lang:Title"`` or ``(title, language)`` is in the vocabulary (as :meth:`get_id` finds it)."""
         if isinstance(item, str):
             return self._resolve(item, None) is not None
         if isinstance(item, tuple) and len(item) == 2:
@@ -378,6 +442,7 @@ class EntityVocab:
         return False
 
     def __getitem__(self, item: str | Entity) -> int:
+        """Id of ``title``, ``"lang:Title"`` or ``(title, language)`` (see :meth:`get_id`); ``KeyError`` if absent."""
         title, language = (item, None) if isinstance(item, str) else item
         entity_id = self._resolve(title, language)
         if entity_id is None:

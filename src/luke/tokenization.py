@@ -30,13 +30,14 @@ import logging
 import operator
 import os
 import re
+import struct
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tokenizers import AddedToken, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
+from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
 
 from luke.encoding import (
     PADDING_STRATEGIES,
@@ -49,7 +50,7 @@ from luke.encoding import (
 )
 from luke.entity_vocab import EntityVocab
 from luke.errors import DataError, TokenizerError, error_summary, shorten
-from luke.files import read_json, read_text, text_lines
+from luke.files import atomic_output, read_json, read_text, text_lines, write_text_atomic
 
 __all__ = ["LukeTokenizer", "TASKS"]
 
@@ -73,6 +74,7 @@ _SAVED_SETTINGS = (
     "entity_mask_token",
     "entity_mask2_token",
     "double_separator",
+    "entity_language",
 )
 # Settings that are positive integers, and the largest value accepted for each (an entity or mention length
 # beyond it would only allocate huge padded arrays; model_max_length is any size, like transformers').
@@ -152,6 +154,23 @@ class LukeTokenizer:
         double_separator: ``<s> A </s></s> B </s>`` (RoBERTa) instead of ``[CLS] A [SEP] B [SEP]`` with
             token type 1 for B (BERT); inferred when omitted.
         model_max_length: the ``max_length`` used when truncating without an explicit ``max_length``.
+        entity_language: the language of entity titles given as plain strings (mLUKE, e.g. ``"ja"``), unless a
+            call passes its own; ``"lang:Title"`` strings (what ``transformers.MLukeTokenizer`` takes) and
+            ``(title, language)`` pairs name their language themselves.  Without a language a plain title is
+            found when the vocabulary holds it under one id only (see :meth:`EntityVocab.get_id`).
+
+    SentencePiece folders (mLUKE, LUKE-Japanese: ``sentencepiece.bpe.model`` + ``entity_vocab.json`` with
+    ``"lang:Title"`` keys + a ``tokenizer_config.json`` naming ``MLukeTokenizer``) load with XLM-R's fairseq ids
+    (``<s>``=0, ``<pad>``=1, ``</s>``=2, ``<unk>``=3, pieces + 1, ``<mask>`` last, then ``<ent>``/``<ent2>``):
+    the ids of ``transformers.MLukeTokenizer`` in transformers 4 and of the released models.  transformers
+    5's ``MLukeTokenizer`` differs there, and these are its bugs, not ours (tests/test_mluke_tokenizer.py):
+
+    * it keeps the raw SentencePiece ids (``<unk>``=0, ``<s>``=1, pieces not shifted; ``<pad>``/``<mask>``
+      appended after the pieces), so every word id is off by one for the released embeddings;
+    * it drops SentencePiece's normalization (NFKC character map, extra-space removal) and turns
+      `````` / ``''`` into ``"``, so full-width characters or double spaces give other pieces;
+    * it adds the entity special tokens ``[UNK]``, ``[PAD]``, ``[MASK]``, ``[MASK2]`` to the *word*
+      vocabulary (ids past the model's word embeddings) when the text contains them literally.
     """
 
     def __init__(
@@ -175,8 +194,13 @@ class LukeTokenizer:
         entity_pad_token: str = "[PAD]",
         entity_mask_token: str = "[MASK]",
         entity_mask2_token: str = "[MASK2]",
+        entity_language: str | None = None,
     ) -> None:
         _check_task(task)
+        if entity_language is not None and (not isinstance(entity_language, str) or not entity_language):
+            raise TokenizerError(
+                f"entity_language must be a language code or None, got {shorten(repr(entity_language))}"
+            )
         if not isinstance(entity_vocab, EntityVocab):
             raise TypeError(f"entity_vocab must be an EntityVocab, got {type(entity_vocab).__name__}")
         self._tokenizer = tokenizer
@@ -184,6 +208,8 @@ class LukeTokenizer:
         self._tokenizer.no_truncation()
         self.entity_vocab = entity_vocab
         self.task = task
+        self.entity_language = entity_language
+        self._sentencepiece_model: bytes | None = None  # the .model file of a SentencePiece tokenizer (for saving)
         self._max_entity_length = _positive_int(max_entity_length, "max_entity_length")
         self.max_mention_length = _positive_int(max_mention_length, "max_mention_length")
         self.model_max_length = _positive_int(model_max_length, "model_max_length")
@@ -323,42 +349,49 @@ class LukeTokenizer:
     @classmethod
     def from_pretrained(
         cls,
-        folder: str | os.PathLike[str],
+        pretrained_model_name_or_path: str | os.PathLike[str],
         *,
         entity_vocab: str | os.PathLike[str] | EntityVocab | Mapping[str, int] | None = None,
         **kwargs: Any,
     ) -> LukeTokenizer:
-        """Load from a local folder.
+        """Load from a local folder or a Hugging Face Hub repo id (``studio-ousia/mluke-base``).
 
-        Accepted folders: one written by :meth:`save_pretrained` or ``transformers.LukeTokenizer``
-        (``tokenizer.json`` + ``tokenizer_config.json`` [+ ``entity_vocab.json``]), an older transformers
-        LUKE folder (``vocab.json``, ``merges.txt``, ``entity_vocab.json``), or any BERT/RoBERTa word
-        tokenizer folder (``tokenizer.json``, ``vocab.json`` + ``merges.txt`` or ``vocab.txt``) together
-        with ``entity_vocab=`` (a path, an :class:`EntityVocab` or a ``{title: id}`` dict).  Keyword
-        arguments override the saved settings.  The Hugging Face Hub is never contacted.
+        Accepted folders: one written by :meth:`save_pretrained` or ``transformers.LukeTokenizer`` /
+        ``MLukeTokenizer`` (``tokenizer.json`` or ``sentencepiece.bpe.model``, ``tokenizer_config.json``,
+        ``entity_vocab.json``), an older transformers LUKE folder (``vocab.json``, ``merges.txt``,
+        ``entity_vocab.json``), or any BERT/RoBERTa word tokenizer folder (``tokenizer.json``, ``vocab.json`` +
+        ``merges.txt`` or ``vocab.txt``) together with ``entity_vocab=`` (a path, an :class:`EntityVocab` or a
+        ``{title: id}`` dict).  An existing local folder always wins; anything else is a repo id, read from the
+        Hugging Face cache (downloaded when online) with the hub keyword arguments ``revision``,
+        ``cache_dir``, ``local_files_only`` and ``token``.  Other keyword arguments override the saved settings.
         """
-        folder = Path(folder)
-        if not folder.is_dir():
-            raise TokenizerError(f"{folder} is not a local folder (this tokenizer never downloads from the Hub)")
+        folder = _resolve_folder(pretrained_model_name_or_path, kwargs)
         config_path = folder / "tokenizer_config.json"
         config: dict[str, Any] = read_json(config_path, expected=dict) if config_path.exists() else {}
-        backend, word_file = _load_backend(folder, config, config_path)
+        backend, word_file, spm_model = _load_backend(folder, config, config_path)
         if entity_vocab is None:
             entity_vocab = _find_entity_vocab(folder, config)
         entity_vocab = _as_entity_vocab(entity_vocab)
         settings = _saved_settings(config, config_path, overridden=set(kwargs))
         _check_saved_tokens(settings, set(kwargs), backend, entity_vocab, config_path, word_file)
         settings.update(kwargs)
-        return cls(backend, entity_vocab, **settings)
+        tokenizer = cls(backend, entity_vocab, **settings)
+        tokenizer._sentencepiece_model = spm_model
+        return tokenizer
 
     def save_pretrained(self, folder: str | os.PathLike[str]) -> list[str]:
         """Write ``tokenizer.json``, ``tokenizer_config.json`` and ``entity_vocab.json``.
 
         The folder loads with :meth:`from_pretrained` and (for byte-level BPE vocabularies) with
-        ``transformers.LukeTokenizer.from_pretrained``.  Returns the written file paths.
+        ``transformers.LukeTokenizer.from_pretrained``.  A SentencePiece tokenizer (mLUKE, LUKE-Japanese) is
+        written in the released layout instead: ``sentencepiece.bpe.model`` (the file it was loaded from),
+        ``tokenizer_config.json`` naming ``MLukeTokenizer`` and ``entity_vocab.json``, which
+        ``transformers.MLukeTokenizer`` loads as it loads the released folders.  Returns the written file paths.
         """
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
+        if self._sentencepiece_model is not None:
+            return self._save_sentencepiece(folder)
         backend = Tokenizer.from_str(self._tokenizer.to_str())
         if self.double_separator:
             backend.post_processor = processors.RobertaProcessing(
@@ -396,8 +429,48 @@ class LukeTokenizer:
             "special_tokens_pattern": "cls_double_sep" if self.double_separator else "cls_sep",
             "token_type_ids_pattern": "all_zeros" if self.double_separator else "bert_style",
         }
+        if self.entity_language is not None:
+            config["entity_language"] = self.entity_language
         (folder / "tokenizer_config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
         return [str(folder / n) for n in ("tokenizer.json", "tokenizer_config.json", "entity_vocab.json")]
+
+    def _save_sentencepiece(self, folder: Path) -> list[str]:
+        """The released mLUKE layout (see :meth:`save_pretrained`)."""
+        assert self._sentencepiece_model is not None
+        with atomic_output(folder / SENTENCEPIECE_FILE) as tmp:
+            Path(tmp).write_bytes(self._sentencepiece_model)
+        self.entity_vocab.save(folder / "entity_vocab.json")
+
+        def added(content: str, lstrip: bool = False) -> dict[str, Any]:  # transformers' serialized AddedToken
+            return {"__type": "AddedToken", "content": content, "lstrip": lstrip, "normalized": True,
+                    "rstrip": False, "single_word": False}  # fmt: skip
+
+        config: dict[str, Any] = {
+            "tokenizer_class": "MLukeTokenizer",
+            "bos_token": self.cls_token,
+            "eos_token": self.sep_token,
+            "cls_token": self.cls_token,
+            "sep_token": self.sep_token,
+            "pad_token": self.pad_token,
+            "unk_token": self.unk_token,
+            "mask_token": added(self.mask_token, lstrip=True),
+            "task": self.task,
+            "max_entity_length": self._max_entity_length,
+            "max_mention_length": self.max_mention_length,
+            "model_max_length": self.model_max_length,
+            "entity_token_1": added(self.entity_1_token),
+            "entity_token_2": added(self.entity_2_token),
+            "additional_special_tokens": [self.entity_1_token, self.entity_2_token],
+            "entity_unk_token": self.entity_unk_token,
+            "entity_pad_token": self.entity_pad_token,
+            "entity_mask_token": self.entity_mask_token,
+            "entity_mask2_token": self.entity_mask2_token,
+            "sp_model_kwargs": {},
+        }
+        if self.entity_language is not None:
+            config["entity_language"] = self.entity_language
+        write_text_atomic(folder / "tokenizer_config.json", json.dumps(config, indent=2, ensure_ascii=False) + "\n")
+        return [str(folder / n) for n in (SENTENCEPIECE_FILE, "tokenizer_config.json", "entity_vocab.json")]
 
     # ------------------------------------------------------------------------------------ encoding
     def __call__(
@@ -453,7 +526,8 @@ class LukeTokenizer:
             return_offsets_mapping: add ``offset_mapping`` (character offsets in the text each token came
                 from; ``(0, 0)`` for special tokens, zero-width for ``<ent>``/``<ent2>`` markers).
             return_tensors: ``"pt"`` (PyTorch), ``"np"`` (NumPy) or ``None`` (lists).
-            entity_language: language used to look up entity titles given as plain strings.
+            entity_language: language of the entity titles given as plain strings (default:
+                :attr:`entity_language`); ``"lang:Title"`` strings and ``(title, language)`` pairs carry their own.
 
         Returns:
             a ``transformers.BatchEncoding`` with ``input_ids``, ``attention_mask``, ``token_type_ids``,
@@ -490,7 +564,7 @@ class LukeTokenizer:
                 return_offsets_mapping=return_offsets_mapping,
                 return_overflowing_tokens=return_overflowing_tokens,
                 return_length=return_length,
-                entity_language=entity_language,
+                entity_language=self.entity_language if entity_language is None else entity_language,
             )
             return self._encode(inputs, options)
 
@@ -794,20 +868,43 @@ def _to_output(data: dict[str, Any], options: EncodeOptions, is_batch: bool) -> 
     return BatchEncoding(data)
 
 
-def _load_backend(folder: Path, config: dict[str, Any], config_path: Path) -> tuple[Tokenizer, Path]:
-    """The word tokenizer of a folder (``tokenizer.json``, ``vocab.json`` + ``merges.txt`` or ``vocab.txt``)
-    and the file its vocabulary came from."""
+def _resolve_folder(name_or_path: str | os.PathLike[str], kwargs: dict[str, Any]) -> Path:
+    """The tokenizer folder of a local path or Hub repo id (hub keyword arguments are taken out of ``kwargs``)."""
+    try:
+        from luke.hub import pop_hub_kwargs, resolve_pretrained
+    except ImportError:  # TEMPORARY until luke.hub lands
+        folder = Path(name_or_path)
+        if not folder.is_dir():
+            raise TokenizerError(f"{folder} is not a local folder") from None
+        return folder
+    hub_kwargs = pop_hub_kwargs(kwargs)
+    return resolve_pretrained(name_or_path, files="tokenizer", **hub_kwargs)
+
+
+def _load_backend(folder: Path, config: dict[str, Any], config_path: Path) -> tuple[Tokenizer, Path, bytes | None]:
+    """The word tokenizer of a folder (``tokenizer.json``, ``sentencepiece.bpe.model``, ``vocab.json`` +
+    ``merges.txt`` or ``vocab.txt``), the file its vocabulary came from, and the SentencePiece model's bytes
+    when it is one.  A folder whose ``tokenizer_config.json`` names ``MLukeTokenizer`` (mLUKE, LUKE-Japanese)
+    is read from its SentencePiece model even beside a ``tokenizer.json``: transformers 5 writes that file
+    with the raw SentencePiece ids, not the fairseq ids the models were trained with."""
+    spm = folder / SENTENCEPIECE_FILE
+    mluke = config.get("tokenizer_class") == "MLukeTokenizer"
+    if spm.exists() and (mluke or not (folder / "tokenizer.json").exists()):
+        backend, data = _sentencepiece(spm)
+        return backend, spm, data
     if (folder / "tokenizer.json").exists():
-        return _tokenizer_json(folder / "tokenizer.json"), folder / "tokenizer.json"
+        return _tokenizer_json(folder / "tokenizer.json"), folder / "tokenizer.json", None
     if (folder / "vocab.json").exists() and (folder / "merges.txt").exists():
-        return _byte_level_bpe(folder / "vocab.json", folder / "merges.txt"), folder / "vocab.json"
+        return _byte_level_bpe(folder / "vocab.json", folder / "merges.txt"), folder / "vocab.json", None
     if (folder / "vocab.txt").exists():
         lower = config.get("do_lower_case")
         if lower is not None and not isinstance(lower, bool):
             got = shorten(repr(lower))
             raise TokenizerError(f"{config_path}: do_lower_case must be true, false or null, got {got}")
-        return _wordpiece(folder / "vocab.txt", lower), folder / "vocab.txt"
-    raise TokenizerError(f"{folder}: no tokenizer.json, vocab.json + merges.txt or vocab.txt found")
+        return _wordpiece(folder / "vocab.txt", lower), folder / "vocab.txt", None
+    raise TokenizerError(
+        f"{folder}: no tokenizer.json, {SENTENCEPIECE_FILE}, vocab.json + merges.txt or vocab.txt found"
+    )
 
 
 def _find_entity_vocab(folder: Path, config: dict[str, Any]) -> Path | dict[str, int]:
@@ -852,6 +949,8 @@ def _saved_settings(config: dict[str, Any], path: Path, overridden: set[str] = f
             value = _positive_int(value, key, str(path))
         elif argument == "task":
             _check_task(value, str(path))
+        elif argument == "entity_language" and (not isinstance(value, str) or not value):
+            raise TokenizerError(f"{path}: entity_language must be a language code or null, got {shorten(repr(value))}")
         elif argument == "double_separator" and not isinstance(value, bool):
             raise TokenizerError(f"{path}: double_separator must be true, false or null, got {shorten(repr(value))}")
         elif argument in _TOKEN_SETTINGS:
@@ -892,3 +991,170 @@ def _check_saved_tokens(
         if key in overridden or name is None or entity_vocab.get_id(name) is not None:
             continue
         raise TokenizerError(f"{config_path}: {key} {shorten(repr(name))} is not in the entity vocabulary ({source})")
+
+
+# ---------------------------------------------------------------------------------------------- sentencepiece
+SENTENCEPIECE_FILE = "sentencepiece.bpe.model"
+# SentencePiece piece types (sentencepiece_model.proto).
+_SPM_NORMAL, _SPM_UNKNOWN, _SPM_CONTROL, _SPM_USER_DEFINED, _SPM_UNUSED, _SPM_BYTE = 1, 2, 3, 4, 5, 6
+_FLOAT = struct.Struct("<f")
+
+
+@dataclass
+class _SpmModel:
+    """What a SentencePiece ``.model`` says that the conversion needs (field defaults: the proto's)."""
+
+    pieces: list[tuple[str, float, int]]
+    precompiled_charsmap: bytes = b""
+    add_dummy_prefix: bool = True
+    remove_extra_whitespaces: bool = True
+    escape_whitespaces: bool = True
+    model_type: int = 1  # 1 UNIGRAM, 2 BPE, 3 WORD, 4 CHAR
+    byte_fallback: bool = False
+    split_digits: bool = False
+    treat_whitespace_as_suffix: bool = False
+
+
+def _varint(buf: bytes, pos: int) -> tuple[int, int]:
+    result = shift = 0
+    while True:
+        byte = buf[pos]
+        pos += 1
+        result |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return result, pos
+        shift += 7
+        if shift > 63:
+            raise ValueError(f"malformed varint at byte {pos}")
+
+
+def _proto_fields(buf: bytes, start: int, end: int) -> Iterator[tuple[int, int, Any]]:
+    """``(field number, wire type, value)`` of a protobuf message in ``buf[start:end]``: an int for varints,
+    ``(start, end)`` for length-delimited fields, raw bytes for fixed-width ones."""
+    pos = start
+    while pos < end:
+        key, pos = _varint(buf, pos)
+        field_number, wire = key >> 3, key & 7
+        if wire == 0:
+            value, pos = _varint(buf, pos)
+        elif wire == 2:
+            size, pos = _varint(buf, pos)
+            value = (pos, pos + size)
+            pos += size
+        elif wire in (1, 5):
+            size = 8 if wire == 1 else 4
+            value = buf[pos : pos + size]
+            pos += size
+        else:
+            raise ValueError(f"unsupported protobuf wire type {wire} at byte {pos}")
+        if pos > end or field_number == 0:
+            raise ValueError(f"truncated or malformed protobuf message at byte {pos}")
+        yield field_number, wire, value
+
+
+def _parse_sentencepiece(buf: bytes) -> _SpmModel:
+    """Read a SentencePiece ``ModelProto`` (no ``protobuf``/``sentencepiece`` needed); ``ValueError`` when the
+    bytes are not one."""
+    pieces: list[tuple[str, float, int]] = []
+    model = _SpmModel(pieces)
+    unpack = _FLOAT.unpack
+    for number, wire, value in _proto_fields(buf, 0, len(buf)):
+        if number == 1 and wire == 2:  # pieces
+            piece, score, kind = None, 0.0, _SPM_NORMAL
+            for n, w, v in _proto_fields(buf, *value):
+                if n == 1 and w == 2:
+                    piece = buf[v[0] : v[1]].decode("utf-8")
+                elif n == 2 and w == 5:
+                    score = unpack(v)[0]
+                elif n == 3 and w == 0:
+                    kind = v
+            if not piece:
+                raise ValueError(f"piece {len(pieces)} has no text")
+            pieces.append((piece, score, kind))
+        elif number == 2 and wire == 2:  # trainer_spec
+            for n, w, v in _proto_fields(buf, *value):
+                if w == 0 and n in (3, 22, 24, 25, 35):
+                    name = {3: "model_type", 24: "treat_whitespace_as_suffix", 25: "split_digits", 35: "byte_fallback"}
+                    if n != 22:
+                        setattr(model, name[n], v if n == 3 else bool(v))
+        elif number == 3 and wire == 2:  # normalizer_spec
+            for n, w, v in _proto_fields(buf, *value):
+                if n == 2 and w == 2:
+                    model.precompiled_charsmap = bytes(buf[v[0] : v[1]])
+                elif w == 0 and n in (3, 4, 5):
+                    name = {3: "add_dummy_prefix", 4: "remove_extra_whitespaces", 5: "escape_whitespaces"}[n]
+                    setattr(model, name, bool(v))
+        elif wire not in (0, 1, 2, 5):
+            raise ValueError(f"unexpected field {number}")
+    if not pieces:
+        raise ValueError("no pieces")
+    return model
+
+
+def _check_xlmr_layout(model: _SpmModel) -> str | None:
+    """Why ``model`` cannot be converted with XLM-R's fairseq ids, or ``None`` when it can."""
+    if model.model_type != 1:
+        kind = {2: "BPE", 3: "WORD", 4: "CHAR"}.get(model.model_type, str(model.model_type))
+        return f"a {kind} sentencepiece model; only unigram models (XLM-R, mLUKE, LUKE-Japanese) are supported"
+    if model.treat_whitespace_as_suffix or not model.escape_whitespaces:
+        return "a sentencepiece model with unsupported whitespace settings (treat_whitespace_as_suffix, no escaping)"
+    head = [(p, t) for p, _, t in model.pieces[:3]]
+    expected = [("<s>", _SPM_CONTROL), ("</s>", _SPM_CONTROL)]
+    if len(model.pieces) < 4 or head[0][1] != _SPM_UNKNOWN or head[1:] != expected:
+        return f"pieces 0-2 are {head}, expected XLM-R's <unk>, <s>, </s> (the fairseq id layout needs them)"
+    clash = sorted({p for p, _, _ in model.pieces[3:]} & {"<s>", "<pad>", "</s>", "<unk>", "<mask>"})
+    if clash:
+        return f"the pieces include {clash}, which the fairseq id layout adds itself"
+    return None
+
+
+def _sentencepiece(path: Path) -> tuple[Tokenizer, bytes]:
+    """A SentencePiece unigram model (XLM-R's ``sentencepiece.bpe.model``) as a ``tokenizers`` Unigram
+    tokenizer with XLM-R's fairseq ids, and the file's bytes (for :meth:`LukeTokenizer.save_pretrained`).
+
+    fairseq ids: ``<s>``=0, ``<pad>``=1, ``</s>``=2, ``<unk>``=3, every other piece its sentencepiece id + 1,
+    ``<mask>`` last — the ids mLUKE / LUKE-Japanese were trained with (``MLukeTokenizer`` in transformers 4,
+    ``XLMRobertaTokenizer``).  The text pipeline follows SentencePiece's own normalizer spec (its precompiled
+    NFKC character map, extra-whitespace removal, the ``▁`` dummy prefix), so the pieces are those of
+    ``SentencePieceProcessor.encode``.
+    """
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise TokenizerError(f"{path}: cannot be read ({err.strerror or err})") from None
+    try:
+        model = _parse_sentencepiece(data)
+    except (ValueError, IndexError, UnicodeDecodeError, struct.error) as err:
+        raise TokenizerError(f"{path}: not a sentencepiece model ({error_summary(err)})") from None
+    reason = _check_xlmr_layout(model)
+    if reason is not None:
+        raise TokenizerError(f"{path}: {reason}")
+    vocab = [("<s>", 0.0), ("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0)]
+    vocab += [(piece, score) for piece, score, _ in model.pieces[3:]]
+    vocab.append(("<mask>", 0.0))
+    try:
+        tok = Tokenizer(models.Unigram(vocab, unk_id=3, byte_fallback=model.byte_fallback))
+        steps = [normalizers.Precompiled(model.precompiled_charsmap)] if model.precompiled_charsmap else []
+    except Exception as err:  # tokenizers raises plain Exception
+        raise TokenizerError(f"{path}: not a usable sentencepiece model ({error_summary(err)})") from None
+    if model.remove_extra_whitespaces:  # only spaces: SentencePiece leaves newlines alone
+        steps += [normalizers.Replace(Regex(r"\A +| +\z"), ""), normalizers.Replace(Regex(" {2,}"), " ")]
+    steps.append(normalizers.Replace(" ", "▁"))
+    if model.add_dummy_prefix:  # Metaspace skips the prefix when the text starts with "▁"; SentencePiece doesn't
+        steps.append(normalizers.Replace(Regex(r"\A▁"), "▁▁"))
+    tok.normalizer = normalizers.Sequence(steps)
+    scheme = "always" if model.add_dummy_prefix else "never"
+    pre: list[Any] = [pre_tokenizers.Metaspace(replacement="▁", prepend_scheme=scheme, split=False)]
+    if model.split_digits:
+        pre.append(pre_tokenizers.Digits(individual_digits=True))
+    tok.pre_tokenizer = pre[0] if len(pre) == 1 else pre_tokenizers.Sequence(pre)
+    if model.byte_fallback:
+        tok.decoder = decoders.Sequence(
+            [decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse(), decoders.Strip(" ", 1, 0)]
+        )
+    else:
+        tok.decoder = decoders.Metaspace(replacement="▁", prepend_scheme=scheme)
+    specials = [AddedToken(t, normalized=False) for t in ("<s>", "<pad>", "</s>", "<unk>")]
+    specials.append(AddedToken("<mask>", lstrip=True, normalized=False))  # "a <mask>": the space goes with it
+    tok.add_special_tokens(specials)
+    return tok, data
