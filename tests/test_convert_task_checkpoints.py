@@ -258,3 +258,125 @@ def test_task_checkpoint_converts_to_the_same_logits(task, files, tmp_path, caps
         records = [json.loads(line) for line in (preds / "test_predictions.jsonl").read_text().splitlines()]
         want = [[OPEN_ENTITY_LABELS[j] for j in torch.nonzero(row > 0).flatten()] for row in reference]
         assert [r["labels"] for r in records] == want
+
+
+# ------------------------------------------------------------------------------------------ bad inputs
+
+
+def _one_line(capsys, *parts: str) -> str:
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("luke convert: error: "), err
+    for part in parts:
+        assert part in err, err
+    return err
+
+
+def _wider_key(state):
+    state["encoder.layer.1.attention.self.key.weight"] = torch.zeros(H, H + 1)
+    return "encoder.layer.1.attention.self.key.weight"
+
+
+def _no_markers(state):
+    state["embeddings.word_embeddings.weight"] = state["embeddings.word_embeddings.weight"][:V]
+    return "embeddings.word_embeddings.weight"
+
+
+def _full_entity_table(state):
+    state["entity_embeddings.entity_embeddings.weight"] = torch.zeros(ENTITIES, 6)
+    return "entity_embeddings.entity_embeddings.weight"
+
+
+def _no_head(state):
+    del state["typing.weight"]
+    return "no typing.weight"
+
+
+def _no_layer(state):
+    del state["encoder.layer.1.output.dense.weight"]
+    return "no encoder.layer.1.output.dense.weight"
+
+
+def _foreign(state):
+    state["lm_head.dense.weight"] = torch.zeros(H, H)
+    return "unexpected tensor lm_head.dense.weight"
+
+
+@pytest.mark.parametrize("broken", [_wider_key, _no_markers, _full_entity_table, _no_head, _no_layer, _foreign])
+def test_task_file_that_does_not_fit_the_archive(broken, files, tmp_path, capsys):
+    state = _task_state("entity_typing")
+    key = broken(state)
+    checkpoint = _write(state, tmp_path / "typing.bin")
+    assert _convert(files, "entity_typing", checkpoint, tmp_path / "out") == 2
+    _one_line(capsys, str(checkpoint), key)
+    assert not (tmp_path / "out").exists()
+
+
+def test_checkpoint_of_another_task(files, tmp_path, capsys):
+    checkpoint = _write(_task_state("ner"), tmp_path / "ner.bin")
+    assert _convert(files, "entity_typing", checkpoint, tmp_path / "out") == 2
+    _one_line(capsys, str(checkpoint), "no typing.weight", "looks like a ner checkpoint")
+    rc_file = _write(_task_state("relation_classification"), tmp_path / "rc.bin")
+    assert _convert(files, "ner", rc_file, tmp_path / "out") == 2
+    _one_line(capsys, str(rc_file), "no classifier.bias", "looks like a relation_classification checkpoint")
+
+
+def test_label_count_and_labels_file(files, tmp_path, capsys):
+    checkpoint = _write(_task_state("relation_classification", n=3), tmp_path / "rc.bin")
+    assert _convert(files, "relation_classification", checkpoint, tmp_path / "out") == 2
+    _one_line(capsys, str(checkpoint), "classifier.weight", "3 classes", "--labels")
+    labels = tmp_path / "labels.txt"
+    labels.write_text("no_relation\nper:title\nper:title\n")
+    assert _convert(files, "relation_classification", checkpoint, tmp_path / "out", "--labels", str(labels)) == 2
+    _one_line(capsys, f"{labels}:3", "twice")
+    labels.write_text("Other\nCause-Effect(e1,e2)\n\nCause-Effect(e2,e1)\n")
+    assert _convert(files, "relation_classification", checkpoint, tmp_path / "out", "--labels", str(labels)) == 0
+    saved = json.loads((tmp_path / "out" / "luke_task.json").read_text())
+    assert saved["labels"] == ["Other", "Cause-Effect(e1,e2)", "Cause-Effect(e2,e1)"]
+    assert json.loads((tmp_path / "out" / "config.json").read_text())["id2label"]["2"] == "Cause-Effect(e2,e1)"
+    squad = _write(_task_state("squad"), tmp_path / "squad.bin")
+    assert _convert(files, "squad", squad, tmp_path / "out2", "--labels", str(labels)) == 2
+    _one_line(capsys, "--labels", "squad")
+
+
+def test_flag_combinations(files, tmp_path, capsys):
+    checkpoint = _write(_task_state("ner"), tmp_path / "ner.bin")
+    archive, out = str(files["archive"]), str(tmp_path / "out")
+    tok = ["--tokenizer", str(files["tokenizer"])]
+    cases = [
+        (["--task", "nerr", "--task-checkpoint", str(checkpoint), *tok], ["'nerr'", "unknown task", "ner, record"]),
+        (["--task-checkpoint", str(checkpoint), *tok], ["--task-checkpoint needs --task"]),
+        (["--labels", str(checkpoint)], ["--labels needs --task"]),
+        (["--task", "ner", *tok], ["--task ner needs --task-checkpoint"]),
+        (["--task", "ner", "--task-checkpoint", str(checkpoint)], ["--task ner needs --tokenizer"]),
+        (["--task", "ner", "--task-checkpoint", str(tmp_path / "nope.bin"), *tok], [str(tmp_path / "nope.bin")]),
+        (["--task", "ner", "--task-checkpoint", str(checkpoint), "--no-entity-aware-attention", *tok],
+         ["--no-entity-aware-attention"]),
+    ]  # fmt: skip
+    for extra, parts in cases:
+        assert cli_main(["convert", archive, out, *extra]) == 2, extra
+        _one_line(capsys, *parts)
+    assert not Path(out).exists()
+
+
+def test_tokenizer_that_does_not_fit_the_archive(files, tmp_path, capsys):
+    tok = tmp_path / "tok"
+    tok.mkdir()
+    (tok / "vocab.txt").write_text("\n".join([*VOCAB, "extraword"]) + "\n")
+    checkpoint = _write(_task_state("ner"), tmp_path / "ner.bin")
+    args = ["convert", str(files["archive"]), str(tmp_path / "out"), "--task", "ner"]
+    assert cli_main([*args, "--task-checkpoint", str(checkpoint), "--tokenizer", str(tok)]) == 2
+    _one_line(capsys, f"--tokenizer {tok}", f"{V + 1} word tokens", f"{V} word rows", "bert-base-uncased")
+
+
+def test_bert_archive_converts_with_roberta_positions(files, tmp_path, capsys):
+    """The converted config says what transformers assumes (RoBERTa-style positions, entity-aware attention),
+    and `luke info` reads the folder."""
+    checkpoint = _write(_task_state("ner"), tmp_path / "ner.bin")
+    assert _convert(files, "ner", checkpoint, tmp_path / "out") == 0
+    config = json.loads((tmp_path / "out" / "config.json").read_text())
+    assert config["word_position_style"] == "roberta" and config["use_entity_aware_attention"]
+    assert config["vocab_size"] == V + 2 and config["entity_vocab_size"] == 4
+    assert config["architectures"] == ["LukeForEntitySpanClassification"]
+    capsys.readouterr()
+    assert cli_main(["info", str(tmp_path / "out")]) == 0
+    assert "LukeForEntitySpanClassification" in capsys.readouterr().out

@@ -143,8 +143,8 @@ def _check_task_flags(args: argparse.Namespace) -> None:
         raise ConfigError(f"--task {shorten(args.task)!r}: unknown task; choose from {', '.join(ORIGINAL_TASKS)}")
     if args.task_checkpoint is None:
         raise ConfigError(f"--task {args.task} needs --task-checkpoint FILE (the original task checkpoint)")
-    if not args.task_checkpoint.is_file():
-        raise CheckpointError(f"--task-checkpoint {args.task_checkpoint}: no such file")
+    if not args.task_checkpoint.exists():
+        raise CheckpointError(f"--task-checkpoint {args.task_checkpoint}: no such file or folder")
     if args.tokenizer is None:
         raise ConfigError(
             f"--task {args.task} needs --tokenizer: the word tokenizer the archive was trained with (a folder "

@@ -197,22 +197,28 @@ def _task_labels(layout: OriginalTaskLayout, labels: Sequence[str] | None) -> li
 
 
 def read_task_state(path: Path) -> dict[str, torch.Tensor]:
-    """The task file's tensors (``module.`` of a DDP save removed; ``position_ids`` buffers dropped)."""
-    if not path.is_file():
-        raise CheckpointError(f"--task-checkpoint {path}: no such file")
+    """The tensors of a task file (or of the ``pytorch_model.bin`` in a folder): ``module.`` of a DDP save
+    removed, ``position_ids`` buffers dropped."""
+    if not path.exists():
+        raise CheckpointError(f"--task-checkpoint {path}: no such file or folder")
     state = read_state_dict(path)
     return {k.removeprefix("module."): v for k, v in state.items() if not k.endswith(".position_ids")}
 
 
+def _tasks_with_head(state: dict[str, torch.Tensor]) -> list[str]:
+    """The tasks whose original head the file holds (relations' is the bias-free ``classifier``)."""
+    found = [t for t, lay in ORIGINAL_TASKS.items() if set(lay.head) <= set(state)]
+    return [t for t in found if not (t == "relation_classification" and "classifier.bias" in state)]
+
+
 def _check_head(state: dict[str, torch.Tensor], layout: OriginalTaskLayout, path: Path, hidden: int, n: int) -> None:
     """The head tensors are there, with the shapes of ``n`` labels over hidden size ``hidden``."""
-    for key, (_, shape) in layout.head.items():
+    for key in layout.head:
         if key not in state:
-            others = [t for t, lay in ORIGINAL_TASKS.items() if t != layout.task and set(lay.head) <= set(state)]
-            if layout.task == "relation_classification" and "classifier.bias" in state:
-                others = []
+            others = [t for t in _tasks_with_head(state) if t != layout.task]
             hint = f"; it looks like a {others[0]} checkpoint" if others else ""
             raise CheckpointError(f"{path}: no {key} (the head of the original {layout.command} model){hint}")
+    for key, (_, shape) in layout.head.items():
         want, got = shape(hidden, n), tuple(state[key].shape)
         if got != want:
             qa = layout.task in ("record", "squad")
@@ -249,18 +255,18 @@ def _check_encoder(
             raise CheckpointError(
                 f"{path}: no {key}: not an original {layout.command} checkpoint of the model in {archive}"
             )
-        got, want, why = tuple(state[key].shape), tuple(shape), "its"
+        got, want, why = tuple(state[key].shape), tuple(shape), ""
         if key == _WORDS:
             want = (vocab_rows + len(layout.markers), shape[1])
-            marks = f" + {len(layout.markers)} marker(s) {', '.join(layout.markers)}" if layout.markers else ""
-            why = f"its {vocab_rows:,} words{marks}:"
+            marks = f" + the marker(s) {', '.join(layout.markers)}" if layout.markers else ""
+            why = f" ({vocab_rows:,} words{marks})"
         elif key == _ENTITIES and layout.legacy_entity_rows is not None:
             want = (layout.legacy_entity_rows, shape[1])
-            why = "the legacy task table ([PAD] + [MASK] copies) of the"
+            why = " (the legacy task table: [PAD] + copies of [MASK])"
         if got != want:
             raise CheckpointError(
-                f"{path}: {key} has shape {got}, but {why} shape for the model in {archive} is {want}: "
-                "the task file and the archive come from different models"
+                f"{path}: {key} has shape {got}, but the model in {archive} needs {want}{why}: the task file and "
+                "the archive come from different models"
             )
     extra = sorted(k for k in state if k not in ref and k not in layout.head)
     if extra:
