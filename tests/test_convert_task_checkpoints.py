@@ -380,3 +380,35 @@ def test_bert_archive_converts_with_roberta_positions(files, tmp_path, capsys):
     capsys.readouterr()
     assert cli_main(["info", str(tmp_path / "out")]) == 0
     assert "LukeForEntitySpanClassification" in capsys.readouterr().out
+
+
+# ------------------------------------------------------------------------------------------ Hub repo ids
+
+
+def test_info_and_convert_take_hub_repo_ids(files, hf_cache, tmp_path, capsys):
+    """`luke info ORG/NAME`, `luke convert ORG/ARCHIVE OUT` and `--tokenizer ORG/NAME` read the Hugging Face
+    cache (offline); an id that is not there is one line naming it."""
+    pytest.importorskip("luke.hub")
+    hf_cache.add("org/luke-archive", files["archive"])
+    hf_cache.add("org/word-tokenizer", files["tokenizer"])
+    checkpoint = _write(_task_state("entity_typing"), tmp_path / "typing.bin")
+    args = ["convert", "org/luke-archive", str(tmp_path / "hub"), "--task", "entity_typing"]
+    assert cli_main([*args, "--task-checkpoint", str(checkpoint), "--tokenizer", "org/word-tokenizer"]) == 0
+    assert _convert(files, "entity_typing", checkpoint, tmp_path / "local") == 0
+    for name in ("model.safetensors", "tokenizer.json", "luke_task.json", "entity_vocab.json"):
+        assert (tmp_path / "hub" / name).read_bytes() == (tmp_path / "local" / name).read_bytes(), name
+
+    hf_cache.add("org/luke-typing", tmp_path / "hub")
+    capsys.readouterr()
+    assert cli_main(["info", "org/luke-typing"]) == 0
+    assert capsys.readouterr().out.startswith("org/luke-typing: LukeForEntityClassification")
+    assert cli_main(["convert", "org/luke-archive", str(tmp_path / "plain")]) == 0
+    assert (tmp_path / "plain" / "model.safetensors").is_file()
+
+    capsys.readouterr()
+    assert cli_main(["info", "org/not-cached"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("luke info: error: ") and "org/not-cached" in err
+    assert cli_main(["convert", "org/luke-typing", str(tmp_path / "again")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "org/luke-typing is a transformers-format LUKE folder" in err and len(err.splitlines()) == 1
