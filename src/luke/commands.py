@@ -28,6 +28,7 @@ from luke.finetuning.original_tasks import ORIGINAL_TASKS
 
 _ORIGINAL_TASK_NAMES = tuple(ORIGINAL_TASKS)
 #: what may be a Hub repo id (``name`` or ``org/name``); anything else is a local path
+_FILE_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz", ".bin", ".pt", ".safetensors")
 _REPO_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?")
 
 _CONVERT = """convert an original LUKE model archive into a transformers-format folder
@@ -177,7 +178,7 @@ def _local_or_hub(name: str, files: str) -> Path:
     """``name`` as a local path when it exists or cannot be a Hub repo id; else the repo's snapshot folder
     in the Hugging Face cache (downloaded when online; ``files`` says which, see :mod:`luke.hub`)."""
     path = Path(name)
-    if path.exists() or not _REPO_ID.fullmatch(name):
+    if path.exists() or not _REPO_ID.fullmatch(name) or name.endswith(_FILE_SUFFIXES):
         return path
     from luke.hub import resolve_pretrained
 
