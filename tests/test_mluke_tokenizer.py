@@ -367,3 +367,28 @@ def test_folder_without_word_files_names_sentencepiece(tmp_path: Path) -> None:
     (tmp_path / "entity_vocab.json").write_text(json.dumps(ENTITY_VOCAB))
     with pytest.raises(TokenizerError, match="sentencepiece.bpe.model"):
         LukeTokenizer.from_pretrained(tmp_path)
+
+
+def test_word_cache_path_equals_rust_piecewise(folder: Path) -> None:
+    """The Python word-cache path (PySentencePiece) gives the ids and offsets of the Rust tokenizer run piece
+    by piece, on random texts mixing scripts, NFKC-affected characters, combining marks and spacing."""
+    import random
+
+    from luke.encoding import PySentencePiece
+
+    fast = LukeTokenizer.from_pretrained(folder)
+    slow = LukeTokenizer.from_pretrained(folder)
+    assert isinstance(fast.encoder.py_bpe, PySentencePiece)
+    slow.encoder.py_bpe = None
+    rng = random.Random(7)
+    pool = list("abcdefg xyzTKé東京都日本のはパリ .,!ＡＢ①ﬁ\u0301\u00a0´ ") + ["  ", "Tokyo", "Москва", "\t", "\u200b"]
+    taken = 0
+    for _ in range(300):
+        text = "".join(rng.choice(pool) for _ in range(rng.randint(1, 30)))
+        cuts = sorted(rng.sample(range(len(text) + 1), min(len(text) + 1, 2 * rng.randint(0, 3)) // 2 * 2))
+        spans = [(a, b) for a, b in zip(cuts[::2], cuts[1::2], strict=True) if a < b] or None
+        taken += fast.encoder.py_bpe.eligible(text)
+        a = fast(text, entity_spans=spans, return_offsets_mapping=True)
+        b = slow(text, entity_spans=spans, return_offsets_mapping=True)
+        assert a == b, (text, spans)
+    assert taken > 100

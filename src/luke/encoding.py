@@ -186,7 +186,11 @@ class LukeEncoder:
         self.metaspace = "Metaspace" in pre_types
         vocab = tokenizer.get_vocab(with_added_tokens=False) if self.metaspace else {}
         self.space_ids = frozenset(i for t, i in vocab.items() if t and not t.strip("▁"))
-        self.py_bpe = PyByteLevelBPE(tokenizer) if PyByteLevelBPE.applies_to(tokenizer) else None
+        self.py_bpe: PyByteLevelBPE | PySentencePiece | None = None
+        if PyByteLevelBPE.applies_to(tokenizer):
+            self.py_bpe = PyByteLevelBPE(tokenizer)
+        elif PySentencePiece.applies_to(tokenizer):
+            self.py_bpe = PySentencePiece(tokenizer, self.space_ids)
 
     def encode(self, examples: Sequence[Example], options: EncodeOptions) -> dict[str, Any]:
         """Encode a batch: ``input_ids``, masks, entity arrays, ... (NumPy arrays when
@@ -251,26 +255,29 @@ class LukeEncoder:
         """Word-tokenize texts so that span boundaries are token boundaries.
 
         The text is split at every span boundary (a space right before a boundary belongs to the following
-        piece) and every piece is tokenized separately; plain-ASCII byte-level BPE text takes the Python path
-        (:class:`PyByteLevelBPE`), other text one batched Rust call on the whole texts when that gives the same
-        tokens, and piecewise Rust calls otherwise.
+        piece) and every piece is tokenized separately; plain-ASCII byte-level BPE text and most SentencePiece
+        text take a Python path with a word cache (:class:`PyByteLevelBPE`, :class:`PySentencePiece`), other
+        text one batched Rust call on the whole texts when that gives the same tokens, and piecewise Rust calls
+        otherwise.
         """
         batch = _TextBatch(texts, spans, entity_ids)
         rust: list[int] = []
         py = self.py_bpe
         points, finish = batch.points, batch.finish
+        trim = self.byte_level
         for k, t in enumerate(texts):
-            if py is not None and py.eligible(t):
-                ids, offsets, char_to_tok = py.encode_pieces(t, points[k], need_offsets)
-                if offsets is not None:
-                    offsets = self.trim(t, offsets, 0)
-                finish(k, ids, offsets, char_to_tok)
-            else:
+            done = py.encode_pieces(t, points[k], need_offsets) if py is not None and py.eligible(t) else None
+            if done is None:
                 rust.append(k)
+                continue
+            ids, offsets, char_to_tok = done
+            if offsets is not None and trim:
+                offsets = self.trim(t, offsets, 0)
+            finish(k, ids, offsets, char_to_tok)
         if rust:
             slow = self._tokenize_whole(batch, rust) if self.whole_text_ok else rust
             if slow:
-                self._tokenize_piecewise(batch, slow)
+                self._tokenize_piecewise(batch, slow, need_offsets)
             if not need_offsets:
                 for k in rust:
                     batch.out[k].offsets = None  # type: ignore[union-attr]
@@ -291,7 +298,7 @@ class LukeEncoder:
             batch.finish(k, enc.ids, self.trim(texts[k], offsets, 0, enc.ids), char_to_tok)
         return slow
 
-    def _tokenize_piecewise(self, batch: _TextBatch, todo: list[int]) -> None:
+    def _tokenize_piecewise(self, batch: _TextBatch, todo: list[int], need_offsets: bool = True) -> None:
         """Tokenize the pieces between span boundaries (one Rust call for all pieces of all texts)."""
         pieces: list[str] = []
         texts = batch.texts
@@ -304,7 +311,8 @@ class LukeEncoder:
             for start in plan.starts:
                 enc = next(e_iter)
                 ids.extend(enc.ids)
-                offsets.extend(self.trim(texts[k], enc.offsets, start, enc.ids))
+                if need_offsets:
+                    offsets.extend(self.trim(texts[k], enc.offsets, start, enc.ids))
                 tokens_before.append(len(ids))
             batch.finish(k, ids, offsets, {pos: tokens_before[n] for pos, n in plan.marks.items()})
 
@@ -826,3 +834,117 @@ class _WordCache(dict):
             self.clear()
         self[word] = entry
         return entry
+
+
+# ---------------------------------------------------------------------------------------------- fast SentencePiece
+# Text the word cache may take: no whitespace but the space, no "▁" (SentencePiece's own space mark).
+_NOT_PLAIN_SPM = re.compile(r"[^\S ]|▁")
+
+
+class PySentencePiece:
+    """SentencePiece (XLM-R unigram, as :func:`luke.tokenization._sentencepiece` builds it) with a word cache.
+
+    SentencePiece strips and collapses spaces, puts ``▁`` before every word and — when no piece holds a ``▁``
+    after its first character (``split_by_whitespace``, true for XLM-R) — segments every ``▁word``
+    independently.  So a piece of text is the concatenation of its space-separated words, each encoded once by
+    the Rust tokenizer and cached.  Words whose normalization could reach across a space (NFKC turning a
+    character into a space, control/format characters, a leading combining mark) are not cached: their text
+    goes to the Rust tokenizer, as does text with other whitespace, ``▁`` or added-token strings.
+    """
+
+    MAX_CACHE = 1_000_000
+
+    def __init__(self, tokenizer: Tokenizer, space_ids: frozenset[int]) -> None:
+        self._tokenizer = tokenizer
+        self._space_ids = space_ids
+        self._cache: dict[str, tuple[list[int], list[Span]] | None] = {}
+        added = sorted((t.content for t in tokenizer.get_added_tokens_decoder().values()), key=len, reverse=True)
+        self._added = re.compile("|".join(re.escape(t) for t in added)) if added else None
+
+    @staticmethod
+    def applies_to(tokenizer: Tokenizer) -> bool:
+        """Whether the tokenizer is a SentencePiece unigram model converted by ``luke`` whose pieces never
+        span a space."""
+        spec = json.loads(tokenizer.to_str())
+        norm = spec.get("normalizer") or {}
+        steps = [n.get("type") for n in norm.get("normalizers", [])]
+        patterns = [(n.get("pattern") or {}).get("Regex") or (n.get("pattern") or {}).get("String") for n in
+                    norm.get("normalizers", [])]  # fmt: skip
+        pre = spec.get("pre_tokenizer") or {}
+        model = spec.get("model") or {}
+        if steps and steps[0] == "Precompiled":
+            steps, patterns = steps[1:], patterns[1:]
+        if not (
+            steps == ["Replace"] * 4
+            and patterns == [r"\A +| +\z", " {2,}", " ", r"\A▁"]
+            and pre.get("type") == "Metaspace"
+            and pre.get("prepend_scheme") == "always"
+            and model.get("type") == "Unigram"
+        ):
+            return False
+        return not any("▁" in piece[1:] for piece, _ in model.get("vocab", []))
+
+    def eligible(self, text: str) -> bool:
+        """Whether ``text`` can take the Python path."""
+        if _NOT_PLAIN_SPM.search(text):
+            return False
+        return self._added is None or self._added.search(text) is None
+
+    def _word(self, word: str) -> tuple[list[int], list[Span]] | None:
+        """``(ids, offsets within the word)`` of ``▁word``, or ``None`` when the word is not cacheable."""
+        import unicodedata
+
+        normalized = unicodedata.normalize("NFKC", word)
+        if (
+            not normalized
+            or any(c.isspace() for c in normalized)
+            or unicodedata.category(word[0]).startswith("M")
+            or any(unicodedata.category(c) in ("Cc", "Cf", "Co", "Cs", "Zl", "Zp") for c in word)
+        ):
+            entry = None
+        else:
+            enc = self._tokenizer.encode(word, add_special_tokens=False)
+            space = self._space_ids
+            entry = (
+                enc.ids,
+                [(s, s) if i in space else (s, e) for i, (s, e) in zip(enc.ids, enc.offsets, strict=True)],
+            )
+        if len(self._cache) >= self.MAX_CACHE:
+            self._cache.clear()
+        self._cache[word] = entry
+        return entry
+
+    def encode_pieces(
+        self, text: str, points: list[Span], need_offsets: bool
+    ) -> tuple[list[int], list[Span] | None, dict[int, int]] | None:
+        """Encode ``text`` piecewise, split at the adjusted points; ids, offsets, char→token map (``None``:
+        a word of ``text`` needs the Rust tokenizer)."""
+        cache = self._cache
+        ids: list[int] = []
+        offsets: list[Span] | None = [] if need_offsets else None
+        char_to_tok: dict[int, int] = {}
+        cur = 0
+        for pos, adj in [*points, (None, len(text))]:
+            if adj != cur:
+                if offsets is None:
+                    for word in text[cur:adj].split():
+                        entry = cache[word] if word in cache else self._word(word)
+                        if entry is None:
+                            return None
+                        ids += entry[0]
+                else:
+                    for m in _WORD.finditer(text, cur, adj):
+                        word = m.group()
+                        entry = cache[word] if word in cache else self._word(word)
+                        if entry is None:
+                            return None
+                        ids += entry[0]
+                        p = m.start()
+                        offsets += [(p + s, p + e) for s, e in entry[1]]
+                cur = adj
+            if pos is not None:
+                char_to_tok[pos] = len(ids)
+        return ids, offsets, char_to_tok
+
+
+_WORD = re.compile(r"[^ ]+")
