@@ -288,7 +288,12 @@ def test_decode_takes_the_argmax_across_windows():
     assert [p.text for p in preds] == ["Cid", "Cid", ""]
     assert preds[0].span == (16, 19) and preds[0].logit == 3.0 and preds[2].span is None
     out = task.format_prediction(examples[0], preds[0])
-    assert out == {"id": "a", "query": "@placeholder left.", "answer": "Cid", "answer_span": [16, 19]}
+    assert {k: out[k] for k in ("id", "query", "answer", "answer_span")} == {
+        "id": "a", "query": "@placeholder left.", "answer": "Cid", "answer_span": [16, 19]
+    }  # fmt: skip
+    # Scores beside the decision: the chosen logit, its sigmoid, and the n-best (each candidate's best window).
+    assert out["score"] == 3.0 and out["probability"] == pytest.approx(1 / (1 + np.exp(-3.0)))
+    assert [(c["answer"], c["score"]) for c in out["n_best"]] == [("Cid", 3.0), ("Bob", 2.0), ("Ann", 0.5)]
 
 
 def test_scores_count_every_question(tmp_path, caplog):

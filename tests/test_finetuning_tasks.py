@@ -287,7 +287,7 @@ def test_real_conll_reader_counts_and_oracle_f1(tokenizer):
     preds = task.decode(sub, feats, noisy)
     ours = task.score(sub, preds)["f1"]
     gold_tags = [t for d in sub for t in d.tags]
-    pred_tags = [spans_to_tags(p, len(t)) for p, t in zip(preds, gold_tags, strict=True)]
+    pred_tags = [spans_to_tags(p.spans, len(t)) for p, t in zip(preds, gold_tags, strict=True)]
     assert 0.2 < ours < 1.0
     assert ours == pytest.approx(f1_score(gold_tags, pred_tags), abs=1e-12)
 

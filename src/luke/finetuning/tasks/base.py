@@ -36,6 +36,8 @@ __all__ = [
     "collate_features",
     "entity_features",
     "UNSEEN_LABEL_POLICIES",
+    "softmax",
+    "sigmoid",
 ]
 
 logger = logging.getLogger(__name__)
@@ -75,6 +77,9 @@ class Task(ABC):
     label_keys: ClassVar[tuple[str, ...]] = ("labels",)
     #: the model keeps the entity vocabulary of its starting point (no entity-table surgery; SQuAD)
     keeps_entity_vocab: ClassVar[bool] = False
+    #: alternatives a prediction lists beside its decision (relations: the top-k relations; SQuAD and ReCoRD:
+    #: the n-best answers); ``luke predict --top-k`` and ``luke.pipeline(..., top_k=)`` set it per instance
+    top_k: int = 5
 
     def __init__(self, labels: Sequence[str] | None = None, unseen_labels: str = "error", **options: Any) -> None:
         if unseen_labels not in UNSEEN_LABEL_POLICIES:
@@ -212,6 +217,18 @@ class Task(ABC):
 
     def save(self, folder: str | Path) -> None:
         write_text_atomic(Path(folder, "luke_task.json"), json.dumps(self.state(), indent=2) + "\n")
+
+
+def softmax(logits: np.ndarray, axis: int = -1) -> np.ndarray:
+    """Probabilities of mutually exclusive classes (relations, NER span types, SQuAD's n-best answers)."""
+    z = np.asarray(logits, np.float64)
+    z = np.exp(z - z.max(axis=axis, keepdims=True))
+    return z / z.sum(axis=axis, keepdims=True)
+
+
+def sigmoid(logits: np.ndarray) -> np.ndarray:
+    """Independent probabilities (entity typing's labels, ReCoRD's candidates: both trained with BCE)."""
+    return 0.5 * (1.0 + np.tanh(0.5 * np.asarray(logits, np.float64)))  # no overflow for large |x|
 
 
 def _plain(value: Any) -> Any:

@@ -19,9 +19,9 @@ from luke.errors import DataError, shorten
 from luke.files import atomic_output
 from luke.finetuning.data import check_text_span, int_pair, iter_json_records, match_predictions, require
 from luke.finetuning.metrics import multilabel_micro_f1
-from luke.finetuning.tasks.base import Feature, Task, TaskDefaults, entity_features
+from luke.finetuning.tasks.base import Feature, Task, TaskDefaults, entity_features, sigmoid
 
-__all__ = ["EntityTypingTask", "TypingExample", "normalize_ptb"]
+__all__ = ["EntityTypingTask", "TypingExample", "TypingPrediction", "normalize_ptb"]
 
 _PTB = {"-LRB-": "(", "-LCB-": "(", "-LSB-": "(", "-RRB-": ")", "-RCB-": ")", "-RSB-": ")"}
 
@@ -43,6 +43,18 @@ class TypingExample:
     labels: list[str] = field(default_factory=list)
     path: str = ""
     line: int | None = None
+
+
+@dataclass
+class TypingPrediction:
+    """The predicted types (probability above 0.5, i.e. logit > 0) and every label's probability."""
+
+    labels: list[str]
+    scores: dict[str, float] = field(default_factory=dict)
+
+
+def _labels(prediction: TypingPrediction | list[str]) -> list[str]:
+    return prediction.labels if isinstance(prediction, TypingPrediction) else list(prediction)
 
 
 def _check_span(start: Any, end: Any, length: int, path: Path | str, line: int | None, name: str = "span") -> None:
@@ -102,20 +114,28 @@ class EntityTypingTask(Task):
             labels.append(multi_hot)
         return entity_features(enc, examples, self.options.max_seq_length, labels)
 
-    def decode(self, examples, features, logits) -> list[list[str]]:
+    def decode(self, examples, features, logits) -> list[TypingPrediction]:
         labels = self.labels or []
-        preds: list[list[str]] = [[] for _ in examples]
+        preds = [TypingPrediction([]) for _ in examples]
         for f, row in zip(features, logits, strict=True):
-            preds[f["example_index"]] = [labels[j] for j in np.flatnonzero(np.asarray(row) > 0)]
+            row = np.asarray(row)
+            scores = dict(zip(labels, sigmoid(row).tolist(), strict=True))
+            preds[f["example_index"]] = TypingPrediction([labels[j] for j in np.flatnonzero(row > 0)], scores)
         return preds
 
     def score(self, examples, predictions) -> dict[str, Any]:
-        return multilabel_micro_f1([ex.labels for ex in examples], predictions)
+        return multilabel_micro_f1([ex.labels for ex in examples], [_labels(p) for p in predictions])
 
     def write_predictions(self, path, examples, predictions) -> None:
         with atomic_output(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
             for i, (ex, pred) in enumerate(zip(examples, predictions, strict=True)):
-                rec = {"index": i, "text": ex.text, "span": [ex.start, ex.end], "gold": ex.labels, "labels": pred}
+                rec = {
+                    "index": i,
+                    "text": ex.text,
+                    "span": [ex.start, ex.end],
+                    "gold": ex.labels,
+                    "labels": _labels(pred),
+                }
                 f.write(json.dumps(rec, ensure_ascii=False) + "\n")
 
     def _read_predictions(self, path: Path) -> list[tuple[int, dict[str, Any]]]:
@@ -166,5 +186,9 @@ class EntityTypingTask(Task):
             out.append(TypingExample(rec["text"], start, end, [], str(path), line))
         return out
 
-    def format_prediction(self, example: TypingExample, prediction: list[str]) -> dict[str, Any]:
-        return {"text": example.text, "span": [example.start, example.end], "labels": prediction}
+    def format_prediction(self, example: TypingExample, prediction: TypingPrediction | list[str]) -> dict[str, Any]:
+        """``{"text", "span", "labels": [predicted types], "scores": {label: probability}}``."""
+        out = {"text": example.text, "span": [example.start, example.end], "labels": _labels(prediction)}
+        if isinstance(prediction, TypingPrediction):
+            out["scores"] = prediction.scores
+        return out

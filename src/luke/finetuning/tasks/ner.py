@@ -38,9 +38,9 @@ from luke.files import atomic_output, text_lines
 from luke.finetuning.data import require
 from luke.finetuning.metrics import Span, span_f1, spans_to_tags, tags_to_spans
 from luke.finetuning.options import EntityCapOptions
-from luke.finetuning.tasks.base import Feature, Task, TaskDefaults, TaskOptions
+from luke.finetuning.tasks.base import Feature, Task, TaskDefaults, TaskOptions, softmax
 
-__all__ = ["NerTask", "NerDocument", "greedy_decode", "read_conll", "enumerate_spans"]
+__all__ = ["NerTask", "NerDocument", "NerPrediction", "greedy_decode", "read_conll", "enumerate_spans"]
 
 logger = logging.getLogger(__name__)
 NIL = "NIL"
@@ -58,6 +58,19 @@ class NerDocument:
     lines: list[int] = field(default_factory=list)  # line of each sentence's first word
     offsets: list[list[tuple[int, int]]] | None = None  # character offsets of words (raw-text input)
     text: str | None = None
+
+
+@dataclass
+class NerPrediction:
+    """The entities of one sentence, ``(first word, last word, type)`` sorted, and each one's probability
+    (softmax over the span's classes, ``NIL`` included)."""
+
+    spans: list[Span] = field(default_factory=list)
+    scores: list[float] = field(default_factory=list)
+
+
+def _spans(prediction: NerPrediction | list[Span]) -> list[Span]:
+    return prediction.spans if isinstance(prediction, NerPrediction) else list(prediction)
 
 
 def read_conll(path: str | Path) -> list[tuple[list[list[list[str]]], list[int]]]:
@@ -297,11 +310,11 @@ class NerTask(Task):
     def sentence_list(examples: Sequence[NerDocument]) -> list[tuple[NerDocument, int]]:
         return [(doc, k) for doc in examples for k in range(len(doc.sentences))]
 
-    def decode(self, examples, features, logits) -> list[list[Span]]:
+    def decode(self, examples, features, logits) -> list[NerPrediction]:
         n_sent = sum(len(doc.sentences) for doc in examples)
-        preds: list[list[Span]] = [[] for _ in range(n_sent)]
+        found: list[list[tuple[Span, float]]] = [[] for _ in range(n_sent)]
         if not features:
-            return preds
+            return [NerPrediction() for _ in found]
         labels = self.labels or []
         sent = np.concatenate([np.full(len(f["span_start"]), f["example_index"]) for f in features])
         start = np.concatenate([f["span_start"] for f in features])
@@ -309,15 +322,15 @@ class NerTask(Task):
         lg = np.concatenate([np.asarray(x)[: len(f["span_start"])] for f, x in zip(features, logits, strict=True)])
         label, score = lg.argmax(-1), lg.max(-1)
         keep = np.flatnonzero(label != 0)
-        for idx in keep[greedy_decode(sent[keep], start[keep], end[keep], score[keep])]:
-            preds[int(sent[idx])].append((int(start[idx]), int(end[idx]), labels[int(label[idx])]))
-        for p in preds:
-            p.sort()
-        return preds
+        accepted = keep[greedy_decode(sent[keep], start[keep], end[keep], score[keep])]
+        probs = softmax(lg[accepted]).max(-1) if len(accepted) else np.zeros(0)
+        for idx, prob in zip(accepted, probs.tolist(), strict=True):
+            found[int(sent[idx])].append(((int(start[idx]), int(end[idx]), labels[int(label[idx])]), prob))
+        return [NerPrediction(*map(list, zip(*sorted(f), strict=True))) if f else NerPrediction() for f in found]
 
     def score(self, examples, predictions) -> dict[str, Any]:
         gold = [tags_to_spans(doc.tags[k]) if doc.tags else [] for doc, k in self.sentence_list(examples)]
-        return span_f1(gold, predictions)
+        return span_f1(gold, [_spans(p) for p in predictions])
 
     @staticmethod
     def _scheme(examples: Sequence[NerDocument]) -> str:
@@ -339,7 +352,7 @@ class NerTask(Task):
             for doc in examples:
                 f.write("-DOCSTART- O O\n\n")
                 for k, sent in enumerate(doc.sentences):
-                    pred = spans_to_tags(next(it), len(sent), scheme)
+                    pred = spans_to_tags(_spans(next(it)), len(sent), scheme)
                     gold = doc.tags[k] if doc.tags else ["O"] * len(sent)
                     f.writelines(f"{w} {g} {p}\n" for w, g, p in zip(sent, gold, pred, strict=True))
                     f.write("\n")
@@ -403,11 +416,16 @@ class NerTask(Task):
             out.append(NerDocument([words], None, str(path), [line], [offsets], text))
         return out
 
-    def format_prediction(self, example: NerDocument, prediction: list[Span]) -> dict[str, Any]:
+    def format_prediction(self, example: NerDocument, prediction: NerPrediction | list[Span]) -> dict[str, Any]:
+        """``{"text", "entities": [{"start", "end", "text", "type", "score": its probability}, ...]}``."""
         offsets = example.offsets[0] if example.offsets else []
         text = example.text or " ".join(example.sentences[0])
+        scores = prediction.scores if isinstance(prediction, NerPrediction) else []
         entities = []
-        for s, e, typ in prediction:
+        for k, (s, e, typ) in enumerate(_spans(prediction)):
             cs, ce = offsets[s][0], offsets[e][1]
-            entities.append({"start": cs, "end": ce, "text": text[cs:ce], "type": typ})
+            entity: dict[str, Any] = {"start": cs, "end": ce, "text": text[cs:ce], "type": typ}
+            if scores:
+                entity["score"] = scores[k]
+            entities.append(entity)
         return {"text": text, "entities": entities}

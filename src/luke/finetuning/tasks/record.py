@@ -56,7 +56,7 @@ from luke.errors import ConfigError, DataError, shorten
 from luke.files import write_text_atomic
 from luke.finetuning.data import check_text_span, int_pair, require
 from luke.finetuning.metrics import qa_scores
-from luke.finetuning.tasks.base import IGNORE_INDEX, Feature, Task, TaskDefaults, _pad_stack
+from luke.finetuning.tasks.base import IGNORE_INDEX, Feature, Task, TaskDefaults, _pad_stack, sigmoid
 from luke.finetuning.tasks.qa import QaOptions, load_data_file, passage_windows, score_prediction_file
 
 __all__ = ["RecordTask", "RecordExample", "RecordPrediction", "mark_passage", "mark_query"]
@@ -86,11 +86,15 @@ class RecordExample:
 
 @dataclass
 class RecordPrediction:
-    """The chosen candidate of one question (``span`` None and ``text`` empty when it had no window)."""
+    """The chosen candidate of one question (``span`` None and ``text`` empty when it had no window), its
+    logit and probability (sigmoid: each candidate is scored on its own, as trained), and the ``top_k`` best
+    candidates, best first (``{"answer", "answer_span", "score", "probability"}``)."""
 
     text: str
     span: tuple[int, int] | None = None
     logit: float | None = None
+    probability: float | None = None
+    n_best: list[dict[str, Any]] = field(default_factory=list)
 
 
 # ---------------------------------------------------------------------------------------------- layout
@@ -456,22 +460,25 @@ class RecordTask(Task):
         self, examples: Sequence[RecordExample], features: Sequence[Feature], logits: Sequence[np.ndarray]
     ) -> list[RecordPrediction]:
         """Per question the candidate with the highest logit over all its windows (empty answer if none)."""
-        best: list[tuple[float, int] | None] = [None] * len(examples)
+        found: list[dict[int, float]] = [{} for _ in examples]  # candidate index -> its best logit
         for f, row in zip(features, logits, strict=True):
-            row = np.asarray(row)
-            if row.size == 0:
-                continue
-            j = int(np.argmax(row))
-            i = f["example_index"]
-            if best[i] is None or row[j] > best[i][0]:  # type: ignore[index]
-                best[i] = (float(row[j]), int(f["candidate_indices"][j]))
+            best = found[f["example_index"]]
+            for j in np.argsort(-np.asarray(row), kind="stable"):  # best first: ties go to the first, as argmax
+                c = int(f["candidate_indices"][j])
+                best[c] = max(best.get(c, -np.inf), float(row[j]))
         out = []
-        for ex, b in zip(examples, best, strict=True):
-            if b is None:
+        for ex, best in zip(examples, found, strict=True):
+            ranked = sorted(best.items(), key=lambda item: -item[1])[: max(1, self.top_k)]
+            probs = sigmoid(np.array([logit for _, logit in ranked])).tolist()
+            listed = [
+                {"answer": ex.passage[slice(*ex.candidates[c])], "answer_span": list(ex.candidates[c]), "score": logit,
+                 "probability": p} for (c, logit), p in zip(ranked, probs, strict=True)
+            ]  # fmt: skip
+            if not ranked:
                 out.append(RecordPrediction(""))
-            else:
-                s, e = ex.candidates[b[1]]
-                out.append(RecordPrediction(ex.passage[s:e], (s, e), b[0]))
+                continue
+            s, e = ex.candidates[ranked[0][0]]
+            out.append(RecordPrediction(ex.passage[s:e], (s, e), ranked[0][1], probs[0], listed))
         return out
 
     @staticmethod
@@ -525,11 +532,15 @@ class RecordTask(Task):
         return out
 
     def format_prediction(self, example: RecordExample, prediction: Any) -> dict[str, Any]:
-        """``{"id", "query", "answer", "answer_span": [start, end] (end exclusive) or null}``."""
+        """``{"id", "query", "answer", "answer_span": [start, end] (end exclusive) or null, "score": its logit,
+        "probability", "n_best": [{"answer", "answer_span", "score", "probability"}, ...]}``."""
         span = prediction.span if isinstance(prediction, RecordPrediction) else None
-        return {
+        out: dict[str, Any] = {
             "id": example.qid,
             "query": example.query,
             "answer": self._text(prediction),
             "answer_span": list(span) if span is not None else None,
         }
+        if isinstance(prediction, RecordPrediction):
+            out |= {"score": prediction.logit, "probability": prediction.probability, "n_best": prediction.n_best}
+        return out

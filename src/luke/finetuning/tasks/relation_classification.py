@@ -20,7 +20,7 @@ import json
 import logging
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,9 +31,17 @@ from luke.errors import DataError
 from luke.files import atomic_output
 from luke.finetuning.data import check_text_span, int_pair, iter_json_records, match_predictions, require
 from luke.finetuning.metrics import relation_micro_f1, semeval_official_f1
-from luke.finetuning.tasks.base import IGNORE_INDEX, Feature, Task, TaskDefaults, TaskOptions, entity_features
+from luke.finetuning.tasks.base import (
+    IGNORE_INDEX,
+    Feature,
+    Task,
+    TaskDefaults,
+    TaskOptions,
+    entity_features,
+    softmax,
+)
 
-__all__ = ["RelationClassificationTask", "RelationExample"]
+__all__ = ["RelationClassificationTask", "RelationExample", "RelationPrediction"]
 
 logger = logging.getLogger(__name__)
 NEGATIVE_LABELS = ("no_relation", "Other")
@@ -49,6 +57,19 @@ class RelationExample:
     relation: str | None = None
     path: str = ""
     line: int | None = None
+
+
+@dataclass
+class RelationPrediction:
+    """The predicted relation, its probability and the ``top_k`` most probable relations (best first)."""
+
+    relation: str
+    score: float = 0.0
+    top: list[tuple[str, float]] = field(default_factory=list)
+
+
+def _relation(prediction: RelationPrediction | str) -> str:
+    return prediction.relation if isinstance(prediction, RelationPrediction) else prediction
 
 
 def _spans_from_tokens(tokens: list[str], spans: list[tuple[int, int]]) -> tuple[str, list[tuple[int, int]]]:
@@ -167,11 +188,14 @@ class RelationClassificationTask(Task):
         labels = [IGNORE_INDEX if ex.relation is None else label2id.get(ex.relation, IGNORE_INDEX) for ex in examples]
         return entity_features(enc, examples, self.options.max_seq_length, labels)
 
-    def decode(self, examples, features, logits) -> list[str]:
+    def decode(self, examples, features, logits) -> list[RelationPrediction]:
         labels = self.labels or []
-        preds = [""] * len(examples)
+        preds = [RelationPrediction("") for _ in examples]
         for f, row in zip(features, logits, strict=True):
-            preds[f["example_index"]] = labels[int(np.argmax(row))]
+            probs = softmax(row)
+            order = np.argsort(-np.asarray(row), kind="stable")[: max(1, self.top_k)]  # ties: the first, as argmax
+            top = [(labels[j], float(probs[j])) for j in order]
+            preds[f["example_index"]] = RelationPrediction(top[0][0], top[0][1], top)
         return preds
 
     def _score(self, gold: Sequence[str], predicted: Sequence[str]) -> dict[str, Any]:
@@ -185,13 +209,13 @@ class RelationClassificationTask(Task):
         return out
 
     def score(self, examples, predictions) -> dict[str, Any]:
-        return self._score([ex.relation for ex in examples], predictions)
+        return self._score([ex.relation for ex in examples], [_relation(p) for p in predictions])
 
     def write_predictions(self, path, examples, predictions) -> None:
         with atomic_output(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
             for i, (ex, pred) in enumerate(zip(examples, predictions, strict=True)):
                 rec = {"index": i, "text": ex.text, "head": list(ex.subj), "tail": list(ex.obj), "gold": ex.relation,
-                       "relation": pred}  # fmt: skip
+                       "relation": _relation(pred)}  # fmt: skip
                 f.write(json.dumps(rec, ensure_ascii=False) + "\n")
 
     @staticmethod
@@ -252,5 +276,12 @@ class RelationClassificationTask(Task):
             out.append(RelationExample(rec["text"], spans[0], spans[1], None, str(path), line))
         return out
 
-    def format_prediction(self, example: RelationExample, prediction: str) -> dict[str, Any]:
-        return {"text": example.text, "head": list(example.subj), "tail": list(example.obj), "relation": prediction}
+    def format_prediction(self, example: RelationExample, prediction: RelationPrediction | str) -> dict[str, Any]:
+        """``{"text", "head", "tail", "relation", "score": its probability, "top": [{"relation", "score"}, ...]}``
+        (the ``top_k`` most probable relations, best first)."""
+        out: dict[str, Any] = {"text": example.text, "head": list(example.subj), "tail": list(example.obj),
+                               "relation": _relation(prediction)}  # fmt: skip
+        if isinstance(prediction, RelationPrediction):
+            out["score"] = prediction.score
+            out["top"] = [{"relation": r, "score": p} for r, p in prediction.top]
+        return out

@@ -42,7 +42,7 @@ from luke.errors import ConfigError, DataError, shorten
 from luke.files import check_output, write_text_atomic
 from luke.finetuning.metrics import qa_scores
 from luke.finetuning.options import EntityCapOptions
-from luke.finetuning.tasks.base import Feature, Task, TaskDefaults, collate_features
+from luke.finetuning.tasks.base import Feature, Task, TaskDefaults, collate_features, softmax
 from luke.finetuning.tasks.qa import (
     QaOptions,
     id_lines,
@@ -73,12 +73,16 @@ class SquadExample:
 
 @dataclass
 class SquadPrediction:
-    """The decoded answer: its text (cut from the context), character span and score (start + end logit)."""
+    """The decoded answer: its text (cut from the context), character span, score (start + end logit) and
+    probability (softmax over the question's n-best answers), and the ``top_k`` best answers, best first
+    (``{"answer", "answer_start", "answer_end", "score", "probability"}``)."""
 
     text: str
     start: int = -1
     end: int = -1
     score: float = float("-inf")
+    probability: float = 0.0
+    n_best: list[dict[str, Any]] = field(default_factory=list)
 
 
 def read_squad(path: str | Path) -> list[SquadExample]:
@@ -398,7 +402,7 @@ class SquadTask(Task):
 
     def decode(self, examples, features, logits) -> list[SquadPrediction]:
         n_best, max_answer = self.options.n_best_size, self.options.max_answer_length
-        best = [SquadPrediction("") for _ in examples]
+        found: list[dict[tuple[int, int], float]] = [{} for _ in examples]  # (char start, end) -> best score
         for f, row in zip(features, logits, strict=True):
             a, b = f["context_start"], f["context_end"]
             start_scores, end_scores = row[a:b, 0], row[a:b, 1]
@@ -409,15 +413,26 @@ class SquadTask(Task):
                 continue
             total = start_scores[starts][:, None] + end_scores[ends][None, :]  # (n_best, n_best)
             length = ends[None, :] - starts[:, None]
-            total = np.where((length >= 0) & (length < max_answer), total, -np.inf)
-            k = int(np.argmax(total))
-            score = float(total.flat[k])
-            i = f["example_index"]
-            if score > best[i].score:
-                s_tok, e_tok = a + int(starts[k // total.shape[1]]), a + int(ends[k % total.shape[1]])
-                s_char, e_char = int(f["offsets"][s_tok, 0]), int(f["offsets"][e_tok, 1])
-                best[i] = SquadPrediction(examples[i].context[s_char:e_char], s_char, e_char, score)
-        return best
+            total = np.where((length >= 0) & (length < max_answer), total, -np.inf).ravel()
+            answers = found[f["example_index"]]
+            for k in np.argsort(-total, kind="stable")[:n_best]:  # the best pairs (ties: the first, as argmax)
+                if total[k] == -np.inf:
+                    break
+                s_tok, e_tok = a + int(starts[k // len(ends)]), a + int(ends[k % len(ends)])
+                span = (int(f["offsets"][s_tok, 0]), int(f["offsets"][e_tok, 1]))
+                answers[span] = max(answers.get(span, -np.inf), float(total[k]))
+        return [self._prediction(ex.context, answers, n_best) for ex, answers in zip(examples, found, strict=True)]
+
+    def _prediction(self, context: str, answers: dict[tuple[int, int], float], n_best: int) -> SquadPrediction:
+        """The best of a question's candidate answers, with the softmax over its ``n_best`` best ones."""
+        if not answers:
+            return SquadPrediction("")
+        ranked = sorted(answers.items(), key=lambda item: -item[1])[:n_best]  # stable: the first seen on ties
+        probs = softmax(np.array([score for _, score in ranked])).tolist()
+        listed = [{"answer": context[s:e], "answer_start": s, "answer_end": e, "score": score, "probability": p}
+                  for ((s, e), score), p in zip(ranked, probs, strict=True)]  # fmt: skip
+        (s, e), score = ranked[0]
+        return SquadPrediction(context[s:e], s, e, score, probs[0], listed[: max(1, self.top_k)])
 
     def _gold(self, examples: Sequence[SquadExample]) -> dict[str, list[str]]:
         return {ex.qid: [text for _, text in ex.answers] for ex in examples}
@@ -461,6 +476,8 @@ class SquadTask(Task):
             "answer_start": prediction.start,
             "answer_end": prediction.end,
             "score": prediction.score,
+            "probability": prediction.probability,
+            "n_best": prediction.n_best,
         }
 
 
