@@ -95,7 +95,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _convert(args: argparse.Namespace) -> int:
     _check_task_flags(args)
-    archive = _local_or_hub(args.archive, "model")
+    archive = _local_or_hub(args.archive, "archive")
     tokenizer_dir = _local_or_hub(args.tokenizer, "tokenizer") if args.tokenizer is not None else None
     inputs = [archive, tokenizer_dir, args.task_checkpoint, args.labels]
     out = check_output(args.output_dir, kind="dir", overwrite=args.overwrite, what="output folder", inputs=inputs)
@@ -180,9 +180,11 @@ def _local_or_hub(name: str, files: str) -> Path:
     path = Path(name)
     if path.exists() or not _REPO_ID.fullmatch(name) or name.endswith(_FILE_SUFFIXES):
         return path
-    from luke.hub import resolve_pretrained
+    from luke import hub
 
-    return resolve_pretrained(name, files=files)
+    if files not in hub.FILE_SETS:  # an original archive: metadata.json, pytorch_model.bin, entity_vocab.tsv
+        files = "entity_vocab"  # (until luke.hub has a set for archives: a cached snapshot holds them all)
+    return hub.resolve_pretrained(name, files=files)  # type: ignore[arg-type]
 
 
 def _info(args: argparse.Namespace) -> int:
