@@ -35,7 +35,7 @@ from luke.finetuning.tasks import TASKS, get_task
 from luke.finetuning.tasks.base import UNSEEN_LABEL_POLICIES, Task
 from luke.finetuning.trainer import Trainer, evaluate, make_accelerator
 
-__all__ = ["register", "finetune", "evaluate_folder", "make_task", "load_task_model"]
+__all__ = ["register", "finetune", "evaluate_folder", "make_task", "load_task_model", "predict_records"]
 
 logger = logging.getLogger(__name__)
 
@@ -204,14 +204,20 @@ def finetune(
 
 
 def load_task_model(
-    task_name: str, model_path: str | Path, tokenizer_path: str | Path | None = None, unseen_labels: str = "error"
+    task_name: str,
+    model_path: str | Path,
+    tokenizer_path: str | Path | None = None,
+    unseen_labels: str = "error",
+    **hub_kwargs: Any,
 ) -> tuple[Task, Any, Any]:
-    """(task, model, tokenizer) of a fine-tuned folder.  Its ``luke_task.json`` options are checked: an option
+    """(task, model, tokenizer) of a fine-tuned folder or Hub repo id (``hub_kwargs``: ``revision``,
+    ``cache_dir``, ``local_files_only``, ``token``).  Its ``luke_task.json`` options are checked: an option
     of another task (old files may hold them) is ignored with a warning, an unknown one or a bad value raises
-    :class:`ConfigError` naming the file."""
+    :class:`ConfigError` naming the file.  A ``transformers`` folder without that file (the released
+    ``studio-ousia/luke-large-finetuned-*``) gets its labels from ``config.id2label`` and the task's defaults."""
     cls = get_task(task_name)
-    model, tokenizer, state = load_finetuned(model_path, cls.model_class_name, task_name, tokenizer_path)
-    where = str(Path(model_path) / TASK_FILE)
+    model, tokenizer, state = load_finetuned(model_path, cls.model_class_name, task_name, tokenizer_path, **hub_kwargs)
+    where = str(Path(state.get("folder", model_path)) / TASK_FILE)
     options = state.get("options") or {}
     if not isinstance(options, dict):
         raise ConfigError(f"{where}: 'options' must be a JSON object, got {type(options).__name__}")
@@ -258,6 +264,29 @@ def evaluate_folder(
     return scores
 
 
+def predict_records(
+    task: Task,
+    model: Any,
+    tokenizer: Any,
+    records: list[tuple[int, Any]],
+    path: str | Path,
+    *,
+    batch_size: int = 32,
+    accelerator: Any = None,
+    progress: bool = False,
+) -> list[dict[str, Any]]:
+    """``luke predict`` without files: the output record of each input record ``(line, object)`` (the task's
+    raw input, see ``Task.raw_input``), through the task's own reader, featurisation and decoding; errors
+    name ``path`` and the line.  ``model`` is in evaluation mode (on ``accelerator``'s device when given)."""
+    from luke.finetuning.trainer import predict_logits
+
+    examples = task.examples_from_raw(records, Path(path))
+    features = task.featurize(examples, tokenizer)
+    logits = predict_logits(model, task, features, batch_size, tokenizer.pad_token_id, accelerator, progress)
+    predictions = task.decode(examples, features, logits)
+    return [task.format_prediction(ex, pred) for ex, pred in zip(examples, predictions, strict=True)]
+
+
 # ---------------------------------------------------------------------------------------------- CLI
 
 
@@ -275,9 +304,12 @@ def _add_unseen_labels(p: Any, help: str | None = None) -> None:
     p.add_argument("--unseen-labels", choices=UNSEEN_LABEL_POLICIES, default="error", help=help)
 
 
+_MODEL_HELP = "fine-tuned model folder or Hub repo id (e.g. studio-ousia/luke-large-finetuned-open-entity)"
+
+
 def _add_inference(p: argparse.ArgumentParser) -> None:
     """The flags ``evaluate`` and ``predict`` share after their own: tokenizer folder and batch size."""
-    p.add_argument("--tokenizer", type=Path, help="tokenizer folder (default: the model folder)")
+    p.add_argument("--tokenizer", help="tokenizer folder or Hub repo id (default: the model's)")
     eval_batch_size = [f for f in dataclasses.fields(TrainingArguments) if f.name == "eval_batch_size"]
     add_arguments(p, TrainingArguments, eval_batch_size)
 
@@ -293,7 +325,7 @@ def _register_finetune(sub: argparse._SubParsersAction) -> None:
         "{dev,test}_predictions.* and TensorBoard logs into --output-dir.",
     )
     _add_common(p)
-    p.add_argument("--model", required=True, type=Path, help="LUKE folder, or a BERT/RoBERTa transformers folder")
+    p.add_argument("--model", required=True, help="LUKE folder or Hub repo id, or a BERT/RoBERTa transformers folder")
     p.add_argument("--data-dir", required=True, type=Path, help="folder with the task's train/dev/test files")
     add_training_arguments(p, "main")
     g = p.add_argument_group("hyper-parameters (default: the paper's for the task)")
@@ -317,7 +349,7 @@ def _register_finetune(sub: argparse._SubParsersAction) -> None:
 def _register_evaluate(sub: argparse._SubParsersAction) -> None:
     p = _parser(sub, "evaluate", _evaluate, "score a fine-tuned model on a split of a data folder")
     _add_common(p)
-    p.add_argument("--model", required=True, type=Path, help="fine-tuned model folder")
+    p.add_argument("--model", required=True, help=_MODEL_HELP)
     p.add_argument("--data-dir", required=True, type=Path)
     p.add_argument("--split", default="test", choices=("train", "dev", "test"))
     p.add_argument("--output-dir", type=Path, help="also write the predictions file here")
@@ -333,12 +365,17 @@ def _register_predict(sub: argparse._SubParsersAction) -> None:
         "predict",
         _predict,
         "label raw text + spans (or answer questions) from a JSONL file with a fine-tuned model",
-        f"Input JSON Lines: {inputs} (character offsets, end exclusive). Writes one JSON object per input line.",
+        f"Input JSON Lines: {inputs} (character offsets, end exclusive). Writes one JSON object per input line: "
+        "the decision and its scores (entity_typing: labels + scores {label: probability}; "
+        "relation_classification: relation + score + top [{relation, score}]; ner: entities with a score each; "
+        "squad/record: answer + score + probability + n_best).",
     )
     _add_common(p)
-    p.add_argument("--model", required=True, type=Path, help="fine-tuned model folder")
+    p.add_argument("--model", required=True, help=_MODEL_HELP)
     p.add_argument("--input", required=True, type=Path, help="JSONL input")
     p.add_argument("--output", type=Path, help="JSONL output (default: stdout)")
+    p.add_argument("--top-k", type=int, default=5,
+                   help="alternatives listed: relations (top), squad/record answers (n_best) (default 5)")  # fmt: skip
     _add_inference(p)
 
 
@@ -416,23 +453,21 @@ def _evaluate(a: argparse.Namespace) -> int:
 
 def _predict(a: argparse.Namespace) -> int:
     _check_limit("--eval-batch-size", a.eval_batch_size, "")
+    _check_limit("--top-k", a.top_k, "")
     _check_file(a.input, "input file")
     if a.output is not None:
-        check_output(a.output, kind="file", overwrite=True, what="--output", inputs=[a.input, a.model])
+        check_output(a.output, kind="file", overwrite=True, what="--output", inputs=[a.input, Path(a.model)])
     records = list(iter_json_records(a.input))
     if not records:
         raise DataError(a.input, "no input records in the file")
     task, model, tokenizer = load_task_model(a.task, a.model, a.tokenizer)
-    examples = task.examples_from_raw(records, a.input)
-    features = task.featurize(examples, tokenizer)
+    task.top_k = a.top_k
     acc = make_accelerator(cpu=a.cpu, mixed_precision=a.mixed_precision)
     model = acc.prepare_model(model, evaluation_mode=True)
-    from luke.finetuning.trainer import predict_logits
-
-    logits = predict_logits(model, task, features, a.eval_batch_size, tokenizer.pad_token_id, acc, a.progress)
-    predictions = task.decode(examples, features, logits)
-    lines = (json.dumps(task.format_prediction(ex, pred), ensure_ascii=False) + "\n"
-             for ex, pred in zip(examples, predictions, strict=True))  # fmt: skip
+    outputs = predict_records(
+        task, model, tokenizer, records, a.input, batch_size=a.eval_batch_size, accelerator=acc, progress=a.progress
+    )
+    lines = (json.dumps(out, ensure_ascii=False) + "\n" for out in outputs)
     if a.output is None:
         sys.stdout.writelines(lines)
     else:

@@ -17,6 +17,7 @@ work with its LUKE classes and tokenizer conventions, and keep ``[UNK]`` because
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +39,7 @@ from luke.files import read_json
 from luke.modeling import MODEL_CLASSES, LukePreTrainedModel
 from luke.tokenization import LukeTokenizer
 
-__all__ = ["build_for_finetuning", "load_finetuned", "to_transformers"]
+__all__ = ["build_for_finetuning", "finetuned_task", "load_finetuned", "to_transformers"]
 
 logger = logging.getLogger(__name__)
 TASK_FILE = "luke_task.json"
@@ -225,38 +226,107 @@ def build_for_finetuning(
     return model, tokenizer
 
 
-def _model_folder(model_path: str | Path) -> Path:
-    """``model_path`` as a folder; :class:`CheckpointError` saying what it is otherwise."""
+_REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+#: ``tokenizer_config.json`` ``task`` of the released fine-tuned checkpoints -> our task
+TOKENIZER_TASKS = {
+    "entity_classification": "entity_typing",
+    "entity_pair_classification": "relation_classification",
+    "entity_span_classification": "ner",
+}
+
+
+def _model_folder(model_path: str | Path, **hub_kwargs: Any) -> Path:
+    """``model_path`` as a folder: an existing local folder as it is, else a Hub repo id (``org/name``)
+    through :func:`luke.hub.resolve_pretrained` (the Hugging Face cache first; ``hub_kwargs``: ``revision``,
+    ``cache_dir``, ``local_files_only``, ``token``); :class:`CheckpointError` saying what it is otherwise."""
     folder = Path(model_path)
     if folder.exists() and not folder.is_dir():
         raise CheckpointError(f"model folder {folder} is a file; give the folder that holds config.json")
-    if not folder.is_dir():
-        raise CheckpointError(f"model folder {folder} does not exist")
-    return folder
+    if folder.is_dir():
+        return folder
+    if _REPO_ID.match(str(model_path)) and not str(model_path).startswith((".", "~")):
+        from luke.hub import resolve_pretrained  # lazily: huggingface_hub only for repo ids
+
+        return resolve_pretrained(str(model_path), files="model", **hub_kwargs)
+    raise CheckpointError(f"model folder {folder} does not exist")
+
+
+def _task_of(model_class_name: str) -> str | None:
+    from luke.finetuning.tasks import TASKS
+
+    return next((name for name, cls in TASKS.items() if cls.model_class_name == model_class_name), None)
+
+
+def finetuned_task(folder: Path, config: LukeConfig | None = None) -> tuple[str | None, str]:
+    """The task a fine-tuned folder was trained for (``luke_task.json``, else its head class in
+    ``architectures``, checked against ``tokenizer_config.json``'s ``task``), or None; and a few words
+    saying what the folder holds, for messages."""
+    config = config or LukeConfig.from_pretrained(folder)
+    archs = [a for a in config.architectures or [] if isinstance(a, str)]
+    if (folder / TASK_FILE).is_file():
+        task = read_json(folder / TASK_FILE, expected=dict).get("task")
+        if isinstance(task, str):
+            return task, f"a model for {task} ({', '.join(archs) or 'no head'})"
+    by_head = next((t for t in map(_task_of, archs) if t is not None), None)
+    tok_task = None
+    if (folder / "tokenizer_config.json").is_file():
+        tok_task = read_json(folder / "tokenizer_config.json", expected=dict).get("task")
+    by_tokenizer = TOKENIZER_TASKS.get(tok_task) if isinstance(tok_task, str) else None
+    if by_head and by_tokenizer and by_head != by_tokenizer:
+        raise CheckpointError(
+            f"{folder}: config.json architectures {archs} are for {by_head} but tokenizer_config.json task "
+            f"{tok_task!r} is for {by_tokenizer}: the files come from different models"
+        )
+    if by_head is None:
+        return None, f"a LUKE model without a task head (architectures: {', '.join(archs) or 'none'})"
+    return by_head, f"a model for {by_head} ({next(a for a in archs if _task_of(a))})"
+
+
+def _transformers_task_state(folder: Path, config: LukeConfig) -> dict[str, Any]:
+    """What ``luke_task.json`` would say for a ``transformers`` fine-tuned folder (the released ones): its
+    labels are ``config.id2label`` (the caller's fallback) and its options the task's defaults (the paper
+    recipe the checkpoints were trained with, spec §3.1-3.3) except ``max_seq_length``, capped at the
+    model's word positions (``max_position_embeddings - pad_token_id - 1``: 512 for LUKE's 514)."""
+    from luke.finetuning.options import TaskOptions
+
+    capacity = int(config.max_position_embeddings) - int(config.pad_token_id or 0) - 1
+    options = {"max_seq_length": capacity} if 3 <= capacity < TaskOptions.max_seq_length else {}
+    return {"options": options, "source": "transformers"}
 
 
 def load_finetuned(
-    model_path: str | Path, model_class_name: str, task_name: str, tokenizer_path: str | Path | None = None
+    model_path: str | Path,
+    model_class_name: str,
+    task_name: str,
+    tokenizer_path: str | Path | None = None,
+    **hub_kwargs: Any,
 ) -> tuple[LukePreTrainedModel, LukeTokenizer, dict[str, Any]]:
-    """A fine-tuned folder (written here or by ``transformers``) for ``task_name``: model, tokenizer and the
-    saved task state (``luke_task.json``; labels fall back to ``config.id2label``)."""
-    folder = _model_folder(model_path)
-    if _model_type(folder) != "luke":
-        raise CheckpointError(f"{folder} is not a fine-tuned LUKE model folder (model_type is not 'luke')")
+    """A fine-tuned folder or Hub repo id (written here or by ``transformers``, e.g. the released
+    ``studio-ousia/luke-large-finetuned-*``) for ``task_name``: model, tokenizer and the task state
+    (``luke_task.json``; without it, labels from ``config.id2label`` and the task's default options).
+    A folder for another task (or with no task head) raises :class:`CheckpointError` saying what it holds."""
+    folder = _model_folder(model_path, **hub_kwargs)
+    name = str(model_path)
+    kind = _model_type(folder)
+    if kind != "luke":
+        raise CheckpointError(f"{name} is not a fine-tuned LUKE model (model_type {kind!r}, not 'luke')")
     config = LukeConfig.from_pretrained(folder)
     archs = config.architectures or []
-    state: dict[str, Any] = {}
-    if (folder / TASK_FILE).is_file():
-        state = read_json(folder / TASK_FILE, expected=dict)  # bad UTF-8 / JSON: DataError with file and line
-    if model_class_name not in archs or (state.get("task") not in (None, task_name)):
-        found = state.get("task") or (archs[0] if archs else "no head")
-        raise CheckpointError(f"{folder} holds a model for {found}, not for task {task_name} ({model_class_name})")
+    found, what = finetuned_task(folder, config)
+    if model_class_name not in archs or found not in (None, task_name):
+        holds = f"holds a model for {found}" if found else f"holds {what}"
+        raise CheckpointError(f"{name} {holds}, not for task {task_name} ({model_class_name})")
+    state: dict[str, Any] = (
+        read_json(folder / TASK_FILE, expected=dict)  # bad UTF-8 / JSON: DataError with file and line
+        if (folder / TASK_FILE).is_file()
+        else _transformers_task_state(folder, config)
+    )
     if not config.id2label:
         raise CheckpointError(f"{folder}/config.json has no id2label: not a fine-tuned classification model")
     model = MODEL_CLASSES[model_class_name].from_pretrained(folder)
-    tok_folder = Path(tokenizer_path) if tokenizer_path is not None else folder
+    tok_folder, tok_hub = (tokenizer_path, hub_kwargs) if tokenizer_path is not None else (folder, {})
     try:
-        tokenizer = LukeTokenizer.from_pretrained(tok_folder)
+        tokenizer = LukeTokenizer.from_pretrained(tok_folder, **tok_hub)
     except ValueError as err:
         raise TokenizerError(f"cannot load the tokenizer from {tok_folder} ({err}); pass --tokenizer FOLDER") from None
     labels = state.get("labels") or [config.id2label[i] for i in range(len(config.id2label))]
@@ -268,6 +338,7 @@ def load_finetuned(
             "(config.json id2label): the files come from different models"
         )
     state["labels"] = labels
+    state["folder"] = str(folder)
     return model, tokenizer, state
 
 
@@ -296,9 +367,9 @@ def to_transformers(model: nn.Module, tmp_dir: str | Path, source: str | Path | 
     import transformers
 
     if type(model).__name__ == "LukeForQuestionAnswering" and source is not None:
-        kind = _model_type(Path(source))
-        if kind != "luke":
-            inner = transformers.AutoModelForQuestionAnswering.from_pretrained(str(source))
+        folder = _model_folder(source)
+        if _model_type(folder) != "luke":
+            inner = transformers.AutoModelForQuestionAnswering.from_pretrained(str(folder))
             inner.train(model.training)
             return WordsOnlyQA(inner)
     cls = getattr(transformers, type(model).__name__, None)
