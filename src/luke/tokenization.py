@@ -51,6 +51,7 @@ from luke.encoding import (
 from luke.entity_vocab import EntityVocab
 from luke.errors import DataError, TokenizerError, error_summary, shorten
 from luke.files import atomic_output, read_json, read_text, text_lines, write_text_atomic
+from luke.hub import pop_hub_kwargs, resolve_pretrained
 
 __all__ = ["LukeTokenizer", "TASKS"]
 
@@ -870,13 +871,6 @@ def _to_output(data: dict[str, Any], options: EncodeOptions, is_batch: bool) -> 
 
 def _resolve_folder(name_or_path: str | os.PathLike[str], kwargs: dict[str, Any]) -> Path:
     """The tokenizer folder of a local path or Hub repo id (hub keyword arguments are taken out of ``kwargs``)."""
-    try:
-        from luke.hub import pop_hub_kwargs, resolve_pretrained
-    except ImportError:  # TEMPORARY until luke.hub lands
-        folder = Path(name_or_path)
-        if not folder.is_dir():
-            raise TokenizerError(f"{folder} is not a local folder") from None
-        return folder
     hub_kwargs = pop_hub_kwargs(kwargs)
     return resolve_pretrained(name_or_path, files="tokenizer", **hub_kwargs)
 
