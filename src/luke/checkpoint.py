@@ -400,22 +400,49 @@ def _tied_keys(model: nn.Module) -> set[str]:
 
 def load_pretrained(
     cls: type[LukePreTrainedModel],
-    folder: str | Path,
+    name_or_path: str | Path,
     *,
     config: LukeConfig | None = None,
     output_loading_info: bool = False,
+    revision: str | None = None,
+    cache_dir: str | Path | None = None,
+    local_files_only: bool | None = None,
+    token: str | bool | None = None,
     **config_overrides: Any,
 ) -> Any:
-    """Build ``cls`` from ``folder/config.json`` (or ``config``) and load its weights.
+    """Build ``cls`` from a model folder or a Hugging Face Hub repo id and load its weights.
 
-    Keyword arguments that are config fields (e.g. ``use_entity_aware_attention=False``,
-    ``id2label=...``) override the saved config. With ``output_loading_info=True`` returns
-    ``(model, LoadReport)``.
+    Args:
+        cls: the model class (``LukeModel``, ``LukeForMaskedLM``, ``LukeFor*``).
+        name_or_path: a local folder (``config.json`` + ``model.safetensors`` or ``pytorch_model.bin``,
+            written here or by ``transformers``; a local folder always wins), or a Hub repo id such as
+            ``"studio-ousia/luke-base"`` (see :func:`luke.hub.resolve_pretrained`).
+        config: a config to use instead of the saved ``config.json``.
+        output_loading_info: also return a :class:`LoadReport`.
+        revision, cache_dir, local_files_only, token: for a repo id, as in ``transformers``.
+        **config_overrides: config fields that override the saved config (e.g.
+            ``use_entity_aware_attention=False``, ``id2label=...``).
+
+    Returns:
+        The model in eval mode, or ``(model, LoadReport)`` with ``output_loading_info=True``.
+
+    Raises:
+        CheckpointError: the name cannot be resolved (one line naming the id), the folder holds another
+            kind of model (``… is a 'bert' model (BertForMaskedLM), not LUKE``) or weights that do not fit.
     """
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise FileNotFoundError(f"model folder {folder} does not exist")
-    config = config or LukeConfig.from_pretrained(folder)
+    from luke.hub import resolve_pretrained
+
+    folder = resolve_pretrained(
+        name_or_path,
+        files="model",
+        revision=revision,
+        cache_dir=cache_dir,
+        local_files_only=local_files_only,
+        token=token,
+    )
+    if config is None:
+        check_is_luke(folder, name_or_path)
+        config = LukeConfig.from_pretrained(folder)
     for key, value in config_overrides.items():
         if not hasattr(config, key):
             raise TypeError(f"unknown option {key!r} (not a LukeConfig field)")
@@ -427,6 +454,23 @@ def load_pretrained(
     report = load_state_dict(model, state)
     model.eval()
     return (model, report) if output_loading_info else model
+
+
+def check_is_luke(folder: str | Path, name: str | Path | None = None) -> None:
+    """Raise :class:`CheckpointError` when ``folder/config.json`` describes another kind of model than LUKE
+    (mLUKE and LUKE-Japanese are ``model_type: luke``): ``NAME is a 'bert' model (BertForMaskedLM), not
+    LUKE``. A missing or unreadable config is left to the config reader to report."""
+    path = Path(folder) / "config.json"
+    try:
+        data = read_json(path, expected=dict)
+    except (OSError, LukeError):
+        return
+    model_type = data.get("model_type")
+    if model_type in (None, "luke"):
+        return
+    architectures = data.get("architectures")
+    what = f" ({', '.join(map(str, architectures))})" if isinstance(architectures, list) and architectures else ""
+    raise CheckpointError(f"{name if name is not None else folder} is a {shorten(model_type)!r} model{what}, not LUKE")
 
 
 # ----------------------------------------------------------------------------------------- saving
@@ -565,9 +609,16 @@ def init_from_transformers(
     use_entity_aware_attention: bool = True,
     word_position_style: str = "roberta",
     seed: int | None = None,
+    revision: str | None = None,
+    cache_dir: str | Path | None = None,
+    local_files_only: bool | None = None,
+    token: str | bool | None = None,
     **config_overrides: Any,
 ) -> tuple[LukePreTrainedModel, LoadReport]:
-    """Build a LUKE model whose word side comes from a BERT or RoBERTa ``transformers`` folder.
+    """Build a LUKE model whose word side comes from a BERT or RoBERTa ``transformers`` folder, or from a
+    Hugging Face Hub repo id of one (``bert-base-uncased``, ``FacebookAI/roberta-base``: read from the
+    Hugging Face cache, downloaded when online; ``revision``, ``cache_dir``, ``local_files_only`` and
+    ``token`` as in ``transformers``; a local folder always wins).
 
     The entity side (table, projection, entity positions/types, entity head) is freshly initialised;
     entity-aware queries start as copies of ``query``. BERT checkpoints number positions from 0; by
@@ -575,14 +626,19 @@ def init_from_transformers(
     ``convert_to_roberta_positions``); pass ``word_position_style="bert"`` to keep 0-based positions.
     Returns the model and a report of unused (e.g. NSP head) and newly initialised tensors.
     """
-    folder = Path(folder)
+    from luke.hub import resolve_pretrained
+
+    name = folder
+    hub = {"revision": revision, "cache_dir": cache_dir, "local_files_only": local_files_only, "token": token}
+    folder = resolve_pretrained(folder, files="model", **hub)
     cfg_path = folder / "config.json"
     if not cfg_path.is_file():
         raise FileNotFoundError(f"{folder} has no config.json (expected a BERT/RoBERTa transformers folder)")
     src = read_json(cfg_path, expected=dict)
     model_type = src.get("model_type")
     if model_type not in ("bert", "roberta", "xlm-roberta", "camembert"):
-        raise CheckpointError(f"{cfg_path}: model_type {model_type!r} is not BERT or RoBERTa-like")
+        where = cfg_path if Path(name) == folder else f"{name} ({cfg_path})"
+        raise CheckpointError(f"{where}: model_type {model_type!r} is not BERT or RoBERTa-like")
     bert_style = model_type == "bert"
     absent = [k for k in _BERT_KEYS if k not in src]
     if absent:
@@ -608,7 +664,7 @@ def init_from_transformers(
             bos_token_id=src.get("bos_token_id"),
             eos_token_id=src.get("eos_token_id"),
             word_position_style="bert" if bert_style else "roberta",
-            extra={"bert_model_name": str(src.get("_name_or_path", folder.name))},
+            extra={"bert_model_name": str(src.get("_name_or_path", name if Path(name) != folder else folder.name))},
             **config_overrides,
         )
     except ConfigError as err:

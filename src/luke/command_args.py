@@ -1,7 +1,8 @@
 """Building blocks shared by the ``luke`` command modules (their ``register(sub)`` functions).
 
 A command is declared as ``p = add_command(sub, name, handler, text)`` followed by its arguments; the
-helpers here cover what several commands repeat: positional path arguments, integer options, ``--num-workers``,
+helpers here cover what several commands repeat: positional path arguments, model names (a folder or a Hub
+repo id) and ``--revision``, integer options, ``--num-workers``,
 ``--no-progress``, ``--json``, the positive-integer type, and :func:`timed` for the "in N s" summary line.
 They only build ``argparse`` parsers: bad input is reported by the library raising a
 :class:`luke.errors.LukeError`, which ``luke.cli`` prints as one line.
@@ -59,6 +60,30 @@ def add_paths(parser: argparse.ArgumentParser, **helps: str | None) -> None:
     """Positional :class:`~pathlib.Path` arguments, in the order given: ``name=help`` each."""
     for name, help in helps.items():
         parser.add_argument(name, type=Path, help=help)
+
+
+def add_model_name(parser: argparse.ArgumentParser, name: str, help: str) -> None:
+    """Positional argument ``name`` that is a local folder or a Hugging Face Hub repo id (``org/name``),
+    kept as the string typed (a :class:`~pathlib.Path` would turn ``./x`` into ``x``, a valid repo id);
+    resolve it with :func:`luke.hub.resolve_pretrained`."""
+    parser.add_argument(name, type=str, help=f"{help}, or a Hugging Face Hub repo id (ORG/NAME)")
+
+
+def add_revision(parser: argparse.ArgumentParser, what: str = "the model") -> None:
+    """``--revision``: branch, tag or commit of ``what`` when it is given as a Hub repo id; read it with
+    :func:`hub_kwargs`."""
+    parser.add_argument(
+        "--revision",
+        default=None,
+        help=f"branch, tag or commit hash of {what} when it is a Hugging Face Hub repo id (default: main); "
+        "HF_HUB_OFFLINE=1 reads the Hugging Face cache only",
+    )
+
+
+def hub_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    """The Hub options a command was given (``--revision``), as keyword arguments for
+    :func:`luke.hub.resolve_pretrained` and ``from_pretrained``."""
+    return {"revision": getattr(args, "revision", None)}
 
 
 def add_int_options(

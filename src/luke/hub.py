@@ -37,6 +37,7 @@ __all__ = [
     "list_repo_files",
     "download_files",
     "is_offline",
+    "is_repo_id",
 ]
 
 HUB_KWARGS: tuple[str, ...] = ("revision", "cache_dir", "local_files_only", "token")
@@ -63,7 +64,8 @@ PYTORCH_BIN = "pytorch_model.bin"
 FILE_SETS: dict[str, tuple[str, ...]] = {
     "config": CONFIG_FILES,
     "entity_vocab": ENTITY_VOCAB_FILES,
-    "tokenizer": TOKENIZER_FILES + ENTITY_VOCAB_FILES,
+    # config.json too: AutoTokenizer reads its model_type when tokenizer_config.json names no class
+    "tokenizer": CONFIG_FILES + TOKENIZER_FILES + ENTITY_VOCAB_FILES,
     "model": CONFIG_FILES + TOKENIZER_FILES + ENTITY_VOCAB_FILES + TASK_FILES,
 }
 """The files each ``files=`` value fetches (``"model"`` adds one weights format, see :func:`select_files`)."""
@@ -129,9 +131,10 @@ def resolve_pretrained(
     if path.exists():
         raise CheckpointError(f"{path}: is a file; expected a model folder or a Hugging Face Hub repo id")
     repo_id = name_or_path if isinstance(name_or_path, str) else None
-    if repo_id is None or not _is_repo_id(repo_id):
+    if repo_id is None or not is_repo_id(repo_id):
         raise CheckpointError(
-            f"{shorten(str(name_or_path), 200)}: no such folder, and not a Hugging Face Hub repo id (ORG/NAME)"
+            f"{shorten(str(name_or_path), 200)}: no such folder (it does not exist), and not a Hugging Face Hub "
+            "repo id (ORG/NAME)"
         )
     where = f"{repo_id} (revision {revision or 'main'})"
     if is_offline(local_files_only):
@@ -143,10 +146,10 @@ def resolve_pretrained(
     return folder
 
 
-def _is_repo_id(name: str) -> bool:
+def is_repo_id(name: object) -> bool:
     """A string the Hub could know as a model repo: ``name`` or ``org/name`` (never ``./x``, ``/x``,
-    ``~/x``, ``a/b/c`` or a Windows path)."""
-    if not name or name.startswith((".", "/", "~")) or "\\" in name:
+    ``~/x``, ``a/b/c``, a Windows path or a :class:`~pathlib.Path`)."""
+    if not isinstance(name, str) or not name or name.startswith((".", "/", "~")) or "\\" in name:
         return False
     from huggingface_hub.errors import HFValidationError
     from huggingface_hub.utils import validate_repo_id

@@ -438,12 +438,29 @@ class LukePreTrainedModel(nn.Module):
         return sum(p.numel() for p in {id(p): p for p in self.parameters()}.values())
 
     @classmethod
-    def from_pretrained(cls, folder: str | Path, **kwargs: Any):
-        """Load a model folder (``config.json`` + ``model.safetensors`` or ``pytorch_model.bin``), written
-        here or by ``transformers``. See ``luke.checkpoint.load_pretrained`` for the options."""
+    def from_pretrained(
+        cls,
+        pretrained_model_name_or_path: str | Path,
+        *,
+        revision: str | None = None,
+        cache_dir: str | Path | None = None,
+        local_files_only: bool | None = None,
+        token: str | bool | None = None,
+        **kwargs: Any,
+    ):
+        """Load a model folder (``config.json`` + ``model.safetensors`` or ``pytorch_model.bin``, written here
+        or by ``transformers``), or a Hugging Face Hub repo id such as ``"studio-ousia/luke-base"``: read
+        from the Hugging Face cache, downloaded when online (an existing local folder always wins).
+
+        ``revision`` (branch, tag or commit), ``cache_dir``, ``local_files_only`` and ``token`` are as in
+        ``transformers``; ``HF_HUB_OFFLINE=1`` reads the cache only. Other keyword arguments
+        (``config=``, ``output_loading_info=``, config fields to override) are those of
+        :func:`luke.checkpoint.load_pretrained`. A repo that is not LUKE, or that cannot be had, is a
+        one-line :class:`~luke.errors.CheckpointError` naming it."""
         from luke.checkpoint import load_pretrained
 
-        return load_pretrained(cls, folder, **kwargs)
+        hub = {"revision": revision, "cache_dir": cache_dir, "local_files_only": local_files_only, "token": token}
+        return load_pretrained(cls, pretrained_model_name_or_path, **hub, **kwargs)
 
     def save_pretrained(self, folder: str | Path) -> None:
         """Write ``config.json`` + ``model.safetensors`` with ``transformers``' LUKE key names."""

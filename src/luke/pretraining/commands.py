@@ -6,7 +6,16 @@ import argparse
 import json
 from pathlib import Path
 
-from luke.command_args import add_command, add_json_flag, add_no_progress, add_paths, seed
+from luke.command_args import (
+    add_command,
+    add_json_flag,
+    add_model_name,
+    add_no_progress,
+    add_paths,
+    add_revision,
+    hub_kwargs,
+    seed,
+)
 from luke.errors import CheckpointError, DatasetError
 
 
@@ -64,7 +73,9 @@ the configuration keys and a worked example.
 
 def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p = add_command(sub, "evaluate-pretraining", _evaluate, _EVALUATE)
-    add_paths(p, model="LUKE model folder (e.g. OUTPUT/final of luke pretrain)", dataset="pretraining dataset folder")
+    add_model_name(p, "model", "LUKE model folder (e.g. OUTPUT/final of luke pretrain)")
+    add_paths(p, dataset="pretraining dataset folder")
+    add_revision(p)
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--train-dataset", type=Path, default=None,
                    help="the training dataset: also report the accuracy of always predicting its most frequent "
@@ -77,20 +88,24 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
+    from luke.checkpoint import check_is_luke
+    from luke.hub import resolve_pretrained
     from luke.modeling import LukeForMaskedLM
     from luke.pretraining.data import PretrainingDataset
     from luke.pretraining.trainer import check_model_matches_dataset, evaluate
 
-    if not (args.model / "config.json").is_file():
+    folder = resolve_pretrained(args.model, files="model", **hub_kwargs(args))
+    if not (folder / "config.json").is_file():
         raise CheckpointError(f"{args.model}: not a model folder (no config.json)")
+    check_is_luke(folder, args.model)
     dataset = PretrainingDataset(args.dataset)
-    model = LukeForMaskedLM.from_pretrained(args.model)
+    model = LukeForMaskedLM.from_pretrained(folder)
     if model.config.entity_vocab_size != len(dataset.entity_vocab):
         raise DatasetError(
             f"{args.dataset} has {len(dataset.entity_vocab)} entities but the model has entity_vocab_size "
             f"{model.config.entity_vocab_size}: different entity vocabularies"
         )
-    check_model_matches_dataset(args.model, dataset, model.config.vocab_size)
+    check_model_matches_dataset(folder, dataset, model.config.vocab_size)
     train = PretrainingDataset(args.train_dataset) if args.train_dataset else None
     if train is not None and train.entity_vocab.to_dict() != dataset.entity_vocab.to_dict():
         raise DatasetError(f"{args.train_dataset} and {args.dataset} have different entity vocabularies")

@@ -4,7 +4,9 @@ Example (YAML)::
 
     dataset: enwiki-train            # built by `luke build-pretraining-dataset`
     eval_dataset: enwiki-heldout     # optional: evaluated at every checkpoint and at the end
-    model: ./bert-base-uncased       # a BERT/RoBERTa transformers folder, or a LUKE folder
+    model: ./bert-base-uncased       # a BERT/RoBERTa transformers folder, or a LUKE folder, or a Hugging
+                                     # Face Hub repo id of either (e.g. FacebookAI/roberta-base)
+    model_revision: main             # optional: branch, tag or commit of a Hub repo id
     output_dir: runs/luke
     batch_size: 256                  # items per optimiser step, over all processes
     gradient_accumulation_steps: 4
@@ -77,7 +79,8 @@ class PretrainingConfig:
     """Everything ``luke pretrain`` needs; saved as ``config.json`` in the output folder."""
 
     dataset: str = ""
-    model: str = ""
+    model: str = ""  # a local folder, or a Hugging Face Hub repo id (luke.hub.resolve_pretrained)
+    model_revision: str | None = None  # branch, tag or commit hash when `model` is a Hub repo id
     output_dir: str = ""
     eval_dataset: str | None = None
     # Initialising from a BERT/RoBERTa folder: the new entity side.

@@ -173,11 +173,15 @@ def check_model_matches_dataset(folder: Path, dataset: PretrainingDataset, model
 
 
 def load_model(config: PretrainingConfig, dataset: PretrainingDataset) -> tuple[LukeForMaskedLM, str]:
-    """Build the model: a LUKE folder (continued pretraining) or a BERT/RoBERTa folder (word side).
+    """Build the model: a LUKE folder (continued pretraining) or a BERT/RoBERTa folder (word side); either
+    may be a Hugging Face Hub repo id (``model:`` in the config, at ``model_revision``), read from the
+    Hugging Face cache and downloaded when online (a local folder always wins).
 
     Returns (model, "luke" | "transformers"). Checks vocabulary sizes and tokenizer identity against the
     dataset's metadata."""
-    folder = Path(config.model)
+    from luke.hub import resolve_pretrained
+
+    folder = resolve_pretrained(config.model, files="model", revision=config.model_revision)
     cfg_path = folder / "config.json"
     if not cfg_path.is_file():
         raise CheckpointError(f"{folder}: not a model folder (no config.json)")

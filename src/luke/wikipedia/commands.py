@@ -13,9 +13,11 @@ from luke.command_args import (
     add_command,
     add_int_options,
     add_json_flag,
+    add_model_name,
     add_no_progress,
     add_num_workers,
     add_paths,
+    add_revision,
     positive_int,
     timed,
 )
@@ -169,14 +171,19 @@ for the formats and a worked example.
 
 def _add_build_pretraining_dataset(sub: argparse._SubParsersAction) -> None:
     p = add_command(sub, "build-pretraining-dataset", _build_pretraining_dataset, _BUILD_PRETRAINING_DATASET)
+    add_paths(p, dump_db=_DB_HELP)
+    add_model_name(
+        p,
+        "tokenizer",
+        "local tokenizer folder (tokenizer.json, or vocab.json + merges.txt, or vocab.txt), a WordPiece "
+        "*vocab.txt file (lower-cased if its name contains 'uncased')",
+    )
     add_paths(
         p,
-        dump_db=_DB_HELP,
-        tokenizer="local tokenizer folder (tokenizer.json, or vocab.json + merges.txt, or vocab.txt), or a "
-        "WordPiece *vocab.txt file (lower-cased if its name contains 'uncased')",
         entity_vocab="entity vocabulary written by build-entity-vocab",
         out_dir="output folder (must not exist, unless --overwrite)",
     )
+    add_revision(p, "the tokenizer")
     add_int_options(
         p,
         ("--max-seq-length", 512, "model sequence length incl. CLS/SEP (512)"),
@@ -240,6 +247,7 @@ def _build_pretraining_dataset(args: argparse.Namespace) -> int:
         num_shards=args.num_shards,
         overwrite=args.overwrite,
         progress=not args.no_progress,
+        tokenizer_revision=args.revision,
     )
     counts = meta["counts"]
     print(

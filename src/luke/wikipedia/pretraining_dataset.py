@@ -104,14 +104,37 @@ def features() -> Any:
 # -------------------------------------------------------------------------------------------- tokenizer
 
 
-def load_tokenizer(path: str | os.PathLike[str]) -> Any:
-    """Load a fast ``transformers`` tokenizer from a local folder (``tokenizer.json``, or ``vocab.json`` +
-    ``merges.txt``, or ``vocab.txt``), or from a WordPiece ``*vocab.txt`` file (lower-cased when the file
-    name contains ``uncased``). Never contacts the Hub. A file of the folder that is not UTF-8 or not JSON
-    is a ``FILE:LINE`` error naming that file."""
-    from luke.files import text_lines
+def tokenizer_location(
+    path: str | os.PathLike[str],
+    *,
+    revision: str | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    local_files_only: bool | None = None,
+    token: str | bool | None = None,
+) -> Path:
+    """Where the tokenizer ``path`` is: the local file or folder itself when it exists (or when ``path``
+    cannot be a Hub repo id), else the repo's snapshot folder in the Hugging Face cache, downloaded when
+    online (see :func:`luke.hub.resolve_pretrained`; a repo that cannot be had is one
+    :class:`~luke.errors.CheckpointError` line naming the id)."""
+    from luke.hub import is_repo_id, resolve_pretrained
 
     p = Path(path)
+    if p.exists() or not is_repo_id(path):
+        return p
+    hub = {"revision": revision, "cache_dir": cache_dir, "local_files_only": local_files_only, "token": token}
+    return resolve_pretrained(str(path), files="tokenizer", **hub)
+
+
+def load_tokenizer(path: str | os.PathLike[str], **hub_kwargs: Any) -> Any:
+    """Load a fast ``transformers`` tokenizer from a local folder (``tokenizer.json``, or ``vocab.json`` +
+    ``merges.txt``, or ``vocab.txt``), from a WordPiece ``*vocab.txt`` file (lower-cased when the file
+    name contains ``uncased``), or from a Hugging Face Hub repo id (``roberta-base``, ``org/name``: read
+    from the Hugging Face cache, downloaded when online; ``hub_kwargs`` are ``revision``, ``cache_dir``,
+    ``local_files_only``, ``token``). An existing local path always wins. A file of the folder that is not
+    UTF-8 or not JSON is a ``FILE:LINE`` error naming that file."""
+    from luke.files import text_lines
+
+    p = tokenizer_location(path, **hub_kwargs)
     if not p.exists():
         raise TokenizerError(f"{p}: tokenizer folder not found")
     from transformers import AutoTokenizer, BertTokenizer
@@ -431,8 +454,12 @@ def build_pretraining_dataset(
     num_shards: int | None = None,
     overwrite: bool = False,
     progress: bool = True,
+    tokenizer_revision: str | None = None,
 ) -> dict[str, Any]:
     """Build the dataset in ``out_dir`` and return its metadata (also written to ``metadata.json``).
+
+    ``tokenizer_path`` is a local tokenizer folder or ``*vocab.txt`` file, or a Hugging Face Hub repo id
+    (at ``tokenizer_revision``), see :func:`load_tokenizer`.
 
     Everything is written to a temporary folder next to ``out_dir`` that is renamed into place only when
     complete (leftovers of killed runs are swept). ``out_dir`` must not exist unless ``overwrite``; the path is
@@ -441,9 +468,10 @@ def build_pretraining_dataset(
     options = options or DatasetOptions()
     options.validate()
     out = check_output(out_dir, kind="dir", overwrite=overwrite, what="output folder")
-    refuse_inputs_in_output(out, [dump_db, tokenizer_path, entity_vocab_path], what="output folder")
+    tokenizer_dir = tokenizer_location(tokenizer_path, revision=tokenizer_revision)
+    refuse_inputs_in_output(out, [dump_db, tokenizer_dir, entity_vocab_path], what="output folder")
     db = DumpDB(dump_db)
-    tokenizer = load_tokenizer(tokenizer_path)
+    tokenizer = load_tokenizer(tokenizer_dir)
     vocab_path = Path(entity_vocab_path)
     if vocab_path.is_dir():
         raise DataError(vocab_path, "entity vocabulary is a folder, expected a file")
