@@ -237,7 +237,8 @@ class NerTask(Task):
         unk_id = cls_id if unk_id is None else unk_id
         label2id = self.label2id if self.labels else {}
         backend = tokenizer.backend_tokenizer
-        prefix = " " if getattr(tokenizer, "_byte_level", False) else ""
+        # Byte-level BPE (RoBERTa): every word with its leading space, as in running text (spec §3.3).
+        prefix = " " if getattr(getattr(tokenizer, "encoder", None), "byte_level", False) else ""
         vocab = sorted({w for doc in examples for s in doc.sentences for w in s})
         encoded = backend.encode_batch([prefix + w for w in vocab], add_special_tokens=False)
         pieces = {w: (e.ids or [unk_id]) for w, e in zip(vocab, encoded, strict=True)}
