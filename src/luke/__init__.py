@@ -3,7 +3,14 @@
 Public API (``transformers`` conventions: ``X.from_pretrained(folder)`` / ``x.save_pretrained(folder)``)::
 
     from luke import LukeConfig, LukeModel, LukeForMaskedLM, LukeTokenizer, EntityVocab
+
+A fine-tuned model (a folder or a Hub repo id) as a callable, returning what ``luke predict`` writes::
+
+    typing = luke.pipeline("entity_typing", model="studio-ousia/luke-large-finetuned-open-entity")
+    typing({"text": "Beyoncé lives in Los Angeles.", "span": [0, 7]})  # {"labels": [...], "scores": {...}, ...}
 """
+
+from typing import Any
 
 from luke.config import LukeConfig
 from luke.entity_vocab import EntityVocab
@@ -33,4 +40,15 @@ __all__ = [
     "LukeModel",
     "LukePreTrainedModel",
     "LukeTokenizer",
+    "Pipeline",
+    "pipeline",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """``luke.pipeline`` / ``luke.Pipeline`` are imported on first use (they bring in the fine-tuning code)."""
+    if name in ("pipeline", "Pipeline"):
+        from luke.finetuning import pipeline as module
+
+        return getattr(module, name)
+    raise AttributeError(f"module 'luke' has no attribute {name!r}")

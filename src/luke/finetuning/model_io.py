@@ -43,6 +43,8 @@ __all__ = ["build_for_finetuning", "finetuned_task", "load_finetuned", "to_trans
 
 logger = logging.getLogger(__name__)
 TASK_FILE = "luke_task.json"
+#: heads that predict answer spans (start/end logits), not classes: their config may have no id2label
+_SPAN_HEADS = ("LukeForQuestionAnswering",)
 #: head tensors a starting checkpoint may carry; the task model starts its own head fresh
 _HEADS = ("classifier.", "qa_outputs.", "lm_head.", "entity_predictions.")
 
@@ -289,7 +291,9 @@ def _transformers_task_state(folder: Path, config: LukeConfig) -> dict[str, Any]
     model's word positions (``max_position_embeddings - pad_token_id - 1``: 512 for LUKE's 514)."""
     from luke.finetuning.options import TaskOptions
 
-    capacity = int(config.max_position_embeddings) - int(config.pad_token_id or 0) - 1
+    capacity = int(config.max_position_embeddings)
+    if getattr(config, "word_position_style", "roberta") == "roberta":  # words at pad_token_id + 1 onwards
+        capacity -= int(config.pad_token_id or 0) + 1
     options = {"max_seq_length": capacity} if 3 <= capacity < TaskOptions.max_seq_length else {}
     return {"options": options, "source": "transformers"}
 
@@ -321,7 +325,8 @@ def load_finetuned(
         if (folder / TASK_FILE).is_file()
         else _transformers_task_state(folder, config)
     )
-    if not config.id2label:
+    id2label = config.id2label or ({0: "start", 1: "end"} if model_class_name in _SPAN_HEADS else None)
+    if not id2label:
         raise CheckpointError(f"{folder}/config.json has no id2label: not a fine-tuned classification model")
     model = MODEL_CLASSES[model_class_name].from_pretrained(folder)
     tok_folder, tok_hub = (tokenizer_path, hub_kwargs) if tokenizer_path is not None else (folder, {})
@@ -329,12 +334,12 @@ def load_finetuned(
         tokenizer = LukeTokenizer.from_pretrained(tok_folder, **tok_hub)
     except ValueError as err:
         raise TokenizerError(f"cannot load the tokenizer from {tok_folder} ({err}); pass --tokenizer FOLDER") from None
-    labels = state.get("labels") or [config.id2label[i] for i in range(len(config.id2label))]
+    labels = state.get("labels") or [id2label[i] for i in range(len(id2label))]
     if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
         raise CheckpointError(f"{folder / TASK_FILE}: 'labels' must be a list of strings, got {shorten(labels)}")
-    if len(labels) != len(config.id2label):
+    if len(labels) != len(id2label):
         raise CheckpointError(
-            f"{folder / TASK_FILE} lists {len(labels)} labels but the model in {folder} has {len(config.id2label)} "
+            f"{folder / TASK_FILE} lists {len(labels)} labels but the model in {folder} has {len(id2label)} "
             "(config.json id2label): the files come from different models"
         )
     state["labels"] = labels
