@@ -21,6 +21,7 @@ from luke.checkpoint import (
 )
 from luke.cli import main as cli_main
 from luke.entity_vocab import EntityVocab
+from luke.errors import CheckpointError
 from test_modeling import TINY, make_batch, tiny_config
 
 HEADS = [
@@ -123,7 +124,7 @@ def test_shape_mismatch_names_the_tensor(tmp_path):
 
 
 def test_missing_files_give_clear_errors(tmp_path):
-    with pytest.raises(FileNotFoundError, match="does not exist"):
+    with pytest.raises(CheckpointError, match="does not exist"):
         modeling.LukeModel.from_pretrained(tmp_path / "nope")
     (tmp_path / "empty").mkdir()
     with pytest.raises(FileNotFoundError, match="config"):

@@ -24,7 +24,7 @@ import torch
 import transformers
 
 from conftest import require_shared
-from luke import LukeModel, LukeTokenizer
+from luke import LukeConfig, LukeModel, LukeTokenizer
 
 TEXT = "Beyoncé lives in Los Angeles, not in the United States of Germany."
 SPANS = [(0, 7), (17, 28), (41, 54)]
@@ -113,6 +113,8 @@ def test_luke_base_2021_layout_by_repo_id(hf_cache, tmp_path):
     snapshot = hf_cache.add("studio-ousia/luke-base", _luke_2021_repo(tmp_path / "luke-base", FULL_ENTITIES))
     assert not (snapshot / "model.safetensors").exists() and not (snapshot / "tokenizer.json").exists()
     _compare("studio-ousia/luke-base", ["Beyoncé", "Los Angeles", "Germany"])  # "Germany" is [UNK]
+    config = LukeConfig.from_pretrained("studio-ousia/luke-base")
+    assert (config.entity_vocab_size, config.use_entity_aware_attention) == (len(FULL_ENTITIES), True)
 
 
 def test_luke_base_lite_layout_by_repo_id(hf_cache, tmp_path):

@@ -23,6 +23,7 @@ from typing import Any, Literal
 
 from luke.errors import ConfigError, shorten
 from luke.files import read_json, write_text_atomic
+from luke.hub import resolve_pretrained
 
 CONFIG_NAME = "config.json"
 
@@ -135,9 +136,11 @@ class LukeConfig:
             raise ConfigError(f"{path}: {err}") from None
 
     @classmethod
-    def from_pretrained(cls, folder: str | Path) -> LukeConfig:
-        """Read ``folder/config.json``."""
-        return cls.from_json_file(Path(folder) / CONFIG_NAME)
+    def from_pretrained(cls, name_or_path: str | Path, **hub_kwargs: Any) -> LukeConfig:
+        """Read ``config.json`` of a local folder or a Hub repo id (``revision=``, ``cache_dir=``,
+        ``local_files_only=``, ``token=`` as in :func:`luke.hub.resolve_pretrained`)."""
+        folder = resolve_pretrained(name_or_path, files="config", **hub_kwargs)
+        return cls.from_json_file(folder / CONFIG_NAME)
 
     def save_pretrained(self, folder: str | Path) -> None:
         """Write ``folder/config.json``."""
