@@ -16,6 +16,12 @@ Three on-disk formats are read and written; the format is chosen from the file s
     The ``transformers`` format (``entity_vocab.json``): a single object ``{title: id}`` (LUKE) or
     ``{"lang:title": id}`` (mLUKE; special entities are stored without a language prefix).
 
+A large vocabulary file (the real mLUKE ``entity_vocab.json``: 1.2M ids, about 6M keys) is not read into
+dicts: it is parsed and checked once into the arrays of a :class:`luke.entity_index.EntityIndex`, cached on
+disk, and memory-mapped on later loads (a few milliseconds instead of seconds; see that module for the cache,
+its location and ``LUKE_ENTITY_VOCAB_CACHE=0``).  Such a vocabulary answers every lookup exactly as one held in
+dicts; :meth:`EntityVocab.add` turns it into dicts first.
+
 Special entities (``[PAD]``, ``[UNK]``, ``[MASK]``, ``[MASK2]``) are always resolved *by name*: their
 ids differ between released vocabularies (the original monolingual vocab has ``[PAD]=0``; the "lite"
 checkpoints have ``[MASK]=0, [UNK]=1, [PAD]=2, [MASK2]=3``).
@@ -26,10 +32,16 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from itertools import repeat
+from numbers import Integral
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from luke.entity_index import EntityIndex, IndexCache, index_min_bytes
 from luke.errors import DataError, shorten
 from luke.files import read_text, text_lines, write_text_atomic
 
@@ -55,6 +67,7 @@ ENTITY_VOCAB_FILES: tuple[str, ...] = ("entity_vocab.json", "entity_vocab.jsonl"
 
 # mLUKE keys look like "en:Japan", "zh-yue:...": a short lowercase language code and a colon.
 _LANG_KEY = re.compile(r"^([a-z]{2,3}(?:-[a-z0-9]+)*):(.+)$", re.DOTALL)
+_LANG_CODE = re.compile(r"[a-z]{2,3}(?:-[a-z0-9]+)*")  # the part of _LANG_KEY before the ':'
 
 
 class EntityVocab:
@@ -73,6 +86,8 @@ class EntityVocab:
         """
         #: The file the vocabulary was loaded from (named in errors), if any.
         self.source: Path | None = None
+        #: The arrays of a large vocabulary loaded from a file (then the dicts below are empty), else None.
+        self._index: EntityIndex | None = None
         self._entity_to_id: dict[Entity, int] = {}
         self._id_to_entities: dict[int, list[Entity]] = {}
         self._counts: dict[int, int] = {}
@@ -186,6 +201,10 @@ class EntityVocab:
     def load(cls, path: str | os.PathLike[str], *, multilingual: bool | None = None) -> EntityVocab:
         """Load a vocabulary; the format is chosen from the suffix (``.tsv``, ``.jsonl``, ``.json``).
 
+        A file of at least :data:`luke.entity_index.INDEX_MIN_BYTES` is indexed instead of read into dicts:
+        its first load parses and checks it as usual and writes an index cache, later loads of the unchanged
+        file memory-map that cache (see :mod:`luke.entity_index`).  The answers are the same either way.
+
         Raises:
             ValueError: unknown suffix, malformed line (with file name and 1-based line number),
                 duplicate titles or ids, id gaps.
@@ -193,20 +212,75 @@ class EntityVocab:
         """
         path = Path(path)
         suffix = path.suffix.lower()
-        if suffix == ".tsv":
-            vocab = cls._load_tsv(path)
-        elif suffix == ".jsonl":
-            vocab = cls._load_jsonl(path)
-        elif suffix == ".json":
-            vocab = cls._load_json(path, multilingual=multilingual)
-        else:
+        if suffix not in (".tsv", ".jsonl", ".json"):
             raise DataError(f"{path}: unknown entity vocabulary format {suffix!r} (expected .tsv, .jsonl or .json)")
+        vocab = cls._load_indexed(path, suffix, multilingual)
+        if vocab is None:
+            vocab = cls._load_format(path, suffix, multilingual)
         if not len(vocab):
             raise DataError(
                 path, "the entity vocabulary is empty (expected at least the special entities [PAD] and [UNK])"
             )
         vocab.source = path
         return vocab
+
+    @classmethod
+    def _load_format(cls, path: Path, suffix: str, multilingual: bool | None) -> EntityVocab:
+        """The file read into dicts (every check, FILE:LINE errors)."""
+        if suffix == ".tsv":
+            return cls._load_tsv(path)
+        if suffix == ".jsonl":
+            return cls._load_jsonl(path)
+        vocab = cls._load_json(path, multilingual=multilingual)
+        assert vocab is not None
+        return vocab
+
+    @classmethod
+    def _load_indexed(cls, path: Path, suffix: str, multilingual: bool | None) -> EntityVocab | None:
+        """A large file as an indexed vocabulary: from its cache, else parsed (and cached); ``None`` for a small
+        file or one that cannot be stat'ed (read into dicts then, which reports a missing file)."""
+        try:
+            stat = path.stat()
+        except OSError:
+            return None
+        if not path.is_file() or stat.st_size < index_min_bytes():
+            return None
+        cache = IndexCache.for_source(path, stat, variant=f"{suffix}:{multilingual}")
+        index = cache.open() if cache is not None else None
+        if index is None:
+            columns = _json_columns(path, multilingual) if suffix == ".json" else None
+            if columns is None:  # .tsv, .jsonl, or a .json the fast reader does not vouch for: its error
+                vocab = cls._load_format(path, suffix, multilingual)
+                if not len(vocab):
+                    return vocab
+                columns = vocab._columns()
+            index = EntityIndex.build(*columns)
+            if cache is not None:
+                index = cache.store(index) or index
+        vocab = cls()
+        vocab._index = index
+        return vocab
+
+    def _columns(self) -> tuple[list[str], list[str | None], np.ndarray, np.ndarray]:
+        """``(titles, languages, ids, counts)`` of every key in id order, for :meth:`EntityIndex.build`."""
+        titles: list[str] = []
+        languages: list[str | None] = []
+        ids: list[int] = []
+        for (title, language), entity_id in self.items():
+            titles.append(title)
+            languages.append(language)
+            ids.append(entity_id)
+        counts = np.fromiter((self.count(i) for i in range(len(self))), dtype=np.int64, count=len(self))
+        return titles, languages, np.asarray(ids, dtype=np.int64), counts
+
+    def _materialize(self) -> None:
+        """Turn an indexed vocabulary into dicts (before a change)."""
+        index = self._index
+        if index is None:
+            return
+        self._index = None
+        for entity_id in range(index.n_ids):
+            self._add_entry(entity_id, index.entities(entity_id), index.count(entity_id), where=None)
 
     @classmethod
     def from_pretrained(
@@ -300,18 +374,7 @@ class EntityVocab:
 
     @classmethod
     def _load_json(cls, path: Path, *, multilingual: bool | None, embedded_only: bool = False) -> EntityVocab | None:
-        def no_duplicates(pairs: list[tuple[str, object]]) -> dict[str, object]:
-            seen: dict[str, object] = {}
-            for key, value in pairs:
-                if key in seen:
-                    raise DataError(f"{path}: duplicate title {key!r} in JSON object")
-                seen[key] = value
-            return seen
-
-        try:
-            data = json.loads(read_text(path), object_pairs_hook=no_duplicates)
-        except json.JSONDecodeError as e:
-            raise DataError(f"{path}:{e.lineno}: invalid JSON ({e.msg})") from None
+        data = _read_json(path)
         if not isinstance(data, dict):
             raise DataError(f"{path}: expected a JSON object mapping title -> id")
         if "entity_vocab" in data and isinstance(data["entity_vocab"], dict):
@@ -333,7 +396,7 @@ class EntityVocab:
         if suffix == ".tsv":
             lines = []
             for entity_id in range(len(self)):
-                entities = self._id_to_entities[entity_id]
+                entities = self.titles(entity_id)
                 if len(entities) != 1 or entities[0][1] is not None:
                     raise DataError(
                         f"{path}: the TSV format holds one title without language per id; id {entity_id} has "
@@ -342,15 +405,15 @@ class EntityVocab:
                 title = entities[0][0]
                 if "\t" in title or "\n" in title:
                     raise DataError(f"{path}: title {title!r} contains a tab or newline (save as .jsonl)")
-                lines.append(f"{title}\t{self._counts[entity_id]}\n")
+                lines.append(f"{title}\t{self.count(entity_id)}\n")
             text = "".join(lines)
         elif suffix == ".jsonl":
             text = "".join(
                 json.dumps(
                     {
                         "id": entity_id,
-                        "entities": [[t, lang] for t, lang in self._id_to_entities[entity_id]],
-                        "count": self._counts[entity_id],
+                        "entities": [[t, lang] for t, lang in self.titles(entity_id)],
+                        "count": self.count(entity_id),
                     },
                     ensure_ascii=False,
                 )
@@ -371,12 +434,11 @@ class EntityVocab:
             ValueError: two entries would produce the same key.
         """
         out: dict[str, int] = {}
-        for entity_id in range(len(self)):
-            for title, language in self._id_to_entities[entity_id]:
-                key = f"{language}:{title}" if language else title
-                if key in out and out[key] != entity_id:
-                    raise DataError(f"key {key!r} would map to both id {out[key]} and id {entity_id}")
-                out[key] = entity_id
+        for (title, language), entity_id in self.items():
+            key = f"{language}:{title}" if language else title
+            if key in out and out[key] != entity_id:
+                raise DataError(f"key {key!r} would map to both id {out[key]} and id {entity_id}")
+            out[key] = entity_id
         return out
 
     # ------------------------------------------------------------------ mutation
@@ -386,6 +448,7 @@ class EntityVocab:
         Raises:
             ValueError: the entity is already in the vocabulary.
         """
+        self._materialize()
         entity_id = len(self)
         self._add_entry(entity_id, [(title, language)], count, where=None)
         return entity_id
@@ -393,9 +456,13 @@ class EntityVocab:
     # ------------------------------------------------------------------ lookup
     def __len__(self) -> int:
         """Number of distinct ids."""
+        if self._index is not None:
+            return self._index.n_ids
         return len(self._id_to_entities)
 
     def _resolve(self, title: str, language: str | None) -> int | None:
+        if self._index is not None:
+            return self._resolve_indexed(title, language)
         entity_to_id = self._entity_to_id
         entity_id = entity_to_id.get((title, language))
         if entity_id is not None:
@@ -415,6 +482,36 @@ class EntityVocab:
             if ids is not None and len(ids) == 1:
                 return next(iter(ids))
         return None
+
+    def _resolve_indexed(self, title: str, language: str | None) -> int | None:
+        """:meth:`_resolve` on the index: the same four steps, on the keys that share the title."""
+        index = self._index
+        assert index is not None
+        keys = index.lookup(title)
+        for key_language, entity_id in keys:
+            if key_language == language:
+                return entity_id
+        if language is not None:
+            for key_language, entity_id in keys:
+                if key_language is None:
+                    return entity_id
+        match = _LANG_KEY.match(title)
+        if match is not None:
+            for key_language, entity_id in index.lookup(match.group(2)):
+                if key_language == match.group(1):
+                    return entity_id
+            if language is not None:
+                return None
+        if language is None and keys and len({entity_id for _, entity_id in keys}) == 1:
+            return keys[0][1]
+        return None
+
+    def _title_languages(self, title: str) -> list[str | None]:
+        """The languages in which ``title`` exists (for the hint of a KeyError)."""
+        if self._index is not None:
+            return sorted({language for language, _ in self._index.lookup(title)}, key=str)
+        ids = self._title_to_ids.get(title) or ()
+        return sorted({lang_ for i in ids for t, lang_ in self._id_to_entities[i] if t == title}, key=str)
 
     def get_id(self, title: str, language: str | None = None, default: int | None = None) -> int | None:
         """Id of ``title`` (in ``language``), or ``default`` when absent.
@@ -448,15 +545,16 @@ class EntityVocab:
         if entity_id is None:
             lang = f" in language {language!r}" if language else ""
             hint = ""
-            ids = self._title_to_ids.get(title)
-            if ids and language is None:
-                langs = sorted({lang_ for i in ids for t, lang_ in self._id_to_entities[i] if t == title}, key=str)
+            langs = self._title_languages(title) if language is None else []
+            if langs:
                 hint = f"; the title exists with languages {langs}, pass one (vocab.get_id(title, language=...))"
             raise KeyError(f"entity {title!r}{lang} is not in the entity vocabulary ({len(self)} ids){hint}")
         return entity_id
 
     def titles(self, entity_id: int) -> list[tuple[str, str | None]]:
         """All ``(title, language)`` pairs of an id."""
+        if self._index is not None:
+            return self._index.entities(self._index_id(entity_id))
         try:
             return list(self._id_to_entities[entity_id])
         except KeyError:
@@ -464,6 +562,8 @@ class EntityVocab:
 
     def count(self, entity_id: int) -> int:
         """The hyperlink count of an id (0 for special entities and for vocabularies without counts)."""
+        if self._index is not None:
+            return self._index.count(self._index_id(entity_id))
         try:
             return self._counts[entity_id]
         except KeyError:
@@ -471,6 +571,9 @@ class EntityVocab:
 
     def items(self) -> Iterator[tuple[Entity, int]]:
         """Iterate over ``((title, language), id)`` in id order."""
+        if self._index is not None:
+            yield from self._index.items()
+            return
         for entity_id in range(len(self)):
             for entity in self._id_to_entities[entity_id]:
                 yield entity, entity_id
@@ -483,7 +586,21 @@ class EntityVocab:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, EntityVocab):
             return NotImplemented
-        return self._id_to_entities == other._id_to_entities and self._counts == other._counts
+        if self._index is None and other._index is None:
+            return self._id_to_entities == other._id_to_entities and self._counts == other._counts
+        if len(self) != len(other):
+            return False
+        if self._index is not None and other._index is not None and self._index.same_as(other._index):
+            return True
+        return all(self.titles(i) == other.titles(i) and self.count(i) == other.count(i) for i in range(len(self)))
+
+    def _index_id(self, entity_id: int) -> int:
+        """``entity_id`` as a position in the index; KeyError as the dicts raise it (same message)."""
+        if isinstance(entity_id, Integral) or (isinstance(entity_id, float) and entity_id.is_integer()):
+            position = int(entity_id)
+            if 0 <= position < len(self):
+                return position
+        raise KeyError(f"entity id {entity_id} is out of range (vocabulary has {len(self)} ids)")
 
     __hash__ = None  # type: ignore[assignment]
 
@@ -528,3 +645,86 @@ class EntityVocab:
             if entity_id is not None:
                 out[name] = entity_id
         return out
+
+
+# ---------------------------------------------------------------------------------------------- fast .json reading
+def _unique_keys(path: Path) -> Callable[[list[tuple[str, Any]]], dict[str, Any]]:
+    """``object_pairs_hook`` refusing a key twice in one object (the first repeated key is named)."""
+
+    def hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        obj = dict(pairs)
+        if len(obj) != len(pairs):
+            seen: set[str] = set()
+            for key, _ in pairs:
+                if key in seen:
+                    raise DataError(f"{path}: duplicate title {key!r} in JSON object")
+                seen.add(key)
+        return obj
+
+    return hook
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(read_text(path), object_pairs_hook=_unique_keys(path))
+    except json.JSONDecodeError as e:
+        raise DataError(f"{path}:{e.lineno}: invalid JSON ({e.msg})") from None
+
+
+def _split_keys(data: dict[str, Any], multilingual: bool | None) -> tuple[list[str], list[str | None]] | None:
+    """``(titles, languages)`` of the keys of a transformers mapping, read as :meth:`EntityVocab._from_mapping`
+    reads them but a column at a time; ``None`` where that raises (``multilingual=True`` and a key that is not
+    ``lang:Title``).  A key matches ``_LANG_KEY`` exactly when the part before its first ``:`` is a language
+    code and something follows the ``:``."""
+    keys = list(data)
+    plain = (keys, [None] * len(keys))
+    specials = [keys.index(name) for name in DEFAULT_SPECIALS if name in data]
+    if multilingual is False or len(specials) == len(keys):
+        return plain
+    parts = list(map(str.partition, keys, repeat(":")))
+    for position in specials:
+        parts[position] = (None, ":", keys[position])
+    languages: list[str | None] = list(map(itemgetter(0), parts))
+    titles: list[str] = list(map(itemgetter(2), parts))
+    separators = set(map(itemgetter(1), parts))
+    del parts
+    codes = set(languages) - {None}
+    if separators == {":"} and all(titles) and all(_LANG_CODE.fullmatch(code) for code in codes):  # type: ignore[arg-type]
+        return titles, languages
+    return None if multilingual else plain
+
+
+def _json_columns(path: Path, multilingual: bool | None) -> tuple[list[str], list[str | None], np.ndarray] | None:
+    """``(titles, languages, ids)`` of a transformers ``entity_vocab.json`` in id order, checked a column at a
+    time (types, titles, language prefixes, contiguous ids); ``None`` when any check fails, and the caller
+    then reads the file with :meth:`EntityVocab._load_json`, which raises the error with its usual message."""
+    data = _read_json(path)
+    if not isinstance(data, dict):
+        return None
+    if "entity_vocab" in data and isinstance(data["entity_vocab"], dict):
+        data = data["entity_vocab"]
+    values = list(data.values())
+    if not values or set(map(type, values)) != {int}:
+        return None
+    try:
+        ids = np.fromiter(values, dtype=np.int64, count=len(values))
+    except OverflowError:
+        return None
+    del values
+    split = _split_keys(data, multilingual)
+    del data
+    if split is None:
+        return None
+    titles, languages = split
+    if not all(map(str.strip, titles)) or ids.min() < 0 or ids.max() >= len(ids):
+        return None
+    n_ids = int(ids.max()) + 1
+    if np.count_nonzero(np.bincount(ids, minlength=n_ids)) != n_ids:
+        return None
+    if (ids[1:] < ids[:-1]).any():  # group the keys by id, keeping the file's order within an id
+        order = np.argsort(ids, kind="stable")
+        ids = ids[order]
+        picked = order.tolist()
+        titles = [titles[i] for i in picked]
+        languages = [languages[i] for i in picked]
+    return titles, languages, ids
