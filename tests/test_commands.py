@@ -25,9 +25,17 @@ from luke.command_args import (
 COMMANDS = {
     "convert": (
         ["archive", "output_dir"],
-        ["--no-entity-aware-attention", "--tokenizer", "--task", "--task-checkpoint", "--labels", "--overwrite"],
+        [
+            "--no-entity-aware-attention",
+            "--tokenizer",
+            "--task",
+            "--task-checkpoint",
+            "--labels",
+            "--overwrite",
+            "--revision",
+        ],
     ),
-    "info": (["checkpoint"], ["--json"]),
+    "info": (["checkpoint"], ["--revision", "--json"]),
     "build-dump-db": (["dump_file", "out_file"], ["--num-workers", "--chunk-size", "--no-progress"]),
     "build-entity-vocab": (
         ["dump_db", "out_file"],
@@ -36,6 +44,7 @@ COMMANDS = {
     "build-pretraining-dataset": (
         ["dump_db", "tokenizer", "entity_vocab", "out_dir"],
         [
+            "--revision",
             "--max-seq-length",
             "--max-entity-length",
             "--max-mention-length",
@@ -62,7 +71,16 @@ COMMANDS = {
     "pretrain": (["config", "overrides"], ["--resume"]),
     "evaluate-pretraining": (
         ["model", "dataset"],
-        ["--batch-size", "--train-dataset", "--max-items", "--seed", "--precision", "--json", "--no-progress"],
+        [
+            "--revision",
+            "--batch-size",
+            "--train-dataset",
+            "--max-items",
+            "--seed",
+            "--precision",
+            "--json",
+            "--no-progress",
+        ],
     ),
     "plot-training": (["run_dir"], ["--out"]),
     "split-pretraining-dataset": (["dataset", "train_out", "heldout_out"], ["--heldout-fraction", "--seed"]),

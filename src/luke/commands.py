@@ -8,6 +8,7 @@ import math
 import re
 from pathlib import Path
 
+from luke import hub
 from luke.checkpoint import (
     check_entity_vocab_size,
     config_contradictions,
@@ -19,7 +20,7 @@ from luke.checkpoint import (
     weight_shapes,
     weights_file,
 )
-from luke.command_args import add_command, add_json_flag, add_paths
+from luke.command_args import add_command, add_json_flag, add_paths, add_revision
 from luke.config import LukeConfig
 from luke.entity_vocab import EntityVocab
 from luke.errors import CheckpointError, ConfigError, TokenizerError, shorten
@@ -29,7 +30,6 @@ from luke.finetuning.original_tasks import ORIGINAL_TASKS
 _ORIGINAL_TASK_NAMES = tuple(ORIGINAL_TASKS)
 #: what may be a Hub repo id (``name`` or ``org/name``); anything else is a local path
 _FILE_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz", ".bin", ".pt", ".safetensors")
-_REPO_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?")
 
 _CONVERT = """convert an original LUKE model archive into a transformers-format folder
 
@@ -87,15 +87,17 @@ def register(sub: argparse._SubParsersAction) -> None:
         "code's order for its dataset: Open Entity, TACRED, CoNLL-2003)",
     )
     p.add_argument("--overwrite", action="store_true", help="replace OUTPUT_DIR if it exists")
+    add_revision(p, "ARCHIVE")
 
     p = add_command(sub, "info", _info, _INFO)
     p.add_argument("checkpoint", help="model folder, original archive, or a Hub repo id (org/name)")
+    add_revision(p, "CHECKPOINT")
     add_json_flag(p)
 
 
 def _convert(args: argparse.Namespace) -> int:
     _check_task_flags(args)
-    archive = _local_or_hub(args.archive, "archive")
+    archive = _local_or_hub(args.archive, "archive", args.revision)
     tokenizer_dir = _local_or_hub(args.tokenizer, "tokenizer") if args.tokenizer is not None else None
     inputs = [archive, tokenizer_dir, args.task_checkpoint, args.labels]
     out = check_output(args.output_dir, kind="dir", overwrite=args.overwrite, what="output folder", inputs=inputs)
@@ -174,21 +176,18 @@ def _convert_task(args: argparse.Namespace, archive: Path, tokenizer_dir: Path |
     return 0
 
 
-def _local_or_hub(name: str, files: str) -> Path:
-    """``name`` as a local path when it exists or cannot be a Hub repo id; else the repo's snapshot folder
-    in the Hugging Face cache (downloaded when online; ``files`` says which, see :mod:`luke.hub`)."""
+def _local_or_hub(name: str, files: hub.Files, revision: str | None = None) -> Path:
+    """``name`` as a local path when it exists or names a file (``.tar.gz``, ``.bin``, ...) or cannot be a Hub
+    repo id; else the repo's snapshot folder in the Hugging Face cache (downloaded when online; ``files`` says
+    which, see :mod:`luke.hub`)."""
     path = Path(name)
-    if path.exists() or not _REPO_ID.fullmatch(name) or name.endswith(_FILE_SUFFIXES):
+    if path.exists() or name.endswith(_FILE_SUFFIXES) or not hub.is_repo_id(name):
         return path
-    from luke import hub
-
-    if files not in hub.FILE_SETS:  # an original archive: metadata.json, pytorch_model.bin, entity_vocab.tsv
-        files = "entity_vocab"  # (until luke.hub has a set for archives: a cached snapshot holds them all)
-    return hub.resolve_pretrained(name, files=files)  # type: ignore[arg-type]
+    return hub.resolve_pretrained(name, files=files, revision=revision)
 
 
 def _info(args: argparse.Namespace) -> int:
-    path = _local_or_hub(args.checkpoint, "model")
+    path = _local_or_hub(args.checkpoint, "model", args.revision)
     if not path.exists():
         raise CheckpointError(f"{path} does not exist")
     contradictions: list[str] = []

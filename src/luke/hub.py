@@ -43,7 +43,7 @@ __all__ = [
 HUB_KWARGS: tuple[str, ...] = ("revision", "cache_dir", "local_files_only", "token")
 """The keyword arguments every ``from_pretrained`` accepts for the Hub, as in ``transformers``."""
 
-Files = Literal["model", "tokenizer", "entity_vocab", "config"]
+Files = Literal["model", "tokenizer", "entity_vocab", "config", "archive"]
 
 CONFIG_FILES = ("config.json",)
 TOKENIZER_FILES = (
@@ -59,6 +59,7 @@ TOKENIZER_FILES = (
 )
 ENTITY_VOCAB_FILES = ("entity_vocab.json", "entity_vocab.jsonl", "entity_vocab.tsv")
 TASK_FILES = ("luke_task.json",)
+ARCHIVE_FILES = ("metadata.json", "pytorch_model.bin", "entity_vocab.tsv", "entity_vocab.jsonl")
 SAFETENSORS = "model.safetensors"
 PYTORCH_BIN = "pytorch_model.bin"
 FILE_SETS: dict[str, tuple[str, ...]] = {
@@ -67,10 +68,12 @@ FILE_SETS: dict[str, tuple[str, ...]] = {
     # config.json too: AutoTokenizer reads its model_type when tokenizer_config.json names no class
     "tokenizer": CONFIG_FILES + TOKENIZER_FILES + ENTITY_VOCAB_FILES,
     "model": CONFIG_FILES + TOKENIZER_FILES + ENTITY_VOCAB_FILES + TASK_FILES,
+    "archive": ARCHIVE_FILES,
 }
 """The files each ``files=`` value fetches (``"model"`` adds one weights format, see :func:`select_files`)."""
 
 _REQUIRED: dict[str, tuple[str, ...]] = {"config": CONFIG_FILES, "model": CONFIG_FILES}
+# ("archive" requires nothing here: `luke convert` says what a folder without metadata.json is instead)
 _SHARD = re.compile(r"^(model|pytorch_model)-\d+-of-\d+\.(safetensors|bin)$")
 _COMMIT = re.compile(r"^[0-9a-f]{40}$")
 _DOWNLOAD_HINT = "go online (unset HF_HUB_OFFLINE, drop local_files_only) or download it first with `hf download {}`"
@@ -109,7 +112,9 @@ def resolve_pretrained(
             such as ``"studio-ousia/luke-base"``.
         files: what the caller will read, which decides what is downloaded: ``"model"`` (config, one
             weights format, tokenizer files, entity vocabulary, ``luke_task.json``), ``"tokenizer"``
-            (tokenizer files and entity vocabulary), ``"entity_vocab"`` or ``"config"``.
+            (tokenizer files and entity vocabulary), ``"entity_vocab"``, ``"config"`` or ``"archive"`` (an
+            original LUKE model archive unpacked in a repo: ``metadata.json``, ``pytorch_model.bin``,
+            ``entity_vocab.tsv``/``.jsonl``).
         revision: a branch, tag or commit hash of the repo (default ``main``).
         cache_dir: the Hugging Face cache to use instead of ``HF_HUB_CACHE``.
         local_files_only: read the cache only, never the network (also when ``HF_HUB_OFFLINE=1``).
