@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import random
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -82,13 +83,49 @@ def bpe(tmp_path_factory) -> Path:
     return bpe_base(tmp_path_factory.mktemp("bpe"))
 
 
+def _tokenizer_files_2021(folder: Path, base: Path, task: str) -> None:
+    """The tokenizer files the Hub repos hold (written by transformers 4.x): ``vocab.json`` + ``merges.txt``,
+    ``added_tokens.json`` with the markers, ``special_tokens_map.json``, a 2021 ``tokenizer_config.json``
+    with the ``task`` (legacy ``entity_token_1/2`` keys), ``entity_vocab.json``; no ``tokenizer.json``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in ("vocab.json", "merges.txt", "entity_vocab.json"):
+        shutil.copyfile(base / name, folder / name)
+    n = len(json.loads((base / "vocab.json").read_text()))
+    (folder / "added_tokens.json").write_text(json.dumps({"<ent>": n, "<ent2>": n + 1}))
+    mask = {"content": "<mask>", "lstrip": True, "normalized": True, "rstrip": False, "single_word": False}
+    specials = {"bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>", "sep_token": "</s>",
+                "pad_token": "<pad>", "cls_token": "<s>", "mask_token": mask,
+                "additional_special_tokens": ["<ent>", "<ent2>"]}  # fmt: skip
+    (folder / "special_tokens_map.json").write_text(json.dumps(specials))
+    config = {"add_prefix_space": False, "errors": "replace", "entity_token_1": "<ent>", "entity_token_2": "<ent2>",
+              "entity_unk_token": "[UNK]", "entity_pad_token": "[PAD]", "entity_mask_token": "[MASK]",
+              "entity_mask2_token": "[MASK2]", "max_entity_length": 32, "max_mention_length": 30,
+              "model_max_length": 512, "task": task, "tokenizer_class": "LukeTokenizer",
+              "name_or_path": "studio-ousia/luke-large", "special_tokens_map_file": None}  # fmt: skip
+    config |= {k: v for k, v in specials.items() if k != "additional_special_tokens"}
+    (folder / "tokenizer_config.json").write_text(json.dumps(config))
+
+
 def released_folder(
-    folder: Path, name: str, base: Path, *, max_position_embeddings: int = 514, tokenizer_task: str | None = None
+    folder: Path,
+    name: str,
+    base: Path,
+    *,
+    max_position_embeddings: int = 514,
+    tokenizer_task: str | None = None,
+    layout: str = "transformers",
 ) -> Path:
-    """A tiny fine-tuned folder in the layout of ``studio-ousia/<name>``, written by ``transformers``."""
+    """A tiny fine-tuned folder in the layout of ``studio-ousia/<name>``: tokenizer files as ``transformers``
+    5 saves them (``layout="transformers"``) or as the Hub repos hold them (``"2021"``); the model written by
+    ``transformers``, weights in ``pytorch_model.bin``."""
     cls_name, task, labels, _ = RELEASED[name]
-    tokenizer = transformers.LukeTokenizer.from_pretrained(str(base), task=tokenizer_task or task)
-    tokenizer.save_pretrained(folder)
+    if layout == "2021":
+        _tokenizer_files_2021(folder, base, tokenizer_task or task)
+        tokenizer = transformers.LukeTokenizer.from_pretrained(str(folder))
+        assert not (folder / "tokenizer.json").exists()
+    else:
+        tokenizer = transformers.LukeTokenizer.from_pretrained(str(base), task=tokenizer_task or task)
+        tokenizer.save_pretrained(folder)
     config = transformers.LukeConfig(
         vocab_size=len(tokenizer), entity_vocab_size=4, hidden_size=32, entity_emb_size=16, num_hidden_layers=2,
         num_attention_heads=4, intermediate_size=37, max_position_embeddings=max_position_embeddings,
@@ -185,8 +222,9 @@ def theirs_ner(repo_id: str, tokens: list[str]) -> list[dict]:
 
 
 # ------------------------------------------------------------------------------ luke predict by repo id
-def test_open_entity_by_repo_id_predicts_as_transformers(hf_cache, bpe, tmp_path, capsys):
-    repo = add_released(hf_cache, tmp_path, bpe, "luke-large-finetuned-open-entity")
+@pytest.mark.parametrize("layout", ["transformers", "2021"])
+def test_open_entity_by_repo_id_predicts_as_transformers(layout, hf_cache, bpe, tmp_path, capsys):
+    repo = add_released(hf_cache, tmp_path, bpe, "luke-large-finetuned-open-entity", layout=layout)
     ours = run_predict(capsys, "entity_typing", repo, TYPING_INPUTS, tmp_path)
     theirs = theirs_typing(repo, TYPING_INPUTS)
     assert any(o["labels"] for o in ours) and any(len(o["labels"]) < 9 for o in ours)  # a real decision
@@ -196,8 +234,9 @@ def test_open_entity_by_repo_id_predicts_as_transformers(hf_cache, bpe, tmp_path
         np.testing.assert_allclose(list(out["scores"].values()), probs, atol=1e-5)
 
 
-def test_tacred_by_repo_id_predicts_as_transformers(hf_cache, bpe, tmp_path, capsys):
-    repo = add_released(hf_cache, tmp_path, bpe, "luke-large-finetuned-tacred")
+@pytest.mark.parametrize("layout", ["transformers", "2021"])
+def test_tacred_by_repo_id_predicts_as_transformers(layout, hf_cache, bpe, tmp_path, capsys):
+    repo = add_released(hf_cache, tmp_path, bpe, "luke-large-finetuned-tacred", layout=layout)
     ours = run_predict(capsys, "relation_classification", repo, RELATION_INPUTS, tmp_path, "--top-k", "3")
     theirs = theirs_relations(repo, RELATION_INPUTS)
     for out, ranked in zip(ours, theirs, strict=True):
@@ -206,8 +245,9 @@ def test_tacred_by_repo_id_predicts_as_transformers(hf_cache, bpe, tmp_path, cap
         np.testing.assert_allclose([t["score"] for t in out["top"]], [p for _, p in ranked[:3]], atol=1e-5)
 
 
-def test_conll_by_repo_id_predicts_as_transformers(hf_cache, bpe, tmp_path, capsys):
-    repo = add_released(hf_cache, tmp_path, bpe, "luke-large-finetuned-conll-2003")
+@pytest.mark.parametrize("layout", ["transformers", "2021"])
+def test_conll_by_repo_id_predicts_as_transformers(layout, hf_cache, bpe, tmp_path, capsys):
+    repo = add_released(hf_cache, tmp_path, bpe, "luke-large-finetuned-conll-2003", layout=layout)
     ours = run_predict(capsys, "ner", repo, NER_INPUTS, tmp_path)
     found = 0
     for out, rec in zip(ours, NER_INPUTS, strict=True):
@@ -326,7 +366,7 @@ def test_a_repo_missing_from_the_offline_cache_is_named(hf_cache, tmp_path, caps
     rc = cli_main(["predict", "entity_typing", "--model", "studio-ousia/no-such-model", "--input", str(src)])
     assert rc == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "studio-ousia/no-such-model" in err[0], err
+    assert len(err) == 1 and "studio-ousia/no-such-model" in err[0] and "Hugging Face cache" in err[0], err
 
 
 def test_released_options_follow_the_model(hf_cache, bpe, tmp_path):
