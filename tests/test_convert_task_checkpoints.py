@@ -388,7 +388,6 @@ def test_bert_archive_converts_with_roberta_positions(files, tmp_path, capsys):
 def test_info_and_convert_take_hub_repo_ids(files, hf_cache, tmp_path, capsys):
     """`luke info ORG/NAME`, `luke convert ORG/ARCHIVE OUT` and `--tokenizer ORG/NAME` read the Hugging Face
     cache (offline); an id that is not there is one line naming it."""
-    pytest.importorskip("luke.hub")
     hf_cache.add("org/luke-archive", files["archive"])
     hf_cache.add("org/word-tokenizer", files["tokenizer"])
     checkpoint = _write(_task_state("entity_typing"), tmp_path / "typing.bin")

@@ -19,12 +19,11 @@ import json
 from pathlib import Path
 
 import pytest
+import sentencepiece as spm  # a dev dependency (pyproject.toml): trains the tiny models
 
-spm = pytest.importorskip("sentencepiece")
-
-from luke.entity_vocab import EntityVocab  # noqa: E402
-from luke.errors import LukeError, TokenizerError  # noqa: E402
-from luke.tokenization import LukeTokenizer  # noqa: E402
+from luke.entity_vocab import EntityVocab
+from luke.errors import LukeError, TokenizerError
+from luke.tokenization import LukeTokenizer
 
 SENTENCES = [
     "Tokyo is the capital of Japan and its largest city.",
@@ -325,7 +324,6 @@ def test_save_round_trip_and_transformers_loads_it(ours: LukeTokenizer, hf, tmp_
 
 
 def test_repo_id_through_the_hub_cache(folder: Path, hf_cache) -> None:
-    pytest.importorskip("luke.hub")
     hf_cache.add("studio-ousia/mluke-tiny", folder)
     tok = LukeTokenizer.from_pretrained("studio-ousia/mluke-tiny", local_files_only=True)
     text, spans, entities = EXAMPLES[1]
