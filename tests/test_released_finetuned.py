@@ -381,3 +381,20 @@ def test_released_options_follow_the_model(hf_cache, bpe, tmp_path):
     repo = add_released(hf_cache, tmp_path, bpe, "luke-large-finetuned-open-entity")
     task, _, _ = load_task_model("entity_typing", repo)
     assert task.labels == OPEN_ENTITY and task.options.max_seq_length == 512
+
+
+def test_finetune_starts_from_a_repo_id(hf_cache, bpe, tmp_path, capsys):
+    """``luke finetune --model ORG/NAME``: a pretrained LUKE repo (2021 layout, no task head) from the cache."""
+    folder = released_folder(tmp_path / "base", "luke-large-finetuned-open-entity", bpe, layout="2021")
+    config = json.loads((folder / "config.json").read_text())
+    config["architectures"] = ["LukeForMaskedLM"]
+    (folder / "config.json").write_text(json.dumps(config))
+    hf_cache.add("studio-ousia/luke-base", folder)
+    out = tmp_path / "out"
+    rc = cli_main(["finetune", "entity_typing", "--model", "studio-ousia/luke-base", "--data-dir",
+                   str(FIXTURES / "entity_typing"), "--output-dir", str(out), "--num-train-epochs", "1",
+                   "--no-progress", "--no-tensorboard", "--cpu"])  # fmt: skip
+    assert rc == 0, capsys.readouterr().err
+    assert json.loads((out / "results.json").read_text())["model"] == "studio-ousia/luke-base"
+    (record,) = run_predict(capsys, "entity_typing", str(out), TYPING_INPUTS[:1], tmp_path)
+    assert set(record["scores"]) == set(json.loads((out / "luke_task.json").read_text())["labels"])
