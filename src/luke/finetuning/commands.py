@@ -241,7 +241,7 @@ def evaluate_folder(
     cpu: bool = False,
     mixed_precision: str = "no",
 ) -> dict[str, Any]:
-    """Score a fine-tuned folder on one split of ``data_dir`` (optionally writing predictions)."""
+    """Score a fine-tuned folder or Hub repo id on one split of ``data_dir`` (optionally writing predictions)."""
     _check_limit("--max-eval-examples", max_eval_examples)
     _check_limit("--eval-batch-size", eval_batch_size, "")
     if output_dir is not None:
