@@ -217,3 +217,22 @@ def test_sentencepiece_layouts_by_repo_id(hf_cache, tmp_path, repo_id, entities,
     hf_cache.add(repo_id, _mluke_repo(tmp_path / "repo", entities, entity_aware=entity_aware, name=repo_id))
     _compare_sentencepiece(repo_id, None)
     _compare_sentencepiece(repo_id, ["ja:東京都", "ja:日本", "en:Tokyo", "en:Japan"])
+
+
+# ---------------------------------------------------------------------------------------------- README
+def test_readme_first_screen_runs_on_the_released_layouts(hf_cache, tmp_path):
+    """The README's "Use a released model" Python block, run as written against tiny repos of the same names."""
+    from test_released_finetuned import bpe_base, released_folder
+
+    name = "luke-large-finetuned-open-entity"
+    hf_cache.add(f"studio-ousia/{name}", released_folder(tmp_path / name, name, bpe_base(tmp_path / "bpe")))
+    entities = {**MLUKE_ENTITIES, "[MASK2]": 5}
+    hf_cache.add("studio-ousia/mluke-base", _mluke_repo(tmp_path / "mluke", entities, entity_aware=False, name="x"))
+    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Use a released model", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    scope: dict = {}
+    exec(compile(code, "README.md", "exec"), scope)  # noqa: S102 - our own README
+    record = scope["typing"]({"text": "Beyoncé lives in Los Angeles.", "span": [0, 7]})
+    assert set(record["scores"]) == set(scope["typing"].task.labels) and "labels" in record
+    assert scope["out"].entity_last_hidden_state.shape == (1, 1, 32)
