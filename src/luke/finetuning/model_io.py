@@ -17,7 +17,6 @@ work with its LUKE classes and tokenizer conventions, and keep ``[UNK]`` because
 from __future__ import annotations
 
 import logging
-import re
 from pathlib import Path
 from typing import Any
 
@@ -228,7 +227,6 @@ def build_for_finetuning(
     return model, tokenizer
 
 
-_REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 #: ``tokenizer_config.json`` ``task`` of the released fine-tuned checkpoints -> our task
 TOKENIZER_TASKS = {
     "entity_classification": "entity_typing",
@@ -238,7 +236,7 @@ TOKENIZER_TASKS = {
 
 
 def _model_folder(model_path: str | Path, **hub_kwargs: Any) -> Path:
-    """``model_path`` as a folder: an existing local folder as it is, else a Hub repo id (``org/name``)
+    """``model_path`` as a folder: an existing local folder as it is, else a Hub repo id (``org/name``, a string)
     through :func:`luke.hub.resolve_pretrained` (the Hugging Face cache first; ``hub_kwargs``: ``revision``,
     ``cache_dir``, ``local_files_only``, ``token``); :class:`CheckpointError` saying what it is otherwise."""
     folder = Path(model_path)
@@ -246,10 +244,10 @@ def _model_folder(model_path: str | Path, **hub_kwargs: Any) -> Path:
         raise CheckpointError(f"model folder {folder} is a file; give the folder that holds config.json")
     if folder.is_dir():
         return folder
-    if _REPO_ID.match(str(model_path)) and not str(model_path).startswith((".", "~")):
-        from luke.hub import resolve_pretrained  # lazily: huggingface_hub only for repo ids
+    from luke.hub import is_repo_id, resolve_pretrained
 
-        return resolve_pretrained(str(model_path), files="model", **hub_kwargs)
+    if is_repo_id(model_path):
+        return resolve_pretrained(model_path, files="model", **hub_kwargs)
     raise CheckpointError(f"model folder {folder} does not exist")
 
 
