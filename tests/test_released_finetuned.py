@@ -398,3 +398,27 @@ def test_finetune_starts_from_a_repo_id(hf_cache, bpe, tmp_path, capsys):
     assert json.loads((out / "results.json").read_text())["model"] == "studio-ousia/luke-base"
     (record,) = run_predict(capsys, "entity_typing", str(out), TYPING_INPUTS[:1], tmp_path)
     assert set(record["scores"]) == set(json.loads((out / "luke_task.json").read_text())["labels"])
+
+
+def test_revision_selects_a_cached_branch_in_predict_evaluate_and_finetune(hf_cache, bpe, tmp_path, capsys):
+    """``--revision`` of ``--model``: a repo cached only at branch ``v1`` is found with it, not without."""
+    name = "luke-large-finetuned-open-entity"
+    hf_cache.add(f"studio-ousia/{name}", released_folder(tmp_path / name, name, bpe), ref="v1")
+    repo = f"studio-ousia/{name}"
+    (record,) = run_predict(capsys, "entity_typing", repo, TYPING_INPUTS[:1], tmp_path, "--revision", "v1")
+    assert list(record["scores"]) == OPEN_ENTITY
+    src = tmp_path / "entity_typing-in.jsonl"
+    assert cli_main(["predict", "entity_typing", "--model", repo, "--input", str(src)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "revision main" in err[0] and "cached: v1" in err[0], err
+    data = ["--data-dir", str(FIXTURES / "entity_typing"), "--no-progress", "--cpu"]
+    assert cli_main(["evaluate", "entity_typing", "--model", repo, "--revision", "v1", "--split", "dev", *data]) == 0
+    assert "f1" in json.loads(capsys.readouterr().out)
+    out = tmp_path / "tuned"
+    args = ["finetune", "entity_typing", "--model", repo, "--revision", "v1", "--output-dir", str(out), *data]
+    assert cli_main([*args, "--num-train-epochs", "1", "--no-tensorboard", "--max-train-examples", "4"]) == 0
+    assert json.loads((out / "config.json").read_text())["entity_vocab_size"] == 4  # the table surgery ran
+    capsys.readouterr()
+    assert cli_main([*args[:4], "--revision", "v2", "--output-dir", str(tmp_path / "v2"), *data]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "revision v2" in err[0], err

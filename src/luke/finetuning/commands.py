@@ -17,12 +17,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from luke.command_args import add_command
+from luke.command_args import add_command, add_revision
 from luke.dataclass_args import add_arguments, flag_fields, from_mapping, values_from_namespace
 from luke.errors import ConfigError, DataError, LukeError
 from luke.files import check_output, write_text_atomic
 from luke.finetuning.data import iter_json_records
-from luke.finetuning.model_io import TASK_FILE, build_for_finetuning, load_finetuned, to_transformers
+from luke.finetuning.model_io import TASK_FILE, build_for_finetuning, load_finetuned, model_folder, to_transformers
 from luke.finetuning.options import (
     TaskDefaults,
     TrainingArguments,
@@ -76,15 +76,17 @@ def _load_examples(
     return splits
 
 
-def _build_model(task: Task, model_path: str | Path, backend: str, seed: int, tmp_dir: str) -> tuple[Any, Any]:
+def _build_model(
+    task: Task, model_path: str | Path, backend: str, seed: int, tmp_dir: str, revision: str | None = None
+) -> tuple[Any, Any]:
     """The model to train (through ``transformers``' class with ``backend="transformers"``) and its tokenizer."""
     labels = list(task.labels or [])
     model, tokenizer = build_for_finetuning(
-        model_path, task.model_class_name, labels, seed=seed, **task.model_settings()
+        model_path, task.model_class_name, labels, seed=seed, revision=revision, **task.model_settings()
     )
     task.prepare_model(model)
     if backend == "transformers":
-        model = to_transformers(model, tmp_dir, source=model_path)
+        model = to_transformers(model, tmp_dir, source=model_folder(model_path, revision=revision))
         task.prepare_model(model)
     return model, tokenizer
 
@@ -143,6 +145,7 @@ def finetune(
     eval_splits: tuple[str, ...] = ("dev", "test"),
     keep_checkpoints: bool = False,
     task_options: dict[str, Any] | None = None,
+    revision: str | None = None,
     **training: Any,
 ) -> dict[str, Any]:
     """Fine-tune ``model_path`` on ``data_dir`` for ``task_name``; writes the model folder, ``results.json``
@@ -151,6 +154,7 @@ def finetune(
     ``task_options`` holds fields of the task's :attr:`~luke.finetuning.tasks.base.Task.options_class`;
     ``training`` holds :class:`TrainingArguments` fields; missing ones take the task's paper defaults.
     ``backend="transformers"`` trains the same initialisation through ``transformers``' LUKE class.
+    ``revision``: the branch, tag or commit of ``model_path`` when it is a Hub repo id.
     """
     wall = time.perf_counter()
     task = make_task(task_name, None, unseen_labels, **(task_options or {}))
@@ -163,7 +167,7 @@ def finetune(
     limits = {"train": max_train_examples, "dev": max_dev_examples, "test": max_test_examples}
     splits = _load_examples(task, data_dir, eval_splits, limits, args.seed)
     with tempfile.TemporaryDirectory() as tmp:
-        model, tokenizer = _build_model(task, model_path, backend, args.seed, tmp)
+        model, tokenizer = _build_model(task, model_path, backend, args.seed, tmp, revision)
         t0 = time.perf_counter()
         features = {name: task.featurize(examples, tokenizer) for name, examples in splits.items()}
         featurize_seconds = time.perf_counter() - t0
@@ -240,13 +244,15 @@ def evaluate_folder(
     progress: bool = True,
     cpu: bool = False,
     mixed_precision: str = "no",
+    revision: str | None = None,
 ) -> dict[str, Any]:
-    """Score a fine-tuned folder or Hub repo id on one split of ``data_dir`` (optionally writing predictions)."""
+    """Score a fine-tuned folder or Hub repo id (at ``revision``) on one split of ``data_dir`` (optionally
+    writing predictions)."""
     _check_limit("--max-eval-examples", max_eval_examples)
     _check_limit("--eval-batch-size", eval_batch_size, "")
     if output_dir is not None:
         _check_outputs(get_task(task_name), output_dir, (split,), results=False)
-    task, model, tokenizer = load_task_model(task_name, model_path, tokenizer_path, unseen_labels)
+    task, model, tokenizer = load_task_model(task_name, model_path, tokenizer_path, unseen_labels, revision=revision)
     splits = task.load_splits(data_dir, (split,))
     if split not in splits:
         raise DataError(data_dir, f"no {split} file for task {task_name}")
@@ -310,6 +316,7 @@ _MODEL_HELP = "fine-tuned model folder or Hub repo id (e.g. studio-ousia/luke-la
 def _add_inference(p: argparse.ArgumentParser) -> None:
     """The flags ``evaluate`` and ``predict`` share after their own: tokenizer folder and batch size."""
     p.add_argument("--tokenizer", help="tokenizer folder or Hub repo id (default: the model's)")
+    add_revision(p, "--model")
     eval_batch_size = [f for f in dataclasses.fields(TrainingArguments) if f.name == "eval_batch_size"]
     add_arguments(p, TrainingArguments, eval_batch_size)
 
@@ -326,6 +333,7 @@ def _register_finetune(sub: argparse._SubParsersAction) -> None:
     )
     _add_common(p)
     p.add_argument("--model", required=True, help="LUKE folder or Hub repo id, or a BERT/RoBERTa transformers folder")
+    add_revision(p, "--model")
     p.add_argument("--data-dir", required=True, type=Path, help="folder with the task's train/dev/test files")
     add_training_arguments(p, "main")
     g = p.add_argument_group("hyper-parameters (default: the paper's for the task)")
@@ -433,7 +441,7 @@ def _finetune(a: argparse.Namespace) -> int:
     results = finetune(
         a.task, a.model, a.data_dir, a.output_dir, backend=a.backend, unseen_labels=a.unseen_labels,
         max_train_examples=a.max_train_examples, max_dev_examples=a.max_dev_examples,
-        max_test_examples=a.max_test_examples, keep_checkpoints=a.keep_checkpoints,
+        max_test_examples=a.max_test_examples, keep_checkpoints=a.keep_checkpoints, revision=a.revision,
         task_options=applicable_options(get_task(a.task), given, TASKS.values(), "luke finetune"), **training,
     )  # fmt: skip
     summary = {k: results[k] for k in ("dev", "test") if k in results}
@@ -445,7 +453,7 @@ def _evaluate(a: argparse.Namespace) -> int:
     scores = evaluate_folder(
         a.task, a.model, a.data_dir, a.split, output_dir=a.output_dir, eval_batch_size=a.eval_batch_size,
         tokenizer_path=a.tokenizer, unseen_labels=a.unseen_labels, max_eval_examples=a.max_eval_examples,
-        progress=a.progress, cpu=a.cpu, mixed_precision=a.mixed_precision,
+        progress=a.progress, cpu=a.cpu, mixed_precision=a.mixed_precision, revision=a.revision,
     )  # fmt: skip
     print(json.dumps(scores, indent=2))
     return 0
@@ -460,7 +468,7 @@ def _predict(a: argparse.Namespace) -> int:
     records = list(iter_json_records(a.input))
     if not records:
         raise DataError(a.input, "no input records in the file")
-    task, model, tokenizer = load_task_model(a.task, a.model, a.tokenizer)
+    task, model, tokenizer = load_task_model(a.task, a.model, a.tokenizer, revision=a.revision)
     task.top_k = a.top_k
     acc = make_accelerator(cpu=a.cpu, mixed_precision=a.mixed_precision)
     model = acc.prepare_model(model, evaluation_mode=True)

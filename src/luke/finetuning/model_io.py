@@ -4,7 +4,8 @@ Starting points (``--model``):
 
 * a BERT/RoBERTa ``transformers`` folder (e.g. MiniLM): word side loaded, entity side new
   (:func:`luke.checkpoint.init_from_transformers`);
-* a LUKE folder (ours or ``transformers``'), with its ``entity_vocab.json``: entity-table surgery below.
+* a LUKE folder (ours or ``transformers``'), with its entity vocabulary (``entity_vocab.json`` or inside
+  ``tokenizer_config.json``): entity-table surgery below.
 
 Vocabulary surgery (spec §3.0, ``transformers`` flavour): the word vocabulary gets the markers ``<ent>``
 (initialised from ``@``) and ``<ent2>`` (from ``#``); the entity table is replaced by a 4-row table
@@ -38,7 +39,7 @@ from luke.files import read_json
 from luke.modeling import MODEL_CLASSES, LukePreTrainedModel
 from luke.tokenization import LukeTokenizer
 
-__all__ = ["build_for_finetuning", "finetuned_task", "load_finetuned", "to_transformers"]
+__all__ = ["build_for_finetuning", "finetuned_task", "load_finetuned", "model_folder", "to_transformers"]
 
 logger = logging.getLogger(__name__)
 TASK_FILE = "luke_task.json"
@@ -147,11 +148,7 @@ def _luke_with_new_table(
     folder: Path, cls: type, id2label: dict[int, str], opts: dict[str, Any]
 ) -> tuple[LukePreTrainedModel, LukeTokenizer]:
     """A LUKE folder with the entity-table surgery (module docstring): the 4 special rows are kept."""
-    old_vocab_path = next((folder / n for n in ("entity_vocab.json", "entity_vocab.jsonl", "entity_vocab.tsv")
-                           if (folder / n).is_file()), None)  # fmt: skip
-    if old_vocab_path is None:
-        raise CheckpointError(f"{folder}: a LUKE folder needs its entity_vocab.json for the entity-table surgery")
-    old_vocab = EntityVocab.load(old_vocab_path)
+    old_vocab = EntityVocab.from_pretrained(folder)  # a file, or inside tokenizer_config.json (transformers 5)
     vocab = EntityVocab.from_counts([])  # [PAD], [UNK], [MASK], [MASK2]
     tokenizer = LukeTokenizer.from_pretrained(folder, entity_vocab=vocab, max_mention_length=opts["max_mention_length"])
     config = _luke_config(folder, id2label, opts["entity_aware_attention"], entity_vocab_size=len(vocab))
@@ -192,6 +189,7 @@ def build_for_finetuning(
     entity_vocab_path: str | Path | None = None,
     entity_init: str = "random",
     entity_aware_attention: bool = True,
+    revision: str | None = None,
 ) -> tuple[LukePreTrainedModel, LukeTokenizer]:
     """The model to fine-tune (``model_class_name`` head with ``len(labels)`` classes) and its tokenizer.
 
@@ -202,10 +200,10 @@ def build_for_finetuning(
     ``entity_init="words"`` starts the ``[MASK]`` entity as the ``[MASK]`` word embedding and the entity
     positions, token types and LayerNorm as the word side's (the default draws them at random).
     ``entity_aware_attention=False`` fine-tunes with vanilla self-attention (the ablation; the model then
-    has no ``w2e/e2w/e2e`` query weights)."""
+    has no ``w2e/e2w/e2e`` query weights).  ``revision``: of ``model_path`` when it is a Hub repo id."""
     if entity_init not in ("random", "words"):
         raise ConfigError(f"--entity-init must be 'random' or 'words', got {entity_init!r}")
-    folder = _model_folder(model_path)
+    folder = model_folder(model_path, revision=revision)
     cls = MODEL_CLASSES[model_class_name]
     id2label = dict(enumerate(labels))
     kind = _model_type(folder)
@@ -235,7 +233,7 @@ TOKENIZER_TASKS = {
 }
 
 
-def _model_folder(model_path: str | Path, **hub_kwargs: Any) -> Path:
+def model_folder(model_path: str | Path, **hub_kwargs: Any) -> Path:
     """``model_path`` as a folder: an existing local folder as it is, else a Hub repo id (``org/name``, a string)
     through :func:`luke.hub.resolve_pretrained` (the Hugging Face cache first; ``hub_kwargs``: ``revision``,
     ``cache_dir``, ``local_files_only``, ``token``); :class:`CheckpointError` saying what it is otherwise."""
@@ -307,7 +305,7 @@ def load_finetuned(
     ``studio-ousia/luke-large-finetuned-*``) for ``task_name``: model, tokenizer and the task state
     (``luke_task.json``; without it, labels from ``config.id2label`` and the task's default options).
     A folder for another task (or with no task head) raises :class:`CheckpointError` saying what it holds."""
-    folder = _model_folder(model_path, **hub_kwargs)
+    folder = model_folder(model_path, **hub_kwargs)
     name = str(model_path)
     kind = _model_type(folder)
     if kind != "luke":
@@ -370,7 +368,7 @@ def to_transformers(model: nn.Module, tmp_dir: str | Path, source: str | Path | 
     import transformers
 
     if type(model).__name__ == "LukeForQuestionAnswering" and source is not None:
-        folder = _model_folder(source)
+        folder = model_folder(source)
         if _model_type(folder) != "luke":
             inner = transformers.AutoModelForQuestionAnswering.from_pretrained(str(folder))
             inner.train(model.training)

@@ -154,14 +154,14 @@ def pipeline(
         [{'text': 'Beyoncé lives in Los Angeles.', 'span': [0, 7], 'labels': ['person'], 'scores': {...}}]
     """
     from luke.finetuning.commands import load_task_model
-    from luke.finetuning.model_io import _model_folder, finetuned_task
+    from luke.finetuning.model_io import finetuned_task, model_folder
 
     if model is None:
         raise ConfigError("luke.pipeline needs model= (a fine-tuned folder or Hub repo id)")
     hub = {"revision": revision, "cache_dir": cache_dir, "local_files_only": local_files_only, "token": token}
     hub = {k: v for k, v in hub.items() if v is not None}
     if task is None:
-        task, what = finetuned_task(_model_folder(model, **hub))
+        task, what = finetuned_task(model_folder(model, **hub))
         if task is None:
             raise CheckpointError(f"{model} holds {what}: no task to run; fine-tune it first (luke finetune)")
     task_model, model_obj, tok = load_task_model(task.replace("-", "_"), model, tokenizer, **hub)
