@@ -671,14 +671,14 @@ def _read_json(path: Path) -> Any:
         raise DataError(f"{path}:{e.lineno}: invalid JSON ({e.msg})") from None
 
 
-def _split_keys(data: dict[str, Any], multilingual: bool | None) -> tuple[list[str], list[str | None]] | None:
-    """``(titles, languages)`` of the keys of a transformers mapping, read as :meth:`EntityVocab._from_mapping`
-    reads them but a column at a time; ``None`` where that raises (``multilingual=True`` and a key that is not
-    ``lang:Title``).  A key matches ``_LANG_KEY`` exactly when the part before its first ``:`` is a language
-    code and something follows the ``:``."""
-    keys = list(data)
+def _split_keys(
+    keys: list[str], specials: list[int], multilingual: bool | None
+) -> tuple[list[str], list[str | None]] | None:
+    """``(titles, languages)`` of the keys of a transformers mapping (``specials``: the positions of the special
+    entities among them), read as :meth:`EntityVocab._from_mapping` reads them but a column at a time; ``None``
+    where that raises (``multilingual=True`` and a key that is not ``lang:Title``).  A key matches ``_LANG_KEY``
+    exactly when the part before its first ``:`` is a language code and something follows the ``:``."""
     plain = (keys, [None] * len(keys))
-    specials = [keys.index(name) for name in DEFAULT_SPECIALS if name in data]
     if multilingual is False or len(specials) == len(keys):
         return plain
     parts = list(map(str.partition, keys, repeat(":")))
@@ -698,21 +698,26 @@ def _json_columns(path: Path, multilingual: bool | None) -> tuple[list[str], lis
     """``(titles, languages, ids)`` of a transformers ``entity_vocab.json`` in id order, checked a column at a
     time (types, titles, language prefixes, contiguous ids); ``None`` when any check fails, and the caller
     then reads the file with :meth:`EntityVocab._load_json`, which raises the error with its usual message."""
-    data = _read_json(path)
-    if not isinstance(data, dict):
-        return None
-    if "entity_vocab" in data and isinstance(data["entity_vocab"], dict):
-        data = data["entity_vocab"]
-    values = list(data.values())
-    if not values or set(map(type, values)) != {int}:
-        return None
+    try:  # pairs, not a dict: a key given twice is seen below (cheaper than a dict per object)
+        pairs = json.loads(read_text(path), object_pairs_hook=list)
+    except json.JSONDecodeError:
+        return None  # a nested object with a repeated key may come before the syntax error: the slow path says
+    if not isinstance(pairs, list) or not pairs or not isinstance(pairs[0], tuple):
+        return None  # not an object, or an empty one
+    keys: list[str] = list(map(itemgetter(0), pairs))
+    values = list(map(itemgetter(1), pairs))
+    del pairs
+    unique = set(keys)
+    if len(unique) != len(keys) or "entity_vocab" in unique or set(map(type, values)) != {int}:
+        return None  # a repeated key, a tokenizer_config.json embedding the vocabulary, an id that is no integer
     try:
         ids = np.fromiter(values, dtype=np.int64, count=len(values))
     except OverflowError:
         return None
     del values
-    split = _split_keys(data, multilingual)
-    del data
+    specials = [keys.index(name) for name in DEFAULT_SPECIALS if name in unique]
+    del unique
+    split = _split_keys(keys, specials, multilingual)
     if split is None:
         return None
     titles, languages = split
