@@ -44,6 +44,7 @@ import numpy as np
 from luke.entity_index import EntityIndex, IndexCache, index_min_bytes
 from luke.errors import DataError, shorten
 from luke.files import read_text, text_lines, write_text_atomic
+from luke.hub import pop_hub_kwargs, resolve_pretrained
 
 __all__ = [
     "EntityVocab",
@@ -302,15 +303,10 @@ class EntityVocab:
             if kwargs:
                 raise TypeError(f"unexpected keyword arguments for a file: {sorted(kwargs)}")
             return cls.load(path, multilingual=multilingual)
-        try:
-            from luke.hub import pop_hub_kwargs, resolve_pretrained
-        except ImportError:  # TEMPORARY until luke.hub lands
-            folder = path
-        else:
-            hub_kwargs = pop_hub_kwargs(kwargs)
-            if kwargs:
-                raise TypeError(f"unexpected keyword arguments: {sorted(kwargs)}")
-            folder = resolve_pretrained(pretrained_model_name_or_path, files="entity_vocab", **hub_kwargs)
+        hub_kwargs = pop_hub_kwargs(kwargs)
+        if kwargs:
+            raise TypeError(f"unexpected keyword arguments: {sorted(kwargs)}")
+        folder = resolve_pretrained(pretrained_model_name_or_path, files="entity_vocab", **hub_kwargs)
         for name in ENTITY_VOCAB_FILES:
             if (folder / name).is_file():
                 return cls.load(folder / name, multilingual=multilingual)
