@@ -411,3 +411,79 @@ def test_info_and_convert_take_hub_repo_ids(files, hf_cache, tmp_path, capsys):
     assert cli_main(["convert", "org/luke-typing", str(tmp_path / "again")]) == 2
     err = capsys.readouterr().err.strip()
     assert "org/luke-typing is a transformers-format LUKE folder" in err and len(err.splitlines()) == 1
+
+
+# ------------------------------------------------------------------ plain conversion, other repos (#19 red team)
+
+
+def test_plain_convert_adds_the_entity_markers_as_the_original_conversion(files, tmp_path, capsys):
+    """`luke convert ARCHIVE OUT --tokenizer WORDS` (no --task) with the archive's own word tokenizer: <ent>
+    and <ent2> get word rows (and MLM bias entries) copied from "@" and "#" (spec §4.3); transformers reads
+    the folder and gives our outputs."""
+    out = tmp_path / "out"
+    assert cli_main(["convert", str(files["archive"]), str(out), "--tokenizer", str(files["tokenizer"])]) == 0
+    tok = LukeTokenizer.from_pretrained(out)
+    assert len(tok) == V + 2 and (tok.entity_1_token_id, tok.entity_2_token_id) == (V, V + 1)
+    archive = torch.load(files["archive"] / "pytorch_model.bin", weights_only=True)
+    ours = modeling.LukeForMaskedLM.from_pretrained(out).eval()
+    theirs = transformers.LukeForMaskedLM.from_pretrained(str(out)).eval()
+    at, hash_ = VOCAB.index("@"), VOCAB.index("#")
+    for model in (ours, theirs):
+        words = model.luke.embeddings.word_embeddings.weight.detach()
+        bias = model.lm_head.decoder.bias.detach()
+        assert words.shape[0] == V + 2 and torch.equal(words[:V], archive["embeddings.word_embeddings.weight"])
+        assert torch.equal(words[V], words[at]) and torch.equal(words[V + 1], words[hash_])
+        assert torch.equal(bias[:V], archive["lm_head.decoder.bias"])
+        assert bias[V] == bias[at] and bias[V + 1] == bias[hash_]
+    text = "ana was born in leeds ."
+    batch = tok(text, entity_spans=[(0, 3), (16, 21)], entities=["Entity 1", "Entity 2"], return_tensors="pt")
+    batch["input_ids"][0, 1] = V  # the markers' rows take part
+    batch["input_ids"][0, 2] = V + 1
+    with torch.no_grad():
+        a, b = ours(**batch), theirs(**batch)
+    torch.testing.assert_close(a.logits, b.logits, atol=2e-5, rtol=1e-4)
+    torch.testing.assert_close(a.entity_logits, b.entity_logits, atol=2e-5, rtol=1e-4)
+
+
+def test_plain_convert_refuses_a_tokenizer_of_other_words(files, tmp_path, capsys):
+    tok = tmp_path / "tok"
+    tok.mkdir()
+    (tok / "vocab.txt").write_text("\n".join([*VOCAB, "extraword"]) + "\n")
+    assert cli_main(["convert", str(files["archive"]), str(tmp_path / "out"), "--tokenizer", str(tok)]) == 2
+    _one_line(capsys, f"--tokenizer {tok}", f"{V + 1} word tokens", f"{V} word rows", "bert-base-uncased")
+    assert not (tmp_path / "out").exists()
+
+
+def test_convert_and_info_of_a_repo_holding_another_kind_of_model(hf_cache, tmp_path, capsys):
+    """A cached BERT repo is not called a transformers-format LUKE folder; both commands name the id."""
+    bert = tmp_path / "bert"
+    config = transformers.BertConfig(
+        vocab_size=20, hidden_size=8, num_hidden_layers=1, num_attention_heads=2, intermediate_size=8
+    )
+    transformers.BertModel(config).save_pretrained(bert)
+    hf_cache.add("google/bert-tiny", bert)
+    for command in ("convert", "info"):
+        args = [command, "google/bert-tiny"] + ([str(tmp_path / "out")] if command == "convert" else [])
+        capsys.readouterr()
+        assert cli_main(args) == 2
+        err = capsys.readouterr().err.strip()
+        assert err == f"luke {command}: error: google/bert-tiny is a 'bert' model (BertModel), not LUKE"
+    no_type = tmp_path / "no-type"
+    no_type.mkdir()
+    (no_type / "config.json").write_text("{}")
+    assert cli_main(["convert", str(no_type), str(tmp_path / "out")]) == 2
+    err = _one_line(capsys, str(no_type), "not an original LUKE archive", "no model_type 'luke'")
+    assert "transformers-format LUKE folder" not in err
+
+
+def test_info_of_a_repo_holding_an_original_archive(files, hf_cache, capsys):
+    """`luke info ORG/NAME` describes a Hub repo with an unpacked original archive, as `luke convert` takes it."""
+    hf_cache.add("org/luke-archive", files["archive"])
+    assert cli_main(["info", "org/luke-archive"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("org/luke-archive: LukeForMaskedLM") and f"word vocab {V:,}" in out
+    hf_cache.add("org/readme-only", {"README.md": "hello"})
+    assert cli_main(["info", "org/readme-only"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("luke info: error: org/readme-only") and "config.json" in err
+    assert len(err.splitlines()) == 1

@@ -325,7 +325,7 @@ def test_convert_refuses_a_tokenizer_larger_than_the_word_table(tmp_path, capsys
     src = _archive(tmp_path)
     tok = _wordpiece_folder(tmp_path / "tok", 98)  # + <ent>, <ent2> = 100 > 99 rows
     assert cli_main(["convert", str(src), str(tmp_path / "out"), "--tokenizer", str(tok)]) == 2
-    _one_line_error(capsys, "convert", "100 word tokens", "has 99 rows", str(tok))
+    _one_line_error(capsys, "convert", "98 word tokens besides <ent>/<ent2>", "has 99 word rows", str(tok))
     _no_output(tmp_path)
     tok = _wordpiece_folder(tmp_path / "tok2", 97)  # 99 tokens: fits
     assert cli_main(["convert", str(src), str(tmp_path / "out"), "--tokenizer", str(tok)]) == 0
@@ -566,3 +566,10 @@ def test_info_on_a_folder_whose_config_json_is_a_folder(tmp_path, capsys):
     assert cli_main(["info", str(tmp_path / "model")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "config.json is not a readable file" in err, err
+
+
+def test_info_on_an_empty_folder_says_it_is_neither_model_nor_archive(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    assert cli_main(["info", str(tmp_path / "empty")]) == 2
+    err = _one_line_error(capsys, "info", str(tmp_path / "empty"), "neither a model folder (no config.json)")
+    assert "nor an original LUKE archive (no metadata.json)" in err

@@ -36,7 +36,7 @@ from torch import nn
 
 from luke.config import LukeConfig
 from luke.entity_vocab import EntityVocab
-from luke.errors import CheckpointError, ConfigError, LukeError, error_summary, shorten
+from luke.errors import CheckpointError, ConfigError, LukeError, TokenizerError, error_summary, shorten
 from luke.files import atomic_output, read_json
 from luke.modeling import MODEL_CLASSES, LukeForMaskedLM, LukeModel, LukePreTrainedModel
 
@@ -483,9 +483,12 @@ def save_pretrained(model: LukePreTrainedModel, folder: str | Path) -> None:
     model.config.architectures = [type(model).__name__]
     state = model.state_dict()
     # Aliases: `lm_head.bias` is `lm_head.decoder.bias`; the entity decoder is the entity table. The MLM
-    # decoder is written even when tied, because transformers 5.x does not re-tie it on load.
-    for key in ("lm_head.bias", "entity_predictions.decoder.weight"):
-        state.pop(key, None)
+    # decoder is written even when tied, because transformers 5.x does not re-tie it on load; with
+    # tie_word_embeddings false transformers ties nothing, so the aliases are written too (else it would
+    # start them from random values).
+    if model.config.tie_word_embeddings:
+        for key in ("lm_head.bias", "entity_predictions.decoder.weight"):
+            state.pop(key, None)
     tensors: dict[str, torch.Tensor] = {}
     seen: set[int] = set()
     for key, value in state.items():
@@ -538,6 +541,35 @@ def convert_to_roberta_positions(model: LukePreTrainedModel) -> None:
         word_new, freeze=False, padding_idx=config.pad_token_id
     )
     base.entity_embeddings.position_embeddings = nn.Embedding.from_pretrained(ent_new, freeze=False)
+
+
+def add_entity_marker_rows(model: LukePreTrainedModel, tokenizer: Any, name: str | Path, archive: str | Path) -> bool:
+    """Give ``model`` word rows for the tokenizer's ``<ent>``/``<ent2>`` markers, as the original conversion
+    did (spec §4.3): when the tokenizer is exactly the model's words + the two markers (ids ``V``, ``V+1``),
+    the word table (and an MLM head's decoder and bias) grows by two rows copied from ``@`` and ``#``.
+
+    A tokenizer that fits the table as it is changes nothing (False); any other size is a
+    :class:`TokenizerError` naming ``name`` (the ``--tokenizer``), ``archive`` and the tokenizer to give.
+    Returns whether rows were added."""
+    rows, size = model.config.vocab_size, len(tokenizer)
+    if size <= rows:
+        return False
+    markers = (tokenizer.entity_1_token_id, tokenizer.entity_2_token_id)
+    if size != rows + 2 or markers != (rows, rows + 1):
+        trained = str(model.config.extra.get("bert_model_name", "")) or "bert_model_name in its metadata.json"
+        raise TokenizerError(
+            f"--tokenizer {name}: {size - 2:,} word tokens besides <ent>/<ent2>, but the model in {archive} has "
+            f"{rows:,} word rows: give the word tokenizer it was trained with ({trained})"
+        )
+    init_from = {}
+    for marker, token, label in zip(markers, ("@", "#"), ("<ent>", "<ent2>"), strict=True):
+        source = tokenizer.convert_tokens_to_ids(token)
+        if isinstance(source, int) and 0 <= source < rows:
+            init_from[marker] = source
+        else:
+            logger.warning("%s has no %r: %s starts from random values", name, token, label)
+    model.resize_token_embeddings(rows + 2, init_from=init_from)
+    return True
 
 
 # ------------------------------------------------------------------------- BERT / RoBERTa folders

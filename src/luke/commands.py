@@ -10,7 +10,9 @@ from pathlib import Path
 
 from luke import hub
 from luke.checkpoint import (
+    add_entity_marker_rows,
     check_entity_vocab_size,
+    check_is_luke,
     config_contradictions,
     convert_to_roberta_positions,
     entity_vocab_contradictions,
@@ -23,8 +25,8 @@ from luke.checkpoint import (
 from luke.command_args import add_command, add_json_flag, add_paths, add_revision
 from luke.config import LukeConfig
 from luke.entity_vocab import EntityVocab
-from luke.errors import CheckpointError, ConfigError, TokenizerError, shorten
-from luke.files import atomic_output, check_output
+from luke.errors import CheckpointError, ConfigError, LukeError, TokenizerError, shorten
+from luke.files import atomic_output, check_output, read_json
 from luke.finetuning.original_tasks import ORIGINAL_TASKS
 
 _ORIGINAL_TASK_NAMES = tuple(ORIGINAL_TASKS)
@@ -104,10 +106,7 @@ def _convert(args: argparse.Namespace) -> int:
     if not archive.exists():
         raise CheckpointError(f"no archive at {archive}")
     if archive.is_dir() and (archive / "config.json").is_file() and not (archive / "metadata.json").exists():
-        raise CheckpointError(
-            f"{args.archive} is a transformers-format LUKE folder, not an original archive: it needs no "
-            f"conversion (luke info {args.archive} describes it)"
-        )
+        _refuse_model_folder(archive, args.archive)
     if tokenizer_dir is not None and not tokenizer_dir.is_dir():
         raise TokenizerError(f"--tokenizer {args.tokenizer}: no such folder")
     if args.task is not None:
@@ -120,11 +119,7 @@ def _convert(args: argparse.Namespace) -> int:
         from luke.tokenization import LukeTokenizer
 
         tokenizer = LukeTokenizer.from_pretrained(tokenizer_dir, entity_vocab=archive_data.entity_vocab)
-        if len(tokenizer) > model.config.vocab_size:
-            raise TokenizerError(
-                f"--tokenizer {args.tokenizer}: {len(tokenizer):,} word tokens (with <ent> and <ent2>) but the "
-                f"model's word table has {model.config.vocab_size:,} rows"
-            )
+        add_entity_marker_rows(model, tokenizer, args.tokenizer, args.archive)
     convert_to_roberta_positions(model)
     with atomic_output(out, kind="dir") as tmp:
         model.save_pretrained(tmp)
@@ -133,6 +128,24 @@ def _convert(args: argparse.Namespace) -> int:
             tokenizer.save_pretrained(tmp)
     print(f"wrote {type(model).__name__} ({model.num_parameters():,} parameters) to {out}")
     return 0
+
+
+def _refuse_model_folder(folder: Path, name: str) -> None:
+    """``folder`` has a ``config.json`` and no ``metadata.json``: say what it is instead of converting it."""
+    check_is_luke(folder, name)  # another kind of model: "NAME is a 'bert' model (BertModel), not LUKE"
+    try:
+        model_type = read_json(folder / "config.json", expected=dict).get("model_type")
+    except LukeError:
+        model_type = None
+    if model_type == "luke":
+        raise CheckpointError(
+            f"{name} is a transformers-format LUKE folder, not an original archive: it needs no conversion "
+            f"(luke info {name} describes it)"
+        )
+    raise CheckpointError(
+        f"{name} is not an original LUKE archive (no metadata.json) and its config.json names no model_type "
+        "'luke': nothing to convert"
+    )
 
 
 def _check_task_flags(args: argparse.Namespace) -> None:
@@ -186,12 +199,33 @@ def _local_or_hub(name: str, files: hub.Files, revision: str | None = None) -> P
     return hub.resolve_pretrained(name, files=files, revision=revision)
 
 
+def _info_location(name: str, revision: str | None) -> Path:
+    """Where ``luke info NAME`` reads: a local path, or a Hub repo's snapshot folder, which holds a model
+    (``config.json``) or, failing that, an original archive (``metadata.json``, what ``luke convert`` takes)."""
+    try:
+        return _local_or_hub(name, "model", revision)
+    except CheckpointError as err:
+        try:
+            folder = hub.resolve_pretrained(name, files="archive", revision=revision)
+        except CheckpointError:
+            raise err from None
+        if (folder / "metadata.json").is_file() and not (folder / "config.json").exists():
+            return folder
+        raise
+
+
 def _info(args: argparse.Namespace) -> int:
-    path = _local_or_hub(args.checkpoint, "model", args.revision)
+    path = _info_location(args.checkpoint, args.revision)
     if not path.exists():
         raise CheckpointError(f"{path} does not exist")
+    if path.is_dir() and not (path / "config.json").exists() and not (path / "metadata.json").exists():
+        raise CheckpointError(
+            f"{args.checkpoint}: neither a model folder (no config.json) nor an original LUKE archive "
+            "(no metadata.json)"
+        )
     contradictions: list[str] = []
     if path.is_dir() and (path / "config.json").is_file():
+        check_is_luke(path, args.checkpoint)
         config = LukeConfig.from_pretrained(path)
         sizes, shapes = _folder_sizes(path)
         cls_name = model_class_for(config, set(sizes)).__name__
