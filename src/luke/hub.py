@@ -190,6 +190,8 @@ def _cached_snapshot(
     repo = root / ("models--" + repo_id.replace("/", "--"))
     rev = revision or "main"
     hint = _DOWNLOAD_HINT.format(repo_id + ("" if rev == "main" else f" --revision {rev}"))
+    if reason != "offline":  # online but the Hub failed: HF_HUB_OFFLINE is not the cause
+        hint = "try again when the Hub can be reached, or " + hint.split(" or ", 1)[1]
     if not (repo / "snapshots").is_dir():
         raise CheckpointError(
             f"{repo_id} (revision {rev}): no such local folder, and the repo is not in the Hugging Face cache "
