@@ -170,7 +170,10 @@ def test_bad_inputs_leave_no_output(inputs: tuple[Path, Path, Path], tmp_path: P
     empty_tok.mkdir()
     out = tmp_path / "ds"
     assert main(["build-pretraining-dataset", str(db), str(empty_tok), str(vocab_path), str(out)]) == 2
-    assert "no tokenizer files" in capsys.readouterr().err
+    assert (
+        "no tokenizer.json, sentencepiece.bpe.model, vocab.json + merges.txt or vocab.txt found"
+        in capsys.readouterr().err
+    )
     assert main(["build-pretraining-dataset", str(db), str(tokenizer_dir), str(tmp_path / "v.jsonl"), str(out)]) == 2
     assert "entity vocabulary not found" in capsys.readouterr().err
     argv = ["build-pretraining-dataset", str(db), str(tokenizer_dir), str(vocab_path), str(out)]
@@ -194,7 +197,7 @@ def test_round_trip_through_the_cli(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert stats["items"] == 4 and stats["pages"] == 4 and stats["entity_mentions"] == 15
     meta = json.loads((out / "metadata.json").read_text())
     assert meta["arguments"]["seed"] == 1 and meta["entity_vocab"]["size"] == 8
-    assert meta["tokenizer"]["class"] == "RobertaTokenizer" and meta["word_ids_have_special_tokens"] is False
+    assert meta["tokenizer"]["class"] == "TokenizersBackend" and meta["word_ids_have_special_tokens"] is False
     assert main(["data-stats", str(out)]) == 0
     assert "entity coverage     80.00% of mentions" in capsys.readouterr().out
 
@@ -245,3 +248,60 @@ def test_saved_padding_in_tokenizer_json_is_ignored(inputs: tuple[Path, Path, Pa
     assert rows
     pad_id = 0  # [PAD] in the BERT uncased vocabulary
     assert all(pad_id not in row["word_ids"] for row in rows)
+
+
+def _sentencepiece_on(texts: list[str]) -> bytes:
+    """A tiny SentencePiece unigram model in XLM-R's layout (<unk>=0, <s>=1, </s>=2) trained on ``texts``."""
+    import io
+
+    import sentencepiece as spm
+
+    out = io.BytesIO()
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(texts * 5), model_writer=out, vocab_size=120, model_type="unigram",
+        character_coverage=1.0, unk_id=0, bos_id=1, eos_id=2, pad_id=-1, hard_vocab_limit=False, minloglevel=2,
+    )  # fmt: skip
+    return out.getvalue()
+
+
+def test_sentencepiece_repo_gives_luke_tokenizer_fairseq_ids(inputs, tmp_path, hf_cache, capsys) -> None:
+    """An mLUKE-style Hub repo (sentencepiece.bpe.model, MLukeTokenizer config) builds a dataset whose word
+    ids are the fairseq ids LukeTokenizer gives (SentencePiece id + 1), not the raw SentencePiece ids."""
+    import sentencepiece as spm
+
+    from luke.tokenization import LukeTokenizer
+    from luke.wikipedia.dump_db import DumpDB
+    from test_mluke_tokenizer import CONFIG, ENTITY_VOCAB, write_folder
+
+    db, _, vocab_path = inputs
+    texts = [p.text for title in DumpDB(db).titles() for p in DumpDB(db).get_paragraphs(title)]
+    model = _sentencepiece_on(texts)
+    hf_cache.add("org/mluke-tiny", write_folder(tmp_path / "mluke", model, config=CONFIG, vocab=ENTITY_VOCAB))
+    ours = LukeTokenizer.from_pretrained("org/mluke-tiny")
+    raw = spm.SentencePieceProcessor(model_proto=model)
+    out = tmp_path / "ds"
+    args = ["build-pretraining-dataset", str(db), "org/mluke-tiny", str(vocab_path), str(out), "--no-progress"]
+    assert main(args) == 0, capsys.readouterr().err
+    built = load_tokenizer(out / "tokenizer")
+    for text in texts:
+        want = [i + 1 for i in raw.encode(text)]
+        assert ours.backend_tokenizer.encode(text, add_special_tokens=False).ids == want
+        assert built(text, add_special_tokens=False)["input_ids"] == want
+    rows = _rows(out)
+    row = next(r for r in rows if r["page_id"] == 13)
+    first = ours.backend_tokenizer.encode("Kyoto is a city in", add_special_tokens=False).ids  # the first segment
+    assert row["word_ids"][: len(first)] == first == [i + 1 for i in raw.encode("Kyoto is a city in")]
+    for row in rows:
+        for positions in row["entity_position_ids"]:
+            assert ours.decode([row["word_ids"][i] for i in positions]).strip()
+    assert max(i for r in rows for i in r["word_ids"]) < len(ours) - 2  # no <ent>/<ent2>, no raw ids past <mask>
+
+
+def test_tokenizer_errors_name_the_repo_id(inputs, tmp_path, hf_cache, capsys) -> None:
+    db, _, vocab_path = inputs
+    snapshot = hf_cache.add("org/no-tokenizer", {"config.json": "{}"})
+    args = ["build-pretraining-dataset", str(db), "org/no-tokenizer", str(vocab_path), str(tmp_path / "ds")]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("luke build-pretraining-dataset: error: org/no-tokenizer: no tokenizer.json"), err
+    assert str(snapshot) not in err and len(err.splitlines()) == 1

@@ -175,7 +175,8 @@ def _add_build_pretraining_dataset(sub: argparse._SubParsersAction) -> None:
     add_model_name(
         p,
         "tokenizer",
-        "local tokenizer folder (tokenizer.json, or vocab.json + merges.txt, or vocab.txt), a WordPiece "
+        "local tokenizer folder (tokenizer.json, sentencepiece.bpe.model as in mLUKE, vocab.json + merges.txt, "
+        "or vocab.txt: what LukeTokenizer reads), a WordPiece "
         "*vocab.txt file (lower-cased if its name contains 'uncased')",
     )
     add_paths(

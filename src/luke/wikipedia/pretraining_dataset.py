@@ -126,62 +126,89 @@ def tokenizer_location(
 
 
 def load_tokenizer(path: str | os.PathLike[str], **hub_kwargs: Any) -> Any:
-    """Load a fast ``transformers`` tokenizer from a local folder (``tokenizer.json``, or ``vocab.json`` +
-    ``merges.txt``, or ``vocab.txt``), from a WordPiece ``*vocab.txt`` file (lower-cased when the file
-    name contains ``uncased``), or from a Hugging Face Hub repo id (``roberta-base``, ``org/name``: read
-    from the Hugging Face cache, downloaded when online; ``hub_kwargs`` are ``revision``, ``cache_dir``,
-    ``local_files_only``, ``token``). An existing local path always wins. A file of the folder that is not
-    UTF-8 or not JSON is a ``FILE:LINE`` error naming that file."""
-    from luke.files import text_lines
+    """Load a fast ``transformers`` tokenizer from a local folder (every word tokenizer folder
+    :class:`~luke.tokenization.LukeTokenizer` reads: ``tokenizer.json``, a SentencePiece model with the
+    fairseq ids of mLUKE / XLM-R, ``vocab.json`` + ``merges.txt``, or ``vocab.txt``), from a WordPiece
+    ``*vocab.txt`` file (lower-cased when the file name contains ``uncased``), or from a Hugging Face Hub
+    repo id (``roberta-base``, ``org/name``: read from the Hugging Face cache, downloaded when online;
+    ``hub_kwargs`` are ``revision``, ``cache_dir``, ``local_files_only``, ``token``). An existing local
+    path always wins. A file of the folder that is not UTF-8 or not JSON is a ``FILE:LINE`` error naming
+    that file; errors name the repo id, not its snapshot folder in the cache."""
+    return _load_tokenizer_at(tokenizer_location(path, **hub_kwargs), path)
 
-    p = tokenizer_location(path, **hub_kwargs)
+
+def _load_tokenizer_at(p: Path, name: str | os.PathLike[str]) -> Any:
+    """:func:`load_tokenizer` of the folder or file ``p`` that :func:`tokenizer_location` found for ``name``;
+    errors name ``name`` (the repo id) where ``p`` is its snapshot folder in the Hugging Face cache."""
+    from luke.errors import LukeError
+
     if not p.exists():
         raise TokenizerError(f"{p}: tokenizer folder not found")
-    from transformers import AutoTokenizer, BertTokenizer
-
-    if p.is_file():
-        if not p.name.endswith("vocab.txt"):
-            raise TokenizerError(f"{p}: expected a tokenizer folder or a WordPiece vocab.txt file")
-        if not sum(1 for _, line in text_lines(p) if line.strip()):  # read whole: a bad byte is FILE:LINE
-            raise TokenizerError(f"{p}: empty WordPiece vocabulary, expected one token per line")
-        try:
-            return BertTokenizer(vocab=str(p), do_lower_case="uncased" in p.name.lower())
-        except Exception as err:
-            raise TokenizerError(f"{p}: cannot load WordPiece vocabulary: {shorten(str(err), 200)}") from None
-    names = {x.name for x in p.iterdir()}
-    if "vocab.json" in names and "merges.txt" not in names and "tokenizer.json" not in names:
-        raise TokenizerError(f"{p}: tokenizer folder has vocab.json but is missing merges.txt")
-    if "merges.txt" in names and "vocab.json" not in names and "tokenizer.json" not in names:
-        raise TokenizerError(f"{p}: tokenizer folder has merges.txt but is missing vocab.json")
-    if not names & {"tokenizer.json", "vocab.json", "vocab.txt"}:
-        vocab_files = sorted(n for n in names if n.endswith("vocab.txt"))
-        hint = f" (pass the file itself, e.g. {p / vocab_files[0]})" if vocab_files else ""
-        raise TokenizerError(
-            f"{p}: no tokenizer files (need tokenizer.json, vocab.json + merges.txt, or vocab.txt){hint}"
-        )
-    # transformers would name only the folder: a bad file is named here, with its line
-    json_files = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json")
-    for name in sorted(names & {*json_files, "vocab.json"}):
-        read_json(p / name, expected=dict)
-    for name in sorted(names & {"merges.txt", "vocab.txt"}):
-        for _ in text_lines(p / name):
-            pass
     try:
-        tokenizer = AutoTokenizer.from_pretrained(str(p), local_files_only=True)
-    except Exception as err:
-        first = str(err).splitlines()[0] if str(err) else type(err).__name__
-        if "tokenizer.json" in names:  # valid JSON; is it a tokenizers file?
-            from tokenizers import Tokenizer
+        return _wordpiece_file(p) if p.is_file() else _tokenizer_folder(p)
+    except LukeError as err:
+        if p == Path(name):
+            raise
+        err.args = (str(err).replace(str(p), str(name)),)
+        raise err from None
 
-            try:
-                Tokenizer.from_file(str(p / "tokenizer.json"))
-            except Exception as tok_err:  # tokenizers raises plain Exception
-                reason = shorten(str(tok_err).splitlines()[0] if str(tok_err) else type(tok_err).__name__, 200)
-                raise TokenizerError(f"{p / 'tokenizer.json'}: not a tokenizers tokenizer.json ({reason})") from None
-        raise TokenizerError(f"{p}: cannot load tokenizer: {shorten(first, 200)}") from None
-    if not getattr(tokenizer, "is_fast", False):
-        raise TokenizerError(f"{p}: {type(tokenizer).__name__} is not a fast (Rust) tokenizer")
-    return tokenizer
+
+def _wordpiece_file(p: Path) -> Any:
+    from transformers import BertTokenizer
+
+    from luke.files import text_lines
+
+    if not p.name.endswith("vocab.txt"):
+        raise TokenizerError(f"{p}: expected a tokenizer folder or a WordPiece vocab.txt file")
+    if not sum(1 for _, line in text_lines(p) if line.strip()):  # read whole: a bad byte is FILE:LINE
+        raise TokenizerError(f"{p}: empty WordPiece vocabulary, expected one token per line")
+    try:
+        return BertTokenizer(vocab=str(p), do_lower_case="uncased" in p.name.lower())
+    except Exception as err:
+        raise TokenizerError(f"{p}: cannot load WordPiece vocabulary: {shorten(str(err), 200)}") from None
+
+
+def _tokenizer_folder(p: Path) -> Any:
+    """The word tokenizer of a folder, read as :class:`~luke.tokenization.LukeTokenizer` reads it (same files,
+    same ids: the fairseq ids for a SentencePiece model), as a ``transformers`` fast tokenizer."""
+    from transformers import PreTrainedTokenizerFast
+
+    from luke.tokenization import _load_backend, _word_special_names  # LukeTokenizer's own backend loading
+
+    config_path = p / "tokenizer_config.json"
+    config = read_json(config_path, expected=dict) if config_path.is_file() else {}
+    for name in ("special_tokens_map.json", "added_tokens.json"):  # transformers would name only the folder
+        if (p / name).is_file():
+            read_json(p / name, expected=dict)
+    try:
+        backend, _, _ = _load_backend(p, config, config_path)
+    except TokenizerError as err:
+        if not str(err).startswith(f"{p}: no tokenizer.json"):
+            raise
+        names = {x.name for x in p.iterdir()}
+        vocab_files = sorted(n for n in names if n.endswith("vocab.txt"))
+        hint = ""
+        if "vocab.json" in names or "merges.txt" in names:
+            hint = f" (it has {'vocab.json' if 'vocab.json' in names else 'merges.txt'} but is missing "
+            hint += f"{'merges.txt' if 'vocab.json' in names else 'vocab.json'})"
+        elif vocab_files:
+            hint = f" (pass the file itself, e.g. {p / vocab_files[0]})"
+        raise TokenizerError(f"{err}{hint}") from None
+    backend.no_padding()
+    backend.no_truncation()
+    vocab = backend.get_vocab(with_added_tokens=True)
+    keys = ("cls_token", "sep_token", "pad_token", "unk_token", "mask_token")
+    saved = [_token_name(config.get(key)) for key in keys]
+    names, _ = _word_special_names(vocab, [n if n in vocab else None for n in saved])
+    specials = {key: name for key, name in zip(keys, names, strict=True) if name in vocab}
+    return PreTrainedTokenizerFast(tokenizer_object=backend, **specials)
+
+
+def _token_name(value: Any) -> str | None:
+    """A special token as ``tokenizer_config.json`` stores it (a string or a serialized AddedToken)."""
+    if isinstance(value, dict):
+        value = value.get("content")
+    return value if isinstance(value, str) else None
 
 
 # -------------------------------------------------------------------------------------------- per page
@@ -471,7 +498,7 @@ def build_pretraining_dataset(
     tokenizer_dir = tokenizer_location(tokenizer_path, revision=tokenizer_revision)
     refuse_inputs_in_output(out, [dump_db, tokenizer_dir, entity_vocab_path], what="output folder")
     db = DumpDB(dump_db)
-    tokenizer = load_tokenizer(tokenizer_dir)
+    tokenizer = _load_tokenizer_at(tokenizer_dir, tokenizer_path)
     vocab_path = Path(entity_vocab_path)
     if vocab_path.is_dir():
         raise DataError(vocab_path, "entity vocabulary is a folder, expected a file")
