@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from luke.errors import ConfigError, shorten
+from luke.errors import CheckpointError, ConfigError, shorten
 from luke.files import read_json, write_text_atomic
 from luke.hub import resolve_pretrained
 
@@ -138,8 +138,11 @@ class LukeConfig:
     @classmethod
     def from_pretrained(cls, name_or_path: str | Path, **hub_kwargs: Any) -> LukeConfig:
         """Read ``config.json`` of a local folder or a Hub repo id (``revision=``, ``cache_dir=``,
-        ``local_files_only=``, ``token=`` as in :func:`luke.hub.resolve_pretrained`)."""
+        ``local_files_only=``, ``token=`` as in :func:`luke.hub.resolve_pretrained`); a folder without
+        ``config.json`` (or a name that cannot be resolved) is a :class:`~luke.errors.CheckpointError`."""
         folder = resolve_pretrained(name_or_path, files="config", **hub_kwargs)
+        if not (folder / CONFIG_NAME).is_file():
+            raise CheckpointError(f"{str(name_or_path) or repr('')} is not a model folder (no {CONFIG_NAME})")
         return cls.from_json_file(folder / CONFIG_NAME)
 
     def save_pretrained(self, folder: str | Path) -> None:

@@ -317,6 +317,12 @@ class EntityVocab:
                 vocab.source = config
                 return vocab
         names = "/".join(ENTITY_VOCAB_FILES)
+        kind = non_luke_model_type(folder)
+        if kind is not None:  # e.g. a BERT repo: say what it is rather than only what is missing
+            raise DataError(
+                f"{pretrained_model_name_or_path} is a {kind!r} model, not LUKE: it has no entity vocabulary "
+                f"({names}); load one from a LUKE model or an entity vocabulary file"
+            )
         raise DataError(folder, f"no entity vocabulary found ({names}, or 'entity_vocab' in tokenizer_config.json)")
 
     @classmethod
@@ -644,6 +650,17 @@ class EntityVocab:
 
 
 # ---------------------------------------------------------------------------------------------- fast .json reading
+def non_luke_model_type(folder: str | os.PathLike[str]) -> str | None:
+    """The ``model_type`` of ``folder/config.json`` when it names another kind of model than LUKE (``"bert"``),
+    else None (LUKE, no config or an unreadable one): for messages that say what a folder is."""
+    try:
+        data = json.loads(Path(folder, "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    kind = data.get("model_type") if isinstance(data, dict) else None
+    return shorten(kind) if isinstance(kind, str) and kind and kind != "luke" else None
+
+
 def _unique_keys(path: Path) -> Callable[[list[tuple[str, Any]]], dict[str, Any]]:
     """``object_pairs_hook`` refusing a key twice in one object (the first repeated key is named)."""
 

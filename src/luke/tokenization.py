@@ -48,7 +48,7 @@ from luke.encoding import (
     LukeEncoder,
     SpecialIds,
 )
-from luke.entity_vocab import EntityVocab
+from luke.entity_vocab import EntityVocab, non_luke_model_type
 from luke.errors import DataError, TokenizerError, error_summary, shorten
 from luke.files import atomic_output, read_json, read_text, text_lines, write_text_atomic
 from luke.hub import pop_hub_kwargs, resolve_pretrained
@@ -371,7 +371,7 @@ class LukeTokenizer:
         config: dict[str, Any] = read_json(config_path, expected=dict) if config_path.exists() else {}
         backend, word_file, spm_model = _load_backend(folder, config, config_path)
         if entity_vocab is None:
-            entity_vocab = _find_entity_vocab(folder, config)
+            entity_vocab = _find_entity_vocab(folder, config, pretrained_model_name_or_path)
         entity_vocab = _as_entity_vocab(entity_vocab)
         settings = _saved_settings(config, config_path, overridden=set(kwargs))
         _check_saved_tokens(settings, set(kwargs), backend, entity_vocab, config_path, word_file)
@@ -901,13 +901,20 @@ def _load_backend(folder: Path, config: dict[str, Any], config_path: Path) -> tu
     )
 
 
-def _find_entity_vocab(folder: Path, config: dict[str, Any]) -> Path | dict[str, int]:
-    """The entity vocabulary of a folder: inline in ``tokenizer_config.json`` or an ``entity_vocab.*`` file."""
+def _find_entity_vocab(folder: Path, config: dict[str, Any], name: str | os.PathLike[str]) -> Path | dict[str, int]:
+    """The entity vocabulary of a folder (``name``: what the caller called it): inline in
+    ``tokenizer_config.json`` or an ``entity_vocab.*`` file."""
     if isinstance(config.get("entity_vocab"), dict):
         return config["entity_vocab"]
-    for name in ("entity_vocab.json", "entity_vocab.jsonl", "entity_vocab.tsv"):
-        if (folder / name).exists():
-            return folder / name
+    for file in ("entity_vocab.json", "entity_vocab.jsonl", "entity_vocab.tsv"):
+        if (folder / file).exists():
+            return folder / file
+    kind = non_luke_model_type(folder)
+    if kind is not None:  # e.g. a BERT repo: say what it is rather than only what is missing
+        raise TokenizerError(
+            f"{name} is a {kind!r} model, not LUKE, and has no entity vocabulary: pass "
+            "entity_vocab=path_or_EntityVocab to use its word tokenizer with LUKE entities"
+        )
     raise TokenizerError(
         f"{folder}: no entity vocabulary found (entity_vocab.json/.jsonl/.tsv or 'entity_vocab' in "
         "tokenizer_config.json); pass entity_vocab=path_or_EntityVocab"

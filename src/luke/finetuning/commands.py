@@ -227,7 +227,9 @@ def load_task_model(
         raise ConfigError(f"{where}: 'options' must be a JSON object, got {type(options).__name__}")
     options = applicable_options(cls, options, TASKS.values(), where)
     from_mapping(cls.options_class, options, where)  # the values' errors name the file
-    return cls(state["labels"], unseen_labels, **options), model, tokenizer
+    task = cls(state["labels"], unseen_labels, **options)
+    task.labels_from_model = True
+    return task, model, tokenizer
 
 
 def evaluate_folder(
@@ -283,14 +285,20 @@ def predict_records(
 ) -> list[dict[str, Any]]:
     """``luke predict`` without files: the output record of each input record ``(line, object)`` (the task's
     raw input, see ``Task.raw_input``), through the task's own reader, featurisation and decoding; errors
-    name ``path`` and the line.  ``model`` is in evaluation mode (on ``accelerator``'s device when given)."""
+    name ``path`` and the line.  ``model`` is in evaluation mode (on ``accelerator``'s device when given).
+    An input's ``"id"`` field comes back as the first field of its output record (SQuAD and ReCoRD records
+    always have one: the input's, else one made from the line)."""
     from luke.finetuning.trainer import predict_logits
 
     examples = task.examples_from_raw(records, Path(path))
     features = task.featurize(examples, tokenizer)
     logits = predict_logits(model, task, features, batch_size, tokenizer.pad_token_id, accelerator, progress)
     predictions = task.decode(examples, features, logits)
-    return [task.format_prediction(ex, pred) for ex, pred in zip(examples, predictions, strict=True)]
+    outputs = [task.format_prediction(ex, pred) for ex, pred in zip(examples, predictions, strict=True)]
+    for k, ((_, record), out) in enumerate(zip(records, outputs, strict=True)):
+        if isinstance(record, dict) and "id" in record and "id" not in out:
+            outputs[k] = {"id": record["id"], **out}
+    return outputs
 
 
 # ---------------------------------------------------------------------------------------------- CLI

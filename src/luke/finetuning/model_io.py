@@ -294,6 +294,34 @@ def _transformers_task_state(folder: Path, config: LukeConfig) -> dict[str, Any]
     return {"options": options, "source": "transformers"}
 
 
+def _finetuned_tokenizer(
+    name: str, folder: Path, config: LukeConfig, tokenizer_path: str | Path | None, hub_kwargs: dict[str, Any]
+) -> LukeTokenizer:
+    """The tokenizer of a fine-tuned model (its own, or ``tokenizer_path``), checked against the model's word
+    table: a tokenizer with more words than ``config.vocab_size`` would index past it, and another tokenizer
+    of a different size has another vocabulary (silently wrong ids).  The model's own tokenizer may have
+    fewer words than the table (tables padded to a round size, as the released checkpoints are)."""
+    from luke.hub import resolve_pretrained
+
+    shown = tokenizer_path if tokenizer_path is not None else folder
+    try:
+        tok_folder = (
+            folder if tokenizer_path is None else resolve_pretrained(tokenizer_path, files="tokenizer", **hub_kwargs)
+        )
+        tokenizer = LukeTokenizer.from_pretrained(tok_folder)
+    except ValueError as err:
+        raise TokenizerError(f"cannot load the tokenizer from {shown} ({err}); pass --tokenizer FOLDER") from None
+    own = Path(tok_folder).resolve() == folder.resolve()
+    size, rows = len(tokenizer), config.vocab_size
+    if size > rows or (not own and size != rows):
+        whose = "its own tokenizer" if own else f"the tokenizer {tokenizer_path}"
+        raise TokenizerError(
+            f"{whose} has {size} word tokens but the model {name} has {rows} word embeddings (config.json "
+            "vocab_size): not the tokenizer the model was trained with"
+        )
+    return tokenizer
+
+
 def load_finetuned(
     model_path: str | Path,
     model_class_name: str,
@@ -325,11 +353,7 @@ def load_finetuned(
     if not id2label:
         raise CheckpointError(f"{folder}/config.json has no id2label: not a fine-tuned classification model")
     model = MODEL_CLASSES[model_class_name].from_pretrained(folder)
-    tok_folder, tok_hub = (tokenizer_path, hub_kwargs) if tokenizer_path is not None else (folder, {})
-    try:
-        tokenizer = LukeTokenizer.from_pretrained(tok_folder, **tok_hub)
-    except ValueError as err:
-        raise TokenizerError(f"cannot load the tokenizer from {tok_folder} ({err}); pass --tokenizer FOLDER") from None
+    tokenizer = _finetuned_tokenizer(name, folder, config, tokenizer_path, hub_kwargs)
     labels = state.get("labels") or [id2label[i] for i in range(len(id2label))]
     if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
         raise CheckpointError(f"{folder / TASK_FILE}: 'labels' must be a list of strings, got {shorten(labels)}")

@@ -29,11 +29,11 @@ counted from 1).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from luke.errors import CheckpointError, ConfigError
+from luke.errors import CheckpointError, ConfigError, DataError, shorten
 
 __all__ = ["Pipeline", "pipeline"]
 
@@ -47,6 +47,16 @@ def _plain(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_plain(v) for v in value]
     return value
+
+
+def _check_device(device: str | None) -> None:
+    if device not in (None, "cpu", "cuda"):
+        raise ConfigError(f"device must be None (a GPU when there is one), 'cpu' or 'cuda', got {device!r}")
+    if device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ConfigError("device='cuda' but no CUDA device is available (use device='cpu' or None)")
 
 
 class Pipeline:
@@ -71,8 +81,7 @@ class Pipeline:
         for name, value in (("batch_size", batch_size), ("top_k", top_k)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{name} must be an integer of at least 1, got {value!r}")
-        if device not in (None, "cpu", "cuda"):
-            raise ConfigError(f"device must be None (a GPU when there is one), 'cpu' or 'cuda', got {device!r}")
+        _check_device(device)
         self.task, self.tokenizer = task, tokenizer
         self.batch_size, self.top_k = batch_size, top_k
         self._accelerator = make_accelerator(cpu=device == "cpu")
@@ -89,6 +98,9 @@ class Pipeline:
         """Predictions for one input (a dict, or a string for NER) or a list of them: the same records
         ``luke predict`` writes (the decision and its scores), one per input, in order."""
         single = isinstance(inputs, Mapping | str)
+        if not single and not isinstance(inputs, Iterable):
+            what = "None" if inputs is None else f"a {type(inputs).__name__}"
+            raise DataError(_INPUT, f"expected an input (a dict, or a string for NER) or a list of them, got {what}", 1)
         items = [inputs] if single else list(inputs)  # type: ignore[list-item]
         records = [(i, {"text": x} if isinstance(x, str) else _plain(x)) for i, x in enumerate(items, start=1)]
         if not records:
@@ -137,7 +149,8 @@ def pipeline(
         batch_size: inputs per forward pass.
         top_k: alternatives each prediction lists (relations: ``top``; SQuAD/ReCoRD: ``n_best``); a call
             may override it.
-        device: None (a GPU when there is one), ``"cpu"`` or ``"cuda"``.
+        device: None (a GPU when there is one), ``"cpu"`` or ``"cuda"`` (a :class:`ConfigError` when
+            there is no CUDA device).
 
     Returns:
         The callable :class:`Pipeline`.
@@ -145,6 +158,8 @@ def pipeline(
     Raises:
         CheckpointError: the model is missing, not a fine-tuned LUKE model, or for another task (one line
             saying what it holds).
+        ConfigError: a bad ``batch_size``, ``top_k`` or ``device`` (``"cuda"`` without a CUDA device).
+        TokenizerError: ``tokenizer`` does not fit the model's word table (another vocabulary).
 
     Example::
 
@@ -154,14 +169,21 @@ def pipeline(
         [{'text': 'Beyoncé lives in Los Angeles.', 'span': [0, 7], 'labels': ['person'], 'scores': {...}}]
     """
     from luke.finetuning.commands import load_task_model
-    from luke.finetuning.model_io import finetuned_task, model_folder
+    from luke.finetuning.model_io import _model_type, finetuned_task, model_folder
 
     if model is None:
         raise ConfigError("luke.pipeline needs model= (a fine-tuned folder or Hub repo id)")
+    _check_device(device)  # before loading the model
     hub = {"revision": revision, "cache_dir": cache_dir, "local_files_only": local_files_only, "token": token}
     hub = {k: v for k, v in hub.items() if v is not None}
     if task is None:
-        task, what = finetuned_task(model_folder(model, **hub))
+        folder = model_folder(model, **hub)
+        kind = _model_type(folder)
+        if kind != "luke":
+            raise CheckpointError(
+                f"{model} is a {shorten(kind)!r} model, not LUKE: luke.pipeline needs a fine-tuned LUKE model"
+            )
+        task, what = finetuned_task(folder)
         if task is None:
             raise CheckpointError(f"{model} holds {what}: no task to run; fine-tune it first (luke finetune)")
     task_model, model_obj, tok = load_task_model(task.replace("-", "_"), model, tokenizer, **hub)

@@ -80,6 +80,9 @@ class Task(ABC):
     #: alternatives a prediction lists beside its decision (relations: the top-k relations; SQuAD and ReCoRD:
     #: the n-best answers); ``luke predict --top-k`` and ``luke.pipeline(..., top_k=)`` set it per instance
     top_k: int = 5
+    #: the labels are those of a loaded fine-tuned model (``luke evaluate``), not of training data: messages
+    #: about unseen gold labels say so
+    labels_from_model: bool = False
 
     def __init__(self, labels: Sequence[str] | None = None, unseen_labels: str = "error", **options: Any) -> None:
         if unseen_labels not in UNSEEN_LABEL_POLICIES:
@@ -137,13 +140,22 @@ class Task(ABC):
                 if self.unseen_labels == "error":
                     raise DataError(
                         getattr(ex, "path", split),
-                        f"label {shorten(unseen[0])!r} does not occur in the training data (it could never be "
-                        "predicted); "
+                        f"label {shorten(unseen[0])!r} {self.unseen_reason()} (it could never be predicted); "
                         "pass --unseen-labels keep to score such gold labels as misses",
                         getattr(ex, "line", None),
                     )
                 shown = [shorten(label) for label in unseen]
-                logger.warning("%s: gold label(s) %s unseen in train are kept as unpredictable", split, shown)
+                logger.warning("%s: gold label(s) %s %s are kept as unpredictable", split, shown, self._unseen_short())
+
+    def unseen_reason(self) -> str:
+        """Why a gold label is unknown, for messages: not in the training data, or not among the labels of
+        the loaded model (:attr:`labels_from_model`)."""
+        if self.labels_from_model:
+            return f"is not among the model's labels ({shorten(', '.join(self.labels or ()), 200)})"
+        return "does not occur in the training data"
+
+    def _unseen_short(self) -> str:
+        return "not among the model's labels" if self.labels_from_model else "unseen in train"
 
     @property
     def label2id(self) -> dict[str, int]:

@@ -216,13 +216,12 @@ class NerTask(Task):
                         if self.unseen_labels == "error":
                             raise DataError(
                                 doc.path,
-                                f"entity type {shorten(span[2])!r} does not occur in the training data; pass "
+                                f"entity type {shorten(span[2])!r} {self.unseen_reason()}; pass "
                                 "--unseen-labels keep to score such entities as misses",
                                 doc.lines[k] + span[0] if doc.lines else None,
                             )
-                        logger.warning(
-                            "%s: entity type %r unseen in train is kept as unpredictable", split, shorten(span[2])
-                        )
+                        why = self._unseen_short()
+                        logger.warning("%s: entity type %r %s is kept as unpredictable", split, shorten(span[2]), why)
                         known.add(span[2])
 
     # --------------------------------------------------------------------------------------- features
