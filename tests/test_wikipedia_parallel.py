@@ -4,7 +4,11 @@ pool is torn down when the iteration stops early."""
 from __future__ import annotations
 
 import os
+import signal
 
+import pytest
+
+from luke.wikipedia import parallel
 from luke.wikipedia.parallel import ordered_map
 
 _STATE: dict[str, int] = {}
@@ -47,3 +51,39 @@ def test_closing_early_terminates_the_pool() -> None:
     except (ProcessLookupError, ChildProcessError):
         alive = False
     assert not alive
+
+
+def _ignore_sigterm() -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
+def _gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+        return os.waitpid(pid, os.WNOHANG) != (0, 0)
+    except (ProcessLookupError, ChildProcessError):
+        return True
+
+
+@pytest.mark.timeout(60)
+def test_a_worker_that_misses_sigterm_is_killed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker that never reacts to the SIGTERM of ``Pool.terminate`` (here it ignores it; in the wild it
+    can arrive before the forked worker's handler is reset, and is dropped) used to hang the pool forever."""
+    monkeypatch.setattr(parallel, "KILL_AFTER", 0.5)
+    results = ordered_map(_add_offset, range(1000), 2, 1, _ignore_sigterm, ())
+    _, worker_pid = next(results)
+    results.close()  # returns once the stragglers are killed
+    assert _gone(worker_pid)
+
+
+def test_a_finished_map_closes_the_pool_without_signals(monkeypatch: pytest.MonkeyPatch) -> None:
+    sent: list[int] = []
+    real_kill = os.kill
+
+    def kill(pid: int, sig: int) -> None:
+        sent.append(sig)
+        real_kill(pid, sig)
+
+    monkeypatch.setattr(os, "kill", kill)
+    assert list(ordered_map(_square, range(20), 2)) == [x * x for x in range(20)]
+    assert signal.SIGTERM not in sent
