@@ -127,8 +127,10 @@ def test_missing_files_give_clear_errors(tmp_path):
     with pytest.raises(CheckpointError, match="does not exist"):
         modeling.LukeModel.from_pretrained(tmp_path / "nope")
     (tmp_path / "empty").mkdir()
-    with pytest.raises(FileNotFoundError, match="config"):
+    with pytest.raises(CheckpointError, match="empty is not a model folder"):
         modeling.LukeModel.from_pretrained(tmp_path / "empty")
+    with pytest.raises(CheckpointError, match="^'' is not a model folder"):
+        modeling.LukeModel.from_pretrained("")
     tiny_config().save_pretrained(tmp_path / "noweights")
     with pytest.raises(FileNotFoundError, match="model.safetensors"):
         modeling.LukeModel.from_pretrained(tmp_path / "noweights")

@@ -441,6 +441,8 @@ def load_pretrained(
         token=token,
     )
     if config is None:
+        if not (folder / "config.json").is_file():  # named as the caller gave it ("" is the current folder)
+            raise CheckpointError(f"{str(name_or_path) or repr('')} is not a model folder (no config.json)")
         check_is_luke(folder, name_or_path)
         config = LukeConfig.from_pretrained(folder)
     for key, value in config_overrides.items():
