@@ -65,6 +65,28 @@ def test_byte_level_bpe_continuations(shared_data: Path) -> None:
     assert pieces == [" photogenic", " Proudhon", ",", " ok"]
 
 
+def test_sentencepiece_continuations(tmp_path: Path) -> None:
+    """mLUKE / XLM-R SentencePiece pieces: "▁" starts a word, anything else continues it (punctuation aside),
+    so whole-word masking takes "▁Tok" + "yo" together."""
+    from luke.wikipedia.pretraining_dataset import load_tokenizer
+    from test_mluke_tokenizer import write_folder
+    from test_wikipedia_pretraining_dataset import _sentencepiece_on
+
+    texts = ["Tokyo is the capital of Japan.", "Kyoto was the capital, said Tokunaga.", "Tokyoites like Tokyo."]
+    tok = load_tokenizer(write_folder(tmp_path / "spm", _sentencepiece_on(texts)))
+    info = WordVocabInfo.from_tokenizer(tok)
+    text = "Tokyoites said Tokunaga, ok."
+    ids = tok(text, add_special_tokens=False)["input_ids"]
+    pieces = tok.convert_ids_to_tokens(ids)
+    assert len(pieces) > len(text.split()) + 2, pieces  # some words are several pieces
+    units = word_units(np.array(ids), info.continuation, True)
+    words = ["".join(pieces[i] for i in unit) for unit in units]
+    assert "".join(words).replace("▁", " ").strip() == "Tokyoites said Tokunaga, ok."
+    assert words[:3] == ["▁Tokyoites", "▁said", "▁Tokunaga"], words
+    assert all(w.startswith("▁") or w[0] in ",." for w in words), words
+    assert not info.continuation[tok.mask_token_id] and tok.mask_token_id not in set(info.random_ids.tolist())
+
+
 def test_exact_rules_on_one_item(bert) -> None:
     tokenizer, info = bert
     item = _item(tokenizer, TEXT, n_entities=9)

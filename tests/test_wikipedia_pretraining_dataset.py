@@ -295,6 +295,13 @@ def test_sentencepiece_repo_gives_luke_tokenizer_fairseq_ids(inputs, tmp_path, h
         for positions in row["entity_position_ids"]:
             assert ours.decode([row["word_ids"][i] for i in positions]).strip()
     assert max(i for r in rows for i in r["word_ids"]) < len(ours) - 2  # no <ent>/<ent2>, no raw ids past <mask>
+    # A segment glued to a link ("[[Tokyo]].") has no word-start piece of its own: the ids are those of the
+    # whole text, not "▁Tokyo ▁ ." (SentencePiece puts "▁" before every text it encodes).
+    row = next(r for r in rows if raw.decode([i - 1 for i in r["word_ids"]]).endswith("largest city is Tokyo."))
+    assert [raw.id_to_piece(i - 1) for i in row["word_ids"][-2:]] == ["▁Tokyo", "."]  # page 12; "Tokyo" is a link
+    for row in rows:
+        whole = raw.encode(raw.decode([i - 1 for i in row["word_ids"]]))
+        assert row["word_ids"] == [i + 1 for i in whole]
 
 
 def test_tokenizer_errors_name_the_repo_id(inputs, tmp_path, hf_cache, capsys) -> None:

@@ -901,6 +901,29 @@ def _load_backend(folder: Path, config: dict[str, Any], config_path: Path) -> tu
     )
 
 
+def load_word_backend(folder: str | os.PathLike[str]) -> tuple[Tokenizer, dict[str, str]]:
+    """The word tokenizer of a local tokenizer folder exactly as :class:`LukeTokenizer` reads it (same
+    files, same ids: the fairseq ids for a SentencePiece model), with padding and truncation off, and its
+    special tokens by role (``cls_token``, ``sep_token``, ``pad_token``, ``unk_token``, ``mask_token``):
+    those ``tokenizer_config.json`` names, else the defaults of the vocabulary's style; roles whose token
+    is not in the vocabulary are left out.  Used where a plain ``tokenizers`` word tokenizer is wanted
+    (the pretraining dataset builder)."""
+    folder = Path(folder)
+    config_path = folder / "tokenizer_config.json"
+    config: dict[str, Any] = read_json(config_path, expected=dict) if config_path.is_file() else {}
+    backend, _, _ = _load_backend(folder, config, config_path)
+    backend.no_padding()
+    backend.no_truncation()
+    vocab = backend.get_vocab(with_added_tokens=True)
+    saved = []
+    for key in _WORD_SPECIALS:
+        value = config.get(key)
+        value = value.get("content") if isinstance(value, dict) else value  # a serialized AddedToken
+        saved.append(value if isinstance(value, str) and value in vocab else None)
+    names, _ = _word_special_names(vocab, saved)
+    return backend, {key: name for key, name in zip(_WORD_SPECIALS, names, strict=True) if name in vocab}
+
+
 def _find_entity_vocab(folder: Path, config: dict[str, Any], name: str | os.PathLike[str]) -> Path | dict[str, int]:
     """The entity vocabulary of a folder (``name``: what the caller called it): inline in
     ``tokenizer_config.json`` or an ``entity_vocab.*`` file."""

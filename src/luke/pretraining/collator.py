@@ -22,6 +22,7 @@ Per item:
 
 from __future__ import annotations
 
+import json
 import string
 from dataclasses import dataclass
 from typing import Any
@@ -50,21 +51,26 @@ class WordVocabInfo:
 
     @classmethod
     def from_tokenizer(cls, tokenizer: Any, vocab_size: int | None = None) -> WordVocabInfo:
-        """Build from a ``transformers`` fast tokenizer (BERT WordPiece or byte-level BPE)."""
+        """Build from a ``transformers`` fast tokenizer: BERT WordPiece (``##`` marks a continuation),
+        SentencePiece (mLUKE / XLM-R: ``▁`` marks a word start) or byte-level BPE (``Ġ`` marks one); a
+        piece that starts with punctuation starts a unit of its own in the last two."""
         vocab = tokenizer.get_vocab()
         size = max(vocab_size or 0, max(vocab.values()) + 1)
         tokens = [""] * size
         for token, index in vocab.items():
             tokens[index] = token
-        model_type = type(tokenizer.backend_tokenizer.model).__name__
+        backend = tokenizer.backend_tokenizer
+        model_type = type(backend.model).__name__
+        pre_tokenizer = json.dumps(json.loads(backend.to_str()).get("pre_tokenizer"))
+        word_start = "▁" if model_type == "Unigram" or '"Metaspace"' in pre_tokenizer else "Ġ"
         continuation = np.zeros(size, dtype=bool)
         for index, token in enumerate(tokens):
             if not token:
                 continue
             if model_type == "WordPiece":
                 continuation[index] = token.startswith("##")
-            else:  # byte-level BPE: "Ġ" marks a leading space
-                continuation[index] = not token.startswith("Ġ") and token[0] not in _PUNCTUATION
+            else:
+                continuation[index] = not token.startswith(word_start) and token[0] not in _PUNCTUATION
         special = set(tokenizer.all_special_ids)
         for index, token in enumerate(tokens):
             if token.startswith("[unused") or (token.startswith("<") and token.endswith(">")) or not token:

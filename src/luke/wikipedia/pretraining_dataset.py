@@ -173,15 +173,13 @@ def _tokenizer_folder(p: Path) -> Any:
     same ids: the fairseq ids for a SentencePiece model), as a ``transformers`` fast tokenizer."""
     from transformers import PreTrainedTokenizerFast
 
-    from luke.tokenization import _load_backend, _word_special_names  # LukeTokenizer's own backend loading
+    from luke.tokenization import load_word_backend
 
-    config_path = p / "tokenizer_config.json"
-    config = read_json(config_path, expected=dict) if config_path.is_file() else {}
     for name in ("special_tokens_map.json", "added_tokens.json"):  # transformers would name only the folder
         if (p / name).is_file():
             read_json(p / name, expected=dict)
     try:
-        backend, _, _ = _load_backend(p, config, config_path)
+        backend, specials = load_word_backend(p)
     except TokenizerError as err:
         if not str(err).startswith(f"{p}: no tokenizer.json"):
             raise
@@ -194,21 +192,7 @@ def _tokenizer_folder(p: Path) -> Any:
         elif vocab_files:
             hint = f" (pass the file itself, e.g. {p / vocab_files[0]})"
         raise TokenizerError(f"{err}{hint}") from None
-    backend.no_padding()
-    backend.no_truncation()
-    vocab = backend.get_vocab(with_added_tokens=True)
-    keys = ("cls_token", "sep_token", "pad_token", "unk_token", "mask_token")
-    saved = [_token_name(config.get(key)) for key in keys]
-    names, _ = _word_special_names(vocab, [n if n in vocab else None for n in saved])
-    specials = {key: name for key, name in zip(keys, names, strict=True) if name in vocab}
     return PreTrainedTokenizerFast(tokenizer_object=backend, **specials)
-
-
-def _token_name(value: Any) -> str | None:
-    """A special token as ``tokenizer_config.json`` stores it (a string or a serialized AddedToken)."""
-    if isinstance(value, dict):
-        value = value.get("content")
-    return value if isinstance(value, str) else None
 
 
 # -------------------------------------------------------------------------------------------- per page
@@ -238,6 +222,13 @@ class PageProcessor:
         # encoding to 128): pieces must be encoded as they are.
         self.tokenizer.no_padding()
         self.tokenizer.no_truncation()
+        # A segment glued to the text before it ("[[Japan]]." -> "."; "[[Japan]]ese" -> "ese") must not get
+        # the word-start marker a SentencePiece / prefix-space tokenizer puts on every text it encodes.
+        glued = _without_prefix_space(tokenizer_json)
+        self.glued_tokenizer = self.tokenizer if glued is None else Tokenizer.from_str(glued)
+        if glued is not None:
+            self.glued_tokenizer.no_padding()
+            self.glued_tokenizer.no_truncation()
         self.vocab = vocab
         self.options = options
         self.splitter: SentenceSplitter = get_sentence_splitter(options.sentence_splitter, options.language)
@@ -277,7 +268,7 @@ class PageProcessor:
                 segments, mention_segments = _segments(paragraph.text, start, end, sent_links)
                 layouts.append((len(segments), mention_segments))
                 texts.extend(segments)
-        encodings = self.tokenizer.encode_batch(texts, add_special_tokens=False) if texts else []
+        encodings = self._encode_segments(texts)
         cursor = 0
         for n_segments, mention_segments in layouts:
             ids_per_segment = [encodings[cursor + k].ids for k in range(n_segments)]
@@ -305,6 +296,21 @@ class PageProcessor:
         items = self._pack(page_id, -1 if page_entity_id is None else page_entity_id, sentences, stats)
         stats["pages"] += 1
         return items, stats
+
+    def _encode_segments(self, texts: list[str]) -> list[Any]:
+        """Encode the segments of :func:`_segments`: those after whitespace (they start with a space) as
+        they are, those glued to the text before them without a word-start marker."""
+        if self.glued_tokenizer is self.tokenizer:
+            return self.tokenizer.encode_batch(texts, add_special_tokens=False) if texts else []
+        spaced = [i for i, t in enumerate(texts) if t.startswith(" ")]
+        glued = [i for i, t in enumerate(texts) if not t.startswith(" ")]
+        encodings: list[Any] = [None] * len(texts)
+        for tokenizer, indices in ((self.tokenizer, spaced), (self.glued_tokenizer, glued)):
+            if indices:
+                batch = tokenizer.encode_batch([texts[i] for i in indices], add_special_tokens=False)
+                for i, encoding in zip(indices, batch, strict=True):
+                    encodings[i] = encoding
+        return encodings
 
     def _entity_links(
         self, paragraph: Paragraph, redirects: dict[str, str], unk_id: int, stats: Counter[str]
@@ -399,6 +405,35 @@ class PageProcessor:
             mentions.extend((e, s + offset, t + offset) for e, s, t in sentence_mentions)
         emit()
         return items
+
+
+def _without_prefix_space(tokenizer_json: str) -> str | None:
+    """``tokenizer_json`` with its word-start prefix turned off (a ``Metaspace`` pre-tokenizer's
+    ``prepend_scheme`` set to ``never``, a ``ByteLevel`` one's ``add_prefix_space`` to false), or None when it
+    adds none (WordPiece, RoBERTa's byte-level BPE): the tokenizer for segments glued to the text before."""
+    data = json.loads(tokenizer_json)
+    changed = False
+
+    def visit(node: Any) -> None:
+        nonlocal changed
+        if isinstance(node, list):
+            for child in node:
+                visit(child)
+        elif isinstance(node, dict):
+            kind = node.get("type")
+            if kind == "Metaspace":
+                if node.get("prepend_scheme", "always") != "never" or node.get("add_prefix_space"):
+                    node["prepend_scheme"] = "never"
+                    node.pop("add_prefix_space", None)
+                    changed = True
+            elif kind == "ByteLevel" and node.get("add_prefix_space"):
+                node["add_prefix_space"] = False
+                changed = True
+            for key in ("pretokenizers", "pre_tokenizers"):
+                visit(node.get(key))
+
+    visit(data.get("pre_tokenizer"))
+    return json.dumps(data) if changed else None
 
 
 def _segments(
