@@ -66,7 +66,11 @@ COMMANDS = {
     "data-stats": (["out_dir"], ["--json"]),
     "build-mention-db": (
         ["dump_db", "out_file"],
-        ["--max-mention-words", "--min-link-count", "--any-target", "--no-progress"],
+        ["--max-mention-words", "--min-link-count", "--any-target", "--exclude-pages-from", "--no-progress"],
+    ),
+    "build-ed-dataset": (
+        ["dump_db", "out_file"],
+        ["--pages-from", "--page-ids", "--exclude-pages-from", "--max-documents", "--articles-only", "--no-progress"],
     ),
     "pretrain": (["config", "overrides"], ["--resume"]),
     "evaluate-pretraining": (

@@ -1,5 +1,5 @@
-"""``luke build-dump-db``, ``build-entity-vocab``, ``build-pretraining-dataset``, ``data-stats`` and
-``build-mention-db``."""
+"""``luke build-dump-db``, ``build-entity-vocab``, ``build-pretraining-dataset``, ``data-stats``,
+``build-mention-db`` and ``build-ed-dataset``."""
 
 from __future__ import annotations
 
@@ -34,6 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     _add_build_pretraining_dataset(sub)
     _add_data_stats(sub)
     _add_build_mention_db(sub)
+    _add_build_ed_dataset(sub)
 
 
 def _add_file_output(parser: argparse.ArgumentParser, help: str) -> None:
@@ -302,8 +303,18 @@ Count every link's normalised anchor text (lowercased, accents stripped) against
 target article, and the number of articles whose text contains the anchor as a whole-word sequence;
 write one JSON line per mention with link_count, doc_count, link_prob = min(1, link_count / doc_count)
 and the candidate titles, after a header line. MentionDetector.from_file reads it (and plain TSV/JSON
-dictionaries) to find entity mentions in any text. The file appears only when complete.
+dictionaries) to find entity mentions in any text; MentionCandidates.from_file reads it as the candidate
+source of entity disambiguation (prior p(e|m) = count / link_count). With --exclude-pages-from the
+held-out articles of a split pretraining dataset (or the ids of a file) are not counted, so that an
+evaluation set built from them by build-ed-dataset does not leak into the priors. The file appears only
+when complete.
 """
+
+_EXCLUDE_HELP = (
+    "leave these articles out: a pretraining dataset folder split by split-pretraining-dataset (its "
+    "held-out articles, metadata.json split.heldout_page_ids; either part), its metadata.json, or a text "
+    "file of page ids (one per line)"
+)
 
 
 def _add_build_mention_db(sub: argparse._SubParsersAction) -> None:
@@ -321,12 +332,25 @@ def _add_build_mention_db(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="also keep links to titles that are not articles of the database (partial dumps)",
     )
+    p.add_argument("--exclude-pages-from", type=Path, metavar="DATASET_OR_FILE", default=None, help=_EXCLUDE_HELP)
     add_no_progress(p)
+
+
+def _page_ids(path: Path | None, out_file: str) -> list[int] | None:
+    """The page ids of ``path`` (read_page_ids), after refusing an output that would replace it."""
+    if path is None:
+        return None
+    from luke.files import refuse_inputs_in_output
+    from luke.wikipedia.ed_dataset import read_page_ids
+
+    refuse_inputs_in_output(out_file, [path])
+    return read_page_ids(path)
 
 
 def _build_mention_db(args: argparse.Namespace) -> int:
     from luke.wikipedia.mention_db import build_mention_db
 
+    exclude = _page_ids(args.exclude_pages_from, args.out_file)
     stats, seconds = timed(
         build_mention_db,
         dump_db_path=args.dump_db,
@@ -335,6 +359,75 @@ def _build_mention_db(args: argparse.Namespace) -> int:
         min_link_count=args.min_link_count,
         progress=not args.no_progress,
         any_target=args.any_target,
+        exclude_page_ids=exclude,
+    )
+    print(json.dumps({"out_file": str(args.out_file), **stats, "seconds": round(seconds, 1)}))
+    return 0
+
+
+# ------------------------------------------------------------------------------------------------ build-ed-dataset
+
+
+_BUILD_ED_DATASET = """dump database -> entity-disambiguation documents (JSONL): articles with their links as gold
+
+Write one JSON line per article, {"id": title, "text": ..., "entities": [{"start", "end", "title"}]}, the
+format luke finetune/evaluate entity_disambiguation and luke score entity_disambiguation read: text is the
+article's plain paragraphs joined by a blank line, every link is a mention (character offsets, end
+exclusive; text[start:end] is the anchor text) whose gold title is the link target with redirects
+followed. Articles without links are skipped. Choose the articles with --pages-from (the held-out articles
+of a split pretraining dataset: an evaluation set nothing was pretrained on), --page-ids, or all of them
+minus --exclude-pages-from (a training set). The mention database that gives the candidates should
+leave the same articles out (build-mention-db with --exclude-pages-from the same dataset), so that no gold
+link is counted in the priors. The file appears only when complete.
+"""
+
+
+def _add_build_ed_dataset(sub: argparse._SubParsersAction) -> None:
+    p = add_command(sub, "build-ed-dataset", _build_ed_dataset, _BUILD_ED_DATASET)
+    add_paths(p, dump_db=_DB_HELP)
+    _add_file_output(p, "JSON Lines file to write (.jsonl; replaced if it exists)")
+    pages = p.add_mutually_exclusive_group()
+    pages.add_argument(
+        "--pages-from",
+        type=Path,
+        metavar="DATASET",
+        default=None,
+        help="the held-out articles of a pretraining dataset folder split by split-pretraining-dataset "
+        "(metadata.json split.heldout_page_ids; either part), or that metadata.json",
+    )
+    pages.add_argument(
+        "--page-ids", type=Path, metavar="FILE", default=None, help="text file of page ids, one per line"
+    )
+    p.add_argument("--exclude-pages-from", type=Path, metavar="DATASET_OR_FILE", default=None, help=_EXCLUDE_HELP)
+    p.add_argument(
+        "--max-documents",
+        type=positive_int,
+        metavar="N",
+        default=None,
+        help="write at most N documents (in page-id order)",
+    )
+    p.add_argument(
+        "--articles-only",
+        action="store_true",
+        help="drop links whose target is not an article of the database (default: keep them)",
+    )
+    add_no_progress(p)
+
+
+def _build_ed_dataset(args: argparse.Namespace) -> int:
+    from luke.wikipedia.ed_dataset import build_ed_dataset
+
+    pages = _page_ids(args.pages_from or args.page_ids, args.out_file)
+    exclude = _page_ids(args.exclude_pages_from, args.out_file)
+    stats, seconds = timed(
+        build_ed_dataset,
+        args.dump_db,
+        args.out_file,
+        page_ids=pages,
+        exclude_page_ids=exclude,
+        max_documents=args.max_documents,
+        articles_only=args.articles_only,
+        progress=not args.no_progress,
     )
     print(json.dumps({"out_file": str(args.out_file), **stats, "seconds": round(seconds, 1)}))
     return 0

@@ -4,7 +4,9 @@ The SQuAD entity features of the LUKE paper (spec §3.5) come from a *mention da
 of a Wikipedia link, how often it is linked, to which articles, and in how many articles it occurs at all.
 :func:`build_mention_db` computes it from a dump database; :class:`MentionDetector` turns it (or any plain
 ``mention → title`` dictionary, so that text outside Wikipedia can be handled, spec §7 item 10) into a fast
-left-to-right longest-match detector over character spans.
+left-to-right longest-match detector over character spans. :class:`MentionCandidates` reads it for entity
+disambiguation: every candidate of a mention with its prior ``p(e|m)``, and detection that keeps ambiguous
+mentions.
 
 Words and normalisation (shared by the builder and the detector, so they always agree):
 
@@ -23,7 +25,9 @@ Mention database file (JSON Lines, UTF-8)::
 one object per normalised mention, sorted by mention; ``candidates`` in descending count, then title.
 ``link_count`` counts links (with this anchor text) to existing articles, ``doc_count`` the articles whose
 text contains the mention as a whole-word sequence (an article that links it always counts) and
-``link_prob = min(1, link_count / max(doc_count, 1))``.
+``link_prob = min(1, link_count / max(doc_count, 1))``. A database built on part of the dump
+(``exclude_page_ids``, e.g. without the held-out articles of an evaluation set) says how many articles it
+left out in the header (``"excluded_pages": N``).
 """
 
 from __future__ import annotations
@@ -34,8 +38,9 @@ import logging
 import os
 import re
 import unicodedata
+from array import array
 from collections import Counter
-from collections.abc import Container, Iterator, Mapping
+from collections.abc import Callable, Container, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +55,15 @@ logger = logging.getLogger(__name__)
 FORMAT_NAME = "luke-mention-db"
 FORMAT_VERSION = 1
 
-__all__ = ["FORMAT_NAME", "FORMAT_VERSION", "MentionDetector", "build_mention_db", "normalize_mention", "word_spans"]
+__all__ = [
+    "FORMAT_NAME",
+    "FORMAT_VERSION",
+    "MentionCandidates",
+    "MentionDetector",
+    "build_mention_db",
+    "normalize_mention",
+    "word_spans",
+]
 
 # CJK ideograph blocks that BERT's BasicTokenizer splits into single characters.
 _CJK_RANGES = (
@@ -188,6 +201,7 @@ def build_mention_db(
     min_link_count: int = 1,
     progress: bool = True,
     any_target: bool = False,
+    exclude_page_ids: Iterable[int] | None = None,
 ) -> dict[str, int]:
     """Build the mention database ``out_path`` (JSON Lines, see the module docstring) from a dump database.
 
@@ -200,7 +214,10 @@ def build_mention_db(
     folder, a read-only file or a parent that cannot be written is an :class:`~luke.errors.OutputError`).
     Returns counts (links kept and dropped, pages, mentions written). ``any_target`` keeps links whose
     (redirect-resolved) target is not an article of the database: for a partial dump, whose links mostly point
-    outside it.
+    outside it. ``exclude_page_ids`` leaves those articles' text out of both passes (their titles stay link
+    targets): a database of the training articles only, so that candidates for an evaluation set built from
+    the held-out ones (:mod:`luke.wikipedia.ed_dataset`) leak nothing; ids that match no article of the
+    database are an error when none matches (a list for another dump) and a warning otherwise.
     """
     if max_mention_words < 1:
         raise ConfigError(f"max_mention_words must be at least 1, got {max_mention_words}")
@@ -214,29 +231,59 @@ def build_mention_db(
             f"output mention database {out}: the file is JSON Lines; end its name with .jsonl "
             f"(not {out.suffix or '(no suffix)'!r})"
         )
+    exclude = None if exclude_page_ids is None else {int(x) for x in exclude_page_ids}
+    args = (out, max_mention_words, min_link_count, progress, any_target, exclude)
     if isinstance(dump_db_path, DumpDB):
-        return _build_mention_db(dump_db_path, out, max_mention_words, min_link_count, progress, any_target)
+        return _build_mention_db(dump_db_path, *args)
     db = DumpDB(dump_db_path)
     try:
-        return _build_mention_db(db, out, max_mention_words, min_link_count, progress, any_target)
+        return _build_mention_db(db, *args)
     finally:
         db.close()
 
 
-def _build_mention_db(
-    db: DumpDB, out: Path, max_mention_words: int, min_link_count: int, progress: bool, any_target: bool = False
-) -> dict[str, int]:
+def _pages_to_count(db: DumpDB, exclude: set[int] | None) -> tuple[list[int], int]:
+    """The article ids counted (all but ``exclude``) and the number excluded; excluded ids that are not
+    articles of ``db`` are refused when none is (another dump's ids), logged otherwise."""
     page_ids = db.page_ids()
+    if exclude is None:
+        return page_ids, 0
+    kept = [p for p in page_ids if p not in exclude]
+    excluded = len(page_ids) - len(kept)
+    if exclude and not excluded:
+        raise ConfigError(
+            f"none of the {len(exclude):,} page ids to exclude is an article of {db.path} "
+            "(were they written for another dump database?)"
+        )
+    if excluded < len(exclude):
+        logger.warning("%d of the page ids to exclude are not articles of %s", len(exclude) - excluded, db.path)
+    return kept, excluded
+
+
+def _build_mention_db(
+    db: DumpDB,
+    out: Path,
+    max_mention_words: int,
+    min_link_count: int,
+    progress: bool,
+    any_target: bool = False,
+    exclude: set[int] | None = None,
+) -> dict[str, int]:
+    page_ids, excluded = _pages_to_count(db, exclude)
     stats: Counter[str] = Counter(pages=len(page_ids))
+    if exclude is not None:
+        stats["pages_excluded"] = excluded
     candidates, prefixes = _count_links(db, page_ids, stats, max_mention_words, progress, any_target)
     doc_counts = _count_documents(db, page_ids, candidates, prefixes, max_mention_words, progress)
     stats["mentions"] = 0
-    header = {
+    header: dict[str, Any] = {
         "format": FORMAT_NAME,
         "version": FORMAT_VERSION,
         "source": Path(db.path).name,
         "max_mention_words": max_mention_words,
     }
+    if exclude is not None:
+        header["excluded_pages"] = excluded
     _write_atomically(out, _mention_lines(header, candidates, doc_counts, min_link_count, stats))
     return dict(stats)
 
@@ -342,6 +389,35 @@ def _mention_lines(
 # --------------------------------------------------------------------------------------------- detector
 
 
+def _longest_matches(
+    text: str, prefixes: Container[str], max_words: int, lookup: Callable[[str], Any]
+) -> list[tuple[int, int, Any]]:
+    """Greedy left-to-right longest match: at each word, the longest word sequence (at most ``max_words``)
+    whose normalised text ``key`` has ``lookup(key) is not None`` is emitted as ``(start, end, value)`` and
+    the walk continues after it; otherwise it moves one word on. ``prefixes`` holds the normalised word
+    prefixes of every key (pruning: most positions cost one set lookup)."""
+    spans = word_spans(text)
+    tokens = _token_keys(text, spans)
+    found: list[tuple[int, int, Any]] = []
+    first = 0
+    while first < len(spans):
+        token = tokens[first]
+        if token is not None and token not in prefixes:
+            first += 1
+            continue
+        best: tuple[int, Any] | None = None
+        for last, key in _span_keys(text, spans, tokens, first, max_words, prefixes):
+            value = lookup(key)
+            if value is not None:
+                best = (last, value)
+        if best is None:
+            first += 1
+            continue
+        found.append((spans[first][0], spans[best[0]][1], best[1]))
+        first = best[0] + 1
+    return found
+
+
 class MentionDetector:
     """A ``mention → title`` dictionary with greedy left-to-right longest-match detection.
 
@@ -409,29 +485,8 @@ class MentionDetector:
         missing, unreadable or malformed file.
         """
         path = Path(path)
-        if path.is_dir():
-            raise DataError(path, "is a folder, expected a mention dictionary file")
-        if not path.is_file():
-            raise DataError(path, "no such mention dictionary file")
-        if not os.access(path, os.R_OK):
-            raise DataError(path, "cannot be read (permission denied)")
-        with open(path, "rb") as f:
-            first, first_line = b"", 0
-            for number, raw in enumerate(f, start=1):
-                if raw.strip():
-                    first, first_line = raw, number
-                    break
-        try:
-            first_text = first.decode("utf-8").lstrip("\ufeff").strip()
-        except UnicodeDecodeError as err:
-            raise DataError(path, f"not UTF-8 text ({err.reason})", first_line) from None
-        header: Any = None
-        if first_text.startswith("{"):
-            try:
-                header = json.loads(first_text)
-            except json.JSONDecodeError:
-                header = None
-        if isinstance(header, dict) and header.get("format") == FORMAT_NAME:
+        header, first_text = _sniff(path)
+        if header is not None:
             entries, header_words = _read_mention_db(path, min_link_prob=min_link_prob, min_prior=min_prior)
             words = header_words if max_mention_words is None else max_mention_words
         elif first_text.startswith("{"):
@@ -480,30 +535,268 @@ class MentionDetector:
     def detect(self, text: str) -> list[tuple[int, int, str]]:
         """Non-overlapping mentions of ``text`` as sorted ``(start, end, title)`` character spans (end exclusive),
         found left to right, longest match first at each word."""
-        spans = word_spans(text)
-        tokens = _token_keys(text, spans)
-        mapping, prefixes = self._mapping, self._prefixes
-        found: list[tuple[int, int, str]] = []
-        first = 0
-        while first < len(spans):
-            token = tokens[first]
-            if token is not None and token not in prefixes:
-                first += 1
-                continue
-            best: tuple[int, str] | None = None
-            for last, key in _span_keys(text, spans, tokens, first, self.max_mention_words, prefixes):
-                title = mapping.get(key)
-                if title is not None:
-                    best = (last, title)
-            if best is None:
-                first += 1
-                continue
-            found.append((spans[first][0], spans[best[0]][1], best[1]))
-            first = best[0] + 1
-        return found
+        return _longest_matches(text, self._prefixes, self.max_mention_words, self._mapping.get)
 
     def __repr__(self) -> str:
         return f"MentionDetector({len(self)} mentions, max_mention_words={self.max_mention_words})"
+
+
+# ------------------------------------------------------------------------------------------- candidates
+
+
+class MentionCandidates:
+    """Candidate entities of a mention with their priors ``p(e|m)``, from a mention database.
+
+    The candidate source of entity disambiguation: :meth:`candidates` gives, for any mention text
+    (normalised with :func:`normalize_mention`), the titles its anchor text was linked to in Wikipedia with
+    ``prior = count / link_count`` (redirects were resolved when the database was built), best first;
+    :meth:`link_prob` how often the text is a link where it occurs; :meth:`detect` finds mentions in any text
+    by greedy left-to-right longest match like :class:`MentionDetector`, but keeps ambiguous mentions (they
+    are what disambiguation is for) and filters by link probability.
+
+    Memory-lean for a full-Wikipedia database: besides one dict entry per mention and one string per
+    distinct title, candidates live in flat arrays (title id and count); the word prefixes that prune
+    detection are built on the first :meth:`detect` call only.
+
+    >>> mc = MentionCandidates.from_records([("Paris", 6, 0.8, [["Paris", 4], ["Paris, Texas", 2]])])
+    >>> mc.candidates("PARIS", k=1)
+    [('Paris', 0.6666666666666666)]
+    """
+
+    def __init__(self, max_mention_words: int = 20) -> None:
+        if max_mention_words < 1:
+            raise ConfigError(f"max_mention_words must be at least 1, got {max_mention_words}")
+        self.max_mention_words = max_mention_words
+        self.stats: Counter[str] = Counter()
+        self._index: dict[str, int] = {}  # normalised mention -> row
+        self._link_count = array("q")  # per row
+        self._link_prob = array("d")  # per row
+        self._offsets = array("q", [0])  # row i's candidates: [offsets[i], offsets[i + 1])
+        self._cand_title = array("q")  # per candidate: index into _titles
+        self._cand_count = array("q")  # per candidate: links to it
+        self._titles: list[str] = []
+        self._title_ids: dict[str, int] = {}  # while loading
+        self._prefixes: set[str] | None = None
+
+    # ---------------------------------------------------------------------------------------- building
+    def _add(
+        self,
+        mention: str,
+        link_count: int,
+        link_prob: float,
+        candidates: Iterable[tuple[str, int]],
+        entity_vocab: Container[str] | None = None,
+    ) -> bool:
+        """Add one mention (its key normalised; a key already present is a ``KeyError``); candidates outside
+        ``entity_vocab`` are dropped and counted, a mention left without any is not added (returns False)."""
+        key = normalize_mention(mention)
+        if key in self._index:
+            raise KeyError(key)
+        kept = sorted(candidates, key=lambda c: (-c[1], c[0]))
+        if entity_vocab is not None:
+            before = len(kept)
+            kept = [c for c in kept if c[0] in entity_vocab]
+            self.stats["candidates_out_of_vocab"] += before - len(kept)
+            if not kept:
+                self.stats["mentions_without_vocab_candidates"] += 1
+                return False
+        for title, count in kept:
+            title_id = self._title_ids.get(title)
+            if title_id is None:
+                title_id = self._title_ids[title] = len(self._titles)
+                self._titles.append(title)
+            self._cand_title.append(title_id)
+            self._cand_count.append(count)
+        self._offsets.append(len(self._cand_title))
+        self._index[key] = len(self._link_count)
+        self._link_count.append(link_count)
+        self._link_prob.append(link_prob)
+        self._prefixes = None
+        return True
+
+    @classmethod
+    def from_records(
+        cls,
+        records: Iterable[tuple[str, int, float, list[list[Any]]]],
+        *,
+        max_mention_words: int = 20,
+        entity_vocab: Container[str] | None = None,
+    ) -> MentionCandidates:
+        """From ``(mention, link_count, link_prob, [[title, count], ...])`` tuples (a mention database's
+        records, e.g. for tests or a database held in memory)."""
+        self = cls(max_mention_words)
+        for mention, link_count, link_prob, candidates in records:
+            try:
+                self._add(mention, link_count, link_prob, ((t, c) for t, c in candidates), entity_vocab)
+            except KeyError:
+                raise ValueError(f"mention {mention!r} is given twice (after normalisation)") from None
+        self._title_ids = {}
+        return self
+
+    @classmethod
+    def from_file(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        min_link_count: int = 1,
+        entity_vocab: Container[str] | None = None,
+        max_mention_words: int | None = None,
+    ) -> MentionCandidates:
+        """Load a mention database written by :func:`build_mention_db` (``luke build-mention-db``).
+
+        Mentions linked fewer than ``min_link_count`` times are left out. With ``entity_vocab`` (an
+        :class:`luke.entity_vocab.EntityVocab` or any container of titles) candidates outside it are dropped
+        (priors stay ``count / link_count`` over all links) and a mention left without candidates is left
+        out; :attr:`stats` counts what was read, kept and dropped. ``max_mention_words`` (longest mention
+        :meth:`detect` looks for) defaults to the database header's value.
+
+        A missing, unreadable or malformed file, or a plain dictionary without link counts, is a
+        :class:`luke.errors.DataError` naming the file and line.
+        """
+        if min_link_count < 1:
+            raise ConfigError(f"min_link_count must be at least 1, got {min_link_count}")
+        path = Path(path)
+        header, first_text = _sniff(path)
+        if header is None:
+            what = "the file is empty" if not first_text else "not a mention database (no luke-mention-db header)"
+            raise DataError(path, f"{what}; candidates with priors need one written by luke build-mention-db")
+        self: MentionCandidates | None = None
+        for number, record in json_lines(path):
+            if self is None:
+                words = _header_words(path, record, number)
+                self = cls(words if max_mention_words is None else max_mention_words)
+                continue
+            self._read_record(path, record, number, min_link_count, entity_vocab)
+        assert self is not None  # _sniff found the header
+        self._title_ids = {}
+        logger.info(
+            "%s: %d mention(s) kept of %d (%d below min_link_count %d, %d without a candidate in the entity "
+            "vocabulary; %d candidate(s) outside it dropped)",
+            path,
+            len(self),
+            self.stats["mentions_read"],
+            self.stats["mentions_below_min_link_count"],
+            min_link_count,
+            self.stats["mentions_without_vocab_candidates"],
+            self.stats["candidates_out_of_vocab"],
+        )
+        return self
+
+    def _read_record(
+        self, path: Path, record: dict[str, Any], number: int, min_link_count: int, entity_vocab: Container[str] | None
+    ) -> None:
+        mention, link_count, link_prob, candidates = _mention_record(path, record, number)
+        self.stats["mentions_read"] += 1
+        titles = [c[0] for c in candidates]
+        if len(set(titles)) < len(titles):
+            raise DataError(path, f"mention {shorten(repr(mention))}: a candidate title appears twice", number)
+        if sum(c[1] for c in candidates) > link_count:
+            raise DataError(
+                path, f"mention {shorten(repr(mention))}: candidate counts add up to more than link_count", number
+            )
+        if link_count < min_link_count:
+            self.stats["mentions_below_min_link_count"] += 1
+            return
+        try:
+            self._add(mention, link_count, link_prob, ((t, c) for t, c in candidates), entity_vocab)
+        except KeyError:
+            raise DataError(path, f"mention {shorten(repr(mention))} appears twice", number) from None
+
+    # ------------------------------------------------------------------------------------------ lookup
+    def __len__(self) -> int:
+        """Number of (normalised) mentions."""
+        return len(self._index)
+
+    def __contains__(self, mention: object) -> bool:
+        return isinstance(mention, str) and normalize_mention(mention) in self._index
+
+    def __iter__(self) -> Iterator[str]:
+        """The normalised mentions, in file order."""
+        return iter(self._index)
+
+    def candidates(self, mention_text: str, k: int | None = 30) -> list[tuple[str, float]]:
+        """The ``k`` most frequent targets of ``mention_text`` (normalised first) as ``(title, prior)`` pairs,
+        prior descending (ties by title); ``[]`` for an unknown mention (NIL). ``k=None``: all of them."""
+        if k is not None and k < 1:
+            raise ValueError(f"k must be at least 1, got {k}")
+        row = self._index.get(normalize_mention(mention_text))
+        if row is None:
+            return []
+        start, end = self._offsets[row], self._offsets[row + 1]
+        if k is not None:
+            end = min(end, start + k)
+        total = self._link_count[row]
+        titles, counts = self._titles, self._cand_count
+        return [(titles[self._cand_title[j]], counts[j] / total) for j in range(start, end)]
+
+    def link_count(self, mention_text: str) -> int:
+        """How often ``mention_text`` (normalised) is the anchor of a link; 0 if never."""
+        row = self._index.get(normalize_mention(mention_text))
+        return 0 if row is None else self._link_count[row]
+
+    def link_prob(self, mention_text: str) -> float | None:
+        """The share of the articles containing ``mention_text`` (normalised) that link it, or None for a
+        mention that is not in the database."""
+        row = self._index.get(normalize_mention(mention_text))
+        return None if row is None else self._link_prob[row]
+
+    def detect(
+        self, text: str, *, min_link_prob: float = 0.01, max_mention_words: int | None = None
+    ) -> list[tuple[int, int]]:
+        """Mentions of ``text`` as sorted, non-overlapping ``(start, end)`` character spans (end exclusive):
+        at each word (left to right) the longest word sequence of at most ``max_mention_words`` words (default:
+        the database's) that is a mention with ``link_prob >= min_link_prob``; the walk continues after it.
+        Ambiguous mentions are kept; look their candidates up with :meth:`candidates`."""
+        if not 0 <= min_link_prob <= 1:
+            raise ConfigError(f"min_link_prob must lie in [0, 1], got {min_link_prob}")
+        words = self.max_mention_words if max_mention_words is None else max_mention_words
+        if words < 1:
+            raise ConfigError(f"max_mention_words must be at least 1, got {words}")
+        if self._prefixes is None:
+            self._prefixes = {prefix for key in self._index for prefix in _word_prefixes(key)}
+        index, probs = self._index, self._link_prob
+
+        def lookup(key: str) -> int | None:
+            row = index.get(key)
+            return row if row is not None and probs[row] >= min_link_prob else None
+
+        return [(start, end) for start, end, _ in _longest_matches(text, self._prefixes, words, lookup)]
+
+    def __repr__(self) -> str:
+        return (
+            f"MentionCandidates({len(self)} mentions, {len(self._cand_title)} candidates, "
+            f"max_mention_words={self.max_mention_words})"
+        )
+
+
+def _sniff(path: Path) -> tuple[dict[str, Any] | None, str]:
+    """``(header, first non-blank line)`` of a mention dictionary file; ``header`` is None unless the
+    first line is a mention-database header. A missing, unreadable or non-UTF-8 file is a DataError."""
+    if path.is_dir():
+        raise DataError(path, "is a folder, expected a mention dictionary file")
+    if not path.is_file():
+        raise DataError(path, "no such mention dictionary file")
+    if not os.access(path, os.R_OK):
+        raise DataError(path, "cannot be read (permission denied)")
+    with open(path, "rb") as f:
+        first, first_line = b"", 0
+        for number, raw in enumerate(f, start=1):
+            if raw.strip():
+                first, first_line = raw, number
+                break
+    try:
+        first_text = first.decode("utf-8").lstrip("\ufeff").strip()
+    except UnicodeDecodeError as err:
+        raise DataError(path, f"not UTF-8 text ({err.reason})", first_line) from None
+    header: Any = None
+    if first_text.startswith("{"):
+        try:
+            header = json.loads(first_text)
+        except json.JSONDecodeError:
+            header = None
+    if isinstance(header, dict) and header.get("format") == FORMAT_NAME:
+        return header, first_text
+    return None, first_text
 
 
 def _read_tsv(path: Path) -> list[tuple[str, str]]:
@@ -555,31 +848,9 @@ def _read_mention_db(path: Path, *, min_link_prob: float, min_prior: float) -> t
     for number, record in json_lines(path):
         if not header_seen:
             header_seen = True
-            if record.get("version") != FORMAT_VERSION:
-                raise DataError(path, f"unsupported mention database version {shorten(record.get('version'))}", number)
-            max_words = record.get("max_mention_words", 20)
-            if not isinstance(max_words, int) or isinstance(max_words, bool) or max_words < 1:
-                raise DataError(
-                    path, f"invalid max_mention_words {shorten(max_words)} (expected an integer >= 1)", number
-                )
+            max_words = _header_words(path, record, number)
             continue
-        mention, link_count = record.get("mention"), record.get("link_count")
-        link_prob, candidates = record.get("link_prob"), record.get("candidates")
-        if not isinstance(mention, str) or not mention.strip():
-            raise DataError(path, "'mention' must be a non-empty string", number)
-        if not isinstance(link_count, int) or isinstance(link_count, bool) or link_count < 1:
-            raise DataError(path, f"'link_count' must be a positive integer, got {shorten(link_count)}", number)
-        if not isinstance(link_prob, (int, float)) or isinstance(link_prob, bool) or not 0 <= link_prob <= 1:
-            raise DataError(path, f"'link_prob' must be a number in [0, 1], got {shorten(link_prob)}", number)
-        if (
-            not isinstance(candidates, list)
-            or not candidates
-            or not all(
-                isinstance(c, list) and len(c) == 2 and isinstance(c[0], str) and isinstance(c[1], int)
-                for c in candidates
-            )
-        ):
-            raise DataError(path, "'candidates' must be a non-empty list of [title, count] pairs", number)
+        mention, link_count, link_prob, candidates = _mention_record(path, record, number)
         if link_prob < min_link_prob:
             rare += 1
             continue
@@ -601,3 +872,40 @@ def _read_mention_db(path: Path, *, min_link_prob: float, min_prior: float) -> t
         min_prior,
     )
     return entries, max_words
+
+
+def _header_words(path: Path, header: dict[str, Any], number: int) -> int:
+    """The ``max_mention_words`` of a mention-database header (its version checked)."""
+    if header.get("version") != FORMAT_VERSION:
+        raise DataError(path, f"unsupported mention database version {shorten(header.get('version'))}", number)
+    max_words = header.get("max_mention_words", 20)
+    if not isinstance(max_words, int) or isinstance(max_words, bool) or max_words < 1:
+        raise DataError(path, f"invalid max_mention_words {shorten(max_words)} (expected an integer >= 1)", number)
+    return max_words
+
+
+def _mention_record(path: Path, record: dict[str, Any], number: int) -> tuple[str, int, float, list[list[Any]]]:
+    """``(mention, link_count, link_prob, candidates)`` of one mention-database line, checked."""
+    mention, link_count = record.get("mention"), record.get("link_count")
+    link_prob, candidates = record.get("link_prob"), record.get("candidates")
+    if not isinstance(mention, str) or not mention.strip():
+        raise DataError(path, "'mention' must be a non-empty string", number)
+    if not isinstance(link_count, int) or isinstance(link_count, bool) or link_count < 1:
+        raise DataError(path, f"'link_count' must be a positive integer, got {shorten(link_count)}", number)
+    if not isinstance(link_prob, (int, float)) or isinstance(link_prob, bool) or not 0 <= link_prob <= 1:
+        raise DataError(path, f"'link_prob' must be a number in [0, 1], got {shorten(link_prob)}", number)
+    if (
+        not isinstance(candidates, list)
+        or not candidates
+        or not all(
+            isinstance(c, list)
+            and len(c) == 2
+            and isinstance(c[0], str)
+            and isinstance(c[1], int)
+            and not isinstance(c[1], bool)
+            and c[1] >= 1
+            for c in candidates
+        )
+    ):
+        raise DataError(path, "'candidates' must be a non-empty list of [title, count] pairs", number)
+    return mention, link_count, float(link_prob), candidates
