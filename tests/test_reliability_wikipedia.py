@@ -637,6 +637,7 @@ def test_file_outputs_named_like_folders_and_wrong_suffixes(
         (["build-dump-db", str(TINY), folder_name, "--no-progress"], "output database"),
         (["build-entity-vocab", str(db), folder_name], "output vocabulary"),
         (["build-mention-db", str(db), folder_name, "--no-progress"], "output mention database"),
+        (["build-ed-dataset", str(db), folder_name, "--no-progress"], "output ED dataset"),
     ]
     for argv, what in cases:
         assert main(argv) == 2

@@ -111,6 +111,8 @@ def test_candidates_filters(mention_db: Path) -> None:
     assert mc.stats["candidates_out_of_vocab"] == 4  # Paris, Texas (twice), Seine, Texas
     assert mc.stats["mentions_without_vocab_candidates"] == 3
     assert sorted(MentionCandidates.from_file(mention_db, min_link_count=2)) == ["france", "paris", "texas"]
+    capped = MentionCandidates.from_file(mention_db, max_candidates=1)
+    assert capped.candidates("paris") == [("Paris", 4 / 7)] and capped.stats["candidates_beyond_max_candidates"] == 1
     with pytest.raises(ConfigError, match="min_link_count"):
         MentionCandidates.from_file(mention_db, min_link_count=0)
 
@@ -344,22 +346,29 @@ def test_cli_held_out_evaluation_set(dump_db: Path, tmp_path: Path, capsys: pyte
     assert json.loads(capsys.readouterr().out)["documents"] == 1
 
 
+def _error(capsys: pytest.CaptureFixture[str], command: str = "build-ed-dataset") -> str:
+    """The one stderr line of a failed command: ``luke COMMAND: error: ...``, no traceback."""
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"luke {command}: error: "), lines
+    return lines[0]
+
+
 def test_cli_errors(dump_db: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "ed.jsonl"
     bad = tmp_path / "ids.txt"
     bad.write_text("3\n3.5\n", encoding="utf-8")
     assert main(["build-ed-dataset", str(dump_db), str(out), "--page-ids", str(bad)]) == 2
-    assert f"{bad}:2: expected a page id" in capsys.readouterr().err
+    assert f"{bad}:2: expected a page id" in _error(capsys)
     assert main(["build-mention-db", str(dump_db), str(tmp_path / "m.jsonl"), "--exclude-pages-from", str(bad)]) == 2
-    assert f"{bad}:2:" in capsys.readouterr().err
+    assert f"{bad}:2:" in _error(capsys, "build-mention-db")
     assert main(["build-ed-dataset", str(dump_db), str(out), "--pages-from", str(tmp_path)]) == 2
-    assert "without metadata.json" in capsys.readouterr().err
+    assert "without metadata.json" in _error(capsys)
     assert main(["build-ed-dataset", str(dump_db), str(bad), "--page-ids", str(bad)]) == 2
-    assert "would replace the input" in capsys.readouterr().err
+    assert "would replace the input" in _error(capsys)
     assert main(["build-ed-dataset", str(tmp_path / "no.sqlite"), str(out)]) == 2
-    assert "no such dump database" in capsys.readouterr().err
+    assert "no such dump database" in _error(capsys)
     assert main(["build-ed-dataset", str(dump_db), str(tmp_path / "ed.txt"), "--no-progress"]) == 2
-    assert "end its name with .jsonl" in capsys.readouterr().err
+    assert "end its name with .jsonl" in _error(capsys)
     with pytest.raises(SystemExit):  # one source of page ids
         main(["build-ed-dataset", str(dump_db), str(out), "--page-ids", str(bad), "--pages-from", str(tmp_path)])
     with pytest.raises(SystemExit):

@@ -586,6 +586,7 @@ class MentionCandidates:
         link_prob: float,
         candidates: Iterable[tuple[str, int]],
         entity_vocab: Container[str] | None = None,
+        max_candidates: int | None = None,
     ) -> bool:
         """Add one mention (its key normalised; a key already present is a ``KeyError``); candidates outside
         ``entity_vocab`` are dropped and counted, a mention left without any is not added (returns False)."""
@@ -600,6 +601,9 @@ class MentionCandidates:
             if not kept:
                 self.stats["mentions_without_vocab_candidates"] += 1
                 return False
+        if max_candidates is not None and len(kept) > max_candidates:
+            self.stats["candidates_beyond_max_candidates"] += len(kept) - max_candidates
+            kept = kept[:max_candidates]
         for title, count in kept:
             title_id = self._title_ids.get(title)
             if title_id is None:
@@ -641,6 +645,7 @@ class MentionCandidates:
         min_link_count: int = 1,
         entity_vocab: Container[str] | None = None,
         max_mention_words: int | None = None,
+        max_candidates: int | None = None,
     ) -> MentionCandidates:
         """Load a mention database written by :func:`build_mention_db` (``luke build-mention-db``).
 
@@ -648,13 +653,17 @@ class MentionCandidates:
         :class:`luke.entity_vocab.EntityVocab` or any container of titles) candidates outside it are dropped
         (priors stay ``count / link_count`` over all links) and a mention left without candidates is left
         out; :attr:`stats` counts what was read, kept and dropped. ``max_mention_words`` (longest mention
-        :meth:`detect` looks for) defaults to the database header's value.
+        :meth:`detect` looks for) defaults to the database header's value. ``max_candidates`` keeps only the
+        most frequent targets of each mention (less memory for a full-Wikipedia database; the priors of those
+        kept do not change).
 
         A missing, unreadable or malformed file, or a plain dictionary without link counts, is a
         :class:`luke.errors.DataError` naming the file and line.
         """
         if min_link_count < 1:
             raise ConfigError(f"min_link_count must be at least 1, got {min_link_count}")
+        if max_candidates is not None and max_candidates < 1:
+            raise ConfigError(f"max_candidates must be at least 1, got {max_candidates}")
         path = Path(path)
         header, first_text = _sniff(path)
         if header is None:
@@ -666,7 +675,7 @@ class MentionCandidates:
                 words = _header_words(path, record, number)
                 self = cls(words if max_mention_words is None else max_mention_words)
                 continue
-            self._read_record(path, record, number, min_link_count, entity_vocab)
+            self._read_record(path, record, number, min_link_count, (entity_vocab, max_candidates))
         assert self is not None  # _sniff found the header
         self._title_ids = {}
         logger.info(
@@ -683,7 +692,12 @@ class MentionCandidates:
         return self
 
     def _read_record(
-        self, path: Path, record: dict[str, Any], number: int, min_link_count: int, entity_vocab: Container[str] | None
+        self,
+        path: Path,
+        record: dict[str, Any],
+        number: int,
+        min_link_count: int,
+        filters: tuple[Container[str] | None, int | None],
     ) -> None:
         mention, link_count, link_prob, candidates = _mention_record(path, record, number)
         self.stats["mentions_read"] += 1
@@ -698,7 +712,7 @@ class MentionCandidates:
             self.stats["mentions_below_min_link_count"] += 1
             return
         try:
-            self._add(mention, link_count, link_prob, ((t, c) for t, c in candidates), entity_vocab)
+            self._add(mention, link_count, link_prob, ((t, c) for t, c in candidates), *filters)
         except KeyError:
             raise DataError(path, f"mention {shorten(repr(mention))} appears twice", number) from None
 
