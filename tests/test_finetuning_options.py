@@ -111,7 +111,10 @@ def test_every_declared_setting_is_one_finetune_flag_with_its_help_and_default()
         assert f.metadata["help"].split(" (")[0] in acts[name].help
     assert "(squad 64, record 90)" in acts["max_query_length"].help
     assert "(ner 16, record 30)" in acts["max_mention_length"].help
-    assert "ner 35" in acts["seed"].help and "(default 1e-05; squad 1.5e-05)" in acts["learning_rate"].help
+    assert (
+        "ner 35" in acts["seed"].help
+        and "(default 1e-05; squad 1.5e-05, entity_disambiguation 2e-05)" in acts["learning_rate"].help
+    )
     assert acts["select_best"].option_strings == ["--select-best", "--no-select-best"]
     assert acts["entity_init"].choices == ("random", "words")
     assert acts["mention_db"].type is Path and acts["dev_ratio"].type is float
@@ -140,7 +143,7 @@ def test_cli_passes_given_options_and_paper_defaults(monkeypatch, tmp_path, capl
     assert seen["task_options"] == {"max_mention_length": 8}  # --doc-stride is squad/record's: dropped, warned
     assert "doc_stride does not apply to task ner" in caplog.text
     assert seen["seed"] == 3 and "learning_rate" not in seen  # unset: finetune() takes the task's
-    assert seen["progress"] is False and seen["tensorboard"] is True and seen["warmup_ratio"] == 0.06
+    assert seen["progress"] is False and seen["tensorboard"] is True and "warmup_ratio" not in seen  # the task's
 
 
 def test_paper_defaults_fill_training_arguments():

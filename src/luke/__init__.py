@@ -16,6 +16,7 @@ from luke.config import LukeConfig
 from luke.entity_vocab import EntityVocab
 from luke.modeling import (
     LukeForEntityClassification,
+    LukeForEntityDisambiguation,
     LukeForEntityPairClassification,
     LukeForEntitySpanClassification,
     LukeForEntitySpanQA,
@@ -32,6 +33,7 @@ __all__ = [
     "EntityVocab",
     "LukeConfig",
     "LukeForEntityClassification",
+    "LukeForEntityDisambiguation",
     "LukeForEntityPairClassification",
     "LukeForEntitySpanClassification",
     "LukeForEntitySpanQA",

@@ -286,6 +286,8 @@ def load_state_dict(
     headed = hasattr(model, "luke")
     own = model.state_dict()
     state = _renamed_for(own, _normalise_keys(state), headed)
+    ignored = getattr(model, "ignored_checkpoint_prefixes", ())  # e.g. the MLM head for entity disambiguation
+    state = {k: v for k, v in state.items() if not (ignored and k.startswith(ignored))}
     report = LoadReport()
     _match_entity_aware_queries(own, state, report)
     if isinstance(model, LukeForMaskedLM):

@@ -80,6 +80,15 @@ class EntityClassificationOutput(_Output):
     attentions: tuple[torch.Tensor, ...] | None = None
 
 
+@dataclass
+class EntityDisambiguationOutput(_Output):
+    loss: torch.Tensor | None = None
+    logits: torch.Tensor | None = None  # (B, E, K) candidate scores, or (B, E, Ve) without candidates
+    hidden_states: tuple[torch.Tensor, ...] | None = None
+    entity_hidden_states: tuple[torch.Tensor, ...] | None = None
+    attentions: tuple[torch.Tensor, ...] | None = None
+
+
 EntityPairClassificationOutput = EntityClassificationOutput
 EntitySpanClassificationOutput = EntityClassificationOutput
 
@@ -880,6 +889,126 @@ class LukeForEntitySpanQA(LukePreTrainedModel):
         )
 
 
+class LukeForEntityDisambiguation(LukePreTrainedModel):
+    """Entity disambiguation (Yamada et al., NAACL 2022): the masked-entity head of :class:`LukeForMaskedLM`
+    scores each ``[MASK]`` entity's candidates.
+
+    Same ``luke.*`` and ``entity_predictions.*`` keys as ``LukeForMaskedLM`` (decoder tied to the entity
+    table), so a pretrained folder (ours or ``transformers``') loads with its entity knowledge; its
+    ``lm_head.*`` tensors are not used and are ignored on loading. A folder without that head, or whose
+    entity table holds only the special entities (a ``-lite`` model), is refused by :meth:`from_pretrained`.
+
+    With ``entity_candidate_ids`` (B, E, K) the logits are the head's scores of those entities only
+    (decoder rows and bias gathered; the (B, E, Ve) product is never formed), padded candidates
+    (``entity_candidate_mask`` False) at -10000; ``entity_labels`` (B, E) index into K (-100: no loss) and
+    the loss is the cross-entropy over the candidates. Without candidates: logits over the whole entity
+    vocabulary (B, E, Ve), ``entity_labels`` then being entity ids.
+    """
+
+    #: head tensors a fine-tuning start keeps from its pretrained checkpoint (see ``finetuning.model_io``)
+    pretrained_heads = ("entity_predictions.",)
+    #: checkpoint tensors that are not this model's and are dropped silently on loading
+    ignored_checkpoint_prefixes = ("lm_head.",)
+    #: entity rows every vocabulary has ([PAD], [UNK], [MASK], [MASK2]): a table of no more cannot disambiguate
+    num_special_entities = 4
+
+    def __init__(self, config: LukeConfig):
+        super().__init__(config)
+        self.luke = LukeModel(config)
+        self.entity_predictions = EntityPredictionHead(config)
+        self.init_weights()
+
+    def tie_weights(self) -> None:
+        self.entity_predictions.decoder.weight = self.luke.entity_embeddings.entity_embeddings.weight
+
+    def unused_parameter_names(self) -> list[str]:
+        """The pooler and the last layer's word queries never reach the logits (entity states only)."""
+        names = [n for n, _ in self.named_parameters() if n.startswith("luke.pooler.")]
+        if self.config.use_entity_aware_attention and self.config.num_hidden_layers:
+            last = f"luke.encoder.layer.{self.config.num_hidden_layers - 1}.attention.self."
+            names += [n for n, _ in self.named_parameters() if n.startswith((last + "query.", last + "w2e_query."))]
+        return names
+
+    @classmethod
+    def check_checkpoint(
+        cls, name: str | Path, entity_vocab_size: int, keys: Any, architectures: list[str] | None = None
+    ) -> None:
+        """:class:`~luke.errors.CheckpointError` when the weights ``keys`` of ``name`` (whose config.json names
+        ``architectures``) have no masked-entity head, or its entity table has only the special entities."""
+        from luke.errors import CheckpointError
+
+        what = ", ".join(map(str, architectures or [])) or "no head named in config.json"
+        if not any(str(k).startswith(("entity_predictions.", "luke.entity_predictions.")) for k in keys):
+            raise CheckpointError(
+                f"{name} has no masked-entity head (entity_predictions.*; it holds {what}): entity disambiguation "
+                "needs a pretrained LUKE model (LukeForMaskedLM) or one fine-tuned for entity_disambiguation"
+            )
+        if entity_vocab_size <= cls.num_special_entities:
+            raise CheckpointError(
+                f"{name} has only the {entity_vocab_size} special entities in its entity table (a -lite model?): "
+                "entity disambiguation needs the pretrained entity vocabulary"
+            )
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: str | Path, **kwargs: Any):
+        """As :meth:`LukePreTrainedModel.from_pretrained`, refusing a folder without a usable entity head
+        (:meth:`check_checkpoint`) before the weights are loaded."""
+        from luke.checkpoint import check_is_luke, weight_shapes
+        from luke.hub import resolve_pretrained
+
+        hub = {k: kwargs.get(k) for k in ("revision", "cache_dir", "local_files_only", "token")}
+        folder = resolve_pretrained(pretrained_model_name_or_path, files="model", **hub)
+        if (folder / "config.json").is_file() and kwargs.get("config") is None:
+            check_is_luke(folder, pretrained_model_name_or_path)
+            config = LukeConfig.from_pretrained(folder)
+            cls.check_checkpoint(
+                pretrained_model_name_or_path, config.entity_vocab_size, weight_shapes(folder), config.architectures
+            )
+        return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
+
+    def candidate_logits(self, states: torch.Tensor, candidate_ids: torch.Tensor) -> torch.Tensor:
+        """The head's scores of ``candidate_ids`` (B, E, K) from entity states (B, E, H) -> (B, E, K)."""
+        h = self.entity_predictions.transform(states)  # (B, E, De)
+        rows = self.entity_predictions.decoder.weight[candidate_ids]  # (B, E, K, De)
+        bias = self.entity_predictions.bias[candidate_ids]  # (B, E, K)
+        return torch.einsum("bed,bekd->bek", h, rows) + bias
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        entity_candidate_ids: torch.Tensor | None = None,
+        entity_candidate_mask: torch.Tensor | None = None,
+        entity_labels: torch.Tensor | None = None,
+        **inputs: Any,
+    ) -> EntityDisambiguationOutput:
+        """``entity_candidate_ids`` (B, E, K) entity ids, ``entity_candidate_mask`` (B, E, K) True for real
+        candidates (default: all), ``entity_labels`` (B, E) candidate indices (entity ids without
+        candidates), -100 where there is no loss; other inputs as :class:`LukeModel`."""
+        if inputs.get("entity_ids") is None:
+            raise ValueError("LukeForEntityDisambiguation needs entity_ids and entity_position_ids")
+        want_states = inputs.get("output_hidden_states") or inputs.get("output_attentions")
+        out = self.luke(input_ids, entity_states_only=not want_states, **inputs)
+        states = out.entity_last_hidden_state  # (B, E, H)
+        if entity_candidate_ids is None:
+            logits = self.entity_predictions(states)  # (B, E, Ve)
+        else:
+            if entity_candidate_ids.dim() != 3 or entity_candidate_ids.shape[:2] != states.shape[:2]:
+                raise ValueError(
+                    f"entity_candidate_ids must be (batch, entities, candidates) = {tuple(states.shape[:2])} + (K,), "
+                    f"got {tuple(entity_candidate_ids.shape)}"
+                )
+            logits = self.candidate_logits(states, entity_candidate_ids)  # (B, E, K)
+            if entity_candidate_mask is not None:
+                logits = logits.masked_fill(~entity_candidate_mask.bool(), -10000.0)
+        loss = None
+        if entity_labels is not None:
+            flat, labels = logits.reshape(-1, logits.shape[-1]), entity_labels.reshape(-1)
+            # no target in the batch (every mention unmasked or without its gold candidate): a zero loss
+            # that still reaches every parameter of the graph
+            loss = F.cross_entropy(flat, labels) if bool((labels != -100).any()) else flat.sum() * 0.0
+        return EntityDisambiguationOutput(loss=loss, logits=logits, **_states(out))
+
+
 MODEL_CLASSES: dict[str, type[LukePreTrainedModel]] = {
     cls.__name__: cls
     for cls in (
@@ -890,5 +1019,6 @@ MODEL_CLASSES: dict[str, type[LukePreTrainedModel]] = {
         LukeForEntitySpanClassification,
         LukeForQuestionAnswering,
         LukeForEntitySpanQA,
+        LukeForEntityDisambiguation,
     )
 }

@@ -95,11 +95,13 @@ def create_accelerator(**kwargs: Any) -> Accelerator:
 
 def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
     """Trainable parameters in two groups: with ``weight_decay``, and without (names ending in
-    :data:`NO_DECAY_SUFFIXES`). Tied parameters appear once (``named_parameters`` lists each once)."""
+    :data:`NO_DECAY_SUFFIXES`, or parameters a task marked ``no_weight_decay``). Tied parameters appear once
+    (``named_parameters`` lists each once)."""
     decay, no_decay = [], []
     for name, param in model.named_parameters():
-        if param.requires_grad:
-            (no_decay if name.endswith(NO_DECAY_SUFFIXES) else decay).append(param)
+        if param.requires_grad:  # a task may exempt a parameter (``param.no_weight_decay = True``)
+            exempt = name.endswith(NO_DECAY_SUFFIXES) or getattr(param, "no_weight_decay", False)
+            (no_decay if exempt else decay).append(param)
     return [
         {"params": decay, "weight_decay": weight_decay},
         {"params": no_decay, "weight_decay": 0.0},

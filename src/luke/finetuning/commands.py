@@ -220,7 +220,10 @@ def load_task_model(
     :class:`ConfigError` naming the file.  A ``transformers`` folder without that file (the released
     ``studio-ousia/luke-large-finetuned-*``) gets its labels from ``config.id2label`` and the task's defaults."""
     cls = get_task(task_name)
-    model, tokenizer, state = load_finetuned(model_path, cls.model_class_name, task_name, tokenizer_path, **hub_kwargs)
+    loaded = cls.load_model(model_path, tokenizer_path, **hub_kwargs)  # None: a fine-tuned folder of the task
+    model, tokenizer, state = loaded or load_finetuned(
+        model_path, cls.model_class_name, task_name, tokenizer_path, **hub_kwargs
+    )
     where = str(Path(state.get("folder", model_path)) / TASK_FILE)
     options = state.get("options") or {}
     if not isinstance(options, dict):
@@ -288,12 +291,9 @@ def predict_records(
     name ``path`` and the line.  ``model`` is in evaluation mode (on ``accelerator``'s device when given).
     An input's ``"id"`` field comes back as the first field of its output record (SQuAD and ReCoRD records
     always have one: the input's, else one made from the line)."""
-    from luke.finetuning.trainer import predict_logits
-
     examples = task.examples_from_raw(records, Path(path))
     features = task.featurize(examples, tokenizer)
-    logits = predict_logits(model, task, features, batch_size, tokenizer.pad_token_id, accelerator, progress)
-    predictions = task.decode(examples, features, logits)
+    predictions = task.predict(model, examples, features, batch_size, tokenizer.pad_token_id, accelerator, progress)
     outputs = [task.format_prediction(ex, pred) for ex, pred in zip(examples, predictions, strict=True)]
     for k, ((_, record), out) in enumerate(zip(records, outputs, strict=True)):
         if isinstance(record, dict) and "id" in record and "id" not in out:

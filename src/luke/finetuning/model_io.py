@@ -84,8 +84,14 @@ def _luke_state(folder: Path) -> dict[str, torch.Tensor]:
 def _load_luke(
     folder: Path, cls: type, config: LukeConfig, state: dict[str, torch.Tensor], seed: int
 ) -> LukePreTrainedModel:
-    """A ``cls`` model with ``state`` loaded and a fresh head (initialised after ``torch.manual_seed(seed)``)."""
-    state = {k: v for k, v in state.items() if not k.startswith(_HEADS)}
+    """A ``cls`` model with ``state`` loaded and a fresh head (initialised after ``torch.manual_seed(seed)``),
+    except the heads ``cls.pretrained_heads`` names (entity disambiguation's masked-entity head), which are
+    loaded and must be there."""
+    kept = getattr(cls, "pretrained_heads", ())
+    check = getattr(cls, "check_checkpoint", None)
+    if check is not None:
+        check(folder, config.entity_vocab_size, state, LukeConfig.from_pretrained(folder).architectures)
+    state = {k: v for k, v in state.items() if k.startswith(kept) or not k.startswith(_HEADS)}
     if "embeddings.word_embeddings.weight" not in state:
         raise CheckpointError(f"{folder}: the weights hold no word embeddings (embeddings.word_embeddings.weight)")
     check_config_matches(config, {k: tuple(v.shape) for k, v in state.items()}, folder)  # before allocating
@@ -211,6 +217,11 @@ def build_for_finetuning(
         raise ConfigError(f"--entity-init {entity_init} is for BERT/RoBERTa starts; {folder} is a LUKE folder")
     opts = {"seed": seed, "max_mention_length": max_mention_length, "entity_vocab_path": entity_vocab_path,
             "entity_init": entity_init, "entity_aware_attention": entity_aware_attention}  # fmt: skip
+    if getattr(cls, "pretrained_heads", ()) and kind != "luke":
+        raise CheckpointError(
+            f"{folder} is a {kind!r} model: {model_class_name} starts from a pretrained LUKE folder with its "
+            f"{', '.join(h.rstrip('.') for h in cls.pretrained_heads)} head (LukeForMaskedLM)"
+        )
     if keep_entity_vocab:
         model, tokenizer = _keeping_entity_vocab(folder, kind, cls, id2label, opts)
     elif kind == "luke":

@@ -50,6 +50,8 @@ class TaskDefaults:
     num_train_epochs: float = option(3, "training epochs (a fraction trains part of the last one)", above=0)
     seed: int = option(0, "random seed", at_least=0, at_most=2**31 - 1)
     select_best: bool = option(True, "keep the best dev epoch's weights (else the last epoch's)")
+    warmup_ratio: float = option(0.06, "share of the optimiser steps with a linear warm-up", at_least=0, at_most=1)
+    max_grad_norm: float = option(0.0, "gradient clipping (0 = none, the paper's for the five tasks)", at_least=0)
 
     def __post_init__(self) -> None:
         check_values(self)  # one check of every value, before any model or data is loaded
@@ -60,12 +62,10 @@ class TrainingArguments(TaskDefaults):
     """Loop settings (``luke finetune`` flags of the same names)."""
 
     output_dir: Path = option(help="where to write the fine-tuned model and results", group="main", kw_only=True)
-    warmup_ratio: float = option(0.06, "share of the optimiser steps with a linear warm-up", at_least=0, at_most=1)
     weight_decay: float = option(0.01, "AdamW weight decay (not on biases and LayerNorm weights)", at_least=0)
     adam_beta1: float = 0.9
     adam_beta2: float = 0.98
     adam_epsilon: float = 1e-6
-    max_grad_norm: float = option(0.0, "gradient clipping (0 = none, the paper's)", at_least=0)
     mixed_precision: Literal["no", "bf16", "fp16"] = option("no", "autocast precision", group="common")
     cpu: bool = option(False, "run on CPU even when a GPU is present", group="common")
     save_steps: int = option(

@@ -178,10 +178,9 @@ def predict_logits(
 def evaluate(
     model: nn.Module, task: Task, examples: Sequence[Any], features: Sequence[Feature], *args: Any, **kwargs: Any
 ) -> tuple[dict[str, Any], list]:
-    """(metrics, predictions) of ``model`` on ``examples``; the other arguments (``batch_size``,
-    ``pad_token_id``, ``accelerator``, ``progress``, ``desc``) are :func:`predict_logits`'s."""
-    logits = predict_logits(model, task, features, *args, **kwargs)
-    predictions = task.decode(examples, features, logits)
+    """(metrics, predictions) of ``model`` on ``examples`` (through :meth:`Task.predict`); the other arguments
+    (``batch_size``, ``pad_token_id``, ``accelerator``, ``progress``, ``desc``) are :func:`predict_logits`'s."""
+    predictions = task.predict(model, examples, features, *args, **kwargs)
     return task.score(examples, predictions), predictions
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from luke.errors import ConfigError
 from luke.finetuning.tasks.base import Task, TaskDefaults, TaskOptions
+from luke.finetuning.tasks.entity_disambiguation import EntityDisambiguationTask
 from luke.finetuning.tasks.entity_typing import EntityTypingTask
 from luke.finetuning.tasks.ner import NerTask
 from luke.finetuning.tasks.record import RecordTask
@@ -13,7 +14,8 @@ from luke.finetuning.tasks.relation_classification import RelationClassification
 from luke.finetuning.tasks.squad import SquadTask
 
 TASKS: dict[str, type[Task]] = {
-    cls.name: cls for cls in (EntityTypingTask, RelationClassificationTask, NerTask, SquadTask, RecordTask)
+    cls.name: cls
+    for cls in (EntityTypingTask, RelationClassificationTask, NerTask, SquadTask, RecordTask, EntityDisambiguationTask)
 }
 
 __all__ = [
@@ -26,6 +28,7 @@ __all__ = [
     "NerTask",
     "SquadTask",
     "RecordTask",
+    "EntityDisambiguationTask",
     "get_task",
 ]
 

@@ -189,6 +189,36 @@ class Task(ABC):
     def prepare_model(self, model: Any) -> None:  # noqa: B027 (optional hook)
         """Task-specific changes to a freshly built model before training (e.g. freezing); default none."""
 
+    # ------------------------------------------------------------------------------------------ inference
+    @classmethod
+    def load_model(
+        cls, model_path: str | Path, tokenizer_path: str | Path | None = None, **hub_kwargs: Any
+    ) -> tuple[Any, Any, dict[str, Any]] | None:
+        """(model, tokenizer, task state) of a model folder or Hub repo id for ``luke evaluate`` / ``predict``
+        when the task accepts folders other than its fine-tuned ones (entity disambiguation: a pretrained
+        model, zero-shot); None (the default): a folder fine-tuned for this task, read by
+        :func:`luke.finetuning.model_io.load_finetuned`."""
+        return None
+
+    def predict(
+        self,
+        model: Any,
+        examples: Sequence[Any],
+        features: Sequence[Feature],
+        batch_size: int,
+        pad_token_id: int,
+        accelerator: Any = None,
+        progress: bool = True,
+        desc: str = "eval",
+    ) -> list:
+        """Per-example predictions of ``model`` (evaluation, ``luke predict``): by default one pass over the
+        features (:func:`luke.finetuning.trainer.predict_logits`) and :meth:`decode`. A task whose inference
+        is not one pass (entity disambiguation's global order) overrides this."""
+        from luke.finetuning.trainer import predict_logits
+
+        logits = predict_logits(model, self, features, batch_size, pad_token_id, accelerator, progress, desc)
+        return self.decode(examples, features, logits)
+
     # ------------------------------------------------------------------------------------------ outputs
     def output_logits(self, outputs: Any) -> torch.Tensor:
         """The per-feature scores in a model output: ``logits`` (B, ...); QA stacks start/end (B, L, 2)."""
