@@ -282,3 +282,36 @@ def test_mentions_without_candidates_need_a_source(tmp_path, pretrained):
     task = make_task("entity_disambiguation")
     with pytest.raises(DataError, match=r"train.jsonl:1: .*--mention-db"):
         task.read(tmp_path / "train.jsonl")
+
+
+def test_candidates_from_a_mention_database(tmp_path, pretrained, capsys):
+    db = tmp_path / "mentions.jsonl"
+    rows = [
+        {"format": "luke-mention-db", "version": 1, "source": "test", "max_mention_words": 4},
+        {"mention": "alpha", "link_count": 4, "doc_count": 4, "link_prob": 1.0,
+         "candidates": [["Beta", 3], ["Alpha", 1]]},
+        {"mention": "gamma", "link_count": 2, "doc_count": 2, "link_prob": 1.0, "candidates": [["Gamma", 2]]},
+    ]  # fmt: skip
+    db.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    text = "the alpha and the gamma and the zeta"
+    record = {"id": "m", "text": text, "entities": [
+        {"start": text.index(w), "end": text.index(w) + len(w), "title": t}
+        for w, t in (("alpha", "Alpha"), ("gamma", "Gamma"), ("zeta", None))]}  # fmt: skip
+    (tmp_path / "test.jsonl").write_text(json.dumps(record) + "\n")
+    task = make_task("entity_disambiguation", mention_db=db)
+    (doc,) = task.read(tmp_path / "test.jsonl")
+    assert [m.candidates for m in doc.mentions] == [[("Beta", 0.75), ("Alpha", 0.25)], [("Gamma", 1.0)], []]
+    with pytest.raises(DataError, match="a mention without 'candidates'"):  # zero-shot: the task's own defaults
+        evaluate_folder("entity_disambiguation", pretrained, tmp_path, "test", progress=False)
+    capsys.readouterr()
+    cmd = ["evaluate", "entity_disambiguation", "--model", str(pretrained), "--data-dir", str(tmp_path),
+           "--mention-db", str(db), "--no-progress"]  # fmt: skip
+    outputs = []
+    for mode in ("local", "global"):
+        assert cli_main([*cmd, "--inference", mode]) == 0
+        outputs.append(json.loads(capsys.readouterr().out))
+    # gamma has one candidate (so it is right); zeta none (NIL: a miss in recall); alpha is the ambiguous one
+    for scores in outputs:
+        assert scores["gold_mentions"] == 2 and scores["ambiguous_gold_mentions"] == 1
+        assert scores["candidates"]["with_candidates"] == 2 and scores["accuracy"] >= 50.0
+        assert scores["recall"] == scores["accuracy"] and scores["precision"] >= scores["recall"]

@@ -212,13 +212,15 @@ def load_task_model(
     model_path: str | Path,
     tokenizer_path: str | Path | None = None,
     unseen_labels: str = "error",
+    task_options: dict[str, Any] | None = None,
     **hub_kwargs: Any,
 ) -> tuple[Task, Any, Any]:
     """(task, model, tokenizer) of a fine-tuned folder or Hub repo id (``hub_kwargs``: ``revision``,
     ``cache_dir``, ``local_files_only``, ``token``).  Its ``luke_task.json`` options are checked: an option
     of another task (old files may hold them) is ignored with a warning, an unknown one or a bad value raises
     :class:`ConfigError` naming the file.  A ``transformers`` folder without that file (the released
-    ``studio-ousia/luke-large-finetuned-*``) gets its labels from ``config.id2label`` and the task's defaults."""
+    ``studio-ousia/luke-large-finetuned-*``) gets its labels from ``config.id2label`` and the task's defaults.
+    ``task_options`` (e.g. ``luke evaluate --inference local``) override the saved options."""
     cls = get_task(task_name)
     loaded = cls.load_model(model_path, tokenizer_path, **hub_kwargs)  # None: a fine-tuned folder of the task
     model, tokenizer, state = loaded or load_finetuned(
@@ -230,6 +232,7 @@ def load_task_model(
         raise ConfigError(f"{where}: 'options' must be a JSON object, got {type(options).__name__}")
     options = applicable_options(cls, options, TASKS.values(), where)
     from_mapping(cls.options_class, options, where)  # the values' errors name the file
+    options = {**options, **(task_options or {})}
     task = cls(state["labels"], unseen_labels, **options)
     task.labels_from_model = True
     return task, model, tokenizer
@@ -250,14 +253,17 @@ def evaluate_folder(
     cpu: bool = False,
     mixed_precision: str = "no",
     revision: str | None = None,
+    task_options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Score a fine-tuned folder or Hub repo id (at ``revision``) on one split of ``data_dir`` (optionally
-    writing predictions)."""
+    writing predictions); ``task_options`` override the options the folder was trained with."""
     _check_limit("--max-eval-examples", max_eval_examples)
     _check_limit("--eval-batch-size", eval_batch_size, "")
     if output_dir is not None:
         _check_outputs(get_task(task_name), output_dir, (split,), results=False)
-    task, model, tokenizer = load_task_model(task_name, model_path, tokenizer_path, unseen_labels, revision=revision)
+    task, model, tokenizer = load_task_model(
+        task_name, model_path, tokenizer_path, unseen_labels, task_options, revision=revision
+    )
     splits = task.load_splits(data_dir, (split,))
     if split not in splits:
         raise DataError(data_dir, f"no {split} file for task {task_name}")
@@ -322,11 +328,19 @@ _MODEL_HELP = "fine-tuned model folder or Hub repo id (e.g. studio-ousia/luke-la
 
 
 def _add_inference(p: argparse.ArgumentParser) -> None:
-    """The flags ``evaluate`` and ``predict`` share after their own: tokenizer folder and batch size."""
+    """The flags ``evaluate`` and ``predict`` share after their own: tokenizer folder and batch size, and the
+    task options (unset unless given: the model's ``luke_task.json`` ones apply)."""
     p.add_argument("--tokenizer", help="tokenizer folder or Hub repo id (default: the model's)")
     add_revision(p, "--model")
     eval_batch_size = [f for f in dataclasses.fields(TrainingArguments) if f.name == "eval_batch_size"]
     add_arguments(p, TrainingArguments, eval_batch_size)
+    g = p.add_argument_group("task options (default: those the model was fine-tuned with)")
+    add_task_arguments({"": g, "qa": g}, TASKS.values())
+
+
+def _given_task_options(a: argparse.Namespace, command: str) -> dict[str, Any]:
+    given = {name: getattr(a, name, None) for name in task_option_fields(TASKS.values())}
+    return applicable_options(get_task(a.task), given, TASKS.values(), f"luke {command}")
 
 
 def _register_finetune(sub: argparse._SubParsersAction) -> None:
@@ -462,6 +476,7 @@ def _evaluate(a: argparse.Namespace) -> int:
         a.task, a.model, a.data_dir, a.split, output_dir=a.output_dir, eval_batch_size=a.eval_batch_size,
         tokenizer_path=a.tokenizer, unseen_labels=a.unseen_labels, max_eval_examples=a.max_eval_examples,
         progress=a.progress, cpu=a.cpu, mixed_precision=a.mixed_precision, revision=a.revision,
+        task_options=_given_task_options(a, "evaluate"),
     )  # fmt: skip
     print(json.dumps(scores, indent=2))
     return 0
@@ -476,7 +491,8 @@ def _predict(a: argparse.Namespace) -> int:
     records = list(iter_json_records(a.input))
     if not records:
         raise DataError(a.input, "no input records in the file")
-    task, model, tokenizer = load_task_model(a.task, a.model, a.tokenizer, revision=a.revision)
+    options = _given_task_options(a, "predict")
+    task, model, tokenizer = load_task_model(a.task, a.model, a.tokenizer, task_options=options, revision=a.revision)
     task.top_k = a.top_k
     acc = make_accelerator(cpu=a.cpu, mixed_precision=a.mixed_precision)
     model = acc.prepare_model(model, evaluation_mode=True)
