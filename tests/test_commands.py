@@ -88,6 +88,21 @@ COMMANDS = {
     ),
     "plot-training": (["run_dir"], ["--out"]),
     "split-pretraining-dataset": (["dataset", "train_out", "heldout_out"], ["--heldout-fraction", "--seed"]),
+    "link": (
+        [],
+        [
+            "--model",
+            "--mention-db",
+            "--input",
+            "--output",
+            "--inference",
+            "--min-link-prob",
+            "--max-candidates",
+            "--batch-size",
+            "--revision",
+            "--no-progress",
+        ],
+    ),
 }
 
 

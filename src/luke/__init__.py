@@ -8,6 +8,11 @@ A fine-tuned model (a folder or a Hub repo id) as a callable, returning what ``l
 
     typing = luke.pipeline("entity_typing", model="studio-ousia/luke-large-finetuned-open-entity")
     typing({"text": "Beyoncé lives in Los Angeles.", "span": [0, 7]})  # {"labels": [...], "scores": {...}, ...}
+
+Entities in raw text (mention database + entity disambiguation; ``luke link`` on the command line)::
+
+    luke.link(["Paris is the capital of France."], model="MODEL", mention_db="mentions.jsonl")
+    # [{"text": ..., "entities": [{"start": 0, "end": 5, "mention": "Paris", "title": "Paris", "score": ...}, ...]}]
 """
 
 from typing import Any
@@ -30,6 +35,7 @@ from luke.tokenization import LukeTokenizer
 __version__ = "0.1.0"
 
 __all__ = [
+    "EntityLinker",
     "EntityVocab",
     "LukeConfig",
     "LukeForEntityClassification",
@@ -43,14 +49,20 @@ __all__ = [
     "LukePreTrainedModel",
     "LukeTokenizer",
     "Pipeline",
+    "link",
     "pipeline",
 ]
 
 
 def __getattr__(name: str) -> Any:
-    """``luke.pipeline`` / ``luke.Pipeline`` are imported on first use (they bring in the fine-tuning code)."""
+    """``luke.pipeline`` / ``luke.Pipeline`` and ``luke.link`` / ``luke.EntityLinker`` are imported on first use
+    (they bring in the fine-tuning code)."""
     if name in ("pipeline", "Pipeline"):
         from luke.finetuning import pipeline as module
 
         return getattr(module, name)
+    if name in ("link", "EntityLinker"):
+        from luke.finetuning import linking
+
+        return getattr(linking, name)
     raise AttributeError(f"module 'luke' has no attribute {name!r}")

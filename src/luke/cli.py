@@ -25,6 +25,7 @@ COMMAND_MODULES: list[str] = [
     "luke.commands",
     "luke.wikipedia.commands",
     "luke.finetuning.commands",
+    "luke.finetuning.linking",
     "luke.pretraining.commands",
 ]
 
