@@ -8,23 +8,28 @@
 * :func:`span_f1` and :func:`tags_to_spans` — entity-level P/R/F1 (CoNLL/``conlleval`` chunk semantics).
 * :func:`normalize_answer`, :func:`answer_exact_match`, :func:`answer_f1`, :func:`qa_scores` — the official
   SQuAD v1.1 evaluation semantics, also the official ReCoRD metric.
+* :func:`ed_prf` — entity disambiguation / linking: strong-match P/R/F1 and in-KB accuracy (percentages).
 
 Scores are fractions in [0, 1], except :func:`qa_scores`, which reports percentages like the official
-SQuAD/ReCoRD scripts.
+SQuAD/ReCoRD scripts, and :func:`ed_prf`, which reports them like the ED literature.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 import string
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
-from luke.errors import DataError
+from luke.errors import DataError, shorten
+from luke.wikipedia.dump_db import normalize_title
 
 __all__ = [
     "answer_exact_match",
     "answer_f1",
+    "ed_prf",
     "micro_prf",
     "multilabel_micro_f1",
     "normalize_answer",
@@ -34,6 +39,8 @@ __all__ = [
     "span_f1",
     "tags_to_spans",
 ]
+
+logger = logging.getLogger(__name__)
 
 Span = tuple[int, int, str]  # (first word, last word inclusive, type)
 
@@ -234,3 +241,79 @@ def qa_scores(gold: Mapping[str, Sequence[str]], predictions: Mapping[str, str])
         "unknown": len(unknown),
         "first_unknown": unknown[0] if unknown else None,
     }
+
+
+# ------------------------------------------------------------------------------------------ entity disambiguation
+
+
+def _ed_title(title: str | None) -> str | None:
+    """A title as ED scoring compares it: Wikipedia-normalised (``_`` -> space, first letter upper-cased)."""
+    if title is None:
+        return None
+    return normalize_title(title) or title.strip()
+
+
+def _by_id(docs: Sequence[Any], what: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for d in docs:
+        if d.id in out:
+            raise DataError(f"document id {shorten(d.id)!r} appears twice in the {what}")
+        out[d.id] = d
+    return out
+
+
+def _ed_counts(gold: Any, predicted: Any | None, totals: dict[str, list[int]]) -> bool:
+    """Add one document's (correct, predicted, gold) counts to ``totals[""]`` and, for mentions with more than
+    one candidate, ``totals["ambiguous_"]``; True when some mention's candidates are known."""
+    golds = {(m.start, m.end): m for m in gold.mentions}
+    preds = {} if predicted is None else {(m.start, m.end): m for m in predicted.mentions}
+    known = False
+    for span in sorted(golds.keys() | preds.keys()):
+        g, p = golds.get(span), preds.get(span)
+        g_title = _ed_title(g.title) if g is not None else None
+        p_title = _ed_title(p.predicted) if p is not None else None
+        candidates = p.candidates if p is not None and p.candidates is not None else getattr(g, "candidates", None)
+        known = known or candidates is not None
+        for name in ("", "ambiguous_") if candidates is not None and len(candidates) > 1 else ("",):
+            t = totals[name]
+            t[0] += g_title is not None and g_title == p_title
+            t[1] += p_title is not None
+            t[2] += g_title is not None
+    return known
+
+
+def ed_prf(gold: Sequence[Any], predicted: Sequence[Any]) -> dict[str, Any]:
+    """Entity disambiguation / linking scores of ``predicted`` documents against ``gold`` ones (both
+    :class:`~luke.finetuning.ed_data.EdDocument`: gold titles in ``mention.title``, predictions in
+    ``mention.predicted``; None = NIL), strong match: same document id, same span, same title after Wikipedia
+    title normalisation.
+
+    ``precision`` = correct / predicted mentions with a title; ``recall`` = correct / gold mentions with a
+    title; ``f1``; ``accuracy`` = the in-KB accuracy of ED papers (correct / gold mentions with a title, i.e.
+    the recall when the mentions are the gold ones) — all in percent. A gold document missing from the
+    predictions counts as misses (``missing_documents``); predicted documents not in gold are ignored
+    (``unknown_documents``, ``first_unknown_document``). When candidates are known (on the predicted mentions,
+    else the gold ones), the same scores on the ambiguous mentions (more than one candidate) come as
+    ``ambiguous_*``."""
+    gold_docs, pred_docs = _by_id(gold, "gold documents"), _by_id(predicted, "predicted documents")
+    totals = {"": [0, 0, 0], "ambiguous_": [0, 0, 0]}
+    known = False
+    for doc_id, g in gold_docs.items():
+        known = _ed_counts(g, pred_docs.get(doc_id), totals) or known
+    unknown = [i for i in pred_docs if i not in gold_docs]
+    missing = sum(i not in pred_docs for i in gold_docs)
+    if unknown:
+        logger.warning("%d predicted document(s) are not in the gold data (first: %r); ignored", len(unknown),
+                       unknown[0])  # fmt: skip
+    if missing:
+        logger.warning("%d gold document(s) have no prediction (scored as misses)", missing)
+    out: dict[str, Any] = {}
+    for name in ("", "ambiguous_") if known else ("",):
+        correct, n_pred, n_gold = totals[name]
+        scores = micro_prf(correct, n_pred, n_gold)
+        out |= {f"{name}{k}": 100.0 * v for k, v in scores.items()}
+        out[f"{name}accuracy"] = 100.0 * correct / n_gold if n_gold else 0.0
+        out |= {f"{name}gold_mentions": n_gold, f"{name}predicted_mentions": n_pred, f"{name}correct": correct}
+    out |= {"documents": len(gold_docs), "missing_documents": missing, "unknown_documents": len(unknown),
+            "first_unknown_document": unknown[0] if unknown else None}  # fmt: skip
+    return out
