@@ -431,6 +431,8 @@ def test_task_reads_aida_with_a_deep_ed_candidates_file(tmp_path: Path, aida: Pa
     task = EntityDisambiguationTask(candidates_file=_write(tmp_path / "cands.csv", rows), max_candidates=1)
     docs = task.read(aida)
     assert [d.text for d in docs] == [DOC1_TEXT, DOC2_TEXT, DOC3_TEXT]
+    counts = task.attach_candidates(docs)  # what featurize does, with the tokenizer's entity vocabulary
+    assert counts["attached"] == 9 and counts["not_looked_up"] == 0 and counts["documents_in_file"] == 3
     assert [[m.candidates for m in d.mentions] for d in docs] == [
         [[], [("Germany", 0.8)], []],
         [[("Leicestershire", 0.6)], [("São Paulo", 0.7)], [], [("Zürich", 1.0)]],

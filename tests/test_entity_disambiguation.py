@@ -5,6 +5,7 @@ local and global inference on a tiny LUKE whose answers are set by construction 
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 
@@ -300,7 +301,10 @@ def test_candidates_from_a_mention_database(tmp_path, pretrained, capsys):
     (tmp_path / "test.jsonl").write_text(json.dumps(record) + "\n")
     task = make_task("entity_disambiguation", mention_db=db)
     (doc,) = task.read(tmp_path / "test.jsonl")
+    assert all(m.candidates is None for m in doc.mentions)  # attached when featurized (with the entity vocabulary)
+    counts = task.attach_candidates([doc], LukeTokenizer.from_pretrained(pretrained).entity_vocab)
     assert [m.candidates for m in doc.mentions] == [[("Beta", 0.75), ("Alpha", 0.25)], [("Gamma", 1.0)], []]
+    assert counts == {"attached": 3, "out_of_vocab_candidates": 0, "not_looked_up": 0}
     with pytest.raises(DataError, match="a mention without 'candidates'"):  # zero-shot: the task's own defaults
         evaluate_folder("entity_disambiguation", pretrained, tmp_path, "test", progress=False)
     capsys.readouterr()
@@ -314,4 +318,134 @@ def test_candidates_from_a_mention_database(tmp_path, pretrained, capsys):
     for scores in outputs:
         assert scores["gold_mentions"] == 2 and scores["ambiguous_gold_mentions"] == 1
         assert scores["candidates"]["with_candidates"] == 2 and scores["accuracy"] >= 50.0
+        assert scores["candidates"]["attached"] == 3 and scores["candidates"]["ambiguous"] == 1
         assert scores["recall"] == scores["accuracy"] and scores["precision"] >= scores["recall"]
+
+
+def test_prior_baseline_and_the_candidate_counts(pretrained, tmp_path, capsys):
+    """--inference prior: each mention takes its highest-prior candidate in the entity vocabulary, without a
+    model pass; scored like the model (ambiguous = more than one candidate in the vocabulary)."""
+    task = make_task("entity_disambiguation", inference="prior")
+    tok = LukeTokenizer.from_pretrained(pretrained)
+    docs = [_doc("p1")]
+    docs[0].mentions[1].candidates = [("Delta", 0.2), ("Gamma", 0.7)]  # not sorted: the prior decides
+    features = task.featurize(docs, tok)
+    (pred,) = task.predict(None, docs, features, 8, tok.pad_token_id)  # no model: no forward pass
+    assert [m.predicted for m in pred.mentions] == ["Beta", "Gamma", None, "Epsilon"]
+    assert [m.score for m in pred.mentions] == [0.6, 0.7, None, 0.9]
+    assert [len(m.candidates) for m in pred.mentions] == [2, 2, 0, 1]  # those it was scored among
+    scores = task.score(docs, [pred])
+    assert scores["accuracy"] == pytest.approx(200 / 3) and scores["precision"] == pytest.approx(200 / 3)
+    assert scores["ambiguous_gold_mentions"] == 2 and scores["ambiguous_accuracy"] == 50.0
+    assert scores["candidates"] == {
+        "mentions": 4, "with_candidates": 3, "no_candidates": 1, "ambiguous": 2, "gold_mentions": 3,
+        "gold_in_candidates": 3, "out_of_vocab_candidates": 1, "unscorable": 0, "attached": 0, "not_looked_up": 0,
+    }  # fmt: skip
+    # the same through `luke evaluate --inference prior` (the results table's baseline row)
+    data = tmp_path / "data"
+    data.mkdir()
+    _write_docs(data / "test.jsonl", [_doc("e1"), _doc("e2")])
+    rc = cli_main(["evaluate", "entity_disambiguation", "--model", str(pretrained), "--data-dir", str(data),
+                   "--inference", "prior", "--output-dir", str(tmp_path / "o"), "--no-progress"])  # fmt: skip
+    out = json.loads(capsys.readouterr().out)
+    assert rc == 0 and out["accuracy"] == pytest.approx(200 / 3) and out["ambiguous_accuracy"] == 50.0
+    preds = [json.loads(x) for x in (tmp_path / "o" / "test_predictions.jsonl").read_text().splitlines()]
+    assert [e["title"] for e in preds[0]["entities"]] == ["Beta", "Gamma", None, "Epsilon"]
+
+
+AIDA_ROWS = [
+    ("-DOCSTART- (1 EU)", "alpha", "Alpha"),
+    ("-DOCSTART- (947testa CRICKET)", "gamma", "Gamma"),
+    ("-DOCSTART- (1163testb SOCCER)", "epsilon", "Epsilon"),
+    ("-DOCSTART- (1164testb SOCCER)", "zeta", "--NME--"),
+]
+
+
+def test_aida_as_one_file_is_split_by_document_id(pretrained, tmp_path, capsys):
+    lines = []
+    for docstart, word, title in AIDA_ROWS:
+        lines += [docstart, "the", f"{word}\tB\t{word}\t{title}", "river", ""]
+    data = tmp_path / "aida"
+    data.mkdir()
+    (data / "AIDA-YAGO2-dataset.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    cands = [{"id": d.split("(")[1].rstrip(")"), "start": 4, "end": 4 + len(w), "candidates": [[t, 1.0], ["Beta", 0.5]]}
+             for d, w, t in AIDA_ROWS if t != "--NME--"]  # fmt: skip
+    (tmp_path / "cands.jsonl").write_text("".join(json.dumps(c) + "\n" for c in cands))
+    task = make_task("entity_disambiguation", candidates_file=tmp_path / "cands.jsonl")
+    splits = task.load_splits(data)
+    assert {k: [d.id for d in v] for k, v in splits.items()} == {
+        "train": ["1 EU"], "dev": ["947testa CRICKET"], "test": ["1163testb SOCCER", "1164testb SOCCER"]
+    }  # fmt: skip
+    assert splits["train"][0].text == "the alpha river" and splits["train"][0].mentions[0].title == "Alpha"
+    # a split's own file wins over the AIDA file
+    _write_docs(data / "dev.jsonl", [_doc("own-dev")])
+    assert [d.id for d in make_task("entity_disambiguation").load_splits(data, ("dev",))["dev"]] == ["own-dev"]
+    rc = cli_main(["evaluate", "entity_disambiguation", "--model", str(pretrained), "--data-dir", str(data),
+                   "--candidates-file", str(tmp_path / "cands.jsonl"), "--inference", "prior",
+                   "--no-progress"])  # fmt: skip
+    out = json.loads(capsys.readouterr().out)
+    assert rc == 0 and out["documents"] == 2 and out["gold_mentions"] == 1 and out["accuracy"] == 100.0
+    # the NIL-only document has no row in the candidates file: not looked up, NIL
+    assert out["candidates"]["documents_in_file"] == 1 and out["candidates"]["not_looked_up"] == 1
+    # without a training document the AIDA file cannot give train
+    (data / "AIDA-YAGO2-dataset.tsv").write_text("\n".join(lines[5:]) + "\n", encoding="utf-8")
+    with pytest.raises(DataError, match="AIDA-YAGO2-dataset.tsv: no training document"):
+        task.load_splits(data, ("train",))
+
+
+def test_score_command_missing_and_unknown_documents(tmp_path, capsys):
+    text = "Paris is in France."
+    gold = [{"id": "d1", "text": text, "entities": [{"start": 0, "end": 5, "title": "Paris"},
+                                                   {"start": 12, "end": 18, "title": "France"}]},
+            {"id": "d2", "text": "Nobody here", "entities": [{"start": 0, "end": 6, "title": "Nobody (band)"}]},
+            {"id": "d3", "text": "NIL", "entities": [{"start": 0, "end": 3, "title": None}]}]  # fmt: skip
+    preds = [{"id": "d1", "text": text, "entities": [
+                {"start": 0, "end": 5, "mention": "Paris", "title": "paris", "score": 0.9},  # normalised: right
+                {"start": 12, "end": 18, "mention": "France", "title": "France_(band)", "score": 0.5}]},
+             {"id": "d3", "text": "NIL", "entities": [{"start": 0, "end": 3, "mention": "NIL", "title": None}]},
+             {"id": "zz", "text": "?", "entities": []}]  # fmt: skip
+    for name, records in (("gold.jsonl", gold), ("preds.jsonl", preds)):
+        (tmp_path / name).write_text("".join(json.dumps(r) + "\n" for r in records))
+    rc = cli_main(["score", "entity_disambiguation", "--gold", str(tmp_path / "gold.jsonl"), "--predictions",
+                   str(tmp_path / "preds.jsonl")])  # fmt: skip
+    out = json.loads(capsys.readouterr().out)
+    assert rc == 0
+    # d2 is missing (a miss in recall); zz is unknown (ignored, reported)
+    assert (out["precision"], out["recall"]) == (50.0, pytest.approx(100 / 3))
+    assert out["f1"] == pytest.approx(40.0) and out["accuracy"] == pytest.approx(100 / 3)
+    assert (out["missing_documents"], out["unknown_documents"], out["first_unknown_document"]) == (1, 1, "zz")
+    assert cli_main(["score", "entity_disambiguation", "--predictions", str(tmp_path / "preds.jsonl")]) == 2
+    assert "pass --gold FILE" in capsys.readouterr().err
+
+
+def test_freeze_entity_table_flag_pair():
+    from luke.cli import build_parser
+
+    for command in ("finetune", "evaluate"):
+        sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+        text = sub.choices[command].format_help()
+        assert "--freeze-entity-table, --no-freeze-entity-table" in text and "--no-no-" not in text
+    args = ["evaluate", "entity_disambiguation", "--model", "m", "--data-dir", "d"]
+    assert build_parser().parse_args([*args, "--no-freeze-entity-table"]).freeze_entity_table is False
+    assert build_parser().parse_args(args).freeze_entity_table is None  # unset: the model's own option
+
+
+def test_pretrained_folder_whose_tokenizer_has_the_entity_markers_evaluates_zero_shot(bert, tmp_path, capsys):
+    """What `luke pretrain` exports: the tokenizer lists <ent>/<ent2> after the word table, which has no rows
+    for them (they get theirs at fine-tuning); zero-shot ED loads it all the same."""
+    vocab = EntityVocab.from_counts([(t, 10 - i) for i, t in enumerate(TITLES)])
+    tok = LukeTokenizer.from_pretrained(bert, entity_vocab=vocab)
+    model, _ = init_from_transformers(
+        bert, LukeForMaskedLM, entity_vocab_size=len(vocab), entity_emb_size=16, word_position_style="bert", seed=0
+    )
+    folder = tmp_path / "pretrained"
+    model.save_pretrained(folder)
+    tok.save_pretrained(folder)
+    assert len(LukeTokenizer.from_pretrained(folder)) == model.config.vocab_size + 2
+    data = tmp_path / "data"
+    data.mkdir()
+    _write_docs(data / "test.jsonl", [_doc()])
+    rc = cli_main(["evaluate", "entity_disambiguation", "--model", str(folder), "--data-dir", str(data),
+                   "--inference", "local", "--no-progress"])  # fmt: skip
+    out = json.loads(capsys.readouterr().out)
+    assert rc == 0 and out["gold_mentions"] == 3 and out["candidates"]["with_candidates"] == 3

@@ -324,6 +324,10 @@ def _add_unseen_labels(p: Any, help: str | None = None) -> None:
     p.add_argument("--unseen-labels", choices=UNSEEN_LABEL_POLICIES, default="error", help=help)
 
 
+_ED_DATA = (
+    " (entity_disambiguation: {split}.jsonl or {split}.tsv, else one AIDA-YAGO2-dataset.tsv split by document id: "
+    "train, dev = testa, test = testb)"
+)
 _MODEL_HELP = "fine-tuned model folder or Hub repo id (e.g. studio-ousia/luke-large-finetuned-open-entity)"
 
 
@@ -356,7 +360,9 @@ def _register_finetune(sub: argparse._SubParsersAction) -> None:
     _add_common(p)
     p.add_argument("--model", required=True, help="LUKE folder or Hub repo id, or a BERT/RoBERTa transformers folder")
     add_revision(p, "--model")
-    p.add_argument("--data-dir", required=True, type=Path, help="folder with the task's train/dev/test files")
+    p.add_argument(
+        "--data-dir", required=True, type=Path, help=f"folder with the task's train/dev/test files{_ED_DATA}"
+    )
     add_training_arguments(p, "main")
     g = p.add_argument_group("hyper-parameters (default: the paper's for the task)")
     add_training_arguments(g, "", TASKS.values())
@@ -380,7 +386,7 @@ def _register_evaluate(sub: argparse._SubParsersAction) -> None:
     p = _parser(sub, "evaluate", _evaluate, "score a fine-tuned model on a split of a data folder")
     _add_common(p)
     p.add_argument("--model", required=True, help=_MODEL_HELP)
-    p.add_argument("--data-dir", required=True, type=Path)
+    p.add_argument("--data-dir", required=True, type=Path, help=f"folder with the task's split files{_ED_DATA}")
     p.add_argument("--split", default="test", choices=("train", "dev", "test"))
     p.add_argument("--output-dir", type=Path, help="also write the predictions file here")
     _add_inference(p)
@@ -420,7 +426,10 @@ _SCORE = (
     "an error), or against its own 'gold' fields. ner: a CoNLL file whose last column is the predicted "
     "tag, against --gold's last column or, without --gold, the column before it (conlleval style). squad/record: a "
     "JSON object {question id: answer text} against the official JSON (--gold required); prints {exact_match, f1} "
-    "in percent like the official scripts."
+    "in percent like the official scripts. entity_disambiguation: predictions JSONL {id, text, entities: [{start, "
+    "end, title}]} against gold JSONL or AIDA-CoNLL (--gold required), strong match (document id, span, normalised "
+    "title); prints {precision, recall, f1, accuracy, ...} in percent; missing documents count as misses, unknown "
+    "ones are counted and ignored."
 )
 
 
