@@ -6,8 +6,9 @@ languages under ``lang:Title`` keys, Latin/Cyrillic/CJK titles of realistic leng
 - transformers: what ``transformers.MLukeTokenizer`` does with the file (``json.load`` of it, all its
   post-processing: ``MLukeTokenizer.from_pretrained`` on a folder holding the file takes the same time within a
   few percent, measured with transformers 5.25);
-- luke cold: ``EntityVocab.load`` with no index cache (parse, check, build the index, write the cache), each
-  repeat with a fresh ``LUKE_CACHE_DIR``;
+- luke cold: ``EntityVocab.load`` with no index cache (``luke.entity_vocab_json`` reads and checks the file
+  into the index arrays with numpy, no Python object per key; then the cache is written), each repeat with a
+  fresh ``LUKE_CACHE_DIR``;
 - luke warm: ``EntityVocab.load`` of the unchanged file with its cache present (memory-mapped);
 - luke dicts: the file read into Python dicts, as every load did before the index (``--skip-dicts`` skips it:
   about a minute and several GB at full size);

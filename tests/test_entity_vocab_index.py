@@ -16,9 +16,10 @@ import pytest
 
 import luke.entity_index as entity_index
 import luke.entity_vocab as entity_vocab_module
+import luke.entity_vocab_json as entity_vocab_json
 from conftest import minilm_folder
-from luke.entity_index import IndexCache
-from luke.entity_vocab import EntityVocab
+from luke.entity_index import EntityIndex, IndexCache
+from luke.entity_vocab import DEFAULT_SPECIALS, EntityVocab
 from luke.errors import DataError
 
 LANGS = ["en", "ja", "de", "fr", "zh-yue"]
@@ -235,6 +236,7 @@ def test_second_load_reads_the_cache_not_the_file(
     monkeypatch.setattr(entity_vocab_module, "read_text", no_parsing)
     monkeypatch.setattr(entity_vocab_module, "_read_json", no_parsing)
     monkeypatch.setattr(entity_vocab_module, "text_lines", no_parsing)
+    monkeypatch.setattr(entity_vocab_module, "index_json_file", no_parsing)
     second = EntityVocab.load(path)
     assert second == first and second["ja:東京都"] == 5 and _folders(cache_dir) == [folder]
 
@@ -377,3 +379,175 @@ def test_source_errors_are_the_same_and_nothing_is_cached(
     with pytest.raises(DataError, match=message):
         EntityVocab.load(path)
     assert _folders(cache_dir) == []
+
+
+# ---------------------------------------------------------------------------------------------- the fast .json reader
+def _fast(path: Path, multilingual: bool | None = None) -> EntityVocab | None:
+    """The vocabulary :mod:`luke.entity_vocab_json` reads from ``path`` (None: it leaves the file to json)."""
+    index = entity_vocab_json.index_json_file(path, multilingual, DEFAULT_SPECIALS)
+    if index is None:
+        return None
+    vocab = EntityVocab()
+    vocab._index = index
+    return vocab
+
+
+@pytest.fixture
+def small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Chunks of a few bytes / keys / titles, so that every chunk boundary is crossed."""
+    monkeypatch.setattr(entity_vocab_json, "_SCAN_CHUNK", 7)
+    monkeypatch.setattr(entity_vocab_json, "_KEY_CHUNK", 3)
+    monkeypatch.setattr(entity_vocab_json, "_SPAN_CHUNK", 2)
+    monkeypatch.setattr(entity_index, "_HASH_CHUNK", 5)
+
+
+FAST_CASES = {
+    "compact": lambda m: json.dumps(m, ensure_ascii=False, separators=(",", ":")),
+    "indented": lambda m: json.dumps(m, ensure_ascii=False, indent=2),
+    "ascii escapes": lambda m: json.dumps(m, indent="\t"),  # \uXXXX and surrogate pairs for every non-ASCII
+    "odd whitespace": lambda m: " \r\n{ " + " ,\n\t".join(f"{json.dumps(k)}\t:\r\n {v} " for k, v in m.items()) + "}\n",
+}
+
+
+@pytest.mark.parametrize("layout", FAST_CASES)
+def test_fast_json_reader_reads_what_json_reads(
+    cache_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, small_chunks: None, layout: str
+) -> None:
+    mapping = _mluke_mapping(n=60)
+    mapping |= {  # escapes a title needs, a long language code, a title with ':' and '"'
+        'en:Say "Hi": \\o/': 60,
+        "en:Tab\there\nnewline \u0000 nul": 61,
+        "zh-min-nan:Tâi-oân": 62,
+        "be-tarask:Мінск: горад": 62,
+        "en:0": 63,
+    }
+    path = tmp_path / "entity_vocab.json"
+    path.write_text(FAST_CASES[layout](mapping), encoding="utf-8")
+    fast = _fast(path)
+    assert fast is not None  # the fast reader vouches for the file
+    dicts = _in_dicts(path, monkeypatch)
+    assert list(fast.items()) == list(dicts.items()) and fast.to_dict() == mapping
+    assert fast._index.languages == ("be-tarask", "de", "en", "fr", "ja", "zh-min-nan", "zh-yue")
+    for query in _queries(mapping, random.Random(2)):
+        assert _lookup(fast, query) == _lookup(dicts, query), query
+    assert fast["zh-min-nan:Tâi-oân"] == 62 and fast[("Мінск: горад", "be-tarask")] == 62
+    assert fast['en:Say "Hi": \\o/'] == 60 and fast.titles(61) == [("Tab\there\nnewline \u0000 nul", "en")]
+    for multilingual in (False, True):
+        assert list(_fast(path, multilingual).items()) == list(
+            _in_dicts(path, monkeypatch, multilingual=multilingual).items()
+        )
+
+
+def test_fast_json_reader_plain_titles(cache_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """LUKE's monolingual vocabulary: titles with ':' that are no language prefix stay whole."""
+    mapping = {"[PAD]": 0, "[UNK]": 1, "Star Wars: Episode IV": 2, "en:Japan": 3, "ja:東京": 4, "Paris": 5}
+    path = _write(tmp_path / "entity_vocab.json", mapping)
+    fast = _fast(path)
+    assert fast is not None and list(fast.items()) == list(_in_dicts(path, monkeypatch).items())
+    assert fast.titles(3) == [("en:Japan", None)] and fast._index.languages == ()
+    specials = _write(tmp_path / "specials.json", {"[MASK]": 0, "[UNK]": 1, "[PAD]": 2, "[MASK2]": 3})
+    assert list(_fast(specials).items()) == [
+        (("[MASK]", None), 0),
+        (("[UNK]", None), 1),
+        (("[PAD]", None), 2),
+        (("[MASK2]", None), 3),
+    ]
+
+
+REFUSED = {
+    "repeated key": ('{"[PAD]": 0, "en:A": 1, "en:A": 2}', "duplicate title 'en:A'"),
+    "repeated key, escaped": ('{"[PAD]": 0, "en:A": 1, "en:\\u0041": 2}', "duplicate title 'en:A'"),
+    "repeated key, one id": ('{"[PAD]": 0, "en:A": 1, "de:A": 1, "en:A": 1}', "duplicate title 'en:A'"),
+    "id gap": ('{"[PAD]": 0, "en:A": 2}', "id 1 is missing"),
+    "negative id": ('{"[PAD]": 0, "en:A": -1}', "negative entity id -1"),
+    "float id": ('{"[PAD]": 0, "en:A": 1.0}', "integer id, got 'en:A': 1.0"),
+    "exponent id": ('{"[PAD]": 0, "en:A": 1e0}', "integer id, got 'en:A': 1.0"),
+    "string id": ('{"[PAD]": 0, "en:A": "1"}', "integer id, got 'en:A': '1'"),
+    "bool id": ('{"[PAD]": 0, "en:A": true}', "integer id, got 'en:A': True"),
+    "leading zero": ('{"[PAD]": 0, "en:A": 01}', r"invalid JSON"),
+    "digits apart": ('{"[PAD]": 0, "en:A": 1 2}', r"invalid JSON"),
+    "digit before ':'": ('{"[PAD]": 0 , "en:A" 3: 1}', r"invalid JSON"),
+    "huge id": ('{"[PAD]": 0, "en:A": 1000000000000000000000}', "id 1 is missing"),
+    "trailing comma": ('{"[PAD]": 0, "en:A": 1,}', r"invalid JSON"),
+    "missing comma": ('{"[PAD]": 0 "en:A": 1}', r"invalid JSON"),
+    "missing colon": ('{"[PAD]": 0, "en:A" 1}', r"invalid JSON"),
+    "string value": ('{"[PAD]": 0, "en:A": "x", "en:B": 1}', "integer id"),
+    "nested object": ('{"[PAD]": 0, "x": {"en:A": 1}}', "integer id"),
+    "two objects": ('{"[PAD]": 0}{"en:A": 1}', r"invalid JSON"),
+    "array": ('["[PAD]", 0]', "expected a JSON object"),
+    "empty": ("{}", "the entity vocabulary is empty"),
+    "raw newline in a key": ('{"[PAD]": 0, "en:A\nB": 1}', r"invalid JSON"),
+    "bad escape": ('{"[PAD]": 0, "en:A\\x": 1}', r"invalid JSON"),
+    "empty title": ('{"[PAD]": 0, "en:A": 1, "": 2}', "title must be a non-empty string"),
+    "blank title": ('{"[PAD]": 0, "en:A": 1, "en: \\u3000\\t": 2}', "title must be a non-empty string"),
+    "blank plain title": ('{"[PAD]": 0, "A": 1, "\\u2028": 2}', "title must be a non-empty string"),
+}
+
+
+@pytest.mark.parametrize("case", REFUSED)
+def test_fast_json_reader_leaves_every_error_to_json(cache_dir: Path, tmp_path: Path, case: str) -> None:
+    """The fast reader vouches for none of these; the load raises the dict reader's error, and caches nothing."""
+    content, message = REFUSED[case]
+    path = tmp_path / "v.json"
+    path.write_text(content, encoding="utf-8")
+    assert _fast(path) is None
+    with pytest.raises(DataError, match=message):
+        EntityVocab.load(path)
+    assert _folders(cache_dir) == []
+
+
+def test_fast_json_reader_refuses_bad_bytes_and_lone_surrogates(cache_dir: Path, tmp_path: Path) -> None:
+    path = tmp_path / "v.json"
+    for raw in [b'{"[PAD]": 0, "en:\xff": 1}', b'{"[PAD]": 0, "en:\xed\xa0\x80": 1}', b'{"[PAD]": 0, "en:\xe6": 1}']:
+        path.write_bytes(raw)
+        assert _fast(path) is None
+        with pytest.raises(DataError, match="v.json"):
+            EntityVocab.load(path)
+    path.write_bytes(b'\xef\xbb\xbf{"[PAD]": 0}')  # a byte-order mark: json refuses it too
+    assert _fast(path) is None
+    path.write_text('{"[PAD]": 0, "en:\\ud800 x": 1}', encoding="utf-8")  # valid JSON the json module reads
+    assert _fast(path) is None and EntityVocab.load(path).titles(1) == [("\ud800 x", "en")]
+
+
+def test_fast_json_reader_multilingual_flag(tmp_path: Path) -> None:
+    path = _write(tmp_path / "v.json", {"[PAD]": 0, "en:Japan": 1, "Star Wars: IV": 2, "xx-1:Y": 3})
+    assert _fast(path, True) is None  # the dict reader raises "is not of the form 'lang:title'"
+    assert _fast(path).titles(1) == [("en:Japan", None)]
+    for bad_code in ["EN:Japan", "e:Japan", "en_gb:Japan", "en-:Japan", "ja-Latn:x", "\u00e9n:x", "en\\u0000:x"]:
+        path.write_text(f'{{"[PAD]": 0, "{bad_code}": 1, "en:B": 2}}', encoding="utf-8")
+        assert _fast(path, True) is None, bad_code
+        assert _fast(path).titles(1)[0][1] is None, bad_code
+    path.write_text('{"en:B":0,"e:A":1}', encoding="utf-8")  # a key within 8 bytes of the end
+    assert _fast(path, True) is None and _fast(path).titles(1) == [("e:A", None)]
+    path.write_text('{"en:B":0,"ja:A":1}', encoding="utf-8")
+    assert _fast(path, True).titles(1) == [("A", "ja")]
+
+
+def test_title_hash_is_the_vectorised_hash() -> None:
+    rng = random.Random(3)
+    titles = ["", "a", "a\0", "東京", "\U0001f600 x", "\ud800"]
+    titles += ["".join(rng.choices("ab:é東\0 ", k=rng.randint(0, 30))) for _ in range(500)]
+    encoded = [title.encode("utf-8", "surrogatepass") for title in titles]
+    offsets = np.cumsum([0] + [len(raw) for raw in encoded])
+    blob = np.frombuffer(b"".join(encoded), dtype=np.uint8)
+    for chunk in (1, 7, 1 << 12):
+        with pytest.MonkeyPatch.context() as m:
+            m.setattr(entity_index, "_HASH_CHUNK", chunk)
+            assert entity_index._title_hashes(blob, offsets).tolist() == list(map(entity_index.title_hash, encoded))
+    assert len(set(map(entity_index.title_hash, set(encoded)))) == len(set(encoded))
+
+
+def test_equal_keys_are_found_in_both_sort_paths() -> None:
+    """``from_encoded`` refuses a key given twice whether it packs hashes into one sort or falls back to lexsort."""
+    titles = ["A", "B", "A", "A", "C"]
+    for languages, duplicate in (([0, 0, 1, 2, 0], False), ([0, 0, 1, 0, 0], True)):
+        for n_languages in (3, 2**40):  # 2**40 languages leave too few hash bits: lexsort
+            blob = np.frombuffer("".join(titles).encode(), dtype=np.uint8)
+            codes = np.array(languages, dtype=np.int64)
+            table = [f"l{i}" for i in range(max(languages) + 1)]
+            hashes = entity_index._title_hashes(blob, np.arange(6))
+            order, ties = entity_index._order_by_hash(hashes, codes, n_languages)
+            assert sorted(order.tolist()) == list(range(5))
+            assert entity_index._has_equal_titles(blob, np.arange(6), order, ties) == duplicate
+            index = EntityIndex.from_encoded(blob, np.arange(6), codes, table, np.arange(5))
+            assert (index is None) == duplicate

@@ -17,9 +17,10 @@ Three on-disk formats are read and written; the format is chosen from the file s
     ``{"lang:title": id}`` (mLUKE; special entities are stored without a language prefix).
 
 A large vocabulary file (the real mLUKE ``entity_vocab.json``: 1.2M ids, about 6M keys) is not read into
-dicts: it is parsed and checked once into the arrays of a :class:`luke.entity_index.EntityIndex`, cached on
-disk, and memory-mapped on later loads (a few milliseconds instead of seconds; see that module for the cache,
-its location and ``LUKE_ENTITY_VOCAB_CACHE=0``).  Such a vocabulary answers every lookup exactly as one held in
+dicts: it is parsed and checked once into the arrays of a :class:`luke.entity_index.EntityIndex` (a ``.json``
+by :mod:`luke.entity_vocab_json`, without a Python object per key), cached on disk, and memory-mapped on later
+loads (a few milliseconds instead of seconds; see that module for the cache, its location and
+``LUKE_ENTITY_VOCAB_CACHE=0``).  Such a vocabulary answers every lookup exactly as one held in
 dicts; :meth:`EntityVocab.add` turns it into dicts first.
 
 Special entities (``[PAD]``, ``[UNK]``, ``[MASK]``, ``[MASK2]``) are always resolved *by name*: their
@@ -33,15 +34,14 @@ import json
 import os
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from itertools import repeat
 from numbers import Integral
-from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from luke.entity_index import EntityIndex, IndexCache, index_min_bytes
+from luke.entity_vocab_json import index_json_file
 from luke.errors import DataError, shorten
 from luke.files import read_text, text_lines, write_text_atomic
 from luke.hub import pop_hub_kwargs, resolve_pretrained
@@ -68,7 +68,6 @@ ENTITY_VOCAB_FILES: tuple[str, ...] = ("entity_vocab.json", "entity_vocab.jsonl"
 
 # mLUKE keys look like "en:Japan", "zh-yue:...": a short lowercase language code and a colon.
 _LANG_KEY = re.compile(r"^([a-z]{2,3}(?:-[a-z0-9]+)*):(.+)$", re.DOTALL)
-_LANG_CODE = re.compile(r"[a-z]{2,3}(?:-[a-z0-9]+)*")  # the part of _LANG_KEY before the ':'
 
 
 class EntityVocab:
@@ -249,13 +248,12 @@ class EntityVocab:
         cache = IndexCache.for_source(path, stat, variant=f"{suffix}:{multilingual}")
         index = cache.open() if cache is not None else None
         if index is None:
-            columns = _json_columns(path, multilingual) if suffix == ".json" else None
-            if columns is None:  # .tsv, .jsonl, or a .json the fast reader does not vouch for: its error
+            index = index_json_file(path, multilingual, DEFAULT_SPECIALS) if suffix == ".json" else None
+            if index is None:  # .tsv, .jsonl, or a .json the fast reader does not vouch for: its error
                 vocab = cls._load_format(path, suffix, multilingual)
                 if not len(vocab):
                     return vocab
-                columns = vocab._columns()
-            index = EntityIndex.build(*columns)
+                index = EntityIndex.build(*vocab._columns())
             if cache is not None:
                 index = cache.store(index) or index
         vocab = cls()
@@ -682,67 +680,3 @@ def _read_json(path: Path) -> Any:
         return json.loads(read_text(path), object_pairs_hook=_unique_keys(path))
     except json.JSONDecodeError as e:
         raise DataError(f"{path}:{e.lineno}: invalid JSON ({e.msg})") from None
-
-
-def _split_keys(
-    keys: list[str], specials: list[int], multilingual: bool | None
-) -> tuple[list[str], list[str | None]] | None:
-    """``(titles, languages)`` of the keys of a transformers mapping (``specials``: the positions of the special
-    entities among them), read as :meth:`EntityVocab._from_mapping` reads them but a column at a time; ``None``
-    where that raises (``multilingual=True`` and a key that is not ``lang:Title``).  A key matches ``_LANG_KEY``
-    exactly when the part before its first ``:`` is a language code and something follows the ``:``."""
-    plain = (keys, [None] * len(keys))
-    if multilingual is False or len(specials) == len(keys):
-        return plain
-    parts = list(map(str.partition, keys, repeat(":")))
-    for position in specials:
-        parts[position] = (None, ":", keys[position])
-    languages: list[str | None] = list(map(itemgetter(0), parts))
-    titles: list[str] = list(map(itemgetter(2), parts))
-    separators = set(map(itemgetter(1), parts))
-    del parts
-    codes = set(languages) - {None}
-    if separators == {":"} and all(titles) and all(_LANG_CODE.fullmatch(code) for code in codes):  # type: ignore[arg-type]
-        return titles, languages
-    return None if multilingual else plain
-
-
-def _json_columns(path: Path, multilingual: bool | None) -> tuple[list[str], list[str | None], np.ndarray] | None:
-    """``(titles, languages, ids)`` of a transformers ``entity_vocab.json`` in id order, checked a column at a
-    time (types, titles, language prefixes, contiguous ids); ``None`` when any check fails, and the caller
-    then reads the file with :meth:`EntityVocab._load_json`, which raises the error with its usual message."""
-    try:  # pairs, not a dict: a key given twice is seen below (cheaper than a dict per object)
-        pairs = json.loads(read_text(path), object_pairs_hook=list)
-    except json.JSONDecodeError:
-        return None  # a nested object with a repeated key may come before the syntax error: the slow path says
-    if not isinstance(pairs, list) or not pairs or not isinstance(pairs[0], tuple):
-        return None  # not an object, or an empty one
-    keys: list[str] = list(map(itemgetter(0), pairs))
-    values = list(map(itemgetter(1), pairs))
-    del pairs
-    unique = set(keys)
-    if len(unique) != len(keys) or "entity_vocab" in unique or set(map(type, values)) != {int}:
-        return None  # a repeated key, a tokenizer_config.json embedding the vocabulary, an id that is no integer
-    try:
-        ids = np.fromiter(values, dtype=np.int64, count=len(values))
-    except OverflowError:
-        return None
-    del values
-    specials = [keys.index(name) for name in DEFAULT_SPECIALS if name in unique]
-    del unique
-    split = _split_keys(keys, specials, multilingual)
-    if split is None:
-        return None
-    titles, languages = split
-    if not all(map(str.strip, titles)) or ids.min() < 0 or ids.max() >= len(ids):
-        return None
-    n_ids = int(ids.max()) + 1
-    if np.count_nonzero(np.bincount(ids, minlength=n_ids)) != n_ids:
-        return None
-    if (ids[1:] < ids[:-1]).any():  # group the keys by id, keeping the file's order within an id
-        order = np.argsort(ids, kind="stable")
-        ids = ids[order]
-        picked = order.tolist()
-        titles = [titles[i] for i in picked]
-        languages = [languages[i] for i in picked]
-    return titles, languages, ids
