@@ -39,7 +39,15 @@ from luke.files import read_json
 from luke.modeling import MODEL_CLASSES, LukePreTrainedModel
 from luke.tokenization import LukeTokenizer
 
-__all__ = ["build_for_finetuning", "finetuned_task", "load_finetuned", "model_folder", "to_transformers"]
+__all__ = [
+    "build_for_finetuning",
+    "finetuned_task",
+    "finetuned_tokenizer",
+    "load_finetuned",
+    "marker_init",
+    "model_folder",
+    "to_transformers",
+]
 
 logger = logging.getLogger(__name__)
 TASK_FILE = "luke_task.json"
@@ -56,7 +64,8 @@ def _model_type(folder: Path) -> str:
     return str(read_json(path, dict).get("model_type", ""))
 
 
-def _marker_init(tokenizer: LukeTokenizer) -> dict[int, int]:
+def marker_init(tokenizer: LukeTokenizer) -> dict[int, int]:
+    """Rows that initialise the entity markers: ``<ent>`` from ``@``, ``<ent2>`` from ``#`` (when in the vocabulary)."""
     init = {}
     for marker_id, source in ((tokenizer.entity_1_token_id, "@"), (tokenizer.entity_2_token_id, "#")):
         src = tokenizer.convert_tokens_to_ids(source)
@@ -231,7 +240,7 @@ def build_for_finetuning(
     else:
         raise CheckpointError(f"{folder}: model_type {kind!r} is neither LUKE nor BERT/RoBERTa-like")
     if len(tokenizer) != model.config.vocab_size:
-        model.resize_token_embeddings(len(tokenizer), init_from=_marker_init(tokenizer))
+        model.resize_token_embeddings(len(tokenizer), init_from=marker_init(tokenizer))
     model.train()
     return model, tokenizer
 
@@ -305,7 +314,7 @@ def _transformers_task_state(folder: Path, config: LukeConfig) -> dict[str, Any]
     return {"options": options, "source": "transformers"}
 
 
-def _finetuned_tokenizer(
+def finetuned_tokenizer(
     name: str, folder: Path, config: LukeConfig, tokenizer_path: str | Path | None, hub_kwargs: dict[str, Any]
 ) -> LukeTokenizer:
     """The tokenizer of a fine-tuned model (its own, or ``tokenizer_path``), checked against the model's word
@@ -364,7 +373,7 @@ def load_finetuned(
     if not id2label:
         raise CheckpointError(f"{folder}/config.json has no id2label: not a fine-tuned classification model")
     model = MODEL_CLASSES[model_class_name].from_pretrained(folder)
-    tokenizer = _finetuned_tokenizer(name, folder, config, tokenizer_path, hub_kwargs)
+    tokenizer = finetuned_tokenizer(name, folder, config, tokenizer_path, hub_kwargs)
     labels = state.get("labels") or [id2label[i] for i in range(len(id2label))]
     if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
         raise CheckpointError(f"{folder / TASK_FILE}: 'labels' must be a list of strings, got {shorten(labels)}")

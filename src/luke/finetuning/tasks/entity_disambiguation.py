@@ -209,7 +209,7 @@ class EntityDisambiguationTask(Task):
         (zero-shot: the task's default options)."""
         from luke.config import LukeConfig
         from luke.files import read_json
-        from luke.finetuning.model_io import TASK_FILE, _finetuned_tokenizer, model_folder
+        from luke.finetuning.model_io import TASK_FILE, finetuned_tokenizer, model_folder
         from luke.modeling import LukeForEntityDisambiguation
 
         folder = model_folder(model_path, **hub_kwargs)
@@ -218,7 +218,7 @@ class EntityDisambiguationTask(Task):
         if tokenizer_path is None and not (folder / TASK_FILE).is_file():
             _fit_marker_rows(model, folder)
             config = model.config
-        tokenizer = _finetuned_tokenizer(str(model_path), folder, config, tokenizer_path, hub_kwargs)
+        tokenizer = finetuned_tokenizer(str(model_path), folder, config, tokenizer_path, hub_kwargs)
         state = {"labels": [_LABEL], "options": {}, "folder": str(folder)}
         if (folder / TASK_FILE).is_file():
             saved = read_json(folder / TASK_FILE, expected=dict)
@@ -342,14 +342,14 @@ def _fit_marker_rows(model: Any, folder: Path) -> None:
     (pretraining exports and ``transformers``' LUKE tokenizer add them; the table gets their rows only at
     fine-tuning). ED inputs never contain them; the table gets the two rows (from ``@``/``#``, as fine-tuning
     does) so that the tokenizer fits the model. Any other size difference is left to the tokenizer check."""
-    from luke.finetuning.model_io import _marker_init
+    from luke.finetuning.model_io import marker_init
     from luke.tokenization import LukeTokenizer
 
     tokenizer = LukeTokenizer.from_pretrained(folder)
     rows = model.config.vocab_size
     markers = {tokenizer.entity_1_token_id, tokenizer.entity_2_token_id}
     if len(tokenizer) > rows and set(range(rows, len(tokenizer))) <= markers:
-        model.resize_token_embeddings(len(tokenizer), init_from=_marker_init(tokenizer))
+        model.resize_token_embeddings(len(tokenizer), init_from=marker_init(tokenizer))
 
 
 def _softmax_max(x: np.ndarray) -> np.ndarray:
