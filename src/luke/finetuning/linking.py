@@ -159,9 +159,11 @@ class EntityLinker:
         loaded, tok, state = EntityDisambiguationTask.load_model(model, tokenizer, **hub)
         saved = state.get("options") or {}
         max_candidates = max_candidates if max_candidates is not None else saved.get("max_candidates", 30)
+        if inference is None:  # the model's own order, if it is one a model runs ("prior" is a baseline)
+            inference = saved.get("inference") if saved.get("inference") in ("global", "local") else "global"
         mentions = load_mention_db(mention_db, tok.entity_vocab, max_candidates)
         return cls(
-            loaded, tok, mentions, inference=inference or saved.get("inference", "global"),
+            loaded, tok, mentions, inference=inference,
             min_link_prob=min_link_prob, max_candidates=max_candidates, batch_size=batch_size,
             max_seq_length=saved.get("max_seq_length", 512), max_entity_length=saved.get("max_entity_length", 128),
             device=device,
