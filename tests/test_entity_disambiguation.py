@@ -179,6 +179,29 @@ def test_local_and_global_answers_known_by_construction(pretrained):
     assert all([m.predicted for m in d.mentions] == ["Alpha", "Delta", None, "Epsilon"] for d in many)
 
 
+def test_global_fixes_single_candidate_mentions_without_a_pass(pretrained):
+    """epsilon's only in-vocabulary candidate is Epsilon: global fixes it (probability 1) and feeds it in before
+    the first pass, so the two ambiguous mentions take two passes, not three; the answers are unchanged."""
+    model = LukeForEntityDisambiguation.from_pretrained(pretrained).eval()
+    tok = LukeTokenizer.from_pretrained(pretrained)
+    _set_by_construction(model, tok)
+    calls, forward = [], model.forward
+
+    def counting(**batch):
+        calls.append(batch["entity_ids"].clone())
+        return forward(**batch)
+
+    model.forward = counting
+    glob = disambiguate(model, tok, [_doc()], mode="global")[0]
+    assert [m.predicted for m in glob.mentions] == ["Alpha", "Delta", None, "Epsilon"]
+    assert len(calls) == 2
+    assert calls[0][0, 2].item() == tok.entity_vocab.get_id("Epsilon")  # already an input at the first pass
+    assert glob.mentions[3].score == 1.0
+    calls.clear()
+    disambiguate(model, tok, [_doc()], mode="local")
+    assert len(calls) == 1
+
+
 def test_long_documents_get_mention_centred_windows(pretrained):
     tok = LukeTokenizer.from_pretrained(pretrained)
     text = " ".join([TEXT] * 6)

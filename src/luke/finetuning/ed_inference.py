@@ -17,7 +17,10 @@ windows:
    candidates. *Global* (Yamada et al., NAACL 2022): every mention starts masked; at each pass the single
    most confident unresolved mention of every window (highest softmax probability over its candidates) is
    fixed to its best candidate, whose entity id replaces its ``[MASK]`` as input for the next pass; windows
-   with unresolved mentions are batched together until none is left (a window of E mentions takes E passes).
+   with unresolved mentions are batched together until none is left. A mention with a single candidate has
+   probability 1 at every pass, so the confidence order would fix it first: all of them are fixed (and fed in)
+   before the first pass, and a window of E mentions, A of them with several candidates, takes A passes, not
+   E (the same choices, except where another mention's probability also rounds to exactly 1.0).
 3. :func:`fill_predictions` — copies of the documents with ``predicted`` (a title) and ``score`` (the
    softmax probability over the mention's candidates when it was fixed) on every mention that had a
    candidate; the others stay NIL (``predicted`` None).
@@ -251,9 +254,15 @@ def run_windows(
     inputs = [f["entity_ids"].copy() for f in features]
     choice = [np.full(len(f["entity_ids"]), -1, np.int64) for f in features]
     score = [np.zeros(len(f["entity_ids"])) for f in features]
-    active = sorted((n for n, f in enumerate(features) if len(f["entity_ids"])),
-                    key=lambda n: len(features[n]["input_ids"]) + len(features[n]["entity_ids"]))  # fmt: skip
     bar = tqdm(total=sum(len(f["entity_ids"]) for f in features), desc=desc, disable=not progress, leave=False)
+    if mode == "global":  # a mention with one candidate has probability 1 at every pass: fixed before the first
+        for n, f in enumerate(features):
+            single = np.flatnonzero([len(titles) == 1 for titles in f["candidate_titles"]])
+            choice[n][single], score[n][single] = 0, 1.0
+            inputs[n][single] = f["entity_candidate_ids"][single, 0]
+            bar.update(len(single))
+    active = sorted((n for n, f in enumerate(features) if (choice[n] < 0).any()),
+                    key=lambda n: len(features[n]["input_ids"]) + len(features[n]["entity_ids"]))  # fmt: skip
     while active:
         for s in range(0, len(active), batch_size):
             part = active[s : s + batch_size]
