@@ -32,6 +32,7 @@ __all__ = [
     "read_text",
     "read_json",
     "text_lines",
+    "decoded_lines",
     "json_lines",
     "check_output",
     "refuse_inputs_in_output",
@@ -101,24 +102,29 @@ def text_lines(path: str | Path) -> Iterator[tuple[int, str]]:
     except OSError as err:
         raise _read_error(path, err) from None
     with f:
-        number = 0
-        while True:
-            try:
-                raw = f.readline()
-            except OSError as err:  # a read that fails after the open (I/O error, a folder on some systems)
-                raise _read_error(path, err, number + 1) from None
-            if not raw:
-                return
-            number += 1
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as err:
-                raise DataError(
-                    path, f"not UTF-8 text (byte 0x{raw[err.start]:02x} cannot be decoded)", number
-                ) from None
-            if number == 1:
-                line = line.removeprefix("\ufeff")  # a byte-order mark some editors write
-            yield number, line.rstrip("\r\n")
+        yield from decoded_lines(f, path)
+
+
+def decoded_lines(stream: Any, name: str | Path) -> Iterator[tuple[int, str]]:
+    """``(line number from 1, line without its newline)`` of a binary stream (a file, ``sys.stdin.buffer``)
+    of UTF-8 text; ``name`` is what errors call it (a path, ``<stdin>``). A bad byte is a
+    :class:`DataError` naming it and the line; a leading byte-order mark is dropped."""
+    number = 0
+    while True:
+        try:
+            raw = stream.readline()
+        except OSError as err:  # a read that fails after the open (I/O error, a folder on some systems)
+            raise _read_error(Path(name), err, number + 1) from None
+        if not raw:
+            return
+        number += 1
+        try:
+            line = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+        except UnicodeDecodeError as err:
+            raise DataError(name, f"not UTF-8 text (byte 0x{raw[err.start]:02x} cannot be decoded)", number) from None
+        if number == 1:
+            line = line.removeprefix("\ufeff")  # a byte-order mark some editors write
+        yield number, line.rstrip("\r\n")
 
 
 def json_lines(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:

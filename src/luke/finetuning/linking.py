@@ -43,7 +43,7 @@ import argparse
 import json
 import logging
 import sys
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -295,30 +295,15 @@ def link(
 # ---------------------------------------------------------------------------------------------- input
 
 
-def _stdin_lines() -> Iterator[tuple[int, str]]:
-    stream = getattr(sys.stdin, "buffer", None)
-    for number, raw in enumerate(stream if stream is not None else sys.stdin, start=1):
-        if isinstance(raw, bytes):
-            try:
-                raw = raw.decode("utf-8")
-            except UnicodeDecodeError as err:
-                raise DataError(
-                    _STDIN, f"not UTF-8 text (byte 0x{raw[err.start]:02x} cannot be decoded)", number
-                ) from None
-        if number == 1:
-            raw = raw.removeprefix("\ufeff")
-        yield number, raw.rstrip("\r\n")
-
-
 def read_link_input(path: str | Path) -> tuple[list[tuple[int, dict[str, Any]]], str]:
     """The documents of ``luke link``'s input (``"-"``: standard input) as ``(line, record)`` pairs, and the
     format found: ``"jsonl"`` when the first non-blank line is a JSON object (then every non-blank line must
     be one, with a string ``text``; other fields are kept), else ``"text"``: each non-blank line is a
     document ``{"id": "line-N", "text": LINE}``. Errors name the file (``<stdin>``) and line."""
-    from luke.files import text_lines
+    from luke.files import decoded_lines, text_lines
 
     name = _STDIN if str(path) == "-" else Path(path)
-    lines = _stdin_lines() if name == _STDIN else text_lines(name)
+    lines = decoded_lines(getattr(sys.stdin, "buffer", sys.stdin), _STDIN) if name == _STDIN else text_lines(name)
     records: list[tuple[int, dict[str, Any]]] = []
     kind = None
     for number, line in lines:
