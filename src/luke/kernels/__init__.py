@@ -8,25 +8,31 @@
 * ``linear``: ``EncoderLinear`` (oneDNN for large CPU inference products; its switch is
   ``luke.kernels.linear.ONEDNN_MIN_ROWS_PER_THREAD``, read at every call) and ``shared_ffn_block`` /
   ``ffn_block`` (one FFN activation block per inference forward);
-* ``layout``: ``TokenLayout`` (the encoder computes packed real tokens, no padding).
+* ``layout``: ``TokenLayout`` (the encoder computes packed real tokens, no padding);
+* ``cpu``: ``cpu_info`` (the CPU's model and flags, torch's capability, native bf16 or not) and ``gemm_peaks``
+  (one large product's GFLOP/s on MKL, oneDNN and bf16), printed by ``luke info --system`` and the benchmarks.
 
 Each module says what it beats, by how much (numbers from ``docs/benchmarks.md``) and which command
 measures it. Every kernel computes what the plain formulation in ``luke.modeling`` computes.
 """
 
 from luke.kernels.attention import attention_path, entity_aware_attention
+from luke.kernels.cpu import CpuInfo, cpu_info, gemm_peaks
 from luke.kernels.dropout import FastDropout, dropout_keep_mask, fast_dropout
 from luke.kernels.layout import TokenLayout
 from luke.kernels.linear import EncoderLinear, ffn_block, shared_ffn_block
 
 __all__ = [
+    "CpuInfo",
     "EncoderLinear",
     "FastDropout",
     "TokenLayout",
     "attention_path",
+    "cpu_info",
     "dropout_keep_mask",
     "entity_aware_attention",
     "fast_dropout",
+    "gemm_peaks",
     "ffn_block",
     "shared_ffn_block",
 ]

@@ -40,6 +40,23 @@ def _onednn_linear_ops():
 _ONEDNN = _onednn_linear_ops()
 
 
+def onednn_available() -> bool:
+    """Whether this torch has the oneDNN linear ops (``onednn_relayout`` / ``onednn_product`` work)."""
+    return _ONEDNN is not None
+
+
+def onednn_relayout(weight: torch.Tensor, rows: int) -> torch.Tensor:
+    """``weight`` (out, in) re-laid out for oneDNN's blocked GEMM, for products with ``rows`` input rows."""
+    assert _ONEDNN is not None, "oneDNN linear ops unavailable (check onednn_available())"
+    return _ONEDNN[0](weight, rows)
+
+
+def onednn_product(x: torch.Tensor, packed: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """``x @ W.T + bias`` on oneDNN, ``packed`` being ``onednn_relayout(W, x.shape[0])`` (no autograd)."""
+    assert _ONEDNN is not None, "oneDNN linear ops unavailable (check onednn_available())"
+    return _ONEDNN[1](x, packed, bias, "none", [], "")
+
+
 class EncoderLinear(nn.Linear):
     """``nn.Linear`` (same parameters, same state-dict keys) whose large CPU inference products use oneDNN.
 
@@ -74,8 +91,7 @@ class EncoderLinear(nn.Linear):
         """``out`` (inference only, (T, out_features)): where an MKL product is written, so that a caller can
         reuse one block across layers. A oneDNN product cannot write into a given tensor and ignores it."""
         if self.uses_onednn(x):
-            relayout, linear = _ONEDNN
-            return linear(x, relayout(self.weight, x.shape[0]), self.bias, "none", [], "")
+            return onednn_product(x, onednn_relayout(self.weight, x.shape[0]), self.bias)
         if out is not None and not torch.is_grad_enabled():
             if self.bias is None:
                 return torch.mm(x, self.weight.t(), out=out)
