@@ -35,7 +35,7 @@ COMMANDS = {
             "--revision",
         ],
     ),
-    "info": (["checkpoint"], ["--revision", "--json"]),
+    "info": (["checkpoint"], ["--revision", "--system", "--json"]),
     "build-dump-db": (["dump_file", "out_file"], ["--num-workers", "--chunk-size", "--no-progress"]),
     "build-entity-vocab": (
         ["dump_db", "out_file"],

@@ -28,6 +28,7 @@ from luke.entity_vocab import EntityVocab
 from luke.errors import CheckpointError, ConfigError, LukeError, TokenizerError, shorten
 from luke.files import atomic_output, check_output, read_json
 from luke.finetuning.original_tasks import ORIGINAL_TASKS
+from luke.kernels.cpu import cpu_info, describe
 
 _ORIGINAL_TASK_NAMES = tuple(ORIGINAL_TASKS)
 #: what may be a Hub repo id (``name`` or ``org/name``); anything else is a local path
@@ -46,9 +47,11 @@ folder that luke evaluate and luke predict use, its labels in the original code'
 --tokenizer may be Hub repo ids.
 """
 
-_INFO = """print a checkpoint's config, parameter counts and vocabulary sizes
+_INFO = """print a checkpoint's config, parameter counts and vocabulary sizes; --system: this machine
 
-Print a LUKE model folder's (or original archive's) config, parameter counts and vocab sizes.
+Print a LUKE model folder's (or original archive's) config, parameter counts and vocab sizes. With --system
+(alone or beside a checkpoint), also what this CPU offers: model, the flags that matter (AVX2, AVX-512,
+bf16, AMX), torch's CPU capability, oneDNN/MKL, threads, and whether bf16 runs natively or slowly (emulated).
 """
 
 
@@ -92,8 +95,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_revision(p, "ARCHIVE")
 
     p = add_command(sub, "info", _info, _INFO)
-    p.add_argument("checkpoint", help="model folder, original archive, or a Hub repo id (org/name)")
+    p.add_argument(
+        "checkpoint", nargs="?", default=None, help="model folder, original archive, or a Hub repo id (org/name)"
+    )
     add_revision(p, "CHECKPOINT")
+    p.add_argument("--system", action="store_true", help="describe this machine's CPU and torch build")
     add_json_flag(p)
 
 
@@ -215,6 +221,14 @@ def _info_location(name: str, revision: str | None) -> Path:
 
 
 def _info(args: argparse.Namespace) -> int:
+    if args.checkpoint is None:
+        if not args.system:
+            raise ConfigError("give a CHECKPOINT to describe, or --system for this machine")
+        if args.json:
+            print(json.dumps(_system_dict(True), indent=2))
+        else:
+            _print_system()
+        return 0
     path = _info_location(args.checkpoint, args.revision)
     if not path.exists():
         raise CheckpointError(f"{path} does not exist")
@@ -253,10 +267,24 @@ def _info(args: argparse.Namespace) -> int:
         "config": config.to_dict(),
     }
     if args.json:
-        print(json.dumps(info, indent=2))
+        print(json.dumps(info | _system_dict(args.system), indent=2))
         return 0
     _print_info(args.checkpoint, cls_name, counts, config, weights, contradictions)
+    if args.system:
+        _print_system()
     return 0
+
+
+def _system_dict(wanted: bool) -> dict:
+    """``{"system": ...}`` for ``luke info --system --json`` (``{}`` when not ``wanted``)."""
+    return {"system": cpu_info().to_dict()} if wanted else {}
+
+
+def _print_system() -> None:
+    """The "machine" section of ``luke info --system``: CPU, flags, torch's view, what bf16 will be like."""
+    print("machine:")
+    for line in describe(cpu_info()):
+        print(f"  {line}")
 
 
 def _print_info(
