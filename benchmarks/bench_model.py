@@ -9,6 +9,12 @@ report how far the process's resident memory rose above its level before that on
 step, so it includes one-time allocations such as gradient buffers), or torch's peak allocated memory
 (CUDA).
 
+The header names the machine (CPU model, the flags that matter, torch's CPU capability, threads) and, on
+CPU, the measured GEMM peaks of ``luke.kernels.cpu.gemm_peaks`` (fp32 MKL, fp32 oneDNN, bf16; ``--no-peaks``
+skips them). Per case, "GFLOP/s" is ``encoder_flops`` (below: the encoder's matrix products over the real,
+unpadded tokens, the same count for both implementations, so it measures useful work) divided by the median
+step time, and "luke % of peak" is our rate over the best fp32 peak (and, for bf16 cases, over the bf16 peak).
+
     python benchmarks/bench_model.py                      # all cases, base-size config
     python benchmarks/bench_model.py --quick              # fewer iterations
     python benchmarks/bench_model.py --cases infer-128 --dtypes fp32 --iters 3
@@ -31,6 +37,7 @@ import transformers
 
 from luke.checkpoint import load_state_dict
 from luke.config import LukeConfig
+from luke.kernels.cpu import cpu_info, describe, describe_peaks, gemm_peaks
 from luke.modeling import LukeModel
 
 BASE = dict(
@@ -76,6 +83,50 @@ def make_inputs(B: int, L: int, E: int, device: str, M: int = 30, seed: int = 0)
         input_ids=ids, attention_mask=mask, entity_ids=ent, entity_attention_mask=emask, entity_position_ids=pos
     )
     return {k: v.to(device) for k, v in batch.items()}
+
+
+def encoder_flops(batch: dict[str, torch.Tensor], mode: str, entity_aware: bool = True) -> float:
+    """FLOPs of the encoder's matrix products for one step on ``batch``, counted from BASE and the real
+    (unpadded) token counts: per example with w real words and e real entities, t = w + e, and per layer:
+    the query projections (2 per token with entity-aware attention: to-word and to-entity; else 1), key,
+    value and attention-output projections, 2·t·H·H each; the two FFN products, 2·t·H·I each; the attention
+    scores and the probability-weighted values over the t real keys, 2·t·t·H each. A product of (m, k) by
+    (k, n) counts 2·m·k·n. Training counts 3x (the backward pass has two products per forward product).
+    Not counted: embeddings (the entity embedding's 256->768 projection included), LayerNorm, softmax, GELU,
+    dropout, biases, the padding transformers computes and the loss."""
+    H, I, layers = BASE["hidden_size"], BASE["intermediate_size"], BASE["num_hidden_layers"]
+    queries = 2 if entity_aware else 1
+    per_layer = 0
+    words = batch["attention_mask"].sum(1).tolist()
+    entities = batch["entity_attention_mask"].sum(1).tolist()
+    for w, e in zip(words, entities, strict=True):
+        t = w + e
+        per_layer += 2 * t * H * H * (queries + 3) + 2 * 2 * t * H * I + 2 * 2 * t * t * H
+    return float(per_layer * layers * (3 if mode == "train" else 1))
+
+
+def print_machine(device: str, peaks: bool) -> dict:
+    """Print the CPU and (on CPU, unless ``peaks`` is False) the measured GEMM peaks at the current thread
+    count; return the peaks as {backend: GFLOP/s or None}."""
+    for line in describe(cpu_info()):
+        print(f"# {line}")
+    if device != "cpu" or not peaks:
+        print("# GEMM peaks: not measured" + (" (--no-peaks)" if device == "cpu" else f" (device {device})"))
+        return {}
+    measured = gemm_peaks()
+    n = torch.get_num_threads()
+    print(f"# GEMM peaks, 4096x1024 by 1024x4096, {n} thread{'' if n == 1 else 's'}: {describe_peaks(measured)}")
+    return {name: p.gflops for name, p in measured.items()}
+
+
+def peak_share(gflops: float, dtype: str, peaks: dict) -> tuple[str, dict[str, float]]:
+    """(the "luke % of peak" cell, the fractions) of ``gflops`` against the best fp32 peak and, for bf16, the
+    bf16 peak."""
+    fp32 = max((v for k, v in peaks.items() if k.startswith("fp32") and v), default=None)
+    shares = {"fp32": gflops / fp32} if fp32 else {}
+    if dtype == "bf16" and peaks.get("bf16"):
+        shares["bf16"] = gflops / peaks["bf16"]
+    return ", ".join(f"{v * 100:.0f} % {k}" for k, v in shares.items()) or "-", shares
 
 
 def build_models(device: str, entity_aware: bool = True, attention_dropout: float = 0.1):
@@ -194,6 +245,7 @@ def main() -> None:
     parser.add_argument("--iters", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="3 iterations, no memory measurement")
     parser.add_argument("--no-memory", action="store_true")
+    parser.add_argument("--no-peaks", action="store_true", help="do not measure the GEMM peaks (saves ~5 s)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
     parser.add_argument(
@@ -216,10 +268,14 @@ def main() -> None:
         f"transformers={transformers.__version__} iters={iters} attention_dropout={args.attention_dropout}"
     )
     print("# base config: hidden 768, 12 layers, 12 heads, FFN 3072, entity emb 256, entity-aware attention")
+    peaks = print_machine(args.device, not args.no_peaks)
     models = build_models(args.device, attention_dropout=args.attention_dropout)
-    header = "| case | dtype | transformers ms | luke ms | luke tokens/s | speed-up | pairs | peak MiB hf / luke |"
+    header = (
+        "| case | dtype | transformers ms | luke ms | luke tokens/s | speed-up | pairs | peak MiB hf / luke "
+        "| GFLOP/s hf / luke | luke % of peak |"
+    )
     print(header)
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     results = []
     for case in args.cases:
         mode, B, L, E = CASES[case]
@@ -237,11 +293,17 @@ def main() -> None:
                 m_ours = peak_memory("luke", case, dtype, args.device, args.attention_dropout)
                 mem = f"{m_hf:.0f} / {m_ours:.0f}"
                 row |= dict(peak_mib_hf=m_hf, peak_mib_luke=m_ours)
+            flops = encoder_flops(make_inputs(B, L, E, "cpu"), mode)
+            gf_hf, gf_ours = flops / hf_ms / 1e6, flops / ours_ms / 1e6
+            share, fractions = peak_share(gf_ours, dtype, peaks)
+            row |= dict(gflop=flops / 1e9, gflops_hf=gf_hf, gflops_luke=gf_ours, peak_gflops=peaks)
+            row |= {f"fraction_{k}_peak": v for k, v in fractions.items()}
             results.append(row)
             label = f"{mode} {B}x({L}+{E})"
             print(
                 f"| {label} | {dtype} | {hf_ms:.0f} | {ours_ms:.0f} | {tokens / ours_ms * 1000:.0f} | "
-                f"{hf_ms / ours_ms:.2f}x | {min(pairs):.2f}-{max(pairs):.2f} | {mem} |",
+                f"{hf_ms / ours_ms:.2f}x | {min(pairs):.2f}-{max(pairs):.2f} | {mem} | {gf_hf:.0f} / {gf_ours:.0f} "
+                f"| {share} |",
                 flush=True,
             )
     if args.json:
