@@ -4,8 +4,7 @@
     python benchmarks/profile_step.py --case infer-128 --impl luke  # torch.profiler table of one model step
     python benchmarks/profile_step.py --ner --impl transformers      # one 8-window NER training batch
     python benchmarks/profile_step.py --task relation_classification --mode eval   # 32 SemEval features
-    python benchmarks/profile_step.py --onednn-ab infer-512 --iters 8  # EncoderLinear's oneDNN path on vs off
-    python benchmarks/profile_step.py --onednn-ab infer-128 --min-rows 0  # ... with every product on oneDNN
+    python benchmarks/profile_step.py --onednn-ab infer-512 --iters 8  # EncoderLinear: oneDNN vs MKL vs tuned
 
 ``--case`` uses the base-size models and inputs of ``bench_model.py``; ``--ner`` the MiniLM-L6 span model and
 real CoNLL-2003 windows (512 subwords) of ``bench_finetuning.py``. Profiles print the top operators by self
@@ -103,26 +102,24 @@ def model_case(case: str, impl: str) -> None:
     _profile(step_fn(model, make_inputs(B, L, E, "cpu"), mode, "fp32", "cpu"))
 
 
-def onednn_ab(case: str, iters: int, min_rows: int | None) -> None:
-    """Our model's inference step with ``EncoderLinear``'s oneDNN products (threshold ``min_rows`` rows per
-    thread, default the library's) and without (threshold infinite: every product on ``nn.Linear``/MKL),
-    interleaved as in ``bench_model.py``."""
-    import math
-
+def onednn_ab(case: str, iters: int) -> None:
+    """Our model's inference step three ways, interleaved as in ``bench_model.py``: every eligible product
+    forced onto oneDNN, every product on ``nn.Linear``/MKL, and the autotuner's per-class choice
+    (``LUKE_LINEAR_BACKEND`` = onednn / mkl / auto; the tuner's timings happen in the warm-up call)."""
     from bench_model import CASES, build_models, interleave, make_inputs
-    from luke.kernels import linear
+    from luke.kernels import autotune
 
     mode, B, L, E = CASES[case]
     if mode != "infer":
-        raise SystemExit("--onednn-ab takes an inference case: the oneDNN path is inference-only")
+        raise SystemExit("--onednn-ab takes an inference case: the tuned backends are inference-only")
     model, batch = build_models("cpu")["luke"].eval(), make_inputs(B, L, E, "cpu")
-    default = linear.ONEDNN_MIN_ROWS_PER_THREAD
-    settings = {"oneDNN": default if min_rows is None else min_rows, "MKL only": math.inf}
+    settings = {"oneDNN": "onednn", "MKL only": "mkl", "tuned": "auto"}
+    saved = os.environ.get(autotune.BACKEND_ENV)
     outputs = {}
 
     def run(name: str):
         def step():
-            linear.ONEDNN_MIN_ROWS_PER_THREAD = settings[name]
+            os.environ[autotune.BACKEND_ENV] = settings[name]
             outputs[name] = model(**batch).last_hidden_state
 
         return step
@@ -131,15 +128,21 @@ def onednn_ab(case: str, iters: int, min_rows: int | None) -> None:
         with torch.no_grad():
             times = interleave({name: run(name) for name in settings}, iters)
     finally:
-        linear.ONEDNN_MIN_ROWS_PER_THREAD = default
+        if saved is None:
+            os.environ.pop(autotune.BACKEND_ENV, None)
+        else:
+            os.environ[autotune.BACKEND_ENV] = saved
     diff = (outputs["oneDNN"] - outputs["MKL only"]).abs().max().item()
-    print(f"{case}, oneDNN from {settings['oneDNN']} rows per thread, {iters} iterations, "
-          f"max |difference| of the word states {diff:.2e}")  # fmt: skip
+    print(f"{case}, {iters} iterations, max |difference| of the word states oneDNN vs MKL {diff:.2e}")
     for name, ts in times.items():
         print(f"  {name:9s} median {statistics.median(ts):.3f} s   " + " ".join(f"{t:.2f}" for t in ts))
-    pairs = [b / a for a, b in zip(times["oneDNN"], times["MKL only"], strict=True)]
-    ratio = statistics.median(times["MKL only"]) / statistics.median(times["oneDNN"])
-    print(f"  speed-up of the oneDNN path: {ratio:.3f}x (pairs {min(pairs):.2f}-{max(pairs):.2f})")
+    for name in ("oneDNN", "tuned"):
+        pairs = [b / a for a, b in zip(times[name], times["MKL only"], strict=True)]
+        ratio = statistics.median(times["MKL only"]) / statistics.median(times[name])
+        print(f"  speed-up of {name} over MKL only: {ratio:.3f}x (pairs {min(pairs):.2f}-{max(pairs):.2f})")
+    for label, d in autotune.TUNER.decisions().items():
+        ms = ", ".join(f"{b} {t:.2f} ms" for b, t in d["ms"].items()) or "from the disk cache"
+        print(f"  tuned {label}: {d['backend']} ({ms})")
 
 
 def task_batch(name: str, impl: str, mode: str) -> None:
@@ -180,12 +183,9 @@ def main() -> None:
     p.add_argument(
         "--onednn-ab",
         choices=["infer-128", "infer-512"],
-        help="time our inference step with and without EncoderLinear's oneDNN products (interleaved)",
+        help="time our inference step with every product on oneDNN, on MKL, and as tuned (interleaved)",
     )
     p.add_argument("--iters", type=int, default=8, help="with --onednn-ab")
-    p.add_argument(
-        "--min-rows", type=int, default=None, help="with --onednn-ab: rows per thread from which oneDNN is used"
-    )
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -197,7 +197,7 @@ def main() -> None:
     if args.ner or args.task:
         task_batch(args.task or "ner", args.impl, args.mode)
     if args.onednn_ab:
-        onednn_ab(args.onednn_ab, args.iters, args.min_rows)
+        onednn_ab(args.onednn_ab, args.iters)
     if not (args.kernels or args.case or args.ner or args.task or args.onednn_ab):
         p.error("choose --kernels, --case, --task, --ner or --onednn-ab")
 

@@ -135,12 +135,12 @@ def test_shared_ffn_block_only_without_autograd():
         assert kernels.ffn_block(5) is None
 
 
-def test_onednn_threshold_is_read_at_call_time(monkeypatch):
+def test_linear_backend_is_read_at_call_time(monkeypatch):
     if kernels.linear._ONEDNN is None:
         pytest.skip("torch without oneDNN's linear ops: EncoderLinear is plain nn.Linear")
-    layer, x = kernels.EncoderLinear(4, 4), torch.randn(2 * torch.get_num_threads(), 4)
+    layer, x = kernels.EncoderLinear(4, 4), torch.randn(2, 4)
     with torch.no_grad():
-        monkeypatch.setattr(kernels.linear, "ONEDNN_MIN_ROWS_PER_THREAD", 2)
+        monkeypatch.setenv("LUKE_LINEAR_BACKEND", "onednn")
         assert layer.uses_onednn(x)
-        monkeypatch.setattr(kernels.linear, "ONEDNN_MIN_ROWS_PER_THREAD", math.inf)
+        monkeypatch.setenv("LUKE_LINEAR_BACKEND", "mkl")
         assert not layer.uses_onednn(x)

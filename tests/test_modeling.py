@@ -439,8 +439,9 @@ def test_inference_ffn_buffer_gives_the_same_states(act):
         torch.testing.assert_close(a, b, atol=0, rtol=0)
 
 
-def _spy_onednn(monkeypatch, min_rows_per_thread):
-    """Route EncoderLinear's oneDNN products through a counter; returns the list of their input shapes."""
+def _spy_onednn(monkeypatch, min_rows):
+    """Route EncoderLinear's oneDNN products through a counter and make the backend tuner choose oneDNN (by
+    injected timings) for every product of at least ``min_rows`` rows; returns the list of their input shapes."""
     if not torch.backends.mkldnn.is_available():
         pytest.skip("torch built without oneDNN: EncoderLinear is plain nn.Linear")
     if kernels.linear._ONEDNN is None:
@@ -453,23 +454,27 @@ def _spy_onednn(monkeypatch, min_rows_per_thread):
         return linear(x, *rest)
 
     monkeypatch.setattr(kernels.linear, "_ONEDNN", (relayout, counted))
-    monkeypatch.setattr(kernels.linear, "ONEDNN_MIN_ROWS_PER_THREAD", min_rows_per_thread)
+    monkeypatch.delenv(kernels.autotune.BACKEND_ENV, raising=False)
+    monkeypatch.setattr(kernels.autotune, "MIN_TUNED_ROWS", min_rows)
+    timings = {"mkl": 2.0, "onednn": 1.0}
+    tuner = kernels.autotune.LinearAutotuner(timer=lambda backend, *_: timings[backend], use_disk=False)
+    monkeypatch.setattr(kernels.autotune, "TUNER", tuner)
     return calls
 
 
 @pytest.mark.parametrize("bias", [True, False])
 def test_encoder_linear_takes_onednn_for_large_inference_products_only(bias, monkeypatch):
-    calls = _spy_onednn(monkeypatch, 5)
+    rows = 5 * torch.get_num_threads()
+    calls = _spy_onednn(monkeypatch, rows)
     torch.manual_seed(0)
     layer = kernels.EncoderLinear(16, 24, bias=bias)
-    rows = 5 * torch.get_num_threads()
     x = torch.randn(rows, 16)
     ref = torch.nn.functional.linear(x, layer.weight, layer.bias)
     with torch.no_grad():
         y = layer(x)
         assert calls == [(rows, 16)]
         torch.testing.assert_close(y, ref, atol=1e-5, rtol=1e-5)
-        layer(x[:-1])  # fewer rows than the threshold
+        layer(x[:-1])  # fewer rows than the tuner times: MKL
         layer(torch.randn(16, rows).t())  # not contiguous
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
         assert layer(x).dtype == torch.bfloat16  # autocast keeps nn.Linear's bf16 product
@@ -499,9 +504,9 @@ def test_encoder_linear_fp64_input_is_not_sent_to_onednn(monkeypatch):
 
 @pytest.mark.parametrize("entity_aware", [True, False])
 def test_model_inference_through_onednn_products_equals_the_plain_forward(entity_aware, monkeypatch):
-    """With the row threshold at 1 every encoder product of an inference forward goes through oneDNN
-    (including the FFN's, which then skips the shared buffer): states equal the nn.Linear forward's to
-    float rounding, and transformers' as closely as the plain path does."""
+    """With the tuner choosing oneDNN for every product, every encoder product of an inference forward goes
+    through oneDNN (including the FFN's, which then skips the shared buffer): states equal the nn.Linear
+    forward's to float rounding, and transformers' as closely as the plain path does."""
     hf, ours = hf_pair(entity_aware)
     batch = make_batch()
     with torch.no_grad():

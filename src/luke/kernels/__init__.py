@@ -5,9 +5,10 @@
 * ``attention``: ``entity_aware_attention`` (the dispatch between the fused split-key kernel, the chunked
   materialised dropout kernel, ``F.scaled_dot_product_attention`` and the reference formulation);
 * ``dropout``: ``dropout_keep_mask``, ``fast_dropout``, ``FastDropout`` (cheaper CPU dropout masks);
-* ``linear``: ``EncoderLinear`` (oneDNN for large CPU inference products; its switch is
-  ``luke.kernels.linear.ONEDNN_MIN_ROWS_PER_THREAD``, read at every call) and ``shared_ffn_block`` /
+* ``linear``: ``EncoderLinear`` (CPU inference products on MKL or oneDNN, whichever ``autotune`` measured
+  faster for the product's class; ``LUKE_LINEAR_BACKEND=auto|mkl|onednn``) and ``shared_ffn_block`` /
   ``ffn_block`` (one FFN activation block per inference forward);
+* ``autotune``: ``LinearAutotuner`` (times the backends once per product class; per-process and on-disk cache);
 * ``layout``: ``TokenLayout`` (the encoder computes packed real tokens, no padding);
 * ``cpu``: ``cpu_info`` (the CPU's model and flags, torch's capability, native bf16 or not) and ``gemm_peaks``
   (one large product's GFLOP/s on MKL, oneDNN and bf16), printed by ``luke info --system`` and the benchmarks.

@@ -1,11 +1,12 @@
-"""The encoder's linear layers at inference: oneDNN for large CPU products, one reused FFN block.
+"""The encoder's linear layers at inference: the faster GEMM backend per product, one reused FFN block.
 
-``EncoderLinear`` is ``nn.Linear`` (same parameters and state-dict keys) whose large fp32 CPU inference
-products run on oneDNN's blocked GEMM instead of MKL's sgemm. On the 2-vCPU AVX2 dev VM of
-``docs/benchmarks.md``, ``benchmarks/profile_step.py --onednn-ab infer-512 --iters 8`` (our base-size
-4x(512+64) inference step with the oneDNN path on vs off, interleaved) gave 1.085x, 1.108x and
-(``--iters 6``) 1.095x with two threads and 1.002x with one; at 8x(128+16) no clear gain was measured,
-which is what the row threshold encodes.
+``EncoderLinear`` is ``nn.Linear`` (same parameters and state-dict keys) whose CPU inference products run on
+whichever of MKL's sgemm (``F.linear``) and oneDNN's blocked GEMM (weight re-laid out per call) is faster on
+this machine for the product's class; ``luke.kernels.autotune`` measures that once per class and process
+(``LUKE_LINEAR_BACKEND=auto|mkl|onednn`` forces it; see that module). Before issue #21 a fixed threshold of
+768 rows per thread decided, tuned on the 2-vCPU AVX2 VM of ``docs/benchmarks.md``, where
+``benchmarks/profile_step.py --onednn-ab infer-512 --iters 8`` (oneDNN vs MKL, interleaved) gave 1.085x,
+1.108x and 1.095x with two threads and 1.002x with one; on an AVX-512 CPU oneDNN wins far more (issue #21).
 
 ``shared_ffn_block`` lets every layer of one inference forward write its (T, intermediate) FFN activation
 into the same block instead of allocating (and, on CPU, page-faulting) a fresh one per layer; part (4) of
@@ -21,9 +22,7 @@ from contextvars import ContextVar
 import torch
 from torch import nn
 
-ONEDNN_MIN_ROWS_PER_THREAD = 768
-"""Rows per torch thread from which ``EncoderLinear`` runs CPU inference products through oneDNN
-(``math.inf`` turns that off; read at every call). See ``EncoderLinear`` for why there is a threshold."""
+from luke.kernels import autotune
 
 
 def _onednn_linear_ops():
@@ -38,6 +37,18 @@ def _onednn_linear_ops():
 
 
 _ONEDNN = _onednn_linear_ops()
+
+
+def _onednn_bf16() -> bool:
+    """Whether oneDNN runs bf16 products natively here (otherwise bf16 products stay on ``F.linear``)."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+#: the dtypes whose products oneDNN may take (bf16 only where oneDNN has it natively)
+ONEDNN_DTYPES = (torch.float32, torch.bfloat16) if _ONEDNN is not None and _onednn_bf16() else (torch.float32,)
 
 
 def onednn_available() -> bool:
@@ -58,34 +69,43 @@ def onednn_product(x: torch.Tensor, packed: torch.Tensor, bias: torch.Tensor | N
 
 
 class EncoderLinear(nn.Linear):
-    """``nn.Linear`` (same parameters, same state-dict keys) whose large CPU inference products use oneDNN.
+    """``nn.Linear`` (same parameters, same state-dict keys) whose CPU inference products run on the backend
+    measured fastest here.
 
-    Without autograd, in fp32 on CPU (not under autocast), for a contiguous (T, in) input with at least
-    ``ONEDNN_MIN_ROWS_PER_THREAD`` rows per torch thread, the weight is re-laid out for oneDNN's blocked
-    GEMM on every call and the product runs there. Nothing is cached: no memory is held, and a weight that
-    changed is always the one used. On the 2-vCPU AVX2 machine of ``docs/benchmarks.md`` this makes the
-    base-size 4x(512+64) forward about 5-10 % faster with two threads than MKL's sgemm (which ``nn.Linear``
-    uses; ``benchmarks/profile_step.py --onednn-ab``); with fewer rows
-    the per-call re-layout is not paid back and it is slower, hence the threshold (it scales with the thread
-    count because the re-layout does not shrink when the product is split across threads). Results equal
-    ``nn.Linear``'s to float rounding (another summation order). Everything else, including every training
-    step, is plain ``nn.Linear``.
+    Without autograd, on CPU (not under autocast), for a contiguous (T, in) input whose dtype is the weight's
+    and one oneDNN takes (``ONEDNN_DTYPES``: fp32, and bf16 where oneDNN has it natively),
+    ``luke.kernels.autotune.TUNER`` picks MKL (``F.linear``) or oneDNN (the weight re-laid out for oneDNN's
+    blocked GEMM on every call: nothing cached, no memory held, a weight that changed is always the one used)
+    by timing both once per product class (rows rounded down to a power of two, shape, dtype, bias, threads);
+    ``LUKE_LINEAR_BACKEND=mkl|onednn`` forces one. Results equal ``nn.Linear``'s to float rounding (another
+    summation order). Everything else, including every training (grad-enabled) product, is plain
+    ``nn.Linear`` (MKL) in this step of issue #21.
     """
 
-    def uses_onednn(self, x: torch.Tensor) -> bool:
-        """Whether ``forward(x)`` takes the oneDNN product (see the class docstring for the conditions)."""
+    def onednn_eligible(self, x: torch.Tensor) -> bool:
+        """Whether oneDNN could run ``forward(x)`` (the conditions of the class docstring, without the choice)."""
         return (
             _ONEDNN is not None
             and not torch.is_grad_enabled()
             and x.device.type == "cpu"
-            and x.dtype == torch.float32
-            and self.weight.dtype == torch.float32
+            and x.dtype in ONEDNN_DTYPES
+            and self.weight.dtype == x.dtype
+            and (self.bias is None or self.bias.dtype == x.dtype)
             and x.dim() == 2
-            and x.shape[0] >= ONEDNN_MIN_ROWS_PER_THREAD * torch.get_num_threads()
             and x.is_contiguous()
             and torch.backends.mkldnn.enabled
             and not torch.is_autocast_enabled("cpu")
         )
+
+    def backend(self, x: torch.Tensor) -> str:
+        """``"onednn"`` or ``"mkl"``: the backend ``forward(x)`` uses (may time both, once per product class)."""
+        if not self.onednn_eligible(x):
+            return "mkl"
+        return autotune.TUNER.choose(x.shape[0], self.weight, self.bias)
+
+    def uses_onednn(self, x: torch.Tensor) -> bool:
+        """Whether ``forward(x)`` takes the oneDNN product."""
+        return self.backend(x) == "onednn"
 
     def forward(self, x: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
         """``out`` (inference only, (T, out_features)): where an MKL product is written, so that a caller can

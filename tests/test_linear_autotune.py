@@ -1,0 +1,228 @@
+"""luke.kernels.autotune: EncoderLinear's backend chosen by (injected) timings, cached per process and on disk,
+forced by LUKE_LINEAR_BACKEND; results equal F.linear's whichever backend runs."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from luke import kernels
+from luke.errors import ConfigError
+from luke.kernels import autotune
+from luke.kernels.linear import ONEDNN_DTYPES, EncoderLinear
+
+ROWS = 200  # above MIN_TUNED_ROWS, bucket 128
+
+
+class FakeTimer:
+    """Injected timings: ``seconds[backend]`` for every class (a RuntimeError instance is raised instead)."""
+
+    def __init__(self, **seconds):
+        self.seconds = seconds
+        self.calls = []
+
+    def __call__(self, backend, cls, weight, bias):
+        self.calls.append((backend, cls))
+        value = self.seconds[backend]
+        if isinstance(value, Exception):
+            raise value
+        return value
+
+
+@pytest.fixture
+def env(monkeypatch, tmp_path):
+    """A private cache folder, no forced backend, the disk cache on; returns a function installing a tuner
+    with the given timer (and returning that timer)."""
+    if kernels.linear._ONEDNN is None:
+        pytest.fail("this torch lacks oneDNN's linear ops: EncoderLinear would be plain nn.Linear")
+    monkeypatch.setenv("LUKE_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv(autotune.BACKEND_ENV, raising=False)
+    monkeypatch.delenv(autotune.CACHE_ENV, raising=False)
+
+    def install(timer, use_disk=None):
+        monkeypatch.setattr(autotune, "TUNER", autotune.LinearAutotuner(timer=timer, use_disk=use_disk))
+        return timer
+
+    return install
+
+
+@pytest.fixture
+def onednn_calls(monkeypatch):
+    """Count EncoderLinear's oneDNN products (their input shapes)."""
+    relayout, linear = kernels.linear._ONEDNN
+    calls = []
+
+    def counted(x, *rest):
+        calls.append(tuple(x.shape))
+        return linear(x, *rest)
+
+    monkeypatch.setattr(kernels.linear, "_ONEDNN", (relayout, counted))
+    return calls
+
+
+def _tolerance(dtype):
+    return {"atol": 1e-5, "rtol": 1e-5} if dtype == torch.float32 else {"atol": 2e-2, "rtol": 2e-2}
+
+
+@pytest.mark.parametrize("winner", ["mkl", "onednn"])
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_the_faster_backend_runs_and_equals_linear(winner, bias, dtype, env, onednn_calls):
+    timer = env(FakeTimer(mkl=2.0 if winner == "onednn" else 1.0, onednn=1.0 if winner == "onednn" else 2.0))
+    layer = EncoderLinear(16, 24, bias=bias).to(dtype)
+    x = torch.randn(ROWS, 16, dtype=dtype)
+    ref = F.linear(x.double(), layer.weight.double(), None if layer.bias is None else layer.bias.double())
+    with torch.no_grad():
+        y = layer(x)
+    expected = winner if dtype in ONEDNN_DTYPES else "mkl"  # bf16 goes to oneDNN only where it is native
+    assert y.dtype == dtype
+    torch.testing.assert_close(y.double(), ref, **_tolerance(dtype))
+    assert onednn_calls == ([(ROWS, 16)] if expected == "onednn" else [])
+    assert len(timer.calls) == (2 if dtype in ONEDNN_DTYPES else 0)
+
+
+def test_one_timing_per_product_class(env, monkeypatch):
+    timer = env(FakeTimer(mkl=2.0, onednn=1.0), use_disk=False)
+    layer = EncoderLinear(16, 24)
+    with torch.no_grad():
+        assert layer.backend(torch.randn(ROWS, 16)) == "onednn"
+        assert len(timer.calls) == 2
+        assert layer.backend(torch.randn(255, 16)) == "onednn"  # same bucket (128)
+        assert EncoderLinear(16, 24).backend(torch.randn(130, 16)) == "onednn"  # another layer, same class
+        assert len(timer.calls) == 2
+        timer.seconds = {"mkl": 1.0, "onednn": 2.0}
+        assert layer.backend(torch.randn(256, 16)) == "mkl"  # next bucket: timed again
+        assert EncoderLinear(16, 32).backend(torch.randn(ROWS, 16)) == "mkl"  # other shape
+        assert EncoderLinear(16, 24, bias=False).backend(torch.randn(ROWS, 16)) == "mkl"  # no bias
+        assert len(timer.calls) == 8
+        saved = torch.get_num_threads()
+        torch.set_num_threads(saved + 1)
+        try:
+            assert layer.backend(torch.randn(ROWS, 16)) == "mkl"  # other thread count: timed again
+        finally:
+            torch.set_num_threads(saved)
+        assert len(timer.calls) == 10
+        assert layer.backend(torch.randn(ROWS, 16)) == "onednn"  # the first decision stands
+    classes = {cls.label() for _, cls in timer.calls}
+    assert f"128x16->24/float32/bias/t{saved}" in classes and f"256x16->24/float32/bias/t{saved}" in classes
+    assert set(autotune.TUNER.decisions()) == classes
+
+
+def test_untimed_products_stay_on_mkl(env, onednn_calls):
+    timer = env(FakeTimer(mkl=2.0, onednn=1.0))
+    layer = EncoderLinear(16, 24)
+    x = torch.randn(ROWS, 16)
+    with torch.no_grad():
+        assert layer.backend(x[: autotune.MIN_TUNED_ROWS - 1]) == "mkl"  # too small to time
+        assert layer.backend(torch.randn(16, ROWS).t()) == "mkl"  # not contiguous
+        assert layer.double().backend(x.double()) == "mkl"  # fp64: oneDNN does not take it
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            assert layer.float()(x).dtype == torch.bfloat16  # autocast keeps nn.Linear's bf16 product
+    y = layer(x)  # autograd: plain nn.Linear, differentiable, never tuned
+    assert y.requires_grad and layer.backend(x) == "mkl"
+    torch.testing.assert_close(y, F.linear(x, layer.weight, layer.bias), atol=0, rtol=0)
+    assert timer.calls == [] and onednn_calls == []
+
+
+def test_a_backend_that_fails_is_never_chosen(env):
+    timer = env(FakeTimer(mkl=5.0, onednn=RuntimeError("no oneDNN kernel for this")), use_disk=False)
+    with torch.no_grad():
+        assert EncoderLinear(16, 24).backend(torch.randn(ROWS, 16)) == "mkl"
+    assert len(timer.calls) == 2
+
+
+def test_measure_times_both_backends_without_the_global_rng():
+    weight, bias = torch.randn(24, 16), torch.randn(24)
+    cls = autotune.product_class(ROWS, weight, bias)
+    assert cls.rows == 128 and (cls.in_features, cls.out_features, cls.dtype) == (16, 24, "float32")
+    state = torch.get_rng_state()
+    for backend in autotune.BACKENDS:
+        assert 0 < autotune.measure(backend, cls, weight, bias) < 10
+    assert torch.equal(torch.get_rng_state(), state)  # the global RNG is untouched
+
+
+@pytest.mark.parametrize("forced", ["mkl", "onednn"])
+def test_the_environment_forces_a_backend(forced, env, monkeypatch, onednn_calls):
+    timer = env(FakeTimer(mkl=1.0, onednn=1.0))
+    monkeypatch.setenv(autotune.BACKEND_ENV, forced.upper())
+    layer = EncoderLinear(16, 24)
+    x = torch.randn(7, 16)  # below MIN_TUNED_ROWS: forcing applies all the same
+    with torch.no_grad():
+        y = layer(x)
+    torch.testing.assert_close(y, F.linear(x, layer.weight, layer.bias), atol=1e-5, rtol=1e-5)
+    assert onednn_calls == ([(7, 16)] if forced == "onednn" else [])
+    assert layer(x).requires_grad and len(onednn_calls) == (forced == "onednn")  # training: always MKL
+    assert timer.calls == []
+    assert not autotune.TUNER.cache_path().exists()
+
+
+def test_a_bad_backend_name_is_a_config_error(env, monkeypatch):
+    env(FakeTimer(mkl=1.0, onednn=2.0))
+    monkeypatch.setenv(autotune.BACKEND_ENV, "blas")
+    with torch.no_grad(), pytest.raises(ConfigError, match="LUKE_LINEAR_BACKEND='blas'"):
+        EncoderLinear(16, 24)(torch.randn(ROWS, 16))
+
+
+def test_the_disk_cache_is_reused_by_another_process(env):
+    env(FakeTimer(mkl=2.0, onednn=1.0))
+    with torch.no_grad():
+        assert EncoderLinear(16, 24).backend(torch.randn(ROWS, 16)) == "onednn"
+    path = autotune.TUNER.cache_path()
+    assert path.parent == autotune.cache_dir() and path.is_file()
+    data = json.loads(path.read_text())
+    assert data["machine"] == autotune.machine_key()
+    [(label, entry)] = data["choices"].items()
+    assert label.startswith("128x16->24/float32/bias/") and entry == {
+        "backend": "onednn",
+        "ms": {"mkl": 2000.0, "onednn": 1000.0},
+    }
+    second = env(FakeTimer(mkl=AssertionError("timed again"), onednn=AssertionError("timed again")))
+    with torch.no_grad():
+        assert EncoderLinear(16, 24).backend(torch.randn(ROWS, 16)) == "onednn"
+    assert second.calls == []
+    assert autotune.TUNER.decisions() == {label: {"backend": "onednn", "ms": {}}}
+
+
+def test_another_machine_key_times_again(env, monkeypatch):
+    env(FakeTimer(mkl=2.0, onednn=1.0))
+    with torch.no_grad():
+        EncoderLinear(16, 24).backend(torch.randn(ROWS, 16))
+    old = autotune.TUNER.cache_path()
+    key = autotune.machine_key() | {"torch": "0.0.0"}
+    monkeypatch.setattr(autotune, "machine_key", lambda: key)
+    timer = env(FakeTimer(mkl=1.0, onednn=2.0))
+    assert autotune.TUNER.cache_path() != old
+    with torch.no_grad():
+        assert EncoderLinear(16, 24).backend(torch.randn(ROWS, 16)) == "mkl"
+    assert len(timer.calls) == 2 and json.loads(autotune.TUNER.cache_path().read_text())["machine"] == key
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "{not json",
+        "[1, 2]",
+        '{"format": 1, "machine": {"cpu": "another"}, "choices": {}}',
+        '{"format": 99, "machine": null, "choices": {}}',
+    ],
+)
+def test_a_corrupt_or_foreign_cache_is_ignored_with_a_warning(text, env):
+    tuner = env(FakeTimer(mkl=1.0, onednn=2.0))
+    path = autotune.TUNER.cache_path()
+    path.parent.mkdir(parents=True)
+    path.write_text(text)
+    with torch.no_grad(), pytest.warns(RuntimeWarning, match="ignoring the linear-backend cache"):
+        assert EncoderLinear(16, 24).backend(torch.randn(ROWS, 16)) == "mkl"
+    assert len(tuner.calls) == 2
+    assert json.loads(path.read_text())["choices"]  # replaced by a valid cache
+
+
+def test_the_disk_cache_can_be_turned_off(env, monkeypatch):
+    monkeypatch.setenv(autotune.CACHE_ENV, "0")
+    tuner = env(FakeTimer(mkl=2.0, onednn=1.0))
+    with torch.no_grad():
+        assert EncoderLinear(16, 24).backend(torch.randn(ROWS, 16)) == "onednn"
+    assert not autotune.cache_dir().exists() and len(tuner.calls) == 2
