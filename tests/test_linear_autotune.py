@@ -4,6 +4,7 @@ forced by LUKE_LINEAR_BACKEND; results equal F.linear's whichever backend runs."
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 import torch
@@ -18,18 +19,17 @@ ROWS = 200  # above MIN_TUNED_ROWS, bucket 128
 
 
 class FakeTimer:
-    """Injected timings: ``seconds[backend]`` for every class (a RuntimeError instance is raised instead)."""
+    """Injected timings: ``seconds`` (backend -> seconds, for every class); records the classes timed."""
 
     def __init__(self, **seconds):
         self.seconds = seconds
         self.calls = []
 
-    def __call__(self, backend, cls, weight, bias):
-        self.calls.append((backend, cls))
-        value = self.seconds[backend]
-        if isinstance(value, Exception):
-            raise value
-        return value
+    def __call__(self, cls, weight, bias):
+        if any(isinstance(v, Exception) for v in self.seconds.values()):
+            raise next(v for v in self.seconds.values() if isinstance(v, Exception))
+        self.calls.extend((backend, cls) for backend in self.seconds)
+        return dict(self.seconds)
 
 
 @pytest.fixture
@@ -127,11 +127,12 @@ def test_untimed_products_stay_on_mkl(env, onednn_calls):
     assert timer.calls == [] and onednn_calls == []
 
 
-def test_a_backend_that_fails_is_never_chosen(env):
-    timer = env(FakeTimer(mkl=5.0, onednn=RuntimeError("no oneDNN kernel for this")), use_disk=False)
+@pytest.mark.parametrize("onednn", [math.inf, None])
+def test_a_backend_that_cannot_run_is_never_chosen(onednn, env):
+    timer = env(FakeTimer(mkl=5.0) if onednn is None else FakeTimer(mkl=5.0, onednn=onednn), use_disk=False)
     with torch.no_grad():
         assert EncoderLinear(16, 24).backend(torch.randn(ROWS, 16)) == "mkl"
-    assert len(timer.calls) == 2
+    assert timer.calls
 
 
 def test_measure_times_both_backends_without_the_global_rng():
@@ -139,9 +140,21 @@ def test_measure_times_both_backends_without_the_global_rng():
     cls = autotune.product_class(ROWS, weight, bias)
     assert cls.rows == 128 and (cls.in_features, cls.out_features, cls.dtype) == (16, 24, "float32")
     state = torch.get_rng_state()
-    for backend in autotune.BACKENDS:
-        assert 0 < autotune.measure(backend, cls, weight, bias) < 10
+    times = autotune.measure(cls, weight, bias)
+    assert set(times) == set(autotune.BACKENDS) and all(0 < t < 10 for t in times.values())
     assert torch.equal(torch.get_rng_state(), state)  # the global RNG is untouched
+
+
+def test_measure_gives_a_failing_backend_infinity(monkeypatch):
+    relayout, _ = kernels.linear._ONEDNN
+
+    def broken(*args):
+        raise RuntimeError("no oneDNN kernel for this")
+
+    monkeypatch.setattr(kernels.linear, "_ONEDNN", (relayout, broken))
+    weight = torch.randn(24, 16)
+    times = autotune.measure(autotune.product_class(ROWS, weight, None), weight, None)
+    assert times["onednn"] == math.inf and 0 < times["mkl"] < 10
 
 
 @pytest.mark.parametrize("forced", ["mkl", "onednn"])

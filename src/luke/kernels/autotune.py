@@ -5,10 +5,11 @@ CPU (AVX2 only, AVX-512, AVX-512 with bf16, AMX), the product's shape, the dtype
 the 2-vCPU AVX2 VM of ``docs/benchmarks.md`` oneDNN gained 5-10 % from about 768 rows per thread and lost
 below; on an AVX-512 EPYC it ran one large product 2.5x faster than MKL. So no constant decides: for each
 *product class* — rows rounded down to a power of two, in and out features, dtype, bias or not, torch
-thread count — ``LinearAutotuner.choose`` times both candidates once (``WARM_CALLS`` warm-up calls, then
-the median of ``TIMED_CALLS``, on random rows of the class's size with the layer's own weight) and keeps
-the faster one for the rest of the process. Products with fewer than ``MIN_TUNED_ROWS`` rows are not timed
-(a few microseconds of work; the timing would cost more than any gain) and stay on MKL.
+thread count — ``LinearAutotuner.choose`` times both candidates once (``measure``: ``WARM_CALLS`` warm-up
+calls each, then the median of ``TIMED_CALLS`` calls alternating between the backends, on random rows of the
+class's size with the layer's own weight) and keeps the faster one for the rest of the process. Products
+with fewer than ``MIN_TUNED_ROWS`` rows are not timed (small products: any gain would be tiny, and such
+row counts vary most, each a new class to time) and stay on MKL.
 
 On-disk cache: the choices are also kept in ``$LUKE_CACHE_DIR/linear-backend/<key>.json`` (default
 ``~/.cache/luke/linear-backend``, or under ``$XDG_CACHE_HOME``), one JSON file per machine key — CPU model,
@@ -124,40 +125,46 @@ def machine_key() -> dict[str, object]:
     }
 
 
-def measure(backend: str, cls: ProductClass, weight: torch.Tensor, bias: torch.Tensor | None) -> float:
-    """Seconds of one ``backend`` product of class ``cls`` with ``weight``/``bias`` (oneDNN: re-layout
-    included, as ``EncoderLinear`` pays it per call): the median of ``TIMED_CALLS`` after ``WARM_CALLS``."""
+def measure(cls: ProductClass, weight: torch.Tensor, bias: torch.Tensor | None) -> dict[str, float]:
+    """Seconds of one product of class ``cls`` with ``weight``/``bias`` on each backend (oneDNN: re-layout
+    included, as ``EncoderLinear`` pays it per call): ``WARM_CALLS`` each, then ``TIMED_CALLS`` rounds in which
+    the backends alternate (order flipped every round, so both see the same machine drift); the median.
+    A backend that raises RuntimeError (this build cannot run the product) gets ``math.inf``."""
     from luke.kernels.linear import onednn_product, onednn_relayout
 
     generator = torch.Generator().manual_seed(0)  # never the global RNG: tuning must not shift seeded draws
     x = torch.randn(cls.rows, cls.in_features, generator=generator, dtype=weight.dtype)
-    if backend == "mkl":
-
-        def product() -> torch.Tensor:
-            return F.linear(x, weight, bias)
-    else:
-
-        def product() -> torch.Tensor:
-            return onednn_product(x, onednn_relayout(weight, cls.rows), bias)
-
-    times = []
+    products = {
+        "mkl": lambda: F.linear(x, weight, bias),
+        "onednn": lambda: onednn_product(x, onednn_relayout(weight, cls.rows), bias),
+    }
+    times: dict[str, list[float]] = {}
     with torch.no_grad():
-        for call in range(WARM_CALLS + TIMED_CALLS):
-            t0 = time.perf_counter()
-            product()
-            if call >= WARM_CALLS:
-                times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+        for backend, product in products.items():
+            try:
+                for _ in range(WARM_CALLS):
+                    product()
+                times[backend] = []
+            except RuntimeError:
+                pass
+        order = list(times)
+        for round_ in range(TIMED_CALLS):
+            for backend in order if round_ % 2 == 0 else order[::-1]:
+                t0 = time.perf_counter()
+                products[backend]()
+                times[backend].append(time.perf_counter() - t0)
+    return {b: statistics.median(times[b]) if times.get(b) else math.inf for b in BACKENDS}
 
 
-Timer = Callable[[str, ProductClass, torch.Tensor, torch.Tensor | None], float]
+#: ``timer(cls, weight, bias) -> {backend: seconds}`` (a missing or infinite time: the backend cannot run it)
+Timer = Callable[[ProductClass, torch.Tensor, torch.Tensor | None], dict[str, float]]
 
 
 class LinearAutotuner:
     """Per-process (and optionally on-disk) choice of backend per product class; thread-safe.
 
-    ``timer(backend, cls, weight, bias) -> seconds`` measures one candidate (default ``measure``; tests inject
-    timings). ``use_disk``: None follows ``LUKE_LINEAR_TUNE_CACHE`` at each use; True/False force it."""
+    ``timer(cls, weight, bias) -> {backend: seconds}`` measures the candidates (default ``measure``; tests
+    inject timings). ``use_disk``: None follows ``LUKE_LINEAR_TUNE_CACHE`` at each use; True/False force it."""
 
     def __init__(self, timer: Timer | None = None, use_disk: bool | None = None) -> None:
         self.timer = timer or measure
@@ -191,12 +198,8 @@ class LinearAutotuner:
         if isinstance(stored, dict) and stored.get("backend") in BACKENDS:
             self._choices[cls] = str(stored["backend"])
             return
-        times = {}
-        for backend in BACKENDS:
-            try:
-                times[backend] = float(self.timer(backend, cls, weight, bias))
-            except RuntimeError:  # this build's oneDNN cannot run the product: never choose it
-                times[backend] = math.inf
+        measured = self.timer(cls, weight, bias)
+        times = {b: float(measured.get(b, math.inf)) for b in BACKENDS}
         self._times[cls] = times
         self._choices[cls] = min(BACKENDS, key=lambda b: times[b])
         if disk is not None:
