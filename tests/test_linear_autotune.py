@@ -239,3 +239,13 @@ def test_the_disk_cache_can_be_turned_off(env, monkeypatch):
     with torch.no_grad():
         assert EncoderLinear(16, 24).backend(torch.randn(ROWS, 16)) == "onednn"
     assert not autotune.cache_dir().exists() and len(tuner.calls) == 2
+
+
+@pytest.mark.parametrize(("seconds", "expected"), [(0.0, 3), (1e9, 5)])
+def test_measure_makes_at_least_timed_calls_and_at_most_the_cap(seconds, expected, monkeypatch, onednn_calls):
+    monkeypatch.setattr(autotune, "TIMED_CALLS", 3)
+    monkeypatch.setattr(autotune, "TIMED_SECONDS", seconds)
+    monkeypatch.setattr(autotune, "MAX_TIMED_CALLS", 5)
+    weight = torch.randn(24, 16)
+    autotune.measure(autotune.product_class(ROWS, weight, None), weight, None)
+    assert len(onednn_calls) == autotune.WARM_CALLS + expected

@@ -5,9 +5,10 @@ CPU (AVX2 only, AVX-512, AVX-512 with bf16, AMX), the product's shape, the dtype
 the 2-vCPU AVX2 VM of ``docs/benchmarks.md`` oneDNN gained 5-10 % from about 768 rows per thread and lost
 below; on an AVX-512 EPYC it ran one large product 2.5x faster than MKL. So no constant decides: for each
 *product class* — rows rounded down to a power of two, in and out features, dtype, bias or not, torch
-thread count — ``LinearAutotuner.choose`` times both candidates once (``measure``: ``WARM_CALLS`` warm-up
-calls each, then the median of ``TIMED_CALLS`` calls alternating between the backends, on random rows of the
-class's size with the layer's own weight) and keeps the faster one for the rest of the process. Products
+thread count — ``LinearAutotuner.choose`` times both candidates once (``measure``: a warm-up call each,
+then calls alternating between the backends, at least ``TIMED_CALLS`` and about ``TIMED_SECONDS`` each, on
+random rows of the class's size with the layer's own weight; the fastest call counts) and keeps the faster
+backend for the rest of the process. Products
 with fewer than ``MIN_TUNED_ROWS`` rows are not timed (small products: any gain would be tiny, and such
 row counts vary most, each a new class to time) and stay on MKL.
 
@@ -36,7 +37,6 @@ import hashlib
 import json
 import math
 import os
-import statistics
 import threading
 import time
 import warnings
@@ -56,7 +56,10 @@ BACKENDS = ("mkl", "onednn")
 #: products with fewer rows are not timed and run on MKL
 MIN_TUNED_ROWS = 128
 WARM_CALLS = 1
+#: timed calls per backend: at least TIMED_CALLS, more (up to MAX_TIMED_CALLS) until each has run TIMED_SECONDS
 TIMED_CALLS = 3
+TIMED_SECONDS = 0.05
+MAX_TIMED_CALLS = 25
 CACHE_FORMAT = 1
 
 
@@ -127,9 +130,12 @@ def machine_key() -> dict[str, object]:
 
 def measure(cls: ProductClass, weight: torch.Tensor, bias: torch.Tensor | None) -> dict[str, float]:
     """Seconds of one product of class ``cls`` with ``weight``/``bias`` on each backend (oneDNN: re-layout
-    included, as ``EncoderLinear`` pays it per call): ``WARM_CALLS`` each, then ``TIMED_CALLS`` rounds in which
-    the backends alternate (order flipped every round, so both see the same machine drift); the median.
-    A backend that raises RuntimeError (this build cannot run the product) gets ``math.inf``."""
+    included, as ``EncoderLinear`` pays it per call): ``WARM_CALLS`` each, then rounds in which the backends
+    alternate (order flipped every round, so both see the same machine drift) — at least ``TIMED_CALLS``, and
+    until each backend has run ``TIMED_SECONDS`` (at most ``MAX_TIMED_CALLS``) — of which the fastest call
+    counts: on a machine shared with other jobs, slower calls measure the neighbours (a descheduled thread
+    stalls the whole product), not the backend. A backend that raises RuntimeError (this build cannot run the
+    product) gets ``math.inf``."""
     from luke.kernels.linear import onednn_product, onednn_relayout
 
     generator = torch.Generator().manual_seed(0)  # never the global RNG: tuning must not shift seeded draws
@@ -147,13 +153,16 @@ def measure(cls: ProductClass, weight: torch.Tensor, bias: torch.Tensor | None) 
                 times[backend] = []
             except RuntimeError:
                 pass
-        order = list(times)
-        for round_ in range(TIMED_CALLS):
+        order, round_ = list(times), 0
+        while order and (round_ < TIMED_CALLS or min(sum(times[b]) for b in order) < TIMED_SECONDS):
+            if round_ >= MAX_TIMED_CALLS:
+                break
             for backend in order if round_ % 2 == 0 else order[::-1]:
                 t0 = time.perf_counter()
                 products[backend]()
                 times[backend].append(time.perf_counter() - t0)
-    return {b: statistics.median(times[b]) if times.get(b) else math.inf for b in BACKENDS}
+            round_ += 1
+    return {b: min(times[b]) if times.get(b) else math.inf for b in BACKENDS}
 
 
 #: ``timer(cls, weight, bias) -> {backend: seconds}`` (a missing or infinite time: the backend cannot run it)
