@@ -9,7 +9,8 @@ tokens centred on the mention), its entity input a single ``[MASK]``, and the an
 full-vocabulary entity logits over the mention's candidates (local inference). ``transformers-per-mention-ent``
 is the same loop without the word head (the encoder and ``entity_predictions`` only: no word logits), to
 tell what batching gains from what skipping the word logits gains. Ours runs local (all mentions of a window
-masked, one pass) and global (one pass per mention of a window, batched across windows).
+masked, one pass) and global (one pass per ambiguous mention of a window — single-candidate mentions are fixed before
+the first pass —, batched across windows).
 
 Our timings are of the API call ``linker(texts)`` (records out). Runs are interleaved (ours-local,
 ours-global, transformers in every repeat, order rotated; one untimed warm-up of each first) and the median
