@@ -67,7 +67,7 @@ from typing import Any
 
 import numpy as np
 
-from luke.files import atomic_output, remove_path
+from luke.files import atomic_output, env_switch, luke_cache_home, remove_path
 
 __all__ = [
     "EntityIndex",
@@ -98,16 +98,12 @@ Entity = tuple[str, str | None]
 # ---------------------------------------------------------------------------------------------- settings
 def cache_enabled() -> bool:
     """Whether index caches are read and written (``LUKE_ENTITY_VOCAB_CACHE=0`` turns them off)."""
-    return os.environ.get("LUKE_ENTITY_VOCAB_CACHE", "1").strip().lower() not in ("0", "false", "no", "off")
+    return env_switch("LUKE_ENTITY_VOCAB_CACHE")
 
 
 def cache_root() -> Path:
     """``$LUKE_CACHE_DIR/entity-vocab`` (default ``~/.cache/luke/entity-vocab``, or under ``$XDG_CACHE_HOME``)."""
-    root = os.environ.get("LUKE_CACHE_DIR")
-    if not root:
-        xdg = os.environ.get("XDG_CACHE_HOME")
-        root = os.path.join(xdg, "luke") if xdg else os.path.join(Path.home(), ".cache", "luke")
-    return Path(root) / "entity-vocab"
+    return luke_cache_home() / "entity-vocab"
 
 
 def index_min_bytes() -> int:

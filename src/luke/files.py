@@ -42,6 +42,8 @@ __all__ = [
     "atomic_output",
     "write_text_atomic",
     "remove_path",
+    "luke_cache_home",
+    "env_switch",
 ]
 
 _LEFTOVER = re.compile(r"^\.(?P<name>.+)\.(?:tmp|staging)-(?P<pid>\d+)$")
@@ -299,3 +301,20 @@ def write_text_atomic(path: str | Path, text: str) -> None:
         f.write(text)
         f.flush()
         os.fsync(f.fileno())
+
+
+def luke_cache_home() -> Path:
+    """The folder of luke's caches: ``$LUKE_CACHE_DIR``, else ``$XDG_CACHE_HOME/luke``, else ``~/.cache/luke``."""
+    root = os.environ.get("LUKE_CACHE_DIR")
+    if not root:
+        xdg = os.environ.get("XDG_CACHE_HOME")
+        root = os.path.join(xdg, "luke") if xdg else os.path.join(Path.home(), ".cache", "luke")
+    return Path(root)
+
+
+def env_switch(name: str, default: bool = True) -> bool:
+    """An on/off environment variable: ``0``, ``false``, ``no``, ``off`` (any case) are off, any other value on."""
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    return value.strip().lower() not in ("0", "false", "no", "off")

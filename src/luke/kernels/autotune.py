@@ -48,7 +48,7 @@ import torch
 import torch.nn.functional as F
 
 from luke.errors import ConfigError
-from luke.files import write_text_atomic
+from luke.files import env_switch, luke_cache_home, write_text_atomic
 
 BACKEND_ENV = "LUKE_LINEAR_BACKEND"
 CACHE_ENV = "LUKE_LINEAR_TUNE_CACHE"
@@ -102,16 +102,12 @@ def requested_backend() -> str:
 
 def disk_cache_enabled() -> bool:
     """Whether choices are read from and written to disk (``LUKE_LINEAR_TUNE_CACHE=0`` turns that off)."""
-    return os.environ.get(CACHE_ENV, "1").strip().lower() not in ("0", "false", "no", "off")
+    return env_switch(CACHE_ENV)
 
 
 def cache_dir() -> Path:
     """``$LUKE_CACHE_DIR/linear-backend`` (default ``~/.cache/luke/linear-backend``, or under ``$XDG_CACHE_HOME``)."""
-    root = os.environ.get("LUKE_CACHE_DIR")
-    if not root:
-        xdg = os.environ.get("XDG_CACHE_HOME")
-        root = os.path.join(xdg, "luke") if xdg else os.path.join(Path.home(), ".cache", "luke")
-    return Path(root) / "linear-backend"
+    return luke_cache_home() / "linear-backend"
 
 
 def machine_key() -> dict[str, object]:
