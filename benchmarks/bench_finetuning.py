@@ -30,6 +30,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from luke.finetuning.commands import make_task  # noqa: E402
 from luke.finetuning.model_io import build_for_finetuning, to_transformers  # noqa: E402
+from luke.kernels.cpu import machine_report  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 DATA = {
@@ -131,12 +132,15 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--threads", type=int, default=0, help="torch threads (0 = default)")
     p.add_argument("--json", type=Path, help="also write the results here")
+    p.add_argument("--no-peaks", action="store_true", help="do not measure the GEMM peaks at the top")
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     results = []
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads", file=sys.stderr)
+    for line in machine_report(peaks=not args.no_peaks)[0]:
+        print(f"# {line}")
     print("| task | features (train / eval) | train ex/s luke | train ex/s transformers | speed-up "
           "| eval ex/s luke | eval ex/s transformers | speed-up |")  # fmt: skip
     print("|---|---|---|---|---|---|---|---|")

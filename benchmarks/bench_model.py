@@ -37,7 +37,7 @@ import transformers
 
 from luke.checkpoint import load_state_dict
 from luke.config import LukeConfig
-from luke.kernels.cpu import cpu_info, describe, describe_peaks, gemm_peaks
+from luke.kernels.cpu import machine_report
 from luke.modeling import LukeModel
 
 BASE = dict(
@@ -108,15 +108,10 @@ def encoder_flops(batch: dict[str, torch.Tensor], mode: str, entity_aware: bool 
 def print_machine(device: str, peaks: bool) -> dict:
     """Print the CPU and (on CPU, unless ``peaks`` is False) the measured GEMM peaks at the current thread
     count; return the peaks as {backend: GFLOP/s or None}."""
-    for line in describe(cpu_info()):
+    lines, measured = machine_report(device, peaks)
+    for line in lines:
         print(f"# {line}")
-    if device != "cpu" or not peaks:
-        print("# GEMM peaks: not measured" + (" (--no-peaks)" if device == "cpu" else f" (device {device})"))
-        return {}
-    measured = gemm_peaks()
-    n = torch.get_num_threads()
-    print(f"# GEMM peaks, 4096x1024 by 1024x4096, {n} thread{'' if n == 1 else 's'}: {describe_peaks(measured)}")
-    return {name: p.gflops for name, p in measured.items()}
+    return measured
 
 
 def peak_share(gflops: float, dtype: str, peaks: dict) -> tuple[str, dict[str, float]]:

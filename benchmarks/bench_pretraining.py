@@ -250,8 +250,13 @@ def main() -> None:
     parser.add_argument("--dataset", type=Path, default=None, help="pretraining dataset for the data-loader test")
     parser.add_argument("--loader-batch", type=int, default=8)
     parser.add_argument("--loader-steps", type=int, default=8)
+    parser.add_argument("--no-peaks", action="store_true", help="do not measure the GEMM peaks at the top")
     args = parser.parse_args()
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, cpu count {os.cpu_count()}")
+    from luke.kernels.cpu import machine_report
+
+    for line in machine_report(peaks=not args.no_peaks)[0]:
+        print(f"# {line}")
     for name in args.configs:
         bench_config(name, args)
     if args.dataset is not None:

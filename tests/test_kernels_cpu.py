@@ -161,3 +161,13 @@ def test_info_checkpoint_with_system(tmp_path, capsys, monkeypatch):
     assert cli_main(["info"]) == 2
     err = capsys.readouterr().err
     assert "give a CHECKPOINT" in err and "--system" in err
+
+
+def test_machine_report_is_the_benchmarks_header():
+    from luke.kernels.cpu import machine_report
+
+    lines, peaks = machine_report(peaks=False)
+    assert lines[0].startswith("CPU: ") and peaks == {}
+    assert lines[-1] == "GEMM peaks: not measured (--no-peaks)"
+    lines, peaks = machine_report(device="cuda")
+    assert lines[-1] == "GEMM peaks: not measured (device cuda)" and peaks == {}

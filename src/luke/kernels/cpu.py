@@ -212,3 +212,16 @@ def describe_peaks(peaks: dict[str, GemmPeak]) -> str:
         rate = f"{p.gflops:,.0f} GFLOP/s" if p.gflops is not None else "-"
         parts.append(f"{p.backend} {rate}" + (f" ({p.note})" if p.note else ""))
     return "; ".join(parts)
+
+
+def machine_report(device: str = "cpu", peaks: bool = True) -> tuple[list[str], dict[str, float | None]]:
+    """The lines a benchmark prints at its top (the CPU from :func:`describe`, then the GEMM peaks measured at
+    the current thread count, or why they were not) and the peaks as ``{backend: GFLOP/s or None}``."""
+    lines = describe(cpu_info())
+    if device != "cpu" or not peaks:
+        lines.append("GEMM peaks: not measured" + (" (--no-peaks)" if device == "cpu" else f" (device {device})"))
+        return lines, {}
+    measured = gemm_peaks()
+    n = torch.get_num_threads()
+    lines.append(f"GEMM peaks, 4096x1024 by 1024x4096, {n} thread{'' if n == 1 else 's'}: {describe_peaks(measured)}")
+    return lines, {name: p.gflops for name, p in measured.items()}
