@@ -171,3 +171,24 @@ def test_machine_report_is_the_benchmarks_header():
     assert lines[-1] == "GEMM peaks: not measured (--no-peaks)"
     lines, peaks = machine_report(device="cuda")
     assert lines[-1] == "GEMM peaks: not measured (device cuda)" and peaks == {}
+
+
+def test_bf16_on_a_cpu_without_it_is_a_warning(monkeypatch, caplog):
+    """--mixed-precision bf16 / precision: bf16 say what bf16 is on this CPU: a warning when emulated."""
+    import logging
+
+    from luke import training
+
+    cases = [(cpu.cpu_info(AVX2_CPUINFO), False), (cpu.cpu_info(AVX512_LSCPU), True)]
+    for info, native in cases:
+        monkeypatch.setattr(cpu, "cpu_info", lambda info=info: info)
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="luke.training"):
+            training.log_bf16_choice("cpu")
+        (record,) = [r for r in caplog.records if r.name == "luke.training"]
+        assert record.levelno == (logging.INFO if native else logging.WARNING)
+        assert ("native" if native else "will be slow") in record.getMessage()
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="luke.training"):
+        training.log_bf16_choice("cuda")
+    assert not [r for r in caplog.records if r.name == "luke.training"]

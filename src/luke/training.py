@@ -43,6 +43,7 @@ if TYPE_CHECKING:
 __all__ = [
     "NO_DECAY_SUFFIXES",
     "CheckpointFolders",
+    "log_bf16_choice",
     "MetricsLog",
     "WarmupSchedule",
     "create_accelerator",
@@ -87,7 +88,22 @@ def create_accelerator(**kwargs: Any) -> Accelerator:
 
     AcceleratorState._reset_state()
     GradientState._reset_state()
-    return Accelerator(**kwargs)
+    accelerator = Accelerator(**kwargs)
+    if kwargs.get("mixed_precision") == "bf16":
+        log_bf16_choice(accelerator.device.type)
+    return accelerator
+
+
+def log_bf16_choice(device_type: str) -> None:
+    """Say in the log what bf16 will be on this device: on a CPU, native (avx512_bf16 / amx_bf16) or emulated
+    and slow (a warning, instead of running slowly without a word); on a GPU, nothing to say."""
+    if device_type != "cpu":
+        return
+    from luke.kernels.cpu import bf16_verdict, cpu_info
+
+    info = cpu_info()
+    verdict = f"bf16 on CPU ({info.model}): {bf16_verdict(info)}"
+    (logger.info if info.native_bf16 else logger.warning)(verdict)
 
 
 # --------------------------------------------------------------------------------- optimiser and schedule

@@ -52,6 +52,7 @@ from luke.training import (
     load_rng_state,
     load_scheduler_state,
     load_tensors,
+    log_bf16_choice,
     parameter_groups,
     progress_bar,
     save_json_state,
@@ -686,6 +687,8 @@ class Trainer:
             if cfg.precision == "bf16"
             else nullcontext()
         )
+        if cfg.precision == "bf16" and state.stage_step == 0:
+            log_bf16_choice(self.accelerator.device.type)
         bar = progress_bar(stage.max_steps, state.stage_step, stage.name, cfg.progress and self.is_main, unit="step")
         self.model.train()
         window = self.window = self._resumed_window or _Window()
