@@ -3,6 +3,7 @@ when the data is missing (never skips silently there)."""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -126,3 +127,39 @@ def hf_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Monke
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(root))
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
     return FakeHubCache(root)
+
+
+def write_xml_dump(path: Path, pages: dict[int, tuple[str, str | None]]) -> Path:
+    """A tiny pages-articles XML dump: ``{page_id: (title, wikitext)}``; wikitext None = a redirect to Paris."""
+    parts = ['<mediawiki xmlns="http://www.mediawiki.org/xml/export-0.10/" version="0.10">']
+    for page_id, (title, text) in pages.items():
+        body, redirect = ("#REDIRECT [[Paris]]", '<redirect title="Paris" />') if text is None else (text, "")
+        body = body.replace("&", "&amp;").replace("<", "&lt;")
+        parts.append(
+            f"<page><title>{title}</title><ns>0</ns><id>{page_id}</id>{redirect}"
+            f'<revision><id>{page_id + 100}</id><text xml:space="preserve">{body}</text></revision></page>'
+        )
+    parts.append("</mediawiki>")
+    path.write_text("\n".join(parts), encoding="utf-8")
+    return path
+
+
+def read_mention_db_records(path: Path) -> tuple[dict, dict[str, dict]]:
+    """A mention database file as (header, {mention: record})."""
+    lines = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    return lines[0], {r["mention"]: r for r in lines[1:]}
+
+
+def count_onednn_products(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, ...]]:
+    """Route EncoderLinear's oneDNN products through a counter; returns the list their input shapes go to."""
+    import luke.kernels.linear as linear_module
+
+    relayout, linear = linear_module._ONEDNN
+    calls: list[tuple[int, ...]] = []
+
+    def counted(x, *rest):
+        calls.append(tuple(x.shape))
+        return linear(x, *rest)
+
+    monkeypatch.setattr(linear_module, "_ONEDNN", (relayout, counted))
+    return calls

@@ -10,6 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from conftest import count_onednn_products
 from luke import kernels
 from luke.errors import ConfigError
 from luke.kernels import autotune
@@ -52,15 +53,7 @@ def env(monkeypatch, tmp_path):
 @pytest.fixture
 def onednn_calls(monkeypatch):
     """Count EncoderLinear's oneDNN products (their input shapes)."""
-    relayout, linear = kernels.linear._ONEDNN
-    calls = []
-
-    def counted(x, *rest):
-        calls.append(tuple(x.shape))
-        return linear(x, *rest)
-
-    monkeypatch.setattr(kernels.linear, "_ONEDNN", (relayout, counted))
-    return calls
+    return count_onednn_products(monkeypatch)
 
 
 def _tolerance(dtype):

@@ -7,6 +7,7 @@ import pytest
 import torch
 import transformers
 
+from conftest import count_onednn_products
 from luke import kernels, modeling
 from luke.config import LukeConfig
 from luke.modeling import LukeForMaskedLM, LukeModel, attention_reference
@@ -446,14 +447,7 @@ def _spy_onednn(monkeypatch, min_rows):
         pytest.skip("torch built without oneDNN: EncoderLinear is plain nn.Linear")
     if kernels.linear._ONEDNN is None:
         pytest.fail("this torch build has oneDNN but not the linear ops EncoderLinear uses")
-    relayout, linear = kernels.linear._ONEDNN
-    calls = []
-
-    def counted(x, *rest):
-        calls.append(tuple(x.shape))
-        return linear(x, *rest)
-
-    monkeypatch.setattr(kernels.linear, "_ONEDNN", (relayout, counted))
+    calls = count_onednn_products(monkeypatch)
     monkeypatch.delenv(kernels.autotune.BACKEND_ENV, raising=False)
     monkeypatch.setattr(kernels.autotune, "MIN_TUNED_ROWS", min_rows)
     timings = {"mkl": 2.0, "onednn": 1.0}

@@ -31,6 +31,10 @@ SPANS = [(0, 7), (17, 28), (41, 54)]
 FULL_ENTITIES = {"[PAD]": 0, "[UNK]": 1, "[MASK]": 2, "[MASK2]": 3, "Beyoncé": 4, "Los Angeles": 5, "United States": 6}
 LITE_ENTITIES = {"[PAD]": 0, "[UNK]": 1, "[MASK]": 2, "[MASK2]": 3}
 
+# every test reads repo ids from the offline cache of the hf_cache fixture (HF_HUB_CACHE in a temp folder,
+# HF_HUB_OFFLINE=1): nothing here can reach the network
+pytestmark = pytest.mark.usefixtures("hf_cache")
+
 
 def _added_token(content: str, lstrip: bool = False) -> dict:
     return {

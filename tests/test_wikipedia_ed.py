@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import read_mention_db_records, write_xml_dump
 from luke.cli import main
 from luke.errors import ConfigError, DataError, DumpError, OutputError
 from luke.finetuning.ed_data import read_jsonl
@@ -37,25 +38,11 @@ TEXT_1 = "Paris is the capital of France.\n\nIt lies on the river Seine in Île-
 LINKS_3 = [("Paris", "Paris"), ("Paris", "Paris, Texas"), ("Paree", "Paris")]
 
 
-def _write_dump(path: Path, pages: dict[int, tuple[str, str | None]]) -> Path:
-    parts = ['<mediawiki xmlns="http://www.mediawiki.org/xml/export-0.10/" version="0.10">']
-    for page_id, (title, text) in pages.items():
-        body, redirect = ("#REDIRECT [[Paris]]", '<redirect title="Paris" />') if text is None else (text, "")
-        body = body.replace("&", "&amp;").replace("<", "&lt;")
-        parts.append(
-            f"<page><title>{title}</title><ns>0</ns><id>{page_id}</id>{redirect}"
-            f'<revision><id>{page_id + 100}</id><text xml:space="preserve">{body}</text></revision></page>'
-        )
-    parts.append("</mediawiki>")
-    path.write_text("\n".join(parts), encoding="utf-8")
-    return path
-
-
 @pytest.fixture(scope="module")
 def dump_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("ed-dump")
     out = folder / "ed.sqlite"
-    build_dump_db(_write_dump(folder / "ed.xml", PAGES), out, progress=False)
+    build_dump_db(write_xml_dump(folder / "ed.xml", PAGES), out, progress=False)
     return out
 
 
@@ -64,11 +51,6 @@ def mention_db(dump_db: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("ed-mdb") / "mentions.jsonl"
     build_mention_db(dump_db, out, progress=False)
     return out
-
-
-def _records(path: Path) -> tuple[dict, dict[str, dict]]:
-    lines = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
-    return lines[0], {r["mention"]: r for r in lines[1:]}
 
 
 def mention_db_plain(dump_db: Path, folder: Path) -> Path:
@@ -184,7 +166,7 @@ def test_not_a_mention_db(tmp_path: Path) -> None:
 def test_exclude_pages_removes_their_anchors(dump_db: Path, tmp_path: Path) -> None:
     out = tmp_path / "train.jsonl"
     stats = build_mention_db(dump_db, out, exclude_page_ids=[7], progress=False)
-    header, records = _records(out)
+    header, records = read_mention_db_records(out)
     assert header["excluded_pages"] == 1 and stats["pages_excluded"] == 1 and stats["pages"] == 7
     # Film's "Paris" -> Paris, Texas and "Texas" -> Texas are gone; Film no longer counts as a document.
     assert records["paris"]["candidates"] == [["Paris", 4], ["Paris, Texas", 2]]
@@ -200,9 +182,9 @@ def test_exclude_pages_removes_their_anchors(dump_db: Path, tmp_path: Path) -> N
     assert mc.candidates("Paris") == [("Paris", 4 / 6), ("Paris, Texas", 2 / 6)]
     # Excluding every page that links "river seine" removes the mention; titles stay valid targets.
     build_mention_db(dump_db, tmp_path / "b.jsonl", exclude_page_ids={1, 99}, progress=False)
-    _, records = _records(tmp_path / "b.jsonl")
+    _, records = read_mention_db_records(tmp_path / "b.jsonl")
     assert "river seine" not in records and records["paris"]["candidates"][0] == ["Paris", 4]
-    assert "excluded_pages" not in _records(mention_db_plain(dump_db, tmp_path))[0]
+    assert "excluded_pages" not in read_mention_db_records(mention_db_plain(dump_db, tmp_path))[0]
     with pytest.raises(ConfigError, match="none of the 2 page ids to exclude is an article"):
         build_mention_db(dump_db, tmp_path / "c.jsonl", exclude_page_ids=[98, 99], progress=False)
     assert not (tmp_path / "c.jsonl").exists()

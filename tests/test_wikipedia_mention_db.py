@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import require_shared
+from conftest import read_mention_db_records, require_shared, write_xml_dump
 from luke.cli import main
 from luke.entity_vocab import EntityVocab
 from luke.errors import DataError, OutputError
@@ -35,28 +35,6 @@ PARIS_PAGES = {
 }  # fmt: skip
 
 
-def _write_dump(path: Path, pages: dict[int, tuple[str, str | None]]) -> Path:
-    parts = ['<mediawiki xmlns="http://www.mediawiki.org/xml/export-0.10/" version="0.10">']
-    for page_id, (title, text) in pages.items():
-        if text is None:
-            body, redirect = "#REDIRECT [[Paris]]", '<redirect title="Paris" />'
-        else:
-            body, redirect = text, ""
-        body = body.replace("&", "&amp;").replace("<", "&lt;")
-        parts.append(
-            f"<page><title>{title}</title><ns>0</ns><id>{page_id}</id>{redirect}"
-            f'<revision><id>{page_id + 100}</id><text xml:space="preserve">{body}</text></revision></page>'
-        )
-    parts.append("</mediawiki>")
-    path.write_text("\n".join(parts), encoding="utf-8")
-    return path
-
-
-def _read(path: Path) -> tuple[dict, dict[str, dict]]:
-    lines = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
-    return lines[0], {r["mention"]: r for r in lines[1:]}
-
-
 @pytest.fixture(scope="module")
 def tiny_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("tiny") / "tiny.sqlite"
@@ -68,7 +46,7 @@ def tiny_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def paris_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("paris")
     out = folder / "paris.sqlite"
-    build_dump_db(_write_dump(folder / "paris.xml", PARIS_PAGES), out, progress=False)
+    build_dump_db(write_xml_dump(folder / "paris.xml", PARIS_PAGES), out, progress=False)
     return out
 
 
@@ -123,7 +101,7 @@ def test_word_spans_split_punctuation_keep_marks() -> None:
 def test_tiny_fixture_counts(tiny_db: Path, tmp_path: Path) -> None:
     out = tmp_path / "m.jsonl"
     stats = build_mention_db(tiny_db, out, progress=False)
-    header, records = _read(out)
+    header, records = read_mention_db_records(out)
     assert header == {"format": "luke-mention-db", "version": 1, "source": "tiny.sqlite", "max_mention_words": 20}
     # The 12 links to articles (City, Park and Former capital are not articles of the fixture).
     assert (stats["links"], stats["links_to_articles"], stats["links_dropped_not_an_article"]) == (15, 12, 3)
@@ -152,7 +130,7 @@ def test_tiny_fixture_counts(tiny_db: Path, tmp_path: Path) -> None:
 
 
 def test_ambiguous_counts_whole_words_and_linked_articles(paris_mdb: Path) -> None:
-    _, records = _read(paris_mdb)
+    _, records = read_mention_db_records(paris_mdb)
     paris = records["paris"]
     # 6 links (France 3, Paris, Texas 1, Texas 1, Louvre "PARÍS" 1); occurs in 7 articles (not in Cafe's
     # "Parisian"), so link_prob = 6/7; candidates by descending count.
@@ -171,7 +149,7 @@ def test_ambiguous_counts_whole_words_and_linked_articles(paris_mdb: Path) -> No
 
 def test_max_mention_words_and_min_link_count(paris_db: Path, tmp_path: Path) -> None:
     stats = build_mention_db(paris_db, tmp_path / "a.jsonl", max_mention_words=2, min_link_count=2, progress=False)
-    header, records = _read(tmp_path / "a.jsonl")
+    header, records = read_mention_db_records(tmp_path / "a.jsonl")
     assert header["max_mention_words"] == 2
     assert sorted(records) == ["france", "paris"]  # "paree" is linked once, "paris, texas" has 3 words
     assert stats["links_dropped_too_long"] == 1 and stats["mentions_below_min_link_count"] == 1
@@ -376,7 +354,7 @@ def test_real_dump(tmp_path: Path) -> None:
     build_dump_db(dump, tmp_path / "db.sqlite", num_workers=2, progress=False)
     stats = build_mention_db(tmp_path / "db.sqlite", tmp_path / "m.jsonl", progress=False)
     elapsed = time.perf_counter() - start
-    header, records = _read(tmp_path / "m.jsonl")
+    header, records = read_mention_db_records(tmp_path / "m.jsonl")
     assert header["source"] == "db.sqlite" and stats["mentions"] == len(records) > 20
     for record in records.values():
         assert 0 < record["link_prob"] <= 1 and record["link_count"] == sum(c for _, c in record["candidates"])
