@@ -66,12 +66,12 @@ def _positive(name: str, value: Any) -> int:
 
 
 def _device(device: str | None) -> Any:
+    """The torch device of a ``device=`` argument (:func:`luke.finetuning.pipeline.check_device`'s rule)."""
     import torch
 
-    if device not in (None, "cpu", "cuda"):
-        raise ConfigError(f"device must be None (a GPU when there is one), 'cpu' or 'cuda', got {device!r}")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device='cuda' but no CUDA device is available (use device='cpu' or None)")
+    from luke.finetuning.pipeline import check_device
+
+    check_device(device)
     return torch.device("cuda" if device != "cpu" and torch.cuda.is_available() else "cpu")
 
 

@@ -49,7 +49,9 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _check_device(device: str | None) -> None:
+def check_device(device: str | None) -> None:
+    """Refuse a ``device=`` argument other than None (a GPU when there is one), ``"cpu"`` or ``"cuda"``, and
+    ``"cuda"`` without a CUDA device (the Python APIs' rule: :func:`pipeline`, ``EntityLinker``)."""
     if device not in (None, "cpu", "cuda"):
         raise ConfigError(f"device must be None (a GPU when there is one), 'cpu' or 'cuda', got {device!r}")
     if device == "cuda":
@@ -81,7 +83,7 @@ class Pipeline:
         for name, value in (("batch_size", batch_size), ("top_k", top_k)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{name} must be an integer of at least 1, got {value!r}")
-        _check_device(device)
+        check_device(device)
         self.task, self.tokenizer = task, tokenizer
         self.batch_size, self.top_k = batch_size, top_k
         self._accelerator = make_accelerator(cpu=device == "cpu")
@@ -173,7 +175,7 @@ def pipeline(
 
     if model is None:
         raise ConfigError("luke.pipeline needs model= (a fine-tuned folder or Hub repo id)")
-    _check_device(device)  # before loading the model
+    check_device(device)  # before loading the model
     hub = {"revision": revision, "cache_dir": cache_dir, "local_files_only": local_files_only, "token": token}
     hub = {k: v for k, v in hub.items() if v is not None}
     if task is None:
