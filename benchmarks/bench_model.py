@@ -19,6 +19,7 @@ step time, and "luke % of peak" is our rate over the best fp32 peak (and, for bf
     python benchmarks/bench_model.py --quick              # fewer iterations
     python benchmarks/bench_model.py --cases infer-128 --dtypes fp32 --iters 3
     python benchmarks/bench_model.py --device cuda --dtypes bf16   # on a GPU machine
+    python benchmarks/bench_model.py --device cuda --batch-scale 8 # 8x the batch of every case
 """
 
 from __future__ import annotations
@@ -223,9 +224,12 @@ def peak_memory_child(impl: str, case: str, dtype: str, device: str, attention_d
     print(json.dumps({"peak_mib": peak / 2**20}))
 
 
+BATCH_SCALE = [1]  # --batch-scale, passed on to the memory-measuring child processes
+
+
 def peak_memory(impl: str, case: str, dtype: str, device: str, attention_dropout: float) -> float:
     cmd = [sys.executable, __file__, "--_child", impl, case, dtype, "--device", device]
-    cmd += ["--attention-dropout", str(attention_dropout)]
+    cmd += ["--attention-dropout", str(attention_dropout), "--batch-scale", str(BATCH_SCALE[0])]
     # glibc: serve every allocation >= 64 KiB with its own mapping, returned on free, so resident memory
     # tracks live tensors and the peak is not blurred by the allocator's caching (tested: +-1 MiB).
     env = os.environ | {"PYTHONWARNINGS": "ignore", "MALLOC_MMAP_THRESHOLD_": "65536", "MALLOC_TRIM_THRESHOLD_": "0"}
@@ -249,11 +253,20 @@ def main() -> None:
         default=0.1,
         help="attention_probs_dropout_prob of both models (matters for training steps only)",
     )
+    parser.add_argument(
+        "--batch-scale",
+        type=int,
+        default=1,
+        help="multiply every case's batch size (e.g. 8 on a GPU, which small batches leave idle)",
+    )
     parser.add_argument("--json", default=None, help="also write the results to this JSON file")
     parser.add_argument("--_child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    BATCH_SCALE[0] = args.batch_scale
+    for case, (mode, B, L, E) in CASES.items():
+        CASES[case] = (mode, B * args.batch_scale, L, E)
     if args._child:
         peak_memory_child(*args._child, args.device, args.attention_dropout)
         return

@@ -27,7 +27,10 @@ B, h, L, E, d = 3, 2, 9, 4, 8
         (False, True, True, False, False, "sdpa"),
         (True, False, True, True, True, "reference"),  # probabilities requested
         (False, True, True, True, True, "reference"),
-        (True, False, False, True, False, "reference"),  # another device
+        (True, False, False, True, False, "stacked"),  # another device (CUDA): one fused kernel
+        (True, True, False, True, False, "stacked"),  # ... with attention dropout inside the kernel
+        (True, True, False, False, False, "stacked"),  # ... and under bf16 autocast
+        (True, True, False, True, True, "reference"),  # ... unless the probabilities are requested
         (False, True, False, True, False, "sdpa"),
     ],
 )
@@ -101,6 +104,26 @@ def test_every_path_computes_attention_reference(
     grad = torch.randn_like(out)
     for a, b in zip(torch.autograd.grad(out, inputs, grad), torch.autograd.grad(ref, inputs, grad), strict=True):
         torch.testing.assert_close(a, b, atol=1e-12, rtol=0)
+
+
+@pytest.mark.parametrize("entity_rows_only", [False, True])
+def test_stacked_path_computes_attention_reference(entity_rows_only, monkeypatch):
+    """The device path (one SDPA call over side-by-side queries and half-zero keys), forced on CPU: output
+    and gradients equal ``attention_reference``'s; in training its attention dropout is on (outputs differ
+    from eval and between draws), in eval it is off."""
+    monkeypatch.setattr(kernels.attention, "attention_path", lambda *a: "stacked")
+    layout = _layout()
+    q_tw, q_te, k, v = _inputs(layout, entity_rows_only)
+    out, probs = entity_aware_attention(q_tw, q_te, k, v, layout, dropout_p=0.1, training=False)
+    assert probs is None
+    ref, _ = attention_reference(q_tw, q_te, k, v, _mask(layout), L, 1 / math.sqrt(d))
+    torch.testing.assert_close(out, ref, atol=1e-12, rtol=0)
+    grad = torch.randn_like(out)
+    inputs = (q_tw, q_te, k, v)
+    for a, b in zip(torch.autograd.grad(out, inputs, grad), torch.autograd.grad(ref, inputs, grad), strict=True):
+        torch.testing.assert_close(a, b, atol=1e-12, rtol=0)
+    drawn = [entity_aware_attention(q_tw, q_te, k, v, layout, dropout_p=0.5, training=True)[0] for _ in "12"]
+    assert not torch.allclose(drawn[0], ref) and not torch.equal(drawn[0], drawn[1])
 
 
 def test_token_layout_packs_and_unpacks():

@@ -1,7 +1,7 @@
 """Entity-aware attention kernels for CPU, and the dispatch between them.
 
 ``entity_aware_attention`` computes what ``luke.modeling.attention_reference`` defines (softmax attention
-where words and entities query with different projections, keys and values shared) by one of four paths:
+where words and entities query with different projections, keys and values shared) by one of five paths:
 
 * ``"split_key"`` (``SplitKeyAttention``): two fused CPU flash-attention calls, "to-word" queries against
   word keys and "to-entity" queries against entity keys, merged exactly through the log-sum-exp, with a
@@ -12,8 +12,13 @@ where words and entities query with different projections, keys and values share
   (``head_chunks``), softmax, dropout and the whole backward in place per chunk, with the cheap mask of
   ``luke.kernels.dropout``.
 * ``"sdpa"``: vanilla attention (one query for all keys) through ``F.scaled_dot_product_attention``.
-* ``"reference"``: ``attention_reference`` itself, when the probabilities are requested, for bf16 with
-  attention dropout, and on other devices with entity-aware attention.
+* ``"stacked"``: entity-aware attention on other devices (CUDA) as ONE ``F.scaled_dot_product_attention``
+  call: the two queries side by side (head dim 2d), each key placed in the half that its kind meets
+  (word keys in the first d columns, entity keys in the last d, zeros elsewhere), so that
+  ``[q_tw, q_te] . [k_w, 0] = q_tw . k_w`` and ``[q_tw, q_te] . [0, k_e] = q_te . k_e``: the fused kernel
+  (with its own attention dropout) sees exactly the split-key scores, and no N x N matrix is stored.
+* ``"reference"``: ``attention_reference`` itself, when the probabilities are requested and for bf16 with
+  attention dropout on CPU.
 
 Why: these are parts (1) and (3) of "where the speed comes from" in ``docs/benchmarks.md``; there is no
 separate on/off measurement of them. ``benchmarks/bench_model.py`` (base size, 2 threads) measures the whole
@@ -167,14 +172,15 @@ class SplitKeyAttention(torch.autograd.Function):
 def attention_path(
     entity_aware: bool, dropout_active: bool, on_cpu: bool, exact_dtype: bool, output_attentions: bool
 ) -> str:
-    """The kernel that ``entity_aware_attention`` uses: ``"dense"``, ``"reference"``, ``"split_key"`` or
-    ``"sdpa"`` (see the module docstring). ``exact_dtype``: fp32 or fp64 (not bf16 under autocast)."""
+    """The kernel that ``entity_aware_attention`` uses: ``"dense"``, ``"reference"``, ``"split_key"``,
+    ``"stacked"`` or ``"sdpa"`` (see the module docstring). ``exact_dtype``: fp32 or fp64 (not bf16 under autocast)."""
     if dropout_active and on_cpu and exact_dtype and not output_attentions:
         return "dense"  # the fused CPU kernel has no dropout: materialise the probabilities, frugally
-    if output_attentions or (entity_aware and dropout_active) or (entity_aware and not on_cpu):
-        # Probabilities requested, or bf16 autocast with dropout on CPU (softmax in fp32, as autocast does),
-        # or another device (the LSE merge is not wired up there yet).
+    if output_attentions or (entity_aware and dropout_active and on_cpu):
+        # Probabilities requested, or bf16 autocast with dropout on CPU (softmax in fp32, as autocast does).
         return "reference"
+    if entity_aware and not on_cpu:
+        return "stacked"  # one fused kernel of the device, attention dropout included
     return "split_key" if entity_aware else "sdpa"
 
 
@@ -214,11 +220,37 @@ def entity_aware_attention(
         dropout = _probs_dropout(dropout_p) if dropout_active else None
         out, probs = attention_reference(q_tw, q_te, k, v, mask, L, scale, dropout)
         return out, (probs if output_attentions else None)
+    if path == "stacked":
+        return stacked_attention(q_tw, q_te, k, v, mask, L, scale, dropout_p if dropout_active else 0.0), None
     if path == "split_key":
         kw, ke, vw, ve = k[:, :, :L], k[:, :, L:], v[:, :, :L], v[:, :, L:]
         return SplitKeyAttention.apply(q_tw, q_te, kw, vw, ke, ve, mask[..., :L], mask[..., L:], scale), None
     p = dropout_p if dropout_active else 0.0
     return F.scaled_dot_product_attention(q_tw, k, v, attn_mask=mask, dropout_p=p, scale=scale), None
+
+
+def stacked_attention(
+    q_tw: torch.Tensor,
+    q_te: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    mask: torch.Tensor,
+    num_words: int,
+    scale: float,
+    dropout_p: float = 0.0,
+) -> torch.Tensor:
+    """Entity-aware attention as one ``F.scaled_dot_product_attention`` call (the ``"stacked"`` path).
+
+    Queries (B, h, Nq, d) become ``[q_tw, q_te]`` (B, h, Nq, 2d); keys (B, h, N, d) become (B, h, N, 2d)
+    with word keys in the first d columns and entity keys in the last d (zeros in the other half), so every
+    score is the one ``attention_reference`` computes; values keep head dim d. The key half that is zero
+    costs one more d-wide product per score; in exchange the device's fused kernel runs (memory-efficient
+    attention on CUDA: no (B, h, Nq, N) tensor, dropout inside the kernel). Returns (B, h, Nq, d).
+    """
+    is_word = (torch.arange(k.shape[2], device=k.device) < num_words).to(k.dtype).unsqueeze(-1)  # (N, 1)
+    keys = torch.cat([k * is_word, k * (1 - is_word)], dim=-1)  # (B, h, N, 2d)
+    queries = torch.cat([q_tw, q_te], dim=-1)  # (B, h, Nq, 2d)
+    return F.scaled_dot_product_attention(queries, keys, v, attn_mask=mask, dropout_p=dropout_p, scale=scale)
 
 
 def _probs_dropout(p: float) -> Callable[[torch.Tensor], torch.Tensor]:
