@@ -110,9 +110,29 @@ def print_machine(device: str, peaks: bool) -> dict:
     """Print the CPU and (on CPU, unless ``peaks`` is False) the measured GEMM peaks at the current thread
     count; return the peaks as {backend: GFLOP/s or None}."""
     lines, measured = machine_report(device, peaks)
+    if device == "cuda":
+        measured = cuda_gemm_peaks() if peaks else {}
+        rates = ", ".join(f"{k} {v / 1000:.0f} TFLOP/s" for k, v in measured.items())
+        lines.append(f"GPU: {torch.cuda.get_device_name()}; GEMM peaks, 8192^3: {rates or 'not measured'}")
     for line in lines:
         print(f"# {line}")
     return measured
+
+
+def cuda_gemm_peaks(n: int = 8192, iters: int = 10) -> dict[str, float]:
+    """GFLOP/s of one n x n by n x n product on the GPU in fp32 (TF32 off, as torch's default) and bf16."""
+    rates = {}
+    for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+        a, b = (torch.randn(n, n, device="cuda", dtype=dtype) for _ in "ab")
+        for _ in range(3):
+            a @ b
+        torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        for _ in range(iters):
+            a @ b
+        torch.cuda.synchronize()
+        rates[name] = 2 * n**3 * iters / (time.perf_counter() - t0) / 1e9
+    return rates
 
 
 def peak_share(gflops: float, dtype: str, peaks: dict) -> tuple[str, dict[str, float]]:

@@ -45,7 +45,8 @@ def build(device: str, attention_dropout: float = 0.0):
 
 
 def run(model, batch, dtype: str, train: bool, device: str):
-    """(word states, entity states, {param name: grad}) of one step; fp32 copies."""
+    """(word states, entity states, {param name: grad}) of one step; fp32 copies. The loss covers the real
+    (unpadded) tokens only: what an implementation computes at padding is its own business."""
     model.train(train)
     model.zero_grad(set_to_none=True)
     ctx = torch.autocast(device, dtype=torch.bfloat16, enabled=dtype == "bf16")
@@ -54,7 +55,8 @@ def run(model, batch, dtype: str, train: bool, device: str):
         words, ents = out.last_hidden_state.float(), out.entity_last_hidden_state.float()
     grads = {}
     if train:
-        (words.pow(2).mean() + ents.pow(2).mean()).backward()
+        wkeep, ekeep = batch["attention_mask"].bool(), batch["entity_attention_mask"].bool()
+        (words[wkeep].pow(2).mean() + ents[ekeep].pow(2).mean()).backward()
         grads = {n: p.grad.float().clone() for n, p in model.named_parameters() if p.grad is not None}
     return words.detach(), ents.detach(), grads
 
