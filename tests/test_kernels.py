@@ -23,8 +23,8 @@ B, h, L, E, d = 3, 2, 9, 4, 8
         (False, False, True, True, False, "sdpa"),
         (True, True, True, True, False, "dense"),  # CPU training with attention dropout
         (False, True, True, True, False, "dense"),
-        (True, True, True, False, False, "reference"),  # bf16 autocast with attention dropout
-        (False, True, True, False, False, "sdpa"),
+        (True, True, True, False, False, "dense"),  # bf16 autocast with attention dropout: dense in fp32
+        (False, True, True, False, False, "dense"),
         (True, False, True, True, True, "reference"),  # probabilities requested
         (False, True, True, True, True, "reference"),
         (True, False, False, True, False, "stacked"),  # another device (CUDA): one fused kernel
@@ -104,6 +104,31 @@ def test_every_path_computes_attention_reference(
     grad = torch.randn_like(out)
     for a, b in zip(torch.autograd.grad(out, inputs, grad), torch.autograd.grad(ref, inputs, grad), strict=True):
         torch.testing.assert_close(a, b, atol=1e-12, rtol=0)
+
+
+@pytest.mark.parametrize("vanilla", [False, True])
+def test_bf16_dropout_attention_runs_dense_in_fp32(vanilla, monkeypatch):
+    """Under bf16 autocast, training with attention dropout takes the dense kernel on fp32 copies (autocast's
+    softmax dtype): the output is bf16 and equals the fp32 reference with the same dropout draw, rounded;
+    gradients reach the bf16 inputs."""
+    taken = []
+    monkeypatch.setattr(kernels.attention, "attention_path", lambda *a: taken.append(attention_path(*a)) or taken[-1])
+    layout = _layout()
+    q_tw, q_te, k, v = (t.detach().to(torch.bfloat16).requires_grad_() for t in _inputs(layout))
+    q_te_arg = None if vanilla else q_te
+    torch.manual_seed(3)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out, _ = entity_aware_attention(q_tw, q_te_arg, k, v, layout, dropout_p=0.3, training=True)
+    assert taken == ["dense", "dense"] and out.dtype == torch.bfloat16
+    torch.manual_seed(3)
+    f32 = [t.detach().float() for t in (q_tw, q_te, k, v)]
+    mask = torch.zeros(layout.keep.shape).masked_fill_(~layout.keep, torch.finfo(torch.float32).min)
+    ref, _ = attention_reference(
+        f32[0], None if vanilla else f32[1], f32[2], f32[3], mask, L, 1 / math.sqrt(d), lambda x: fast_dropout(x, 0.3)
+    )
+    torch.testing.assert_close(out.float(), ref, atol=2e-2, rtol=2e-2)
+    out.float().sum().backward()
+    assert all(t.grad is not None and t.grad.dtype == torch.bfloat16 for t in (q_tw, k, v))
 
 
 @pytest.mark.parametrize("entity_rows_only", [False, True])

@@ -114,9 +114,6 @@ def test_untimed_products_stay_on_mkl(env, onednn_calls):
         assert layer.double().backend(x.double()) == "mkl"  # fp64: oneDNN does not take it
         with torch.autocast("cpu", dtype=torch.bfloat16):
             assert layer.float()(x).dtype == torch.bfloat16  # autocast keeps nn.Linear's bf16 product
-    y = layer(x)  # autograd: plain nn.Linear, differentiable, never tuned
-    assert y.requires_grad and layer.backend(x) == "mkl"
-    torch.testing.assert_close(y, F.linear(x, layer.weight, layer.bias), atol=0, rtol=0)
     assert timer.calls == [] and onednn_calls == []
 
 
@@ -160,7 +157,7 @@ def test_the_environment_forces_a_backend(forced, env, monkeypatch, onednn_calls
         y = layer(x)
     torch.testing.assert_close(y, F.linear(x, layer.weight, layer.bias), atol=1e-5, rtol=1e-5)
     assert onednn_calls == ([(7, 16)] if forced == "onednn" else [])
-    assert layer(x).requires_grad and len(onednn_calls) == (forced == "onednn")  # training: always MKL
+    assert layer(x).requires_grad and len(onednn_calls) == (2 if forced == "onednn" else 0)  # training too
     assert timer.calls == []
     assert not autotune.TUNER.cache_path().exists()
 
@@ -242,3 +239,99 @@ def test_measure_makes_at_least_timed_calls_and_at_most_the_cap(seconds, expecte
     weight = torch.randn(24, 16)
     autotune.measure(autotune.product_class(ROWS, weight, None), weight, None)
     assert len(onednn_calls) == autotune.WARM_CALLS + expected
+
+
+class KindTimer(FakeTimer):
+    """Injected timings per product kind: ``winners`` maps a kind to the backend that wins its classes."""
+
+    def __init__(self, winners):
+        super().__init__()
+        self.winners = winners
+
+    def __call__(self, cls, weight, bias):
+        self.calls.append((cls.kind, cls))
+        return {b: 1.0 if b == self.winners[cls.kind] else 2.0 for b in autotune.BACKENDS}
+
+
+TRAINING_KINDS = ("forward", "grad_input", "grad_weight")
+
+
+@pytest.mark.parametrize(
+    "winners",
+    [
+        dict(zip(TRAINING_KINDS, c, strict=True))
+        for c in [("mkl",) * 3, ("onednn",) * 3, ("onednn", "mkl", "onednn"), ("mkl", "onednn", "mkl")]
+    ],
+)
+@pytest.mark.parametrize("bias", [True, False])
+def test_training_products_run_where_tuned_and_equal_linear(winners, bias, env, onednn_calls):
+    """With autograd, the forward product and both gradient products are timed as their own classes and run
+    on their winner; output and all three gradients equal nn.Linear's (fp64 reference)."""
+    timer = env(KindTimer(winners), use_disk=False)
+    layer = EncoderLinear(16, 24, bias=bias)
+    x = torch.randn(ROWS, 16, requires_grad=True)
+    y = layer(x)
+    dy = torch.randn_like(y)
+    y.backward(dy)
+    assert sorted(kind for kind, _ in timer.calls) == sorted(TRAINING_KINDS)
+    assert {cls.label() for _, cls in timer.calls} == set(autotune.TUNER.decisions())
+    assert all(cls.label().endswith("/" + kind) for kind, cls in timer.calls)
+    # oneDNN products, by their input's shape: forward x (rows, in), grad_input dy (rows, out), grad_weight dy^T
+    shapes = {"forward": (ROWS, 16), "grad_input": (ROWS, 24), "grad_weight": (24, ROWS)}
+    assert onednn_calls == [shapes[k] for k in TRAINING_KINDS if winners[k] == "onednn"]
+    xd, wd = x.detach().double().requires_grad_(), layer.weight.detach().double().requires_grad_()
+    bd = layer.bias.detach().double().requires_grad_() if bias else None
+    ref = F.linear(xd, wd, bd)
+    ref.backward(dy.double())
+    tol = {"atol": 1e-5, "rtol": 1e-5}
+    torch.testing.assert_close(y.double(), ref, **tol)
+    torch.testing.assert_close(x.grad.double(), xd.grad, **tol)
+    torch.testing.assert_close(layer.weight.grad.double(), wd.grad, **tol)
+    if bias:
+        torch.testing.assert_close(layer.bias.grad.double(), bd.grad, **tol)
+
+
+def test_training_path_follows_weight_updates_and_frozen_inputs(env, onednn_calls):
+    """Nothing is cached across steps: after a fused AdamW step (which does not bump the weight's version
+    counter) the next forward uses the new weight; a frozen weight gets no gradient product."""
+    env(KindTimer(dict.fromkeys(TRAINING_KINDS, "onednn")), use_disk=False)
+    torch.manual_seed(0)
+    layer, twin = EncoderLinear(16, 24), torch.nn.Linear(16, 24)
+    twin.load_state_dict(layer.state_dict())
+    opts = [torch.optim.AdamW(m.parameters(), lr=0.1, fused=True) for m in (layer, twin)]
+    x = torch.randn(ROWS, 16)
+    for _ in range(3):
+        for m, opt in zip((layer, twin), opts, strict=True):
+            opt.zero_grad()
+            m(x).pow(2).mean().backward()
+            opt.step()
+    torch.testing.assert_close(layer.weight, twin.weight, atol=1e-5, rtol=1e-5)
+    onednn_calls.clear()
+    layer.requires_grad_(False)
+    xg = x.clone().requires_grad_()
+    layer(xg).sum().backward()
+    assert onednn_calls == [(ROWS, 16), (ROWS, 24)]  # forward and grad_input; no weight gradient
+    torch.testing.assert_close(xg.grad, torch.ones(ROWS, 24) @ layer.weight, atol=1e-5, rtol=1e-5)
+
+
+def test_training_outside_fp32_cpu_stays_plain(env, onednn_calls):
+    timer = env(KindTimer(dict.fromkeys(TRAINING_KINDS, "onednn")), use_disk=False)
+    layer = EncoderLinear(16, 24)
+    x = torch.randn(ROWS, 16, requires_grad=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert not layer.trains_tuned(x) and layer(x).dtype == torch.bfloat16
+    assert not layer.double().trains_tuned(x.double())
+    assert not layer.float().trains_tuned(torch.randn(16, ROWS, requires_grad=True).t())  # not contiguous
+    assert not layer.requires_grad_(False).trains_tuned(torch.randn(ROWS, 16))  # nothing needs a gradient
+    assert timer.calls == [] and onednn_calls == []
+
+
+@pytest.mark.parametrize("kind", autotune.KINDS)
+def test_measure_times_every_product_kind(kind):
+    weight, bias = torch.randn(24, 16), torch.randn(24)
+    cls = autotune.product_class(ROWS, weight, bias, kind)
+    assert cls.bias == (kind in ("infer", "forward"))
+    times = autotune.measure(cls, weight, bias)
+    assert set(times) == set(autotune.BACKENDS) and all(0 < t < 10 for t in times.values())
+    with pytest.raises(ValueError, match="product kind"):
+        autotune.product_class(ROWS, weight, bias, "sideways")

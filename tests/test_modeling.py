@@ -472,10 +472,10 @@ def test_encoder_linear_takes_onednn_for_large_inference_products_only(bias, mon
         layer(torch.randn(16, rows).t())  # not contiguous
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
         assert layer(x).dtype == torch.bfloat16  # autocast keeps nn.Linear's bf16 product
-    y = layer(x)  # autograd: plain nn.Linear, differentiable
+    y = layer(x)  # autograd: the training path (TunedLinearFunction), here on oneDNN too
     assert y.requires_grad
-    torch.testing.assert_close(y, ref, atol=0, rtol=0)
-    assert calls == [(rows, 16)]
+    torch.testing.assert_close(y, ref, atol=1e-5, rtol=1e-5)
+    assert calls == [(rows, 16)] * 2
 
 
 @pytest.mark.parametrize("bias", [True, False])
@@ -514,6 +514,36 @@ def test_model_inference_through_onednn_products_equals_the_plain_forward(entity
         torch.testing.assert_close(a, b, atol=1e-5, rtol=0)
     assert_close_real(fast.last_hidden_state, ref.last_hidden_state, batch["attention_mask"])
     assert_close_real(fast.entity_last_hidden_state, ref.entity_last_hidden_state, batch["entity_attention_mask"])
+
+
+@pytest.mark.parametrize("entity_aware", [True, False])
+def test_model_training_through_onednn_products_equals_the_plain_step(entity_aware, monkeypatch):
+    """With the tuner choosing oneDNN for every training product (forward, input and weight gradients), a
+    training step's loss and every parameter's gradient equal the nn.Linear (MKL) step's to float rounding."""
+    _, ours = hf_pair(entity_aware)
+    ours.train()
+    for module in ours.modules():  # dropout off: both steps must compute the same function
+        if hasattr(module, "p"):
+            module.p = 0.0
+    batch = make_batch()
+
+    def step():
+        ours.zero_grad(set_to_none=True)
+        out = ours(**batch)
+        loss = out.last_hidden_state.pow(2).mean() + out.entity_last_hidden_state.pow(2).mean()
+        loss.backward()
+        return loss.detach(), {n: p.grad.clone() for n, p in ours.named_parameters() if p.grad is not None}
+
+    monkeypatch.setenv(kernels.autotune.BACKEND_ENV, "mkl")
+    plain_loss, plain = step()
+    calls = _spy_onednn(monkeypatch, 1)
+    fast_loss, fast = step()
+    per_layer = 9 if entity_aware else 6  # encoder products per layer, each with forward, dx, dW
+    assert len(calls) == TINY["num_hidden_layers"] * per_layer * 3
+    torch.testing.assert_close(fast_loss, plain_loss, atol=1e-6, rtol=1e-6)
+    assert fast.keys() == plain.keys()
+    for name in plain:
+        torch.testing.assert_close(fast[name], plain[name], atol=1e-5, rtol=1e-4, msg=name)
 
 
 @pytest.mark.parametrize("entity_aware", [True, False])

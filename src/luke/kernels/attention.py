@@ -10,15 +10,15 @@ where words and entities query with different projections, keys and values share
 * ``"dense"`` (``DenseAttention``): CPU training with attention-probability dropout, which the fused
   kernel cannot do: the probabilities materialised once, a cache-sized chunk of heads at a time
   (``head_chunks``), softmax, dropout and the whole backward in place per chunk, with the cheap mask of
-  ``luke.kernels.dropout``.
+  ``luke.kernels.dropout``. Under bf16 autocast it runs on fp32 copies of q, k and v (autocast's softmax
+  dtype) and casts the output back; vanilla attention with dropout takes it too.
 * ``"sdpa"``: vanilla attention (one query for all keys) through ``F.scaled_dot_product_attention``.
 * ``"stacked"``: entity-aware attention on other devices (CUDA) as ONE ``F.scaled_dot_product_attention``
   call: the two queries side by side (head dim 2d), each key placed in the half that its kind meets
   (word keys in the first d columns, entity keys in the last d, zeros elsewhere), so that
   ``[q_tw, q_te] . [k_w, 0] = q_tw . k_w`` and ``[q_tw, q_te] . [0, k_e] = q_te . k_e``: the fused kernel
   (with its own attention dropout) sees exactly the split-key scores, and no N x N matrix is stored.
-* ``"reference"``: ``attention_reference`` itself, when the probabilities are requested and for bf16 with
-  attention dropout on CPU.
+* ``"reference"``: ``attention_reference`` itself, when the probabilities are requested.
 
 Why: these are parts (1) and (3) of "where the speed comes from" in ``docs/benchmarks.md``; there is no
 separate on/off measurement of them. ``benchmarks/bench_model.py`` (base size, 2 threads) measures the whole
@@ -174,10 +174,11 @@ def attention_path(
 ) -> str:
     """The kernel that ``entity_aware_attention`` uses: ``"dense"``, ``"reference"``, ``"split_key"``,
     ``"stacked"`` or ``"sdpa"`` (see the module docstring). ``exact_dtype``: fp32 or fp64 (not bf16 under autocast)."""
-    if dropout_active and on_cpu and exact_dtype and not output_attentions:
-        return "dense"  # the fused CPU kernel has no dropout: materialise the probabilities, frugally
-    if output_attentions or (entity_aware and dropout_active and on_cpu):
-        # Probabilities requested, or bf16 autocast with dropout on CPU (softmax in fp32, as autocast does).
+    if dropout_active and on_cpu and not output_attentions:
+        # The fused CPU kernel has no dropout: materialise the probabilities, frugally (in fp32 under bf16
+        # autocast, as autocast runs softmax in fp32).
+        return "dense"
+    if output_attentions:
         return "reference"
     if entity_aware and not on_cpu:
         return "stacked"  # one fused kernel of the device, attention dropout included
@@ -213,6 +214,18 @@ def entity_aware_attention(
     exact_dtype = k.dtype in (torch.float32, torch.float64)
     path = attention_path(q_te is not None, dropout_active, k.device.type == "cpu", exact_dtype, output_attentions)
     if path == "dense":
+        if not exact_dtype:  # bf16 autocast: the N x N work in fp32 (autocast's softmax dtype), output back
+            with torch.autocast(k.device.type, enabled=False):
+                out, _ = entity_aware_attention(
+                    q_tw.float(),
+                    None if q_te is None else q_te.float(),
+                    k.float(),
+                    v.float(),
+                    layout,
+                    dropout_p=dropout_p,
+                    training=training,
+                )
+            return out.to(k.dtype), None
         return DenseAttention.apply(q_tw, q_tw if q_te is None else q_te, k, v, mask, L, scale, dropout_p), None
     if path == "reference":
         from luke.modeling import attention_reference  # the definition (luke.modeling imports this module)

@@ -61,6 +61,10 @@ TIMED_CALLS = 3
 TIMED_SECONDS = 0.05
 MAX_TIMED_CALLS = 25
 CACHE_FORMAT = 1
+#: the products of a layer y = x W^T + b (x: (rows, in), W: (out, in)) that are tuned separately:
+#: "infer" the product without autograd; in training, "forward" the same product with autograd on,
+#: "grad_input" dy W ((rows, out) by (out, in)) and "grad_weight" dy^T x ((out, rows) by (rows, in))
+KINDS = ("infer", "forward", "grad_input", "grad_weight")
 
 
 @dataclass(frozen=True)
@@ -73,11 +77,13 @@ class ProductClass:
     dtype: str
     bias: bool
     threads: int
+    kind: str = "infer"
 
     def label(self) -> str:
         """A short stable name (the on-disk cache's key)."""
         bias = "bias" if self.bias else "nobias"
-        return f"{self.rows}x{self.in_features}->{self.out_features}/{self.dtype}/{bias}/t{self.threads}"
+        label = f"{self.rows}x{self.in_features}->{self.out_features}/{self.dtype}/{bias}/t{self.threads}"
+        return label if self.kind == "infer" else f"{label}/{self.kind}"
 
 
 def rows_bucket(rows: int) -> int:
@@ -85,11 +91,15 @@ def rows_bucket(rows: int) -> int:
     return 1 << (max(rows, 1).bit_length() - 1)
 
 
-def product_class(rows: int, weight: torch.Tensor, bias: torch.Tensor | None) -> ProductClass:
-    """The class of a (``rows``, in) x ``weight`` (out, in) product at the current torch thread count."""
+def product_class(rows: int, weight: torch.Tensor, bias: torch.Tensor | None, kind: str = "infer") -> ProductClass:
+    """The class of the ``kind`` product of a layer with ``weight`` (out, in) over ``rows`` tokens, at the
+    current torch thread count (``KINDS`` says which product each kind is)."""
+    if kind not in KINDS:
+        raise ValueError(f"product kind {kind!r}: expected one of {', '.join(KINDS)}")
     out_features, in_features = weight.shape
     dtype = str(weight.dtype).removeprefix("torch.")
-    return ProductClass(rows_bucket(rows), in_features, out_features, dtype, bias is not None, torch.get_num_threads())
+    has_bias = bias is not None and kind in ("infer", "forward")
+    return ProductClass(rows_bucket(rows), in_features, out_features, dtype, has_bias, torch.get_num_threads(), kind)
 
 
 def requested_backend() -> str:
@@ -132,14 +142,7 @@ def measure(cls: ProductClass, weight: torch.Tensor, bias: torch.Tensor | None) 
     counts: on a machine shared with other jobs, slower calls measure the neighbours (a descheduled thread
     stalls the whole product), not the backend. A backend that raises RuntimeError (this build cannot run the
     product) gets ``math.inf``."""
-    from luke.kernels.linear import onednn_product, onednn_relayout
-
-    generator = torch.Generator().manual_seed(0)  # never the global RNG: tuning must not shift seeded draws
-    x = torch.randn(cls.rows, cls.in_features, generator=generator, dtype=weight.dtype)
-    products = {
-        "mkl": lambda: F.linear(x, weight, bias),
-        "onednn": lambda: onednn_product(x, onednn_relayout(weight, cls.rows), bias),
-    }
+    products = candidates(cls, weight, bias)
     times: dict[str, list[float]] = {}
     with torch.no_grad():
         for backend, product in products.items():
@@ -161,6 +164,31 @@ def measure(cls: ProductClass, weight: torch.Tensor, bias: torch.Tensor | None) 
     return {b: min(times[b]) if times.get(b) else math.inf for b in BACKENDS}
 
 
+def candidates(
+    cls: ProductClass, weight: torch.Tensor, bias: torch.Tensor | None
+) -> dict[str, Callable[[], torch.Tensor]]:
+    """One product of class ``cls`` per backend, on random inputs of the class's size, exactly as
+    ``luke.kernels.linear`` runs it (oneDNN: the re-layout of the operand included)."""
+    from luke.kernels.linear import grad_input_product, grad_weight_product, onednn_product, onednn_relayout
+
+    generator = torch.Generator().manual_seed(0)  # never the global RNG: tuning must not shift seeded draws
+
+    def rand(*shape: int) -> torch.Tensor:
+        return torch.randn(*shape, generator=generator, dtype=weight.dtype)
+
+    if cls.kind in ("infer", "forward"):
+        x = rand(cls.rows, cls.in_features)
+        return {
+            "mkl": lambda: F.linear(x, weight, bias),
+            "onednn": lambda: onednn_product(x, onednn_relayout(weight, cls.rows), bias),
+        }
+    dy = rand(cls.rows, cls.out_features)
+    if cls.kind == "grad_input":
+        return {b: (lambda b=b: grad_input_product(dy, weight, b)) for b in BACKENDS}
+    x = rand(cls.rows, cls.in_features)
+    return {b: (lambda b=b: grad_weight_product(dy, x, b)) for b in BACKENDS}
+
+
 #: ``timer(cls, weight, bias) -> {backend: seconds}`` (a missing or infinite time: the backend cannot run it)
 Timer = Callable[[ProductClass, torch.Tensor, torch.Tensor | None], dict[str, float]]
 
@@ -179,16 +207,17 @@ class LinearAutotuner:
         self._disk: dict[str, dict[str, object]] | None = None
         self._lock = threading.Lock()
 
-    def choose(self, rows: int, weight: torch.Tensor, bias: torch.Tensor | None) -> str:
-        """``mkl`` or ``onednn`` for a (``rows``, in) x ``weight`` product that oneDNN can take (the caller
-        checks that): the forced backend of ``LUKE_LINEAR_BACKEND``, else MKL below ``MIN_TUNED_ROWS`` rows,
-        else the class's measured choice (measured now if this is the class's first product)."""
+    def choose(self, rows: int, weight: torch.Tensor, bias: torch.Tensor | None, kind: str = "infer") -> str:
+        """``mkl`` or ``onednn`` for the ``kind`` product (``KINDS``) of a layer with ``weight`` over ``rows``
+        tokens, one that oneDNN can take (the caller checks that): the forced backend of
+        ``LUKE_LINEAR_BACKEND``, else MKL below ``MIN_TUNED_ROWS`` rows, else the class's measured choice
+        (measured now if this is the class's first product)."""
         forced = requested_backend()
         if forced != "auto":
             return forced
         if rows < MIN_TUNED_ROWS:
             return "mkl"
-        cls = product_class(rows, weight, bias)
+        cls = product_class(rows, weight, bias, kind)
         choice = self._choices.get(cls)
         if choice is not None:
             return choice

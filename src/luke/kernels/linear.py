@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from luke.kernels import autotune
@@ -68,6 +69,50 @@ def onednn_product(x: torch.Tensor, packed: torch.Tensor, bias: torch.Tensor | N
     return _ONEDNN[1](x, packed, bias, "none", [], "")
 
 
+def grad_input_product(dy: torch.Tensor, weight: torch.Tensor, backend: str) -> torch.Tensor:
+    """``dy @ W`` ((rows, out) by (out, in)): a linear layer's input gradient, on ``backend`` (oneDNN: the
+    product is a linear layer with weight W^T, re-laid out here)."""
+    if backend == "onednn":
+        return onednn_product(dy, onednn_relayout(weight.t().contiguous(), dy.shape[0]), None)
+    return dy.mm(weight)
+
+
+def grad_weight_product(dy: torch.Tensor, x: torch.Tensor, backend: str) -> torch.Tensor:
+    """``dy^T @ x`` ((out, rows) by (rows, in)): a linear layer's weight gradient, on ``backend`` (oneDNN:
+    the product is a linear layer over dy^T's rows with weight x^T, both laid out here)."""
+    if backend == "onednn":
+        return onednn_product(dy.t().contiguous(), onednn_relayout(x.t().contiguous(), dy.shape[1]), None)
+    return dy.t().mm(x)
+
+
+class TunedLinearFunction(torch.autograd.Function):
+    """``F.linear`` for training whose three products (forward, input gradient, weight gradient) each run
+    on the backend the tuner chose for its class (``luke.kernels.autotune.KINDS``). Inputs: x (rows, in)
+    contiguous, weight (out, in), bias (out) or None, all fp32 on CPU (``EncoderLinear`` checks)."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias):  # type: ignore[override]
+        ctx.save_for_backward(x, weight)
+        ctx.has_bias = bias is not None
+        if autotune.TUNER.choose(x.shape[0], weight, bias, "forward") == "onednn":
+            return onednn_product(x, onednn_relayout(weight, x.shape[0]), bias)
+        return F.linear(x, weight, bias)
+
+    @staticmethod
+    def backward(ctx, dy):  # type: ignore[override]
+        x, weight = ctx.saved_tensors
+        dy = dy.contiguous()
+        rows = dy.shape[0]
+        dx = dw = db = None
+        if ctx.needs_input_grad[0]:
+            dx = grad_input_product(dy, weight, autotune.TUNER.choose(rows, weight, None, "grad_input"))
+        if ctx.needs_input_grad[1]:
+            dw = grad_weight_product(dy, x, autotune.TUNER.choose(rows, weight, None, "grad_weight"))
+        if ctx.has_bias and ctx.needs_input_grad[2]:
+            db = dy.sum(0)
+        return dx, dw, db
+
+
 class EncoderLinear(nn.Linear):
     """``nn.Linear`` (same parameters, same state-dict keys) whose CPU inference products run on the backend
     measured fastest here.
@@ -77,9 +122,11 @@ class EncoderLinear(nn.Linear):
     ``luke.kernels.autotune.TUNER`` picks MKL (``F.linear``) or oneDNN (the weight re-laid out for oneDNN's
     blocked GEMM on every call: nothing cached, no memory held, a weight that changed is always the one used)
     by timing both once per product class (rows rounded down to a power of two, shape, dtype, bias, threads);
-    ``LUKE_LINEAR_BACKEND=mkl|onednn`` forces one. Results equal ``nn.Linear``'s to float rounding (another
-    summation order). Everything else, including every training (grad-enabled) product, is plain
-    ``nn.Linear`` (MKL) in this step of issue #21.
+    ``LUKE_LINEAR_BACKEND=mkl|onednn`` forces one. With autograd (training, fp32, not under autocast) the
+    layer runs ``TunedLinearFunction``: the forward product and both backward products (input and weight
+    gradients) are tuned the same way, each as its own class. Results equal ``nn.Linear``'s to float rounding
+    (another summation order). Everything else (bf16 autocast, other devices, small products) is plain
+    ``nn.Linear``.
     """
 
     def onednn_eligible(self, x: torch.Tensor) -> bool:
@@ -107,9 +154,28 @@ class EncoderLinear(nn.Linear):
         """Whether ``forward(x)`` takes the oneDNN product."""
         return self.backend(x) == "onednn"
 
+    def trains_tuned(self, x: torch.Tensor) -> bool:
+        """Whether ``forward(x)`` runs ``TunedLinearFunction`` (autograd on, fp32 on CPU, not under
+        autocast, a contiguous (T, in) input, oneDNN available, no backend forced to MKL)."""
+        return (
+            _ONEDNN is not None
+            and torch.is_grad_enabled()
+            and (x.requires_grad or self.weight.requires_grad)
+            and x.device.type == "cpu"
+            and x.dtype == self.weight.dtype == torch.float32
+            and (self.bias is None or self.bias.dtype == torch.float32)
+            and x.dim() == 2
+            and x.is_contiguous()
+            and torch.backends.mkldnn.enabled
+            and not torch.is_autocast_enabled("cpu")
+            and autotune.requested_backend() != "mkl"
+        )
+
     def forward(self, x: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
         """``out`` (inference only, (T, out_features)): where an MKL product is written, so that a caller can
         reuse one block across layers. A oneDNN product cannot write into a given tensor and ignores it."""
+        if self.trains_tuned(x):
+            return TunedLinearFunction.apply(x, self.weight, self.bias)
         if self.uses_onednn(x):
             return onednn_product(x, onednn_relayout(self.weight, x.shape[0]), self.bias)
         if out is not None and not torch.is_grad_enabled():
