@@ -94,25 +94,29 @@ def _profile(step) -> None:
           f"bmm {bmm / 1e6:.2f} s ({100 * bmm / total:.0f} %)")  # fmt: skip
 
 
-def model_case(case: str, impl: str) -> None:
+def model_case(case: str, impl: str, dtype: str = "fp32") -> None:
     from bench_model import CASES, build_models, make_inputs, step_fn
 
     mode, B, L, E = CASES[case]
     model = build_models("cpu")[impl]
-    _profile(step_fn(model, make_inputs(B, L, E, "cpu"), mode, "fp32", "cpu"))
+    _profile(step_fn(model, make_inputs(B, L, E, "cpu"), mode, dtype, "cpu"))
 
 
 def onednn_ab(case: str, iters: int) -> None:
-    """Our model's inference step three ways, interleaved as in ``bench_model.py``: every eligible product
-    forced onto oneDNN, every product on ``nn.Linear``/MKL, and the autotuner's per-class choice
-    (``LUKE_LINEAR_BACKEND`` = onednn / mkl / auto; the tuner's timings happen in the warm-up call)."""
+    """Our model's step three ways, interleaved as in ``bench_model.py``: every eligible product forced onto
+    oneDNN, every product on ``nn.Linear``/MKL, and the autotuner's per-class choice (``LUKE_LINEAR_BACKEND``
+    = onednn / mkl / auto; the tuner's timings happen in the warm-up call). Training cases: forward and
+    backward with dropout off (so the three compute the same function), products of both passes tuned."""
     from bench_model import CASES, build_models, interleave, make_inputs
     from luke.kernels import autotune
 
     mode, B, L, E = CASES[case]
-    if mode != "infer":
-        raise SystemExit("--onednn-ab takes an inference case: the tuned backends are inference-only")
-    model, batch = build_models("cpu")["luke"].eval(), make_inputs(B, L, E, "cpu")
+    model, batch = build_models("cpu", attention_dropout=0.0)["luke"], make_inputs(B, L, E, "cpu")
+    if mode == "train":
+        for module in model.modules():
+            if hasattr(module, "p"):
+                module.p = 0.0
+    model.train(mode == "train")
     settings = {"oneDNN": "onednn", "MKL only": "mkl", "tuned": "auto"}
     saved = os.environ.get(autotune.BACKEND_ENV)
     outputs = {}
@@ -120,12 +124,16 @@ def onednn_ab(case: str, iters: int) -> None:
     def run(name: str):
         def step():
             os.environ[autotune.BACKEND_ENV] = settings[name]
-            outputs[name] = model(**batch).last_hidden_state
+            states = model(**batch).last_hidden_state
+            if mode == "train":
+                states.pow(2).mean().backward()
+                model.zero_grad(set_to_none=True)
+            outputs[name] = states.detach()
 
         return step
 
     try:
-        with torch.no_grad():
+        with torch.set_grad_enabled(mode == "train"):
             times = interleave({name: run(name) for name in settings}, iters)
     finally:
         if saved is None:
@@ -143,6 +151,33 @@ def onednn_ab(case: str, iters: int) -> None:
     for label, d in autotune.TUNER.decisions().items():
         ms = ", ".join(f"{b} {t:.2f} ms" for b, t in d["ms"].items()) or "from the disk cache"
         print(f"  tuned {label}: {d['backend']} ({ms})")
+
+
+def attention_ab(case: str, dtype: str, paths: list[str], iters: int) -> None:
+    """Our model's step (``bench_model.py``'s, attention dropout 0.1) with the attention kernel forced to each
+    of ``paths`` (``luke.kernels.attention.attention_path`` replaced), interleaved."""
+    from bench_model import CASES, build_models, interleave, make_inputs, step_fn
+    from luke import kernels
+
+    mode, B, L, E = CASES[case]
+    model, batch = build_models("cpu")["luke"], make_inputs(B, L, E, "cpu")
+    chosen = kernels.attention.attention_path
+    run = step_fn(model, batch, mode, dtype, "cpu")
+
+    def forced(path: str):
+        def step():
+            kernels.attention.attention_path = (lambda *a: path) if path != "default" else chosen
+            try:
+                run()
+            finally:
+                kernels.attention.attention_path = chosen
+
+        return step
+
+    times = interleave({path: forced(path) for path in paths}, iters)
+    print(f"{case} {dtype}, {iters} iterations, attention path forced")
+    for path, ts in times.items():
+        print(f"  {path:10s} median {statistics.median(ts):.3f} s   " + " ".join(f"{t:.2f}" for t in ts))
 
 
 def task_batch(name: str, impl: str, mode: str) -> None:
@@ -171,6 +206,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--kernels", action="store_true", help="time dropout masks and AdamW variants")
     p.add_argument("--case", choices=["infer-128", "infer-512", "train-128", "train-512"], help="profile a model step")
+    p.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32", help="with --case: bf16 = autocast")
     p.add_argument("--ner", action="store_true", help="same as --task ner --mode train")
     p.add_argument(
         "--task",
@@ -182,10 +218,16 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=0, help="torch threads (0 = default)")
     p.add_argument(
         "--onednn-ab",
-        choices=["infer-128", "infer-512"],
-        help="time our inference step with every product on oneDNN, on MKL, and as tuned (interleaved)",
+        choices=["infer-128", "infer-512", "train-128", "train-512"],
+        help="time our step with every product on oneDNN, on MKL, and as tuned (interleaved)",
     )
-    p.add_argument("--iters", type=int, default=8, help="with --onednn-ab")
+    p.add_argument("--iters", type=int, default=8, help="with --onednn-ab / --attention-ab")
+    p.add_argument(
+        "--attention-ab",
+        choices=["infer-128", "infer-512", "train-128", "train-512"],
+        help="time our step (--dtype) with the attention kernel forced to each of --paths (interleaved)",
+    )
+    p.add_argument("--paths", nargs="+", default=["default", "reference"], help="with --attention-ab")
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -193,13 +235,15 @@ def main() -> None:
     if args.kernels:
         kernels()
     if args.case:
-        model_case(args.case, args.impl)
+        model_case(args.case, args.impl, args.dtype)
     if args.ner or args.task:
         task_batch(args.task or "ner", args.impl, args.mode)
     if args.onednn_ab:
         onednn_ab(args.onednn_ab, args.iters)
-    if not (args.kernels or args.case or args.ner or args.task or args.onednn_ab):
-        p.error("choose --kernels, --case, --task, --ner or --onednn-ab")
+    if args.attention_ab:
+        attention_ab(args.attention_ab, args.dtype, args.paths, args.iters)
+    if not (args.kernels or args.case or args.ner or args.task or args.onednn_ab or args.attention_ab):
+        p.error("choose --kernels, --case, --task, --ner, --onednn-ab or --attention-ab")
 
 
 if __name__ == "__main__":

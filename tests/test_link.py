@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 import luke
 from luke.cli import main as cli_main
@@ -125,6 +126,37 @@ def test_options_of_a_fine_tuned_folder_are_the_defaults(model, db, tmp_path):
                                                        "options": {"inference": "local"}}))  # fmt: skip
     assert _titles(EntityLinker.from_pretrained(folder, db)(TEXT)) == LOCAL
     assert _titles(EntityLinker.from_pretrained(folder, db, inference="global")(TEXT)) == GLOBAL
+
+
+def test_bf16_links_under_autocast(model, db, tmp_path, monkeypatch, caplog):
+    """mixed_precision="bf16" (API and --mixed-precision) runs the windows under bf16 autocast, says what
+    bf16 is on this CPU in the log, and finds the same mentions (gamma's two candidates score almost alike in
+    this constructed model, so bf16 rounding may pick either; the clear ones must stay)."""
+    from luke.finetuning import ed_inference
+
+    seen = []
+    original = ed_inference.run_windows
+
+    def spy(*args, **kwargs):
+        seen.append(torch.is_autocast_enabled("cpu"))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(ed_inference, "run_windows", spy)
+    caplog.set_level("INFO", logger="luke.training")
+    linker = EntityLinker.from_pretrained(model, db, inference="local", mixed_precision="bf16")
+    out = linker(TEXT)
+    assert [e["mention"] for e in out["entities"]] == MENTIONS and seen == [True]
+    assert _titles(out)[::2] == LOCAL[::2] and _titles(out)[1] in ("Gamma", "Delta")
+    assert "bf16 on CPU" in caplog.text
+    assert _titles(EntityLinker.from_pretrained(model, db, inference="local")(TEXT)) == LOCAL and seen[-1] is False
+    out_file = tmp_path / "out.jsonl"
+    src = tmp_path / "in.txt"
+    src.write_text(TEXT + "\n")
+    args = ["link", "--model", str(model), "--mention-db", str(db), "--input", str(src), "--output", str(out_file)]
+    assert cli_main([*args, "--no-progress", "--inference", "local", "--mixed-precision", "bf16"]) == 0
+    assert _titles(_lines(out_file.read_text())[0])[::2] == LOCAL[::2] and seen[-1] is True
+    with pytest.raises(ConfigError, match="mixed_precision"):
+        EntityLinker.from_pretrained(model, db, mixed_precision="fp8")
 
 
 def test_api_errors(model, db, tmp_path):

@@ -98,8 +98,10 @@ class EntityLinker:
         max_seq_length: int = 512,
         max_entity_length: int = 128,
         device: str | None = None,
+        mixed_precision: str = "no",
     ) -> None:
         from luke.finetuning.ed_inference import INFERENCE_MODES
+        from luke.training import log_bf16_choice
 
         if inference not in INFERENCE_MODES:
             raise ConfigError(f"inference must be one of {', '.join(INFERENCE_MODES)}, got {inference!r}")
@@ -114,7 +116,12 @@ class EntityLinker:
         self.inference, self.min_link_prob = inference, float(min_link_prob)
         self.max_candidates, self.batch_size = max_candidates, batch_size
         self.max_seq_length, self.max_entity_length = max_seq_length, max_entity_length
+        if mixed_precision not in ("no", "bf16"):
+            raise ConfigError(f"mixed_precision must be 'no' or 'bf16', got {mixed_precision!r}")
         self.model = model.to(_device(device)).eval()
+        self.mixed_precision = mixed_precision
+        if mixed_precision == "bf16":
+            log_bf16_choice(self.model.device.type)
         self.counts: dict[str, int] = {}
 
     @classmethod
@@ -129,6 +136,7 @@ class EntityLinker:
         max_candidates: int | None = None,
         batch_size: int = 32,
         device: str | None = None,
+        mixed_precision: str = "no",
         revision: str | None = None,
         cache_dir: str | Path | None = None,
         local_files_only: bool | None = None,
@@ -141,7 +149,8 @@ class EntityLinker:
 
         ``inference`` (``"global"`` or ``"local"``) and ``max_candidates`` default to the fine-tuned model's
         own options (``luke_task.json``), else global and 30; so do the window sizes. ``device``: None (a GPU
-        when there is one), ``"cpu"`` or ``"cuda"``.
+        when there is one), ``"cpu"`` or ``"cuda"``. ``mixed_precision``: ``"no"`` or ``"bf16"`` (the model
+        runs under bf16 autocast; on a CPU without native bf16 the log warns that it will be slow).
 
         Raises:
             CheckpointError: the model is missing or has no masked-entity head (one line saying what it is).
@@ -166,7 +175,7 @@ class EntityLinker:
             loaded, tok, mentions, inference=inference,
             min_link_prob=min_link_prob, max_candidates=max_candidates, batch_size=batch_size,
             max_seq_length=saved.get("max_seq_length", 512), max_entity_length=saved.get("max_entity_length", 128),
-            device=device,
+            device=device, mixed_precision=mixed_precision,
         )  # fmt: skip
 
     # ------------------------------------------------------------------------------------------ steps
@@ -186,10 +195,14 @@ class EntityLinker:
             documents, self.tokenizer, max_seq_length=self.max_seq_length, max_entity_length=self.max_entity_length,
             max_candidates=self.max_candidates,
         )  # fmt: skip
-        results = ed_inference.run_windows(
-            self.model, features, mode=self.inference, batch_size=self.batch_size,
-            pad_token_id=self.tokenizer.pad_token_id, progress=progress, desc="link",
-        )  # fmt: skip
+        import torch
+
+        bf16 = self.mixed_precision == "bf16"
+        with torch.autocast(self.model.device.type, dtype=torch.bfloat16, enabled=bf16):
+            results = ed_inference.run_windows(
+                self.model, features, mode=self.inference, batch_size=self.batch_size,
+                pad_token_id=self.tokenizer.pad_token_id, progress=progress, desc="link",
+            )  # fmt: skip
         linked = ed_inference.fill_predictions(documents, features, results)
         self.counts = {
             "documents": len(documents),
@@ -371,6 +384,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-candidates", type=int, help="candidates per mention, best by prior (default: the model's "
                    "own, else 30)")  # fmt: skip
     p.add_argument("--batch-size", type=int, default=32, help="windows per forward pass (default 32)")
+    p.add_argument("--mixed-precision", choices=("no", "bf16"), default="no",
+                   help="bf16: run the model under bf16 autocast (fast on CPUs with avx512_bf16/AMX and on GPUs; "
+                   "the log says what this CPU offers)")  # fmt: skip
     add_revision(p)
     add_no_progress(p)
 
@@ -394,6 +410,7 @@ def _link(a: argparse.Namespace) -> int:
     linker = EntityLinker.from_pretrained(
         a.model, a.mention_db, inference=a.inference, min_link_prob=a.min_link_prob,
         max_candidates=a.max_candidates, batch_size=a.batch_size, revision=a.revision,
+        mixed_precision=a.mixed_precision,
     )  # fmt: skip
     name = "<stdin>" if a.input == "-" else a.input
     if a.output == "-":
