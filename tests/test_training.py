@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 import luke.training as training
-from luke.errors import CheckpointError
+from luke.errors import CheckpointError, ConfigError
 from luke.training import (
     CheckpointFolders,
     MetricsLog,
@@ -277,3 +277,39 @@ def test_accelerators_with_other_settings_follow_each_other() -> None:
     assert first.mixed_precision == "bf16" and first.gradient_accumulation_steps == 3
     second = create_accelerator(cpu=True, mixed_precision="no")
     assert second.mixed_precision == "no" and second.gradient_accumulation_steps == 1
+
+
+def test_parameter_groups_scale_the_entity_aware_queries():
+    """``entity_query_lr_scale``: the trainer marks the w2e/e2w/e2e query parameters (and only those) with an
+    ``lr_scale``; ``parameter_groups`` puts them in groups of their own at lr * scale (decay kept apart), and
+    an optimiser step with scale 0 leaves them where they were while ``query`` moves."""
+    from luke.config import LukeConfig
+    from luke.finetuning.trainer import ENTITY_QUERY_SUFFIXES
+    from luke.modeling import LukeModel
+    from luke.training import parameter_groups
+
+    model = LukeModel(LukeConfig(vocab_size=20, entity_vocab_size=5, hidden_size=8, entity_emb_size=4,
+                                 num_hidden_layers=2, num_attention_heads=2, intermediate_size=12,
+                                 max_position_embeddings=16))  # fmt: skip
+    marked = [n for n, _ in model.named_parameters() if n.endswith(ENTITY_QUERY_SUFFIXES)]
+    assert len(marked) == 2 * 3 * 2 and all(("w2e" in n) or ("e2w" in n) or ("e2e" in n) for n in marked)
+    plain = parameter_groups(model, 0.01)
+    assert [g["weight_decay"] for g in plain] == [0.01, 0.0] and all("lr" not in g for g in plain)
+    for name, param in model.named_parameters():
+        if name in marked:
+            param.lr_scale = 0.0
+    with pytest.raises(ConfigError, match="lr_scale"):
+        parameter_groups(model, 0.01)
+    groups = parameter_groups(model, 0.01, lr=1e-3)
+    assert [(g["weight_decay"], g.get("lr")) for g in groups] == [(0.01, None), (0.0, None), (0.01, 0.0), (0.0, 0.0)]
+    names = {id(p): n for n, p in model.named_parameters()}
+    assert sorted(names[id(p)] for g in groups[2:] for p in g["params"]) == sorted(marked)
+    assert sum(len(g["params"]) for g in groups) == len(list(model.parameters()))
+    optimizer = torch.optim.AdamW(groups, lr=1e-3, fused=True)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    out = model(torch.randint(3, 20, (2, 6)), entity_ids=torch.ones(2, 2, dtype=torch.long),
+                entity_position_ids=torch.tensor([[[1, -1], [2, 3]], [[4, -1], [1, -1]]]))  # fmt: skip
+    (out.last_hidden_state.pow(2).mean() + out.entity_last_hidden_state.pow(2).mean()).backward()
+    optimizer.step()
+    moved = {n for n, p in model.named_parameters() if not torch.equal(p, before[n])}
+    assert not moved & set(marked) and "encoder.layer.0.attention.self.query.weight" in moved

@@ -33,7 +33,7 @@ import torch
 from torch import nn
 
 from luke.checkpoint import torch_load_safely
-from luke.errors import CheckpointError, DataError, error_summary, shorten
+from luke.errors import CheckpointError, ConfigError, DataError, error_summary, shorten
 from luke.files import read_json, text_lines, write_text_atomic
 
 if TYPE_CHECKING:
@@ -109,19 +109,26 @@ def log_bf16_choice(device_type: str) -> None:
 # --------------------------------------------------------------------------------- optimiser and schedule
 
 
-def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+def parameter_groups(model: nn.Module, weight_decay: float, lr: float | None = None) -> list[dict[str, Any]]:
     """Trainable parameters in two groups: with ``weight_decay``, and without (names ending in
     :data:`NO_DECAY_SUFFIXES`, or parameters a task marked ``no_weight_decay``). Tied parameters appear once
-    (``named_parameters`` lists each once)."""
-    decay, no_decay = [], []
+    (``named_parameters`` lists each once). A parameter with an ``lr_scale`` attribute other than 1 (set by
+    the trainer, e.g. ``entity_query_lr_scale``) goes into a further group of its own scale, whose ``lr`` is
+    ``lr * lr_scale`` (then ``lr`` must be given)."""
+    groups: dict[tuple[bool, float], list[nn.Parameter]] = {(False, 1.0): [], (True, 1.0): []}
     for name, param in model.named_parameters():
         if param.requires_grad:  # a task may exempt a parameter (``param.no_weight_decay = True``)
             exempt = name.endswith(NO_DECAY_SUFFIXES) or getattr(param, "no_weight_decay", False)
-            (no_decay if exempt else decay).append(param)
-    return [
-        {"params": decay, "weight_decay": weight_decay},
-        {"params": no_decay, "weight_decay": 0.0},
-    ]
+            groups.setdefault((exempt, float(getattr(param, "lr_scale", 1.0))), []).append(param)
+    out = []
+    for (exempt, scale), params in groups.items():
+        group: dict[str, Any] = {"params": params, "weight_decay": 0.0 if exempt else weight_decay}
+        if scale != 1.0:
+            if lr is None:
+                raise ConfigError("parameters with an lr_scale need the base learning rate")
+            group["lr"] = lr * scale
+        out.append(group)
+    return out
 
 
 def warmup_factor(

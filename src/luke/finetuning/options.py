@@ -52,6 +52,11 @@ class TaskDefaults:
     select_best: bool = option(True, "keep the best dev epoch's weights (else the last epoch's)")
     warmup_ratio: float = option(0.06, "share of the optimiser steps with a linear warm-up", at_least=0, at_most=1)
     max_grad_norm: float = option(0.0, "gradient clipping (0 = none, the paper's for the five tasks)", at_least=0)
+    entity_query_lr_scale: float = option(
+        1.0,
+        "learning-rate multiplier of the entity-aware attention's extra query matrices (w2e, e2w, e2e); 0 freezes them",
+        at_least=0,
+    )
 
     def __post_init__(self) -> None:
         check_values(self)  # one check of every value, before any model or data is loaded

@@ -68,6 +68,7 @@ logger = logging.getLogger(__name__)
 _RUN_OPTIONS = (
     "learning_rate", "train_batch_size", "gradient_accumulation_steps", "num_train_epochs", "seed", "select_best",
     "warmup_ratio", "weight_decay", "max_grad_norm", "adam_beta1", "adam_beta2", "adam_epsilon", "mixed_precision",
+    "entity_query_lr_scale",
 )  # fmt: skip
 
 
@@ -184,6 +185,10 @@ def evaluate(
     return task.score(examples, predictions), predictions
 
 
+#: the entity-aware attention's extra query matrices (their learning rate: ``entity_query_lr_scale``)
+ENTITY_QUERY_SUFFIXES = tuple(f".{q}_query.{p}" for q in ("w2e", "e2w", "e2e") for p in ("weight", "bias"))
+
+
 class Trainer:
     """Fine-tunes ``model`` on ``train_features`` for ``task`` (see the module docstring).
 
@@ -232,12 +237,15 @@ class Trainer:
         for name, param in model.named_parameters():
             if name in unused or name.startswith(("luke.pooler.", "pooler.")):
                 param.requires_grad_(False)
+        for name, param in model.named_parameters():  # the entity-aware queries' own learning rate
+            if name.endswith(ENTITY_QUERY_SUFFIXES):
+                param.lr_scale = args.entity_query_lr_scale
         self.model = model
         # fused=True: one kernel for the whole update, several times faster on CPU than the default
         # per-tensor loop (benchmarks/profile_step.py --kernels); the same numbers up to rounding.
         # transformers' Trainer does the same by default with torch >= 2.8 ("adamw_torch_fused").
         self.optimizer = torch.optim.AdamW(
-            parameter_groups(model, args.weight_decay),
+            parameter_groups(model, args.weight_decay, args.learning_rate),
             lr=args.learning_rate,
             betas=(args.adam_beta1, args.adam_beta2),
             eps=args.adam_epsilon,
