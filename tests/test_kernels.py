@@ -107,6 +107,29 @@ def test_every_path_computes_attention_reference(
 
 
 @pytest.mark.parametrize("vanilla", [False, True])
+@pytest.mark.parametrize("entity_rows_only", [False, True])
+def test_dense_path_over_many_chunks_computes_attention_reference(vanilla, entity_rows_only, monkeypatch):
+    """Real shapes split the heads into many chunks (one head each at a few hundred tokens); the shapes above
+    fit one chunk. Forced to one head per chunk, without dropout (whose draws depend on the chunking), the
+    dense path's output and gradients equal ``attention_reference``'s."""
+    original = kernels.attention.head_chunks
+    seen = []
+    monkeypatch.setattr(kernels.attention, "head_chunks", lambda S, scores: seen.append(S) or original(S, 1 << 17))
+    monkeypatch.setattr(kernels.attention, "attention_path", lambda *a: "dense")
+    layout = _layout()
+    q_tw, q_te, k, v = _inputs(layout, entity_rows_only)
+    q_te_arg = None if vanilla else q_te
+    out, _ = entity_aware_attention(q_tw, q_te_arg, k, v, layout, dropout_p=1e-12, training=True)
+    assert seen and original(seen[0], 1 << 17) == [slice(i, i + 1) for i in range(seen[0])]  # one head per chunk
+    ref, _ = attention_reference(q_tw, q_te_arg, k, v, _mask(layout), L, 1 / math.sqrt(d))
+    torch.testing.assert_close(out, ref, atol=1e-12, rtol=0)
+    inputs = (q_tw, k, v) if vanilla else (q_tw, q_te, k, v)
+    grad = torch.randn_like(out)
+    for a, b in zip(torch.autograd.grad(out, inputs, grad), torch.autograd.grad(ref, inputs, grad), strict=True):
+        torch.testing.assert_close(a, b, atol=1e-12, rtol=0)
+
+
+@pytest.mark.parametrize("vanilla", [False, True])
 def test_bf16_dropout_attention_runs_dense_in_fp32(vanilla, monkeypatch):
     """Under bf16 autocast, training with attention dropout takes the dense kernel on fp32 copies (autocast's
     softmax dtype): the output is bf16 and equals the fp32 reference with the same dropout draw, rounded;
