@@ -99,6 +99,7 @@ COMMANDS = {
             "--min-link-prob",
             "--max-candidates",
             "--batch-size",
+            "--mixed-precision",
             "--revision",
             "--no-progress",
         ],
