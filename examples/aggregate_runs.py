@@ -17,7 +17,10 @@ from pathlib import Path
 
 
 def metric(folder: Path, split: str, name: str) -> float:
-    results = json.loads((folder / "results.json").read_text(encoding="utf-8"))
+    path = folder / "results.json"
+    if not path.is_file():
+        raise SystemExit(f"{path}: no such file (has the run finished?)")
+    results = json.loads(path.read_text(encoding="utf-8"))
     if split not in results or name not in results[split]:
         raise SystemExit(f"{folder}/results.json: no {split}.{name}")
     return float(results[split][name])
