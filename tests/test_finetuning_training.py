@@ -136,6 +136,30 @@ def test_entity_side_from_word_side(tiny_bert, tmp_path):
         build_for_finetuning(out, "LukeForEntityClassification", ["a"], entity_init="words")
 
 
+@pytest.mark.parametrize("cls", ["LukeForEntityPairClassification", "LukeForQuestionAnswering"])
+def test_a_fresh_head_depends_on_the_seed_alone(cls, tiny_bert):
+    """With or without entity-aware attention (three more query matrices drawn before the head), the new
+    head and entity side start the same for one seed (an ablation then changes only what it names), and
+    differ for another seed; the loaded word side is untouched."""
+    from luke.finetuning.model_io import build_for_finetuning
+
+    labels = ["a", "b"] if cls != "LukeForQuestionAnswering" else []
+    built = {
+        (aware, seed): build_for_finetuning(tiny_bert, cls, labels, seed=seed, entity_aware_attention=aware)[0]
+        for aware in (True, False)
+        for seed in (0, 1)
+    }
+    states = {k: m.state_dict() for k, m in built.items()}
+    head = [k for k in states[True, 0] if k.startswith(("classifier.", "qa_outputs."))]
+    new_side = [k for k in states[True, 0] if k.startswith("luke.entity_embeddings.") and "LayerNorm" not in k]
+    assert head and new_side
+    for key in head + new_side:
+        assert torch.equal(states[True, 0][key], states[False, 0][key]), key
+    assert not torch.equal(states[True, 0][head[0]], states[True, 1][head[0]])
+    words = "luke.embeddings.word_embeddings.weight"
+    assert torch.equal(states[True, 0][words], states[True, 1][words])
+
+
 def test_predict_raw_text(tiny_bert, tmp_path, capsys):
     inputs = {
         "entity_typing": {"text": "Sam Wu visited Porto .", "span": [15, 20]},

@@ -56,6 +56,7 @@ class LoadReport:
     unexpected_keys: list[str] = field(default_factory=list)  # checkpoint tensors nobody used
     copied_queries: list[str] = field(default_factory=list)  # entity-aware queries copied from `query`
     untied: list[str] = field(default_factory=list)  # tied weights that the checkpoint untied
+    fresh_keys: list[str] = field(default_factory=list)  # expected missing tensors (a new head, a new entity side)
 
     def __bool__(self) -> bool:
         return bool(self.missing_keys or self.unexpected_keys)
@@ -299,6 +300,7 @@ def load_state_dict(
     if expected_missing:
         fresh = [k for k in report.missing_keys if k.removeprefix("luke.").startswith(expected_missing)]
         report.missing_keys = [k for k in report.missing_keys if k not in fresh]
+        report.fresh_keys = fresh
         logger.info("freshly initialised as expected: %d tensors", len(fresh))
     model.tie_weights()
     _log_report(report, headed)
@@ -660,7 +662,8 @@ def init_from_transformers(
     entity-aware queries start as copies of ``query``. BERT checkpoints number positions from 0; by
     default their position table is shifted so the model is ``transformers``-compatible (see
     ``convert_to_roberta_positions``); pass ``word_position_style="bert"`` to keep 0-based positions.
-    Returns the model and a report of unused (e.g. NSP head) and newly initialised tensors.
+    Returns the model and a report of unused (e.g. NSP head) and newly initialised tensors. With ``seed``
+    the new tensors are drawn per module from that seed (``LukePreTrainedModel.init_by_name``).
     """
     from luke.hub import resolve_pretrained
 
@@ -717,6 +720,8 @@ def init_from_transformers(
     report = load_state_dict(
         model, state, expected_missing=("entity_embeddings.", "entity_predictions.", "classifier.", "qa_outputs.")
     )
+    if seed is not None:  # the new parts start from the seed alone, whatever else the model holds
+        model.init_by_name(report.fresh_keys, seed)
     if word_position_style == "roberta":
         convert_to_roberta_positions(model)
     return model, report

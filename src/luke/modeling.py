@@ -23,7 +23,8 @@ masks, oneDNN products, a shared FFN block at inference) lives in ``luke.kernels
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import zlib
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -391,25 +392,47 @@ class LukePreTrainedModel(nn.Module):
     def init_weights(self) -> None:
         """Initialise every parameter as the original code does (normal(0, initializer_range), zero biases
         and padding rows, LayerNorm = identity), then re-tie shared weights."""
-        std = self.config.initializer_range
         for module in self.modules():
-            if isinstance(module, nn.Linear):
+            self.init_module(module)
+        self.tie_weights()
+
+    def init_module(self, module: nn.Module) -> None:
+        """Initialise ``module``'s own parameters (not its children's) the way :meth:`init_weights` does."""
+        std = self.config.initializer_range
+        if isinstance(module, nn.Linear):
+            nn.init.normal_(module.weight, std=std)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            if module.embedding_dim == 1:
+                nn.init.zeros_(module.weight)
+            else:
                 nn.init.normal_(module.weight, std=std)
-                if module.bias is not None:
-                    nn.init.zeros_(module.bias)
-            elif isinstance(module, nn.Embedding):
-                if module.embedding_dim == 1:
-                    nn.init.zeros_(module.weight)
-                else:
-                    nn.init.normal_(module.weight, std=std)
-                if module.padding_idx is not None:
-                    with torch.no_grad():
-                        module.weight[module.padding_idx].zero_()
-            elif isinstance(module, nn.LayerNorm):
-                nn.init.ones_(module.weight)
-                nn.init.zeros_(module.bias)
-            elif isinstance(module, (LukeLMHead, EntityPredictionHead)):
-                nn.init.zeros_(module.bias)
+            if module.padding_idx is not None:
+                with torch.no_grad():
+                    module.weight[module.padding_idx].zero_()
+        elif isinstance(module, nn.LayerNorm):
+            nn.init.ones_(module.weight)
+            nn.init.zeros_(module.bias)
+        elif isinstance(module, (LukeLMHead, EntityPredictionHead)):
+            nn.init.zeros_(module.bias)
+
+    def init_by_name(self, names: Iterable[str], seed: int) -> None:
+        """Re-initialise the modules holding the parameters ``names`` (e.g. a fresh task head), each from a
+        random stream of its own, seeded by ``seed`` and the module's name: what a fresh module starts as
+        then depends on the seed alone, not on how many random numbers the rest of the model drew first
+        (with entity-aware attention or without, a larger entity table or a smaller one). So two runs that
+        differ in one option start from the same head, and an ablation measures the option, not a new draw."""
+        names = set(names)
+        modules = dict(self.named_modules())
+        for owner in sorted({name.rsplit(".", 1)[0] for name in names}):
+            module = modules.get(owner)
+            own = [f"{owner}.{p}" for p, _ in module.named_parameters(recurse=False)] if module is not None else []
+            if not own or not names.issuperset(own):  # a module with loaded parameters is left as it is
+                continue
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(zlib.crc32(f"{seed}:{owner}".encode()))
+                self.init_module(module)
         self.tie_weights()
 
     def tie_weights(self) -> None:

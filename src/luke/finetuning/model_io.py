@@ -93,7 +93,7 @@ def _luke_state(folder: Path) -> dict[str, torch.Tensor]:
 def _load_luke(
     folder: Path, cls: type, config: LukeConfig, state: dict[str, torch.Tensor], seed: int
 ) -> LukePreTrainedModel:
-    """A ``cls`` model with ``state`` loaded and a fresh head (initialised after ``torch.manual_seed(seed)``),
+    """A ``cls`` model with ``state`` loaded and a fresh head (drawn per module from ``seed``),
     except the heads ``cls.pretrained_heads`` names (entity disambiguation's masked-entity head), which are
     loaded and must be there."""
     kept = getattr(cls, "pretrained_heads", ())
@@ -106,7 +106,8 @@ def _load_luke(
     check_config_matches(config, {k: tuple(v.shape) for k, v in state.items()}, folder)  # before allocating
     torch.manual_seed(seed)
     model = cls(config)
-    load_state_dict(model, state, expected_missing=_HEADS)
+    report = load_state_dict(model, state, expected_missing=_HEADS)
+    model.init_by_name(report.fresh_keys, seed)  # the head from the seed alone (an ablation changes no draw)
     return model
 
 
